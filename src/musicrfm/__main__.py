@@ -1,0 +1,5 @@
+import sys
+
+from musicrfm.cli import main
+
+sys.exit(main())
