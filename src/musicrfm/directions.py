@@ -7,6 +7,7 @@ the bottom: vectors for layer i are added to the output of decoder block i.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,185 @@ class ConceptDirections:
             raise ConfigError(
                 f"unknown class {name!r} for concept {self.concept!r}; valid: {', '.join(self.classes)}"
             ) from None
+
+    # ------------------------------------------------------------------ compatibility
+    def check_compatible(self, model_info: dict[str, Any]) -> None:
+        """Raise CompatibilityError naming every difference from a model's info dict.
+
+        Compared: model_id (when both sides know it), hidden_size and num_layers (and that every
+        stored layer exists in the model).
+        """
+        problems = []
+        mine, theirs = self.meta.get("model_id"), model_info.get("model_id")
+        if mine and theirs and str(mine) != str(theirs):
+            problems.append(f"model_id: directions were trained on {mine!r}, model is {theirs!r}")
+        h = model_info.get("hidden_size")
+        if h is not None and int(h) != self.hidden_size:
+            problems.append(f"hidden_size: directions have {self.hidden_size}, model has {int(h)}")
+        n_mine, n_model = self.meta.get("num_layers"), model_info.get("num_layers")
+        if n_model is not None:
+            if n_mine is not None and int(n_mine) != int(n_model):
+                problems.append(
+                    f"num_layers: directions were trained on {int(n_mine)} layers, model has {int(n_model)}"
+                )
+            outside = [i for i in self.layers if i >= int(n_model)]
+            if outside:
+                problems.append(f"layers {outside} do not exist in a {int(n_model)}-layer model")
+        if problems:
+            raise CompatibilityError(
+                f"directions for concept {self.concept!r} do not fit this model: "
+                + "; ".join(problems)
+            )
+
+    # ------------------------------------------------------------------ selection
+    def _replace(self, **changes: Any) -> ConceptDirections:
+        fields = dict(
+            concept=self.concept,
+            classes=list(self.classes),
+            vectors=self.vectors,
+            scores=self.scores,
+            layers=list(self.layers),
+            eigenvalues=self.eigenvalues,
+            meta=dict(self.meta),
+        )
+        fields.update(changes)
+        return ConceptDirections(**fields)
+
+    def select_classes(self, names: str | Iterable[str]) -> ConceptDirections:
+        """Keep the named classes (in the given order)."""
+        names = [names] if isinstance(names, str) else list(names)
+        idx = [self.class_index(n) for n in names]
+        return self._replace(
+            classes=[self.classes[i] for i in idx],
+            vectors=self.vectors[:, idx],
+            scores=self.scores[:, idx],
+            eigenvalues=None if self.eigenvalues is None else self.eigenvalues[:, idx],
+        )
+
+    def select_components(self, components: int | Sequence[int]) -> ConceptDirections:
+        """Keep the first n components (an int) or the listed component indices."""
+        k = self.num_components
+        idx = (
+            list(range(components)) if isinstance(components, int) else [int(c) for c in components]
+        )
+        if not idx or any(not 0 <= c < k for c in idx):
+            raise ConfigError(
+                f"components {idx} out of range: these directions have {k} (0..{k - 1})"
+            )
+        return self._replace(
+            vectors=self.vectors[:, :, idx],
+            eigenvalues=None if self.eigenvalues is None else self.eigenvalues[:, :, idx],
+        )
+
+    def select_layers(self, layers: int | Iterable[int]) -> ConceptDirections:
+        """Keep the given model layers (0-based; negative counts from the model's top)."""
+        layers = [layers] if isinstance(layers, int) else list(layers)
+        n_model = int(self.meta.get("num_layers") or (max(self.layers) + 1))
+        pos = []
+        for layer in layers:
+            j = int(layer) + n_model if int(layer) < 0 else int(layer)
+            if j not in self.layers:
+                raise ConfigError(
+                    f"layer {layer} not in these directions; available: {self.layers}"
+                )
+            pos.append(self.layers.index(j))
+        return self._replace(
+            vectors=self.vectors[pos],
+            scores=self.scores[pos],
+            layers=[self.layers[p] for p in pos],
+            eigenvalues=None if self.eigenvalues is None else self.eigenvalues[pos],
+        )
+
+    def for_layer(self, layer: int, cls: str | None = None, component: int = 0) -> torch.Tensor:
+        """One unit vector (hidden,) for a model layer, class (default: the first) and component."""
+        c = 0 if cls is None else self.class_index(cls)
+        return self.select_layers(layer).vectors[0, c, component]
+
+    # ------------------------------------------------------------------ arithmetic
+    def _check_same_frame(self, other: ConceptDirections) -> None:
+        if not isinstance(other, ConceptDirections):
+            raise ConfigError(f"cannot combine directions with {type(other).__name__}")
+        if other.vectors.shape != self.vectors.shape or other.layers != self.layers:
+            raise ConfigError(
+                "directions must have the same layers, classes, components and hidden size to be "
+                f"combined: {tuple(self.vectors.shape)} layers {self.layers} vs "
+                f"{tuple(other.vectors.shape)} layers {other.layers}"
+            )
+        for key in ("model_id", "hidden_size"):
+            a, b = self.meta.get(key), other.meta.get(key)
+            if a is not None and b is not None and a != b:
+                raise CompatibilityError(
+                    f"cannot combine directions with different {key}: {a!r} vs {b!r}"
+                )
+
+    def _combined(
+        self, vectors: torch.Tensor, op: str, other: ConceptDirections | None
+    ) -> ConceptDirections:
+        meta = dict(self.meta)
+        meta["derived"] = {
+            "op": op,
+            "from": [self.concept] + ([other.concept] if other is not None else []),
+        }
+        concept = self.concept if other is None else f"{self.concept}{op}{other.concept}"
+        classes = list(self.classes)
+        if other is not None and other.classes != self.classes:
+            classes = [f"{a}{op}{b}" for a, b in zip(self.classes, other.classes)]
+        scores = self.scores if other is None else torch.minimum(self.scores, other.scores)
+        return self._replace(
+            concept=concept,
+            classes=classes,
+            vectors=vectors,
+            scores=scores,
+            eigenvalues=None,
+            meta=meta,
+        )
+
+    def add(self, other: ConceptDirections) -> ConceptDirections:
+        """Elementwise sum (not re-normalised; see ``normalized``); scores = the minimum of both."""
+        self._check_same_frame(other)
+        return self._combined(self.vectors + other.vectors, "+", other)
+
+    def subtract(self, other: ConceptDirections) -> ConceptDirections:
+        self._check_same_frame(other)
+        return self._combined(self.vectors - other.vectors, "-", other)
+
+    def scale(self, factor: float) -> ConceptDirections:
+        """Multiply every vector by a number (scores and eigenvalues' order are unchanged)."""
+        out = self._combined(self.vectors * float(factor), "*", None)
+        out.meta["derived"]["factor"] = float(factor)
+        out.eigenvalues = self.eigenvalues
+        return out
+
+    def negate(self) -> ConceptDirections:
+        return self.scale(-1.0)
+
+    def normalized(self) -> ConceptDirections:
+        """Every vector rescaled to unit norm (zero vectors stay zero)."""
+        norms = self.vectors.norm(dim=-1, keepdim=True)
+        return self._replace(
+            vectors=self.vectors / torch.where(norms > 0, norms, torch.ones_like(norms))
+        )
+
+    def __add__(self, other: ConceptDirections) -> ConceptDirections:
+        return self.add(other)
+
+    def __sub__(self, other: ConceptDirections) -> ConceptDirections:
+        return self.subtract(other)
+
+    def __mul__(self, factor: float) -> ConceptDirections:
+        if not isinstance(factor, (int, float)):
+            return NotImplemented
+        return self.scale(factor)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, factor: float) -> ConceptDirections:
+        if not isinstance(factor, (int, float)):
+            return NotImplemented
+        return self.scale(1.0 / factor)
+
+    def __neg__(self) -> ConceptDirections:
+        return self.negate()
 
     def save(self, path: str | Path) -> Path:
         """Write `path.safetensors` and `path.json` (path may be given with or without suffix)."""

