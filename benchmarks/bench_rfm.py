@@ -165,7 +165,7 @@ def part_target(args: argparse.Namespace) -> None:
     out = []
     for layer in args.paper_layers:
         li = layers.index(layer)
-        for c in range(args.paper_classes):
+        for c in range(args.paper_class_start, args.paper_class_start + args.paper_classes):
             yb, sub = subsets[c]
             X = fs.features[layer]
             t1 = time.process_time()
@@ -216,6 +216,7 @@ def main() -> None:
     ap.add_argument("--multiclass", action="store_true", help="also train the multiclass probes")
     ap.add_argument("--paper-layers", type=int, nargs="*", default=[12])
     ap.add_argument("--paper-classes", type=int, default=2)
+    ap.add_argument("--paper-class-start", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

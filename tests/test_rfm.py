@@ -156,10 +156,10 @@ def test_parity_with_xrfm_on_synthetic_layers():
     for seed, (L, q, centre) in enumerate(
         [(5.0, 1.0, False), (20.0, 0.8, True), (40.0, 1.3, False)]
     ):
-        X, y, _ = _planted(n=360, d=32, seed=10 + seed, noise=1.5)
-        Xt, yt, Xv, yv = X[:260], y[:260], X[260:], y[260:]
+        X, y, _ = _planted(n=300, d=16, seed=10 + seed, noise=1.5)
+        Xt, yt, Xv, yv = X[:220], y[:220], X[220:], y[220:]
         p = RFMParams(bandwidth=L, reg=1e-3, exponent=q, center_grads=centre)
-        ours = RFM(p, iters=4).fit(Xt, yt, Xv, yv)
+        ours = RFM(p, iters=3).fit(Xt, yt, Xv, yv)
         ref = xrfm.RFM(
             kernel="laplace",
             bandwidth=L,

@@ -48,7 +48,7 @@ class Budget:
     patience: int | None  # stop after this many iterations without improvement
     early_stop_multiplier: float | None  # xrfm's rule: stop when metric < best / multiplier
     agop_max_points: int | None
-    mc_draws: int  # multiclass probes
+    mc_draws: int  # multiclass probes (and task="multiclass" directions; no row cap for those)
     mc_keep: int
     mc_iters: int
     mc_max_train: int | None  # cap on multiclass training rows (stratified subsample)
@@ -435,6 +435,7 @@ def train_directions(
                 seed=seed + 1000 * layer + ci,
                 device=device,
                 n_classes=len(classes) if rtask == "multiclass" else None,
+                multiclass=rtask == "multiclass",
             )
             m = fit.model
             vals, vecs = m.eigenvectors(k)

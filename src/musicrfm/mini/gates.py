@@ -156,7 +156,7 @@ def run_gates(
     folder: str | Path,
     *,
     seed: int = 0,
-    n_per_prompt: int = 3,
+    n_per_prompt: int = 2,
     write_card: bool = True,
     max_codec_clips: int = 148,
     threads: int = 1,

@@ -1,0 +1,122 @@
+"""`musicrfm demo`: the README's main command -- the whole method end to end, offline."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "demo",
+        help="run the whole method end to end and write an HTML report (offline, minutes)",
+        description=(
+            "Synthesise a small note set, extract the model's per-layer features, train RFM note "
+            "directions, generate unsteered, steered (one target note at two strengths), control "
+            "(random and sign-flipped directions at equal norm) and crossfade clips from "
+            "instrument prompts, judge every clip with an independent note detector, and write "
+            "a report folder: index.html with audio players, figures, and results tables "
+            "(accuracy with bootstrap 95%% CIs and n). Runs on the bundled mini model by default "
+            "in under 5 minutes on 2 CPU cores; the dataset and features are cached in --work so "
+            "a re-run is faster."
+        ),
+    )
+    p.add_argument(
+        "--model",
+        default="mini",
+        help="'mini' (the bundled model, default), a hub id such as facebook/musicgen-small, "
+        "a local model folder, or random:tiny (plumbing only)",
+    )
+    p.add_argument("--out", default="demo-report", help="report folder (default demo-report)")
+    p.add_argument(
+        "--work",
+        default=None,
+        help="cache folder for the synthetic dataset and features (default ~/.cache/musicrfm/demo)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed for data, probes, controls, sampling")
+    p.add_argument("--target", default="D", help="the note to steer toward (default D)")
+    p.add_argument(
+        "--crossfade-to",
+        default=None,
+        help="second note of the crossfade (default: a tritone away)",
+    )
+    p.add_argument(
+        "--coefs",
+        default=None,
+        help="comma-separated η0 values (default: 0.25 and 0.5 x the median activation norm)",
+    )
+    p.add_argument(
+        "--controls",
+        default=None,
+        help="comma-separated controls: random, flip, orthogonal, other_class (default random,flip)",
+    )
+    p.add_argument("--quick", action="store_true", help="a reduced run (CI): fewer clips, one η0")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import shlex
+    import sys
+    from dataclasses import replace
+
+    from musicrfm.demo import DemoConfig, run_demo
+    from musicrfm.errors import ConfigError
+
+    cfg = DemoConfig.quick() if args.quick else DemoConfig()
+    changes: dict = {}
+    if args.coefs:
+        try:
+            changes["coefs"] = tuple(float(c) for c in args.coefs.split(",") if c.strip())
+        except ValueError:
+            raise ConfigError(
+                f"--coefs must be comma-separated numbers, got {args.coefs!r}"
+            ) from None
+    if args.controls is not None:
+        changes["controls"] = tuple(c.strip() for c in args.controls.split(",") if c.strip())
+    if args.crossfade_to:
+        changes["crossfade_to"] = args.crossfade_to
+    cfg = replace(cfg, target=args.target, **changes)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    result = run_demo(
+        model=args.model,
+        out=args.out,
+        work=args.work,
+        seed=args.seed,
+        quick=args.quick,
+        config=cfg,
+        device=args.device,
+        progress=not args.no_progress,
+        command="musicrfm " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        if sys.argv[1:2] == ["demo"]
+        else None,
+    )
+    s = result.summary
+    print(
+        f"MusicRFM demo on {result.settings['model_id']}: steering toward {result.settings['target']}"
+    )
+    for _, r in s.iterrows():
+        coef = f" η0={r['coef']:g}" if r["coef"] else ""
+        print(
+            f"  {r['condition']:<10}{coef:<12} accuracy {r['accuracy']:.2f} "
+            f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}] n={r['n']}"
+        )
+    xf = result.crossfade
+    if xf.get("n"):
+        print(
+            f"  crossfade {xf['a']}->{xf['b']}: starts on {xf['a']} {xf['starts_on_a']:.2f}, "
+            f"ends on {xf['b']} {xf['ends_on_b']:.2f} (n={xf['n']})"
+        )
+    verdict = "beats" if result.beats_controls else "does NOT clearly beat"
+    print(
+        f"  the concept direction {verdict} every control and the baseline (95% CI of the difference)"
+    )
+    print(f"report: {result.html} ({result.seconds:.0f} s)")
+    return 0
