@@ -149,3 +149,15 @@ def test_cli_trains_and_saves(folder, tmp_path, capsys) -> None:
     assert (
         main(["evaluate", "instrument", "--data", str(tmp_path / "none"), "--out", str(stem)]) == 2
     )
+
+
+def test_mlp_model_roundtrip(folder, tmp_path) -> None:
+    clf, report = train_instrument_classifier(folder, model="mlp", hidden_sizes=(16,), seed=0)
+    assert len(clf.hidden) == 1 and clf.hidden[0][0].shape == (16, len(FEATURE_NAMES))
+    assert report["test_accuracy"] >= 5 / 6
+    again = InstrumentClassifier.load(clf.save(tmp_path / "mlp"))
+    x = [_timbre("pipe", 61), _timbre("piano", 70)]
+    assert np.allclose(again.predict_proba(x, SR), clf.predict_proba(x, SR))
+    assert again.predict(x, SR) == ["pipe", "piano"]
+    with pytest.raises(ConfigError, match="model must be"):
+        train_instrument_classifier(folder, model="forest")

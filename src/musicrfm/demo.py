@@ -469,8 +469,8 @@ def _plot_crossfade(xf: dict[str, Any], path: Path) -> Path:
         ax.fill_between(t, np.clip(m - sd, 0, 1), np.clip(m + sd, 0, 1), color=color, alpha=0.15)
     twin = ax.twinx()
     s = np.linspace(0, xf["seconds"], 50)
-    twin.plot(s, 1 - s / xf["seconds"], "--", color="#1f77b4", alpha=0.5, label=f"η({xf['a']})")
-    twin.plot(s, s / xf["seconds"], "--", color="#d62728", alpha=0.5, label=f"η({xf['b']})")
+    twin.plot(s, 1 - s / xf["seconds"], "--", color="#1f77b4", alpha=0.5, label=f"schedule {xf['a']}")
+    twin.plot(s, s / xf["seconds"], "--", color="#d62728", alpha=0.5, label=f"schedule {xf['b']}")
     twin.set_ylim(0, 1.05)
     twin.set_ylabel("schedule φ(t)")
     ax.set_ylim(0, 1.05)
@@ -530,7 +530,7 @@ def _write_report(
         f"<li>Features: output of each of the {settings['num_layers']} decoder blocks, mean-pooled "
         "over the clip, empty text prompt.</li>"
         f"<li>Directions: top AGOP eigenvector of one-vs-rest RFM probes per layer and note "
-        f"(budget '{settings['budget']}'); mean validation AUC of the {target} probe per layer: "
+        f"(budget '{settings['budget']}'); validation AUC of the {target}-vs-rest probe per layer: "
         f"{', '.join(f'{s:.2f}' for s in settings['target_auc_per_layer'])}; multiclass probe "
         f"best validation accuracy {settings['multiclass_val_accuracy']:.2f} (chance 0.083).</li>"
         f"<li>Steering: the unit direction × η0 added to every decoder block's output at every "

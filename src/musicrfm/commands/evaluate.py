@@ -84,6 +84,12 @@ def register(subparsers: Any) -> None:
         "--label", default="instrument_family", help="label column (default instrument_family)"
     )
     i.add_argument("--limit-per-class", type=int, help="at most this many clips per label")
+    i.add_argument(
+        "--model",
+        choices=("logistic", "mlp"),
+        default="logistic",
+        help="logistic regression (default) or a small ReLU MLP (256, 128)",
+    )
     i.add_argument("--seed", type=int, default=0)
     parser.set_defaults(func=run, _parser=parser)
 
@@ -191,7 +197,11 @@ def _instrument(args: argparse.Namespace) -> int:
     from musicrfm.evaluation.instrument import train_instrument_classifier
 
     clf, report = train_instrument_classifier(
-        args.data, label=args.label, limit_per_class=args.limit_per_class, seed=args.seed
+        args.data,
+        label=args.label,
+        limit_per_class=args.limit_per_class,
+        model=args.model,
+        seed=args.seed,
     )
     path = clf.save(args.out)
     if "test_accuracy" in report:

@@ -631,10 +631,32 @@ def run_sweep(
         cfg = parse_config(config)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    if cfg.threads:
+    if cfg.threads:  # set for the sweep only, restored afterwards
         import torch
 
+        threads = torch.get_num_threads()
         torch.set_num_threads(cfg.threads)
+        try:
+            return _run(cfg, out, model, directions, on_condition, progress)
+        finally:
+            torch.set_num_threads(threads)
+    return _run(cfg, out, model, directions, on_condition, progress)
+
+
+def _run(
+    cfg: SweepConfig,
+    out: Path,
+    model: Any,
+    directions: Mapping[str, ConceptDirections] | None,
+    on_condition: Callable[[Condition, int], None] | None,
+    progress: bool,
+) -> SweepRun:
+    for what, path in (
+        ("clap_checkpoint", cfg.clap_checkpoint),
+        ("instrument_classifier", cfg.instrument_classifier),
+    ):
+        if path and not (Path(path).exists() or Path(path + ".safetensors").exists()):
+            raise ConfigError(f"{what} not found: {path} (fix the path or remove the key)")
     if model is None:
         from musicrfm.models import load_model
 
@@ -656,6 +678,8 @@ def run_sweep(
                         "classes": a.directions.classes,
                         "layers": a.directions.layers,
                         "probe_layer": a.probe_layer,
+                        "score_name": a.directions.meta.get("score_name", "score"),
+                        "layer_scores": [float(x) for x in a.directions.scores.mean(1)],
                         "detector": cfg.concepts[n].detector,
                     }
                     for n, a in assets.items()
@@ -815,7 +839,7 @@ def _evaluate(
             same = [t.target for t in cond.terms if t.concept == cond.concept]
             row["correct"] = any(det.label_matches(spec.detector, d.label, t) for t in same)
         if d is not None:
-            row.update(_trace(d, cond, spec.detector))
+            row.update(_trace(_fine_trace(y, sr, d, cond, spec.detector), cond, spec.detector))
         rows.append(row)
     if classifier is not None:
         from musicrfm.evaluation.instrument import prompt_adherence
@@ -860,6 +884,22 @@ def _score(d: Any, detector: str, target: str) -> dict[str, Any]:
         if key in d.details:
             row[key] = d.details[key]
     return row
+
+
+def _fine_trace(y: Any, sr: int, d: Any, cond: Condition, detector: str) -> Any:
+    """For schedules and crossfades: the detector again with windows of 1/8 of the clip (at
+    most 1 s), so the trace can follow the schedule; the clip-level label stays the default."""
+    if cond.kind not in ("schedule", "crossfade") or detector == "tempos":
+        return d
+    from musicrfm.evaluation import detectors as det
+
+    seconds = float(np.asarray(y).shape[-1]) / float(sr)
+    window = min(1.0, max(seconds / 8.0, 0.1))
+    try:
+        return det.detect(y, sr, detector, window_s=window, hop_s=window / 2)
+    except Exception as e:  # keep the default trace
+        log.debug("fine trace failed: %s", e)
+        return d
 
 
 def _trace(d: Any, cond: Condition, detector: str) -> dict[str, Any]:

@@ -8,7 +8,8 @@ its prediction on steered and unsteered generations with the instrument named in
 
 Model: standardised timbre statistics (MFCCs and deltas, spectral centroid/bandwidth/roll-off/
 flatness/contrast, zero-crossing rate; :data:`FEATURE_NAMES`) into a multinomial logistic
-regression (scikit-learn for fitting only). Saved as plain arrays in ``.safetensors`` plus a JSON
+regression (``model="logistic"``, default) or a small ReLU MLP (``model="mlp"``); scikit-learn
+is used for fitting only. Saved as plain arrays in ``.safetensors`` plus a JSON
 sidecar -- no pickle -- and predicted with numpy alone.
 """
 
@@ -137,30 +138,45 @@ def instrument_features(audio: Any, sr: int) -> np.ndarray:
 
 @dataclass
 class InstrumentClassifier:
-    """A fitted linear softmax classifier over standardised timbre features."""
+    """A fitted softmax classifier over standardised timbre features.
+
+    ``hidden`` holds (weight (out, in), bias (out,)) ReLU layers applied before the softmax
+    layer ``coef``/``intercept``; empty for the logistic model.
+    """
 
     classes: tuple[str, ...]
-    coef: np.ndarray  # (classes, features)
+    coef: np.ndarray  # (classes, last hidden size or features)
     intercept: np.ndarray  # (classes,)
     mean: np.ndarray  # (features,)
     scale: np.ndarray  # (features,)
     label_column: str = "instrument_family"
     meta: dict[str, Any] = field(default_factory=dict)
+    hidden: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         k, d = len(self.classes), len(FEATURE_NAMES)
+        width = d
+        bad_layers = []
+        for i, (w, b) in enumerate(self.hidden):
+            if w.ndim != 2 or w.shape[1] != width or b.shape != (w.shape[0],):
+                bad_layers.append(f"layer{i} {w.shape}/{b.shape} after width {width}")
+            width = w.shape[0]
         shapes = {
-            "coef": (self.coef.shape, (k, d)),
+            "coef": (self.coef.shape, (k, width)),
             "intercept": (self.intercept.shape, (k,)),
             "mean": (self.mean.shape, (d,)),
             "scale": (self.scale.shape, (d,)),
         }
-        bad = [f"{n} {got} != {want}" for n, (got, want) in shapes.items() if tuple(got) != want]
+        bad = bad_layers + [
+            f"{n} {got} != {want}" for n, (got, want) in shapes.items() if tuple(got) != want
+        ]
         if bad:
             raise CompatibilityError(f"instrument classifier arrays do not fit: {'; '.join(bad)}")
 
     def predict_proba_features(self, features: np.ndarray) -> np.ndarray:
         z = (np.atleast_2d(features) - self.mean) / self.scale
+        for w, b in self.hidden:
+            z = np.maximum(z @ w.T + b, 0.0)
         logits = z @ self.coef.T + self.intercept
         logits -= logits.max(axis=1, keepdims=True)
         p = np.exp(logits)
@@ -208,6 +224,9 @@ class InstrumentClassifier:
             "mean": self.mean.astype(np.float64),
             "scale": self.scale.astype(np.float64),
         }
+        for i, (w, b) in enumerate(self.hidden):
+            tensors[f"hidden{i}.weight"] = w.astype(np.float64)
+            tensors[f"hidden{i}.bias"] = b.astype(np.float64)
         target = base.with_suffix(".safetensors")
         tmp = target.with_name(f".{target.name}.part")
         save_file(tensors, str(tmp))
@@ -266,6 +285,10 @@ class InstrumentClassifier:
             scale=arrays["scale"],
             label_column=meta.get("label_column", "instrument_family"),
             meta=extra,
+            hidden=[
+                (arrays[f"hidden{i}.weight"], arrays[f"hidden{i}.bias"])
+                for i in range(sum(1 for key in arrays if key.endswith(".weight")))
+            ],
         )
 
 
@@ -287,6 +310,9 @@ def train_instrument_classifier(
     limit_per_class: int | None = None,
     test_fraction: float = 0.25,
     C: float = 1.0,
+    model: str = "logistic",
+    hidden_sizes: tuple[int, ...] = (256, 128),
+    alpha: float = 1e-3,
     seed: int = 0,
 ) -> tuple[InstrumentClassifier, dict[str, Any]]:
     """Fit the classifier on a labelled dataset folder; returns it and a held-out report.
@@ -295,9 +321,15 @@ def train_instrument_classifier(
     ``limit_per_class`` per label (seeded), then split stratified by label (``test_fraction``
     held out, seeded). The report has train/test sizes, held-out accuracy with a bootstrap 95%
     CI and the confusion table. The saved model is refitted on all rows.
+
+    ``model="logistic"`` (inverse regularisation ``C``) or ``"mlp"`` (ReLU layers
+    ``hidden_sizes``, L2 ``alpha``, Adam; seeded).
     """
+    if model not in ("logistic", "mlp"):
+        raise ConfigError(f"model must be 'logistic' or 'mlp', got {model!r}")
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import MLPClassifier
 
     from musicrfm.evaluation.metrics import bootstrap_ci
     from musicrfm.synth import load_dataset
@@ -329,13 +361,23 @@ def train_instrument_classifier(
         mean = xs.mean(axis=0)
         scale = xs.std(axis=0)
         scale[scale < 1e-9] = 1.0
-        model = LogisticRegression(C=C, max_iter=5000, random_state=seed)
-        model.fit((xs - mean) / scale, ys)
-        coef, intercept = model.coef_, model.intercept_
+        z = (xs - mean) / scale
+        layers: list[tuple[np.ndarray, np.ndarray]] = []
+        if model == "mlp":
+            net = MLPClassifier(hidden_sizes, alpha=alpha, max_iter=2000, random_state=seed)
+            net.fit(z, ys)
+            layers = [(w.T.copy(), b.copy()) for w, b in zip(net.coefs_[:-1], net.intercepts_[:-1])]
+            fitted_classes = list(net.classes_)
+            coef, intercept = net.coefs_[-1].T, net.intercepts_[-1]
+        else:
+            lr = LogisticRegression(C=C, max_iter=5000, random_state=seed)
+            lr.fit(z, ys)
+            fitted_classes = list(lr.classes_)
+            coef, intercept = lr.coef_, lr.intercept_
         if coef.shape[0] == 1:  # binary: sigmoid(w.x + b) == softmax over logits (0, w.x + b)
             coef = np.vstack([np.zeros_like(coef), coef])
             intercept = np.concatenate([[0.0], intercept])
-        order = [list(model.classes_).index(c) for c in classes]
+        order = [fitted_classes.index(c) for c in classes]
         return InstrumentClassifier(
             classes=classes,
             coef=coef[order].astype(np.float64),
@@ -343,6 +385,7 @@ def train_instrument_classifier(
             mean=mean,
             scale=scale,
             label_column=label,
+            hidden=layers,
         )
 
     n_test = max(len(classes), int(round(test_fraction * len(y))))
@@ -366,7 +409,10 @@ def train_instrument_classifier(
         "trained_on": str(ds.root),
         "n": int(len(y)),
         "seed": seed,
-        "C": C,
+        "model": model,
+        "C": C if model == "logistic" else None,
+        "hidden_sizes": list(hidden_sizes) if model == "mlp" else [],
+        "alpha": alpha if model == "mlp" else None,
         "concepts": list(concepts) if concepts else None,
         "test_accuracy": report.get("test_accuracy"),
         "n_test": report.get("n_test"),

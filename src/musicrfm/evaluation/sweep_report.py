@@ -22,6 +22,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +142,9 @@ def _mean_trace(group: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarra
     return times[0][:n], np.mean([t[:n] for t in traces], axis=0)
 
 
-def trace_figures(frame: pd.DataFrame, out: Path, frame_rate: float) -> list[tuple[str, Path]]:
+def trace_figures(
+    frame: pd.DataFrame, out: Path, frame_rate: float, seconds: float | None = None
+) -> list[tuple[str, Path]]:
     """Mean detector probability of the target over time per schedule / crossfade, with the
     schedule's strength overlaid (the paper's Figure 1, judged by an independent detector)."""
     from musicrfm.evaluation.detectors import Detection
@@ -168,7 +171,8 @@ def trace_figures(frame: pd.DataFrame, out: Path, frame_rate: float) -> list[tup
         else:
             schedule = parse_schedule(str(variant))
         if len(times):
-            horizon = max(int(round((float(times[-1]) + 0.5) * frame_rate)), 1)
+            length = seconds if seconds else float(times[-1]) + float(times[0])
+            horizon = max(int(round(length * frame_rate)), 1)
             steps = np.arange(horizon)
             sched = (steps / frame_rate, schedule.values(horizon, frame_rate=frame_rate))
         det = Detection(
@@ -193,6 +197,25 @@ def trace_figures(frame: pd.DataFrame, out: Path, frame_rate: float) -> list[tup
             continue
         figs.append((title, path))
     return figs
+
+
+def plot_layer_scores(concepts: dict[str, Any], path: Path) -> Path | None:
+    """Per-layer direction scores (mean over classes) per concept, from ``sweep.json``."""
+    have = {n: c for n, c in concepts.items() if c.get("layer_scores")}
+    if not have:
+        return None
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.0, 3.4), layout="constrained")
+    ax = fig.subplots()
+    for name, c in have.items():
+        ax.plot(c["layers"], c["layer_scores"], marker="o", label=f"{name} ({c.get('score_name')})")
+    ax.set_xlabel("layer (0-based decoder block output)")
+    ax.set_ylabel("validation score")
+    ax.legend(fontsize=7)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
 
 
 def build_sweep_report(
@@ -289,7 +312,22 @@ def build_sweep_report(
         sections.append(
             (titles.get(name, name), table.to_html(index=False, float_format=lambda v: f"{v:.3f}"))
         )
-    figs = trace_figures(frame, out, float(info.get("frame_rate") or 50.0))
+    layer_fig = plot_layer_scores(info.get("concepts") or {}, out / "figures" / "layer_scores.png")
+    if layer_fig is not None:
+        sections.append(
+            (
+                "Per-layer direction scores",
+                f"<img src='figures/{layer_fig.name}' alt='per-layer scores'>"
+                "<p>Validation score of the directions per layer (mean over classes); it drives "
+                "top-K selection and linear/exponential layer weights.</p>",
+            )
+        )
+    figs = trace_figures(
+        frame,
+        out,
+        float(info.get("frame_rate") or 50.0),
+        (info.get("config") or {}).get("seconds"),
+    )
     if figs:
         sections.append(
             (
@@ -314,7 +352,9 @@ def _examples(frame: pd.DataFrame, sweep_dir: Path, out: Path, seed: int) -> str
     from musicrfm.evaluation import detectors as det
 
     cards = []
-    picks = frame.groupby(["kind", "concept", "condition", "variant", "coef"], sort=True).head(1)
+    # one clip per kind / concept / condition / variant, at its strongest η0
+    strongest = frame.sort_values("coef", ascending=False, kind="stable")
+    picks = strongest.groupby(["kind", "concept", "condition", "variant"], sort=True).head(1)
     for i, (_, row) in enumerate(picks.iterrows()):
         audio = sweep_dir / row["audio_path"]
         caption = html.escape(
@@ -335,9 +375,9 @@ def _examples(frame: pd.DataFrame, sweep_dir: Path, out: Path, seed: int) -> str
                 f"<figure><figcaption>{caption} ({html.escape(str(e))})</figcaption></figure>"
             )
             continue
-        rel = Path("..") / row["audio_path"] if out == sweep_dir / "report" else audio.resolve()
+        rel = Path(os.path.relpath(audio.resolve(), out.resolve())).as_posix()
         cards.append(
-            f"<figure><audio controls preload='none' src='{html.escape(rel.as_posix())}'></audio>"
+            f"<figure><audio controls preload='none' src='{html.escape(rel)}'></audio>"
             f"<img src='figures/{panels.name}' width='420' alt='spectrogram'>"
             f"<figcaption>{caption}</figcaption></figure>"
         )
