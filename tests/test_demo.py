@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from musicrfm.errors import ModelError
 
@@ -33,12 +34,21 @@ def demo(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("demo-report")
     work = tmp_path_factory.mktemp("demo-work")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the CLI does: more threads are far slower on a shared CPU
+    try:
+        yield _run(run_demo, DemoConfig, out, work)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(run_demo, DemoConfig, out, work):  # noqa: N803
     if MINI:
         return run_demo(model="mini", out=out, work=work, quick=True, progress=False)
     # plumbing only: a random tiny MusicGen, the smallest sizes that still exercise every stage
     cfg = replace(
         DemoConfig.quick(),
-        clips_per_class=3,
+        clips_per_class=6,
         prompts=("acoustic piano", "violin"),
         crossfade_clips=2,
         seconds=1.0,

@@ -152,8 +152,8 @@ def test_cli_trains_and_saves(folder, tmp_path, capsys) -> None:
 
 
 def test_mlp_model_roundtrip(folder, tmp_path) -> None:
-    clf, report = train_instrument_classifier(folder, model="mlp", hidden_sizes=(16,), seed=0)
-    assert len(clf.hidden) == 1 and clf.hidden[0][0].shape == (16, len(FEATURE_NAMES))
+    clf, report = train_instrument_classifier(folder, model="mlp", hidden_sizes=(32,), seed=0)
+    assert len(clf.hidden) == 1 and clf.hidden[0][0].shape == (32, len(FEATURE_NAMES))
     assert report["test_accuracy"] >= 5 / 6
     again = InstrumentClassifier.load(clf.save(tmp_path / "mlp"))
     x = [_timbre("pipe", 61), _timbre("piano", 70)]

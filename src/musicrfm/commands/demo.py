@@ -36,25 +36,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="cache folder for the synthetic dataset and features (default ~/.cache/musicrfm/demo)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed for data, probes, controls, sampling")
-    p.add_argument("--target", default="D", help="the note to steer toward (default D)")
+    p.add_argument("--target", default=None, help="the note to steer toward (default G)")
     p.add_argument(
         "--crossfade-to",
         default=None,
-        help="second note of the crossfade (default: a tritone away)",
+        help="second note of the crossfade (default D#; 'tritone': a tritone from the target)",
     )
     p.add_argument(
         "--coefs",
         default=None,
-        help="comma-separated η0 values (default: 0.25 and 0.5 x the median activation norm)",
+        help="comma-separated η0 values (default: 0.5 and 1 x the median activation norm; --quick: 1 x)",
     )
     p.add_argument(
         "--controls",
         default=None,
-        help="comma-separated controls: random, flip, orthogonal, other_class (default random,flip)",
+        help="comma-separated controls: random, flip, orthogonal, other_class "
+        "(default random,flip,orthogonal; --quick: random,flip)",
     )
     p.add_argument("--quick", action="store_true", help="a reduced run (CI): fewer clips, one η0")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: more threads are slower on a shared, loaded CPU)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -79,8 +85,10 @@ def run(args: argparse.Namespace) -> int:
     if args.controls is not None:
         changes["controls"] = tuple(c.strip() for c in args.controls.split(",") if c.strip())
     if args.crossfade_to:
-        changes["crossfade_to"] = args.crossfade_to
-    cfg = replace(cfg, target=args.target, **changes)
+        changes["crossfade_to"] = None if args.crossfade_to == "tritone" else args.crossfade_to
+    if args.target:
+        changes["target"] = args.target
+    cfg = replace(cfg, **changes)
     if args.threads:
         import torch
 

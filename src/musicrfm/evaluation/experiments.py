@@ -526,8 +526,8 @@ def prepare_concepts(
             probe = _load_probe(Path(spec.probes) if spec.probes else folder / "probes")
         else:
             target_dir = out / "directions" / name
-            if (target_dir / "probes").exists() or list(target_dir.glob("*.safetensors")):
-                found = sorted(target_dir.glob("*.safetensors"))
+            found = sorted(target_dir.glob("*.safetensors"))
+            if found:  # trained by an earlier (interrupted) run of this sweep
                 cd = ConceptDirections.load(found[0])
             else:
                 cd = _train(spec, model, target_dir)
@@ -704,11 +704,16 @@ def _run(
     for cond in iterator:
         plan = build_plan(cond, assets, cfg.control_seed)
         plan_dict = plan.to_dict(strict=False) if plan is not None else None
+        # the content digest identifies the directions; their file path does not (moving the
+        # sweep or its config must not invalidate the cache)
+        plan_key = copy.deepcopy(plan_dict)
+        for item in (plan_key or {}).get("direction", []):
+            item.pop("directions", None)
         ghash = _hash(
             {
                 "model": minfo,
                 "generation": gen_opts,
-                "plan": plan_dict,
+                "plan": plan_key,
                 "prompts": cfg.prompts,
                 "seeds": cfg.seeds,
             }

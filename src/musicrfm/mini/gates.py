@@ -323,6 +323,9 @@ def write_model_card(folder: Path, info: dict[str, Any], gates: dict[str, Any] |
         f"--steps {cfg.get('steps')} --seed {cfg.get('seed')}`.",
         "",
     ]
+    lines += [f"- {note}" for note in info.get("notes", [])]
+    if info.get("notes"):
+        lines.append("")
     if gates:
         s, c, g, cal = gates["summary"], gates["codec"], gates["generation"], gates["calibration"]
         ok = {True: "pass", False: "FAIL"}
