@@ -68,9 +68,9 @@ STAGES = 7
 class DemoConfig:
     """What the demo does. :meth:`quick` is the reduced run used in CI."""
 
-    # G -> D#: on the bundled mini model only some note directions steer reliably (a 12-note
-    # sweep at η0 = 1x, 8 clips each: B, D#, F#, G 8/8, A 6/8, C 4/8, G# 3/8; the others land on
-    # a neighbour or a fifth, e.g. D -> D#/E). Chosen after that sweep: pass --target to change.
+    # G -> D#: on the bundled mini model (2300 steps) only some note directions steer reliably:
+    # a 12-note sweep at η0 = 1x (8 clips each, seed 11) hit A, A#, B, D#, F#, G 8/8, C 7/8,
+    # D 4/8, E, G# 2/8, C# 1/8, F 0/8 (F lands on F#). Chosen after that sweep; --target changes it.
     target: str = "G"
     crossfade_to: str | None = "D#"  # None: the note a tritone away from the target
     clips_per_class: int = 24  # training clips per pitch class
@@ -250,8 +250,13 @@ def _jobs(cd: Any, cfg: DemoConfig, coefs: Sequence[float], seed: int, target: s
     for c in coefs:
         jobs.append(_Job("concept", c, SteeringPlan.single(cd, target, c), items, target))
     for kind in cfg.controls:
-        ctl = control_directions(cd, kind, target=target, seed=seed)
-        jobs.append(_Job(kind, top, SteeringPlan.single(ctl, target, top), items, target))
+        # random/orthogonal: a different random direction for each generation seed, so the
+        # control's estimate averages over directions instead of resting on a single draw
+        draws = range(len(seeds)) if kind in ("random", "orthogonal") else [0]
+        for k in draws:
+            ctl = control_directions(cd, kind, target=target, seed=seed + k)
+            sub = items if len(draws) == 1 else [(p, seeds[k]) for p in prompts]
+            jobs.append(_Job(kind, top, SteeringPlan.single(ctl, target, top), sub, target))
     if cfg.crossfade_clips > 0:
         n_p = len(prompts)
         xf_items = [
@@ -260,6 +265,18 @@ def _jobs(cd: Any, cfg: DemoConfig, coefs: Sequence[float], seed: int, target: s
         plan = SteeringPlan.crossfade(cd, target, b, top)
         jobs.append(_Job("crossfade", top, plan, xf_items, f"{target}->{b}", "crossfade"))
     return jobs
+
+
+def sampling_options(adapter: Any) -> dict[str, float]:
+    """Guidance scale, temperature and top-k from the model's own generation config (the mini
+    model recommends its own; MusicGen's hub checkpoints ship guidance 3, top-k 250, T=1)."""
+    gc = getattr(getattr(adapter, "model", None), "generation_config", None)
+    out: dict[str, float] = {}
+    for key in ("guidance_scale", "temperature", "top_k"):
+        value = getattr(gc, key, None)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key] = value
+    return out
 
 
 def _generate_all(
@@ -287,7 +304,7 @@ def _generate_all(
                     chunk = prompts[start : start + cfg.batch]
                     results = generate(
                         adapter, chunk, plan=job.plan, seconds=cfg.seconds, seed=s,
-                        batch=len(chunk),
+                        batch=len(chunk), **sampling_options(adapter),
                     )  # fmt: skip
                     for prompt, r in zip(chunk, results):
                         path = audio_dir / f"{tag}_{len(records):03d}.flac"
@@ -541,14 +558,21 @@ def _write_report(
         f"{', '.join(f'{s:.2f}' for s in settings['target_auc_per_layer'])}; multiclass probe "
         f"best validation accuracy {settings['multiclass_val_accuracy']:.2f} (chance 0.083).</li>"
         f"<li>Steering: the unit direction × η0 added to every decoder block's output at every "
-        f"step (uniform layer weights, gate p=1). η0 values {settings['coefs']} = "
-        f"{settings['relative_coefs']} × the median norm of the pooled activations "
-        f"({settings['activation_scale']:.1f}) unless given.</li>"
+        f"step (uniform layer weights, gate p=1). η0 values {settings['coefs']}"
+        + (
+            f" = {settings['relative_coefs']} × the median norm of the pooled activations "
+            f"({settings['activation_scale']:.1f})"
+            if settings["relative_coefs"]
+            else f" (given; median activation norm {settings['activation_scale']:.1f})"
+        )
+        + ".</li>"
         f"<li>Generation: prompts {', '.join(settings['prompts'])}; "
-        f"{settings['seeds_per_prompt']} seed(s) each, {settings['seconds']:g} s clips; the same "
+        f"{settings['seeds_per_prompt']} seed(s) each, {settings['seconds']:g} s clips, sampling "
+        f"{settings['sampling'] or 'defaults'} (the model's generation config); the same "
         "prompts and seeds in every condition.</li>"
         "<li>Controls: the same plan with the target's vectors replaced at equal norm "
-        f"({', '.join(CONTROL_LABELS.get(k, k) for k in settings['controls'])}).</li>"
+        f"({', '.join(CONTROL_LABELS.get(k, k) for k in settings['controls'])}); random and "
+        "orthogonal controls draw a new direction for each generation seed.</li>"
         "</ul>"
     )
     sections = [
@@ -733,6 +757,7 @@ def run_demo(
             (v["val_accuracy"] for v in mc.values()), default=float("nan")
         ),
         "prompts": [p for p in cfg.prompts],
+        "sampling": sampling_options(adapter),
         "seed": seed,
         "quick": bool(quick and config is None),
         "command": command

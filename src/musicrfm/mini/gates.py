@@ -317,7 +317,8 @@ def write_model_card(folder: Path, info: dict[str, Any], gates: dict[str, Any] |
         " min in total (rendering, codec fit, decoder) on 2 CPU cores shared with other jobs"
         " (1 torch thread).",
         "- Generation defaults: sampling, top-k "
-        f"{cfg.get('top_k')}, guidance scale {cfg.get('guidance_scale')}; 203 new tokens = 4 s.",
+        f"{cfg.get('top_k')}, temperature {cfg.get('temperature', 1.0)}, guidance scale "
+        f"{cfg.get('guidance_scale')}; 203 new tokens = 4 s.",
         "",
         "Reproduce: `musicrfm mini train --out models/musicgen-mini "
         f"--steps {cfg.get('steps')} --seed {cfg.get('seed')}`.",
