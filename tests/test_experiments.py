@@ -178,6 +178,24 @@ coef = 2.0
     # controls at equal settings: same η0 and plan options in every main-grid row
     main_rows = res[res["kind"] == "main"]
     assert main_rows.groupby("coef")["plan_gate"].nunique().eq(1).all()
+    # FD/MMD back-end: MusicGen pooled activations (tiny model: 64 dims) by default
+    assert res["embedding_backend"].eq("activations").all()
+    assert {len(e) for e in res["embedding"]} == {64}
+    # the probe's probability trace over time for schedules and crossfades (paper Figure 1)
+    timed = res[res["kind"].isin(["schedule", "crossfade"])]
+    assert len(timed) == 2 * 3
+    for _, r in timed.iterrows():
+        n = int(np.ceil(0.5 / 0.25))  # 0.5 s clips, 0.25 s windows
+        assert len(r["probe_trace_times"]) == len(r["probe_trace_target"]) == n
+        assert all(0.0 <= p <= 1.0 for p in r["probe_trace_target"])
+        probs = np.asarray(r["probe_trace_probs"])  # the probe's softmax over its classes
+        assert probs.shape == (n, 3) and list(r["probe_trace_classes"]) == CLASSES
+        np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-6)
+        np.testing.assert_allclose(probs[:, CLASSES.index(r["target"])], r["probe_trace_target"])
+    cross = timed[timed["kind"] == "crossfade"]
+    assert all(len(t) == 2 for t in cross["probe_trace_a"])
+    untimed = res[~res["kind"].isin(["schedule", "crossfade"])]
+    assert "probe_trace_times" not in untimed.dropna(axis=1, how="all").columns
 
     assert main(["report", str(out), "--n-boot", "300"]) == 0
     rep = out / "report"
@@ -195,6 +213,9 @@ coef = 2.0
     assert (rep / "figures" / "accuracy_vs_coef.png").stat().st_size > 1000
     assert (rep / "figures" / "layer_scores.png").is_file()
     assert list((rep / "figures").glob("trace_*.png"))
+    assert len(list((rep / "figures").glob("probe_trace_*.png"))) == 2
+    assert "Probe-probability traces" in (rep / "index.html").read_text()
+    assert pd.read_csv(rep / "table2_long.csv")["fd"].notna().all()
     page = (rep / "index.html").read_text()
     assert "<audio" in page and "Causal controls" in page
     statement = (rep / "specificity.txt").read_text()
@@ -304,3 +325,56 @@ def test_specificity_statement_follows_a_planted_effect(tmp_path: Path, effect: 
     assert written["specificity"] == statement.strip()
     table2 = pd.read_csv(folder / "report" / "table2.csv")
     assert table2.loc[0, "detector_acc η0=0.5"] == pytest.approx(0.9 if effect else 0.1, abs=0.12)
+
+
+def test_embedding_back_end_defaults_to_activations_and_mfcc_by_config(tiny) -> None:
+    from musicrfm.evaluation.sweep_scoring import _embed
+
+    cfg = ex.parse_config({"concepts": {"notes": {"directions": "x", "targets": ["C"]}}})
+    t = np.arange(8000) / 16000
+    clips = [np.sin(2 * np.pi * f * t).astype(np.float32) for f in (220.0, 440.0)]
+    name, emb = _embed(cfg, tiny, clips, 16000)
+    assert name == "activations" and emb.shape == (2, tiny.hidden_size)
+    cfg.embedding = "mfcc"  # the config key `embedding` (read when the config has it)
+    name, emb = _embed(cfg, tiny, clips, 16000)
+    assert name == "mfcc" and emb.shape == (2, 80)
+    cfg.embedding = "activations:0"
+    name, first = _embed(cfg, tiny, clips, 16000)
+    assert name == "activations" and first.shape == (2, tiny.hidden_size)
+    cfg.embedding = "openl3"
+    with pytest.raises(ConfigError, match="unknown embedding"):
+        _embed(cfg, tiny, clips, 16000)
+
+
+def test_fd_compares_like_with_like_when_back_ends_are_mixed() -> None:
+    from musicrfm.evaluation.sweep_report import _metrics
+
+    rng = np.random.default_rng(0)
+
+    def rows(n: int, dim: int, backend: str | None, shift: float) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "correct": [True] * n,
+                "embedding": [rng.normal(shift, 1.0, dim) for _ in range(n)],
+                "embedding_backend": [backend] * n,
+            }
+        )
+
+    group = rows(6, 4, "activations", 3.0)
+    # a resumed sweep: unsteered clips embedded on MFCC before (no column), activations now
+    reference = pd.concat([rows(5, 80, None, 0.0), rows(6, 4, "activations", 0.0)])
+    out = _metrics(group, reference, n_boot=50, seed=0)
+    assert out["embedding"] == "activations" and out["fd"] > 10 and out["mmd"] > 0
+    only_mfcc = _metrics(group, rows(5, 80, "mfcc", 0.0), n_boot=50, seed=0)
+    assert np.isnan(only_mfcc["fd"]) and np.isnan(only_mfcc["mmd"])
+
+
+def test_config_key_embedding_selects_the_back_end() -> None:
+    from musicrfm.evaluation.sweep_config import parse_config
+
+    base = {"concepts": {"notes": {"targets": ["C"], "directions": "dirs"}}}
+    assert parse_config(base).embedding is None
+    assert parse_config({**base, "embedding": "mfcc"}).embedding == "mfcc"
+    assert parse_config({**base, "embedding": "activations:2"}).embedding == "activations:2"
+    with pytest.raises(ConfigError, match="unknown embedding"):
+        parse_config({**base, "embedding": "openl3"})

@@ -4,8 +4,9 @@ Every number that goes into a table or a figure should be an :class:`Estimate` (
 interval, n), so the report can always say how many generations are behind it.
 
 Embedding back-ends for FD/MMD are pluggable (:class:`EmbeddingBackend`): anything with
-``embed(audios, sr) -> (n, d) array``. :class:`MFCCEmbedding` is an offline default that needs no
-weights; MusicGen pooled activations plug in the same way.
+``embed(audios, sr) -> (n, d) array``. The default, when a model is at hand, is MusicGen pooled
+activations (:class:`musicrfm.evaluation.activations.ActivationEmbedding`, middle decoder layer);
+:class:`MFCCEmbedding` needs no weights. :func:`make_embedding` picks one by name.
 """
 
 from __future__ import annotations
@@ -267,6 +268,26 @@ class MFCCEmbedding:
             d = librosa.feature.delta(m, width=width) if width >= 3 else np.zeros_like(m)
             out.append(np.concatenate([m.mean(1), m.std(1), d.mean(1), d.std(1)]))
         return np.stack(out) if out else np.zeros((0, 4 * self.n_mfcc))
+
+
+def make_embedding(spec: str | None = None, adapter: Any = None) -> EmbeddingBackend:
+    """The FD/MMD back-end named by ``spec``: ``"mfcc"``, ``"activations"`` (MusicGen pooled
+    activations of ``adapter``, middle layer) or ``"activations:<layer>"``. The default (None or
+    ``""``) is the activations back-end when a model is at hand, MFCC otherwise."""
+    name = (spec or ("activations" if adapter is not None else "mfcc")).strip().lower()
+    if name == "mfcc":
+        return MFCCEmbedding()
+    kind, _, layer = name.partition(":")
+    if kind == "activations":
+        if adapter is None:
+            raise ConfigError("the 'activations' embedding needs a loaded model")
+        from musicrfm.evaluation.activations import ActivationEmbedding
+
+        try:
+            return ActivationEmbedding(adapter, layer=int(layer) if layer else None)
+        except ValueError:
+            raise ConfigError(f"bad embedding layer in {spec!r}; use activations:<int>") from None
+    raise ConfigError(f"unknown embedding {spec!r}; use mfcc, activations or activations:<layer>")
 
 
 # ----------------------------------------------------------------------------- CLAP

@@ -236,10 +236,12 @@ def plot_trace(
     title: str = "",
     target: str | None = None,
     schedule: tuple[np.ndarray, np.ndarray] | None = None,
+    ylabel: str = "detector probability",
 ) -> Path:
     """A detector's trace over time: class probabilities per window as lines (the paper's
     Figure 1 style), or the numeric trace (BPM, MIDI) when there are no probabilities.
-    ``schedule`` = (times, strengths) overlays the steering schedule on a second axis."""
+    ``schedule`` = (times, strengths) overlays the steering schedule on a second axis;
+    ``ylabel`` names the source of the probabilities (e.g. ``"probe probability"``)."""
     fig, axes = _figure(7.0, 3.2)
     ax = axes[0][0]
     if detection.trace_probs is not None and len(detection.times):
@@ -251,7 +253,7 @@ def plot_trace(
             style = "-" if detection.classes[k] == target else "--"
             ax.plot(detection.times, probs[:, k], style, marker=".", label=detection.classes[k])
         ax.set_ylim(0, 1.02)
-        ax.set_ylabel("detector probability")
+        ax.set_ylabel(ylabel)
     elif detection.trace_values is not None and len(detection.times):
         ax.plot(detection.times, detection.trace_values, marker=".", label=detection.concept)
         ax.set_ylabel("BPM" if detection.concept == "tempos" else "value")

@@ -87,6 +87,7 @@ TOP_KEYS = {
     "clap_checkpoint",
     "probe_accuracy",
     "threads",
+    "embedding",
 }
 GENERATION_KEYS = ("guidance_scale", "temperature", "top_k", "top_p", "batch")
 
@@ -131,6 +132,7 @@ class SweepConfig:
     clap_checkpoint: str | None = None
     probe_accuracy: bool = True
     threads: int | None = None
+    embedding: str | None = None  # FD/MMD back-end: "activations[:layer]" (default) or "mfcc"
     base_dir: Path = field(default_factory=Path.cwd)
 
     def to_dict(self) -> dict[str, Any]:
@@ -258,6 +260,13 @@ def parse_config(data: Mapping[str, Any], *, base_dir: str | Path | None = None)
         raise ConfigError(
             f"[generation] has unknown key(s) {sorted(bad)}; valid: {', '.join(GENERATION_KEYS)}"
         )
+    embedding = data.get("embedding")
+    if embedding is not None:
+        embedding = str(embedding)
+        if embedding != "mfcc" and not embedding.startswith("activations"):
+            raise ConfigError(
+                f"unknown embedding {embedding!r}; valid: 'activations', 'activations:<layer>', 'mfcc'"
+            )
     seconds = _num_list(data.get("seconds", 1.0), "seconds")[0]
     if seconds <= 0:
         raise ConfigError(f"seconds must be > 0, got {seconds}")
@@ -283,6 +292,7 @@ def parse_config(data: Mapping[str, Any], *, base_dir: str | Path | None = None)
         clap_checkpoint=_resolve(base, data.get("clap_checkpoint")),
         probe_accuracy=bool(data.get("probe_accuracy", True)),
         threads=None if data.get("threads") is None else int(data["threads"]),
+        embedding=embedding,
         base_dir=base,
     )
 

@@ -10,10 +10,11 @@ Writes, next to the sweep (default ``<sweep>/report``):
   probe accuracy and detector accuracy per concept and η0), ``table5`` (multi-direction),
   ``table6`` (schedules and crossfades), ``table8`` (layer weighting), ``table9`` (top-K),
   ``table10`` (gate p); FD/MMD are against the unsteered clips of the same prompts and seeds on
-  an MFCC embedding (no weights needed); adherence is the instrument classifier's match rate or
+  the sweep's embedding back-end (MusicGen pooled activations by default, MFCC by config);
+  adherence is the instrument classifier's match rate or
   CLAP similarity when configured;
-* figures: accuracy vs η0 with CI bands, detector traces over time for schedules and crossfades
-  (with the schedule overlaid), spectrogram/chroma panels of examples;
+* figures: accuracy vs η0 with CI bands, detector traces and the multiclass probe's probability
+  traces over time for schedules and crossfades (with the schedule overlaid; paper Figure 1), spectrogram/chroma panels of examples;
 * ``index.html`` with all of it and audio players.
 """
 
@@ -42,7 +43,17 @@ TABLES = {
     "table9": ("top_k", "Top-K layer selection ablation (paper Table 9)"),
     "table10": ("gate", "Injection probability ablation (paper Table 10)"),
 }
-DROP = ("embedding", "trace_times", "trace_target", "trace_a")
+DROP = (
+    "embedding",
+    "trace_times",
+    "trace_target",
+    "trace_a",
+    "probe_trace_times",
+    "probe_trace_target",
+    "probe_trace_a",
+    "probe_trace_probs",
+    "probe_trace_classes",
+)
 
 
 def _metric(fn: Any, a: np.ndarray, b: np.ndarray) -> float:
@@ -74,9 +85,17 @@ def _metrics(
     if "probe_correct" in group.columns and group["probe_correct"].notna().any():
         row["probe_acc"] = float(group["probe_correct"].dropna().astype(float).mean())
     if "embedding" in group.columns and len(reference):
+        if "embedding_backend" in group.columns and "embedding_backend" in reference.columns:
+            # a resumed sweep may mix back-ends: compare like with like (the group's first)
+            g_backend = group["embedding_backend"].fillna("mfcc")  # rows from before the column
+            r_backend = reference["embedding_backend"].fillna("mfcc")
+            backend = g_backend.iloc[0]
+            group, reference = group[g_backend == backend], reference[r_backend == backend]
+            row["embedding"] = str(backend)
         a, b = _stack(group["embedding"]), _stack(reference["embedding"])
-        row["fd"] = _metric(frechet_distance, a, b)
-        row["mmd"] = _metric(mmd_rbf, a, b)
+        ok = len(a) and len(b) and a.shape[1] == b.shape[1]
+        row["fd"] = _metric(frechet_distance, a, b) if ok else float("nan")
+        row["mmd"] = _metric(mmd_rbf, a, b) if ok else float("nan")
     if "clap" in group.columns and group["clap"].notna().any():
         row["clap"] = float(group["clap"].mean())
     if "instrument_match" in group.columns and group["instrument_match"].notna().any():
@@ -133,35 +152,69 @@ def paper_tables(
     return tables
 
 
-def _mean_trace(group: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray] | None:
-    traces = [np.asarray(v, float) for v in group.get(column, []) if v is not None and len(v)]
-    times = [np.asarray(v, float) for v in group["trace_times"]]
-    if not traces:
+def _mean_trace(
+    group: pd.DataFrame, column: str, times_column: str = "trace_times"
+) -> tuple[np.ndarray, np.ndarray] | None:
+    if column not in group.columns or times_column not in group.columns:
         return None
+    have = [
+        (np.asarray(t, float), np.asarray(v, float))
+        for t, v in zip(group[times_column], group[column])
+        if isinstance(v, (list, np.ndarray)) and len(v) and isinstance(t, (list, np.ndarray))
+    ]
+    if not have:
+        return None
+    times = [t for t, _ in have]
+    traces = [v for _, v in have]
     n = min(len(t) for t in traces)
     return times[0][:n], np.mean([t[:n] for t in traces], axis=0)
 
 
+def _mean_probs(group: pd.DataFrame) -> tuple[list[str], np.ndarray] | None:
+    """Mean over clips of the probe's (windows, classes) softmax traces, and the class names."""
+    if "probe_trace_probs" not in group.columns or "probe_trace_classes" not in group.columns:
+        return None
+    have = [
+        (list(c), np.asarray(p, float))
+        for p, c in zip(group["probe_trace_probs"], group["probe_trace_classes"])
+        if isinstance(p, (list, np.ndarray)) and len(p) and isinstance(c, (list, np.ndarray))
+    ]
+    if not have or any(c != have[0][0] or p.ndim != 2 for c, p in have):
+        return None
+    n = min(len(p) for _, p in have)
+    return have[0][0], np.mean([p[:n] for _, p in have], axis=0)
+
+
 def trace_figures(
-    frame: pd.DataFrame, out: Path, frame_rate: float, seconds: float | None = None
+    frame: pd.DataFrame,
+    out: Path,
+    frame_rate: float,
+    seconds: float | None = None,
+    *,
+    source: str = "detector",
 ) -> list[tuple[str, Path]]:
-    """Mean detector probability of the target over time per schedule / crossfade, with the
-    schedule's strength overlaid (the paper's Figure 1, judged by an independent detector)."""
+    """Mean probability of the target over time per schedule / crossfade, with the schedule's
+    strength overlaid (the paper's Figure 1). ``source="detector"``: judged by an independent
+    detector; ``source="probe"``: the multiclass RFM probe on the clip's own activations."""
     from musicrfm.evaluation.detectors import Detection
     from musicrfm.schedules import Schedule, parse_schedule
 
+    if source not in ("detector", "probe"):
+        raise ConfigError(f"unknown trace source {source!r}; use detector or probe")
+    probe = source == "probe"
     figs = []
     part = frame[frame["kind"].isin(["schedule", "crossfade"])]
     for i, ((kind, concept, variant, target), g) in enumerate(
         part.groupby(["kind", "concept", "variant", "target"], sort=True)
     ):
-        tgt = _mean_trace(g, "trace_target")
+        prefix, times_column = ("probe_", "probe_trace_times") if probe else ("", "trace_times")
+        tgt = _mean_trace(g, f"{prefix}trace_target", times_column)
         if tgt is None:
             continue
         times, probs, classes = tgt[0], [tgt[1]], [str(target)]
         sched = None
         if kind == "crossfade":
-            a = _mean_trace(g, "trace_a")
+            a = _mean_trace(g, f"{prefix}trace_a", times_column)
             if a is not None:
                 m = min(len(a[1]), len(probs[0]))
                 probs = [probs[0][:m], a[1][:m]]
@@ -175,22 +228,27 @@ def trace_figures(
             horizon = max(int(round(length * frame_rate)), 1)
             steps = np.arange(horizon)
             sched = (steps / frame_rate, schedule.values(horizon, frame_rate=frame_rate))
+        matrix = np.stack(probs, axis=1) if len(times) else None
+        full = _mean_probs(g) if probe else None
+        if full is not None and str(target) in full[0] and len(full[1]) == len(times):
+            classes, matrix = list(full[0]), full[1]  # the probe's softmax over all classes
         det = Detection(
             concept=concept,
             label=str(target),
             confidence=float(np.mean(probs[0])) if len(probs[0]) else 0.0,
             classes=tuple(classes),
             times=np.asarray(times),
-            trace_probs=np.stack(probs, axis=1) if len(times) else None,
+            trace_probs=matrix,
         )
-        title = f"{kind} {variant}: detector P({target}) over time (mean of {len(g)} clips)"
+        title = f"{kind} {variant}: {source} P({target}) over time (mean of {len(g)} clips)"
         try:
             path = rep.plot_trace(
                 det,
-                out / "figures" / f"trace_{i:02d}.png",
+                out / "figures" / f"{prefix}trace_{i:02d}.png",
                 title=title,
                 target=str(target),
                 schedule=sched,
+                ylabel=f"{source} probability",
             )
         except Exception as e:  # a figure must not sink the report
             log.warning("trace figure failed for %s %s: %s", kind, variant, e)
@@ -329,13 +387,22 @@ def build_sweep_report(
         (info.get("config") or {}).get("seconds"),
     )
     if figs:
+        sections.append(("Detector traces over time", _figure_list(figs)))
+    probe_figs = trace_figures(
+        frame,
+        out,
+        float(info.get("frame_rate") or 50.0),
+        (info.get("config") or {}).get("seconds"),
+        source="probe",
+    )
+    if probe_figs:
+        written["probe_traces"] = [p for _, p in probe_figs]
         sections.append(
             (
-                "Detector traces over time",
-                "\n".join(
-                    f"<figure><img src='figures/{p.name}' width='520'><figcaption>{html.escape(t)}</figcaption></figure>"
-                    for t, p in figs
-                ),
+                "Probe-probability traces over time (paper Figure 1)",
+                "<p class='note'>The multiclass RFM probe's softmax on the generated clip's own "
+                "activations, pooled over time windows (circular, as in the paper; compare with "
+                "the detector traces).</p>" + _figure_list(probe_figs),
             )
         )
     if examples:
@@ -346,6 +413,14 @@ def build_sweep_report(
         sections=sections,
     )
     return written
+
+
+def _figure_list(figs: list[tuple[str, Path]]) -> str:
+    return "\n".join(
+        f"<figure><img src='figures/{p.name}' width='520'>"
+        f"<figcaption>{html.escape(t)}</figcaption></figure>"
+        for t, p in figs
+    )
 
 
 def _examples(frame: pd.DataFrame, sweep_dir: Path, out: Path, seed: int) -> str:

@@ -32,7 +32,6 @@ def _evaluate(
     out: Path,
 ) -> list[dict[str, Any]]:
     from musicrfm.evaluation import detectors as det
-    from musicrfm.evaluation.metrics import MFCCEmbedding
 
     spec = cfg.concepts[cond.concept]
     audios, srs = [], []
@@ -41,7 +40,7 @@ def _evaluate(
         audios.append(y)
         srs.append(sr)
     sr = srs[0]
-    embed = MFCCEmbedding().embed(audios, sr)
+    backend, embed = _embed(cfg, model, audios, sr)
     rows = []
     for (prompt, seed, path), y, emb in zip(clips, audios, embed):
         row: dict[str, Any] = {
@@ -51,6 +50,7 @@ def _evaluate(
             "seed": int(seed),
             "audio_path": str(path.relative_to(out)),
             "embedding": [float(v) for v in emb],
+            "embedding_backend": backend,
         }
         try:
             d = det.detect(y, sr, spec.detector)
@@ -92,7 +92,19 @@ def _evaluate(
     a = assets[cond.concept]
     if cfg.probe_accuracy and a.probe is not None:
         _probe_rows(rows, a, [c[2] for c in clips], model, cond)
+        if cond.kind in ("schedule", "crossfade"):
+            _probe_traces(rows, a, audios, sr, model, cond, cfg.seconds)
     return rows
+
+
+def _embed(cfg: SweepConfig, model: Any, audios: list[Any], sr: int) -> tuple[str, np.ndarray]:
+    """FD/MMD embeddings of a condition's clips on the configured back-end (``embedding`` in the
+    config: ``"activations"`` -- MusicGen pooled activations, the default when a model is at
+    hand -- ``"activations:<layer>"`` or ``"mfcc"``); the back-end's name goes in every row."""
+    from musicrfm.evaluation.metrics import make_embedding
+
+    backend = make_embedding(cfg.embedding, model)
+    return str(getattr(backend, "name", "custom")), backend.embed(audios, sr)
 
 
 def _score(d: Any, detector: str, target: str) -> dict[str, Any]:
@@ -192,3 +204,40 @@ def _probe_rows(
         r["probe_target_prob"] = (
             float(p[classes.index(cond.target)]) if cond.target in classes else float("nan")
         )
+
+
+def _probe_traces(
+    rows: list[dict[str, Any]],
+    a: ConceptAssets,
+    audios: list[Any],
+    sr: int,
+    model: Any,
+    cond: Condition,
+    seconds: float,
+) -> None:
+    """The multiclass probe's softmax over its classes along each clip's time windows (the
+    paper's Figure 1), with P(target) (and, for crossfades, P(A)) in the detector trace's format."""
+    from musicrfm.evaluation.activations import probe_trace, trace_window
+
+    classes = a.probe_classes or list(a.directions.classes)
+    window = trace_window(float(seconds))
+    wanted = {"probe_trace_target": cond.target}
+    if cond.kind == "crossfade":
+        wanted["probe_trace_a"] = cond.terms[0].target
+    for r, y in zip(rows, audios):
+        try:
+            times, probs = probe_trace(model, a.probe, int(a.probe_layer), y, sr, window)
+        except Exception as e:  # a secondary figure: record why it is missing
+            log.warning("probe trace unavailable for %s: %s", cond.label(), e)
+            r["probe_trace_error"] = str(e)
+            continue
+        r["probe_trace_times"] = [float(t) for t in times]
+        r["probe_trace_probs"] = [[float(v) for v in row] for row in probs]  # (windows, classes)
+        r["probe_trace_classes"] = (
+            list(classes)
+            if len(classes) == probs.shape[1]
+            else [str(k) for k in range(len(probs[0]))]
+        )
+        for column, target in wanted.items():
+            k = classes.index(target) if target in classes else None
+            r[column] = [] if k is None else [float(v) for v in probs[:, k]]
