@@ -35,7 +35,7 @@ def register(subparsers: Any) -> None:
         help="detector accuracy per concept on a labelled dataset (e.g. from `musicrfm synth`)",
         description=(
             "Run every detector on a labelled dataset folder and print/write the accuracy table "
-            "with bootstrap 95%% CIs. Exits 1 when a detector misses its target (pitch class on "
+            "with bootstrap 95% CIs. Exits 1 when a detector misses its target (pitch class on "
             "tonal notes >= 0.95, chord quality >= 0.85)."
         ),
     )

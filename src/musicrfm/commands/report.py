@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="write the report of a sweep (CSV/Markdown tables, figures, HTML with audio)",
         description=(
             "Read a sweep folder (from `musicrfm sweep`) and write: per-clip results, target "
-            "accuracy by concept/condition/η0 with bootstrap 95%% CIs and n, the concept direction "
+            "accuracy by concept/condition/η0 with bootstrap 95% CIs and n, the concept direction "
             "vs each causal control and a statement whether the effect is specific to the concept "
             "direction, the paper's tables as far as they apply (2, 5, 6, 8, 9, 10: FD, MMD, "
             "adherence, probe and detector accuracy), figures (accuracy vs η0, detector traces for "
