@@ -12,7 +12,15 @@ from musicrfm.cli import main
 from musicrfm.directions import ConceptDirections
 from musicrfm.errors import ConfigError, DatasetError
 from musicrfm.features import FeatureSet
-from musicrfm.probes import budget_with, make_splits, train_directions
+from musicrfm.probes import (
+    budget_with,
+    get_budget,
+    make_splits,
+    sample_params,
+    search_rfm,
+    train_directions,
+)
+from musicrfm.rfm import RFM
 
 TINY = budget_with("fast", n_draws=3, keep=1, iters=2, mc_draws=2, mc_keep=1, mc_iters=1)
 NAMES = ["C", "D", "E", "F"]
@@ -90,6 +98,24 @@ def test_one_vs_rest_directions_recover_planted_vectors_with_sign():
     assert res.multiclass_scores[1]["test_accuracy"] > 0.8
     proba = res.multiclass_probes[1].predict_proba(X[:5])
     torch.testing.assert_close(proba.sum(1), torch.ones(5, dtype=proba.dtype))
+
+
+def test_screen_keeps_the_best_iteration0_draws_and_fast_budget_screens():
+    fs, _ = _planted(n_per_class=40, n_classes=2, layers=2)
+    X = fs.features[1]
+    y = (fs.rows["label"] == "C").to_numpy().astype(np.int64)
+    tr, va = np.arange(0, 80, 2), np.arange(1, 80, 2)
+    bud = budget_with("fast", n_draws=6, keep=2, iters=1)
+    fit = search_rfm(X[tr], y[tr], X[va], y[va], task="binary", budget=bud, seed=5)
+    draws = sample_params(6, 5)
+    keys = [
+        RFM(p, iters=0).fit(X[tr], y[tr], X[va], y[va], with_agop=False).best_key for p in draws
+    ]
+    top = sorted(range(6), key=lambda i: (*keys[i], -i), reverse=True)[:2]
+    assert fit.model.params in [draws[i] for i in top] and fit.draws_tried == 6
+    # the default budget screens many cheap iteration-0 draws and iterates only a few
+    fast = get_budget("fast")
+    assert fast.n_draws >= 4 * fast.keep and fast.iters >= 2
 
 
 def test_same_seed_same_directions():
