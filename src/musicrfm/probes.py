@@ -24,10 +24,13 @@ on ~210 validation rows): its test AUC is no better than the fast budget's.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import re
 import time
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -570,3 +573,29 @@ def _test_score(m: RFM, X: torch.Tensor, y: np.ndarray, n_classes: int) -> float
 def budget_with(budget: str | Budget, **changes: Any) -> Budget:
     """A copy of a named budget with some fields changed (e.g. ``iters=3``)."""
     return replace(get_budget(budget), **changes)
+
+
+def save_train_result(result: TrainResult, out: str | Path) -> Path:
+    """Write a TrainResult's files: `<concept>.safetensors/.json` and `probes/` + `index.json`.
+
+    The one layout `musicrfm train`, sweeps and the demo share, so any of them can read the
+    others' directions and multiclass probes. Returns the directions' base path.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    d = result.directions
+    stem = re.sub(r"[^\w.-]+", "_", d.concept).strip("._") or "directions"
+    base = d.save(out / stem)
+    if result.multiclass_probes:
+        probe_dir = out / "probes"
+        for layer, probe in result.multiclass_probes.items():
+            probe.save(probe_dir / f"{stem}_multiclass_layer{layer:02d}")
+        index = {
+            "concept": d.concept,
+            "classes": d.meta.get("classes"),
+            "layers": sorted(result.multiclass_probes),
+            "scores": result.multiclass_scores,
+            "model_id": d.meta.get("model_id"),
+        }
+        (probe_dir / "index.json").write_text(json.dumps(index, indent=2))
+    return base

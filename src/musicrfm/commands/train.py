@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 
 log = logging.getLogger(__name__)
@@ -58,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
     from musicrfm.errors import ConfigError
     from musicrfm.features import FeatureSet
-    from musicrfm.probes import train_directions
+    from musicrfm.probes import save_train_result, train_directions
     from musicrfm.report_tables import (
         compare_probes,
         plot_direction_scores,
@@ -88,28 +87,9 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     d = result.directions
-    out.mkdir(parents=True, exist_ok=True)
-    import re
-
-    stem = re.sub(r"[^\w.-]+", "_", d.concept).strip("._") or "directions"
-    base = d.save(out / stem)
+    base = save_train_result(result, out)
     written = [base.name + ".safetensors", base.name + ".json"]
     if result.multiclass_probes:
-        probe_dir = out / "probes"
-        for layer, probe in result.multiclass_probes.items():
-            probe.save(probe_dir / f"{stem}_multiclass_layer{layer:02d}")
-        (probe_dir / "index.json").write_text(
-            json.dumps(
-                {
-                    "concept": d.concept,
-                    "classes": d.meta.get("classes"),
-                    "layers": sorted(result.multiclass_probes),
-                    "scores": result.multiclass_scores,
-                    "model_id": d.meta.get("model_id"),
-                },
-                indent=2,
-            )
-        )
         written.append("probes/")
     plot_direction_scores(result, out / "direction_scores.png")
     written.append("direction_scores.png")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 from musicrfm.directions import ConceptDirections
 from musicrfm.evaluation.sweep_config import ConceptSpec, SweepConfig
+from musicrfm.probes import save_train_result
 
 log = logging.getLogger(__name__)
 
@@ -43,30 +43,6 @@ def _load_probe(folder: Path) -> tuple[Any, list[str], int] | None:
         log.warning("probe index lists layer %d but no file in %s", best, folder)
         return None
     return RFM.load(found[0]), [str(c) for c in info.get("classes") or []], best
-
-
-def save_train_result(result: Any, out: Path) -> Path:
-    """Write a TrainResult as `musicrfm train` does: directions + probes/ with index.json."""
-    d = result.directions
-    stem = re.sub(r"[^\w.-]+", "_", d.concept).strip("._") or "directions"
-    base = d.save(out / stem)
-    if result.multiclass_probes:
-        probe_dir = out / "probes"
-        for layer, probe in result.multiclass_probes.items():
-            probe.save(probe_dir / f"{stem}_multiclass_layer{layer:02d}")
-        (probe_dir / "index.json").write_text(
-            json.dumps(
-                {
-                    "concept": d.concept,
-                    "classes": d.meta.get("classes"),
-                    "layers": sorted(result.multiclass_probes),
-                    "scores": result.multiclass_scores,
-                    "model_id": d.meta.get("model_id"),
-                },
-                indent=2,
-            )
-        )
-    return base
 
 
 def prepare_concepts(
