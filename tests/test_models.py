@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,15 +11,6 @@ import torch
 from musicrfm import models, random_models
 from musicrfm.errors import ConfigError, ModelError
 from musicrfm.models import MusicGenAdapter, block_output, load_model, random_model
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # tiny models on a shared 2-core machine: one thread avoids spin-wait slowdowns
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
