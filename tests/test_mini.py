@@ -156,3 +156,51 @@ def test_generation_gate_counts_pitch_spread() -> None:
     assert result["pitched_fraction"] == pytest.approx(8 / 9)
     assert result["max_pitch_class_share"] == pytest.approx(2 / 9)  # C twice (60, 72)
     assert result["spread_passed"] and result["pitched_passed"]
+
+
+def test_train_config_round_trips_through_its_record() -> None:
+    """The recorded config (JSON lists) comes back as the same config; records written before
+    ``programs`` existed mean the old recipe's every-instrument grid."""
+    import json
+    from dataclasses import asdict
+
+    from musicrfm.mini.data import INSTRUMENTS, TRAIN_PROGRAMS
+    from musicrfm.mini.train import TrainConfig, _grid
+
+    cfg = TrainConfig(steps=10, programs=(0, 40), velocities=(90,))
+    back = TrainConfig.from_record(json.loads(json.dumps(asdict(cfg))))
+    assert back == cfg
+    assert TrainConfig().programs == TRAIN_PROGRAMS
+    old = {k: v for k, v in json.loads(json.dumps(asdict(cfg))).items() if k != "programs"}
+    assert TrainConfig.from_record(old).programs == tuple(INSTRUMENTS)
+    train, hold = _grid(cfg)
+    assert {c.program for c in train + hold} == {0, 40}
+    assert len(train) + len(hold) == 2 * (cfg.high_note - cfg.low_note + 1)
+    assert not {(c.program, c.midi_note) for c in train} & {(c.program, c.midi_note) for c in hold}
+
+
+def test_bundled_model_loads_with_stock_transformers_and_keeps_pitch() -> None:
+    """models/musicgen-mini: stock from_pretrained (after the codec registers), a clip from an
+    instrument prompt, and its codec keeps the pitch class of a rendered note."""
+    from pathlib import Path
+
+    from transformers import AutoTokenizer, MusicgenForConditionalGeneration
+
+    import musicrfm  # noqa: F401  (registers the spectral codec)
+    from musicrfm.evaluation.detectors import detect_note
+    from musicrfm.mini.data import NoteClip, render_note
+
+    folder = Path(__file__).resolve().parents[1] / "models" / "musicgen-mini"
+    model = MusicgenForConditionalGeneration.from_pretrained(folder).eval()
+    tok = AutoTokenizer.from_pretrained(folder)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        audio = model.generate(**tok(["flute, middle register"], return_tensors="pt"),
+                               max_new_tokens=53)  # fmt: skip
+    assert audio.shape == (1, 1, 50 * 320) and torch.isfinite(audio).all()
+    assert float(audio.abs().max()) > 1e-3  # not silence
+    for midi, name in ((60, "C"), (66, "F#"), (71, "B")):  # on a flute
+        note = render_note(NoteClip(73, midi), seconds=2.0)
+        with torch.no_grad():
+            recon = model.audio_encoder(torch.from_numpy(note)[None, None]).audio_values
+        assert detect_note(recon[0, 0].numpy(), SR).label == name

@@ -40,20 +40,21 @@ from musicrfm.errors import ConfigError, ModelError
 log = logging.getLogger(__name__)
 
 PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-# instruments named in the prompts: captions the mini model was trained on (musicrfm.mini.data)
+# instruments named in the prompts: the captions the mini model was trained on
+# (musicrfm.mini.data.TRAIN_PROGRAMS, in that order)
 PROMPT_INSTRUMENTS = (
     "acoustic piano",
     "vibraphone",
+    "marimba",
+    "church organ",
     "nylon guitar",
     "violin",
-    "flute",
+    "choir",
     "trumpet",
-    "church organ",
     "clarinet",
-    "electric piano",
-    "marimba",
-    "cello",
-    "harp",
+    "flute",
+    "square lead",
+    "warm pad",
 )
 CONTROL_LABELS = {
     "random": "random direction",
@@ -74,7 +75,8 @@ class DemoConfig:
     target: str = "G"
     crossfade_to: str | None = "D#"  # None: the note a tritone away from the target
     clips_per_class: int = 24  # training clips per pitch class
-    octaves: tuple[int, ...] = (5,)  # SynTheory octave 5 = MIDI 60-71, the mini's "middle register"
+    # SynTheory octaves 4-6 = MIDI 48-83, the mini model's low, middle and high registers
+    octaves: tuple[int, ...] = (4, 5, 6)
     prompts: tuple[str, ...] = PROMPT_INSTRUMENTS[:8]
     register: str | None = "middle"  # appended to prompts as ", middle register"
     seeds_per_prompt: int = 4
@@ -197,8 +199,49 @@ def _progress(total: int, desc: str, enabled: bool) -> Any:
 
 
 # --------------------------------------------------------------------------- stages
+def learn_note_directions(
+    adapter: Any,
+    cfg: DemoConfig,
+    work: Path,
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: bool = True,
+    timings: dict[str, float] | None = None,
+) -> tuple[Any, Any, Any]:
+    """Stages 2-4: synthesise the note set, extract pooled features, train the 12 note
+    directions. Returns (dataset, features, TrainResult); the first two are cached in ``work``."""
+    from musicrfm.capture import extract_features
+    from musicrfm.probes import train_directions
+
+    timings = {} if timings is None else timings
+    t = _stage(2, f"synthesising {12 * cfg.clips_per_class} one-note clips into {work}")
+    dataset = _dataset(adapter, cfg, work, seed, progress)
+    counts = dataset.rows["label"].astype(str).value_counts()
+    if len(counts) < 12:
+        raise ModelError(f"the note set has only {len(counts)} pitch classes: {dict(counts)}")
+    timings["synthesise"] = time.perf_counter() - t
+
+    t = _stage(3, f"extracting features of {len(dataset)} clips (mean pooling, empty prompt)")
+    features = extract_features(
+        adapter, dataset, pooling="mean", prompt="", cache_dir=work / "features",
+        progress=progress,
+    )  # fmt: skip
+    timings["extract"] = time.perf_counter() - t
+
+    t = _stage(
+        4, f"training note directions ({features.num_layers} layers x 12 notes + multiclass)"
+    )
+    trained = train_directions(
+        features, label_column="label", concept="notes", task="binary", budget=cfg.budget,
+        components=cfg.components, seed=seed, device=device, progress=progress,
+    )  # fmt: skip
+    timings["train"] = time.perf_counter() - t
+    return dataset, features, trained
+
+
 def _dataset(adapter: Any, cfg: DemoConfig, work: Path, seed: int, progress: bool) -> Any:
-    from musicrfm.mini.data import INSTRUMENTS
+    from musicrfm.mini.data import TRAIN_PROGRAMS
     from musicrfm.synth import generate_dataset
 
     sr = int(adapter.sample_rate)
@@ -207,7 +250,7 @@ def _dataset(adapter: Any, cfg: DemoConfig, work: Path, seed: int, progress: boo
     return generate_dataset(
         "notes",
         folder,
-        programs=list(INSTRUMENTS),
+        programs=list(TRAIN_PROGRAMS),
         octaves=list(cfg.octaves),
         limit_per_class=cfg.clips_per_class,
         seed=seed,
@@ -346,6 +389,7 @@ def _evaluate(records: list[dict[str, Any]], progress: bool) -> tuple[pd.DataFra
                 confidence=float(d.confidence),
                 target_prob=float(probs[PITCH_CLASSES.index(first)]),
                 correct=bool(d.label == first) if not crossfade else np.nan,
+                probs=probs.tolist(),
             )
             rows.append(row)
             if crossfade:
@@ -661,9 +705,6 @@ def run_demo(
     """
     import torch
 
-    from musicrfm.capture import extract_features
-    from musicrfm.probes import train_directions
-
     cfg = config or (DemoConfig.quick() if quick else DemoConfig())
     if target is not None:
         cfg = replace(cfg, target=target)
@@ -693,32 +734,13 @@ def run_demo(
     adapter = _load(model, device)
     timings["load"] = time.perf_counter() - t
 
-    t = _stage(2, f"synthesising {12 * cfg.clips_per_class} one-note clips into {work_dir}")
-    dataset = _dataset(adapter, cfg, work_dir, seed, progress)
-    counts = dataset.rows["label"].astype(str).value_counts()
-    if len(counts) < 12:
-        raise ModelError(f"the note set has only {len(counts)} pitch classes: {dict(counts)}")
-    timings["synthesise"] = time.perf_counter() - t
-
-    t = _stage(3, f"extracting features of {len(dataset)} clips (mean pooling, empty prompt)")
-    features = extract_features(
-        adapter, dataset, pooling="mean", prompt="", cache_dir=work_dir / "features",
-        progress=progress,
-    )  # fmt: skip
-    timings["extract"] = time.perf_counter() - t
-
-    t = _stage(
-        4, f"training note directions ({features.num_layers} layers x 12 notes + multiclass)"
+    dataset, features, trained = learn_note_directions(
+        adapter, cfg, work_dir, seed=seed, device=device, progress=progress, timings=timings
     )
-    trained = train_directions(
-        features, label_column="label", concept="notes", task="binary", budget=cfg.budget,
-        components=cfg.components, seed=seed, device=device, progress=progress,
-    )  # fmt: skip
     cd = trained.directions
     coefs, scale = _auto_coefs(features, cfg)
     out.mkdir(parents=True, exist_ok=True)
     cd.save(out / "directions" / "notes")
-    timings["train"] = time.perf_counter() - t
 
     t = _stage(5, "generating unsteered, steered, control and crossfade clips")
     jobs = _jobs(cd, cfg, coefs, seed, tgt, b)
@@ -813,7 +835,7 @@ def _write_outputs(
     from musicrfm.evaluation.report import plot_accuracy_vs_coef, plot_audio_panels, write_table
 
     files: dict[str, Path] = {}
-    per_clip = frame.copy()
+    per_clip = frame.drop(columns=["probs"], errors="ignore")
     per_clip["audio_path"] = [Path(os.path.relpath(p, out)).as_posix() for p in frame["audio_path"]]
     per_clip.to_csv(out / "results.csv", index=False)
     files["results"] = out / "results.csv"

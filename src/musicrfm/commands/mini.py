@@ -45,6 +45,31 @@ def register(subparsers) -> None:
     ga.add_argument("--seed", type=int, default=0, help="sampling seed")
     ga.add_argument("--no-card", action="store_true", help="do not rewrite the model card")
     ga.set_defaults(func=run)
+    hl = sub.add_parser(
+        "headline",
+        help="measure steering toward every pitch class, with controls, adherence and CIs",
+        description=(
+            "Train note directions on the model's activations (as the demo does), steer toward "
+            "each pitch class at a grid of strengths with random / orthogonal / sign-flipped "
+            "controls and an unsteered baseline on the same prompts and seeds, and judge the "
+            "clips with the independent note detector and timbre classifier. Writes "
+            "headline.json/.md/.png and results.csv; records the verdict in a mini model's card."
+        ),
+    )
+    hl.add_argument("--model", default="models/musicgen-mini", help="model folder, hub id or mini")
+    hl.add_argument("--out", default="headline-report", help="folder for the results")
+    hl.add_argument("--work", default=None, help="cache for the note set and features")
+    hl.add_argument("--seed", type=int, default=0, help="seed for data, probes and sampling")
+    hl.add_argument("--targets", nargs="+", default=None, help="pitch classes (default: all 12)")
+    hl.add_argument("--clips", type=int, default=None, help="clips per target and condition")
+    hl.add_argument(
+        "--relative-coefs", type=float, nargs="+", default=None,
+        help="η0 grid as multiples of the median activation norm (default 0.5 1 1.5)",
+    )  # fmt: skip
+    hl.add_argument("--quick", action="store_true", help="a small pipeline check (2 targets)")
+    hl.add_argument("--device", default="cpu", help="torch device")
+    hl.add_argument("--no-card", action="store_true", help="do not record in the model card")
+    hl.set_defaults(func=run)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
 
@@ -78,4 +103,41 @@ def run(args: argparse.Namespace) -> int:
         )
         print(json.dumps(result["summary"], indent=2))
         return 0 if result["summary"]["all_passed"] else 1
-    raise ConfigError("choose an action: musicrfm mini train | musicrfm mini gates")
+    if args.mini_action == "headline":
+        return _headline(args)
+    raise ConfigError(
+        "choose an action: musicrfm mini train | musicrfm mini gates | musicrfm mini headline"
+    )
+
+
+def _headline(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+    from pathlib import Path
+
+    from musicrfm.mini import gates as gates_mod
+    from musicrfm.mini.headline import HeadlineConfig, run_headline
+
+    cfg = HeadlineConfig.quick() if args.quick else HeadlineConfig()
+    if args.targets:
+        cfg = replace(cfg, targets=tuple(args.targets))
+    if args.clips is not None:
+        cfg = replace(cfg, clips=args.clips, baseline_clips=max(cfg.baseline_clips, args.clips))
+    if args.relative_coefs:
+        cfg = replace(cfg, relative_coefs=tuple(args.relative_coefs))
+    command = (
+        "musicrfm mini headline "
+        + " ".join(
+            f"--{k.replace('_', '-')} {v}" for k, v in (("model", args.model), ("seed", args.seed))
+        )
+        + (" --quick" if args.quick else "")
+    )
+    record = run_headline(
+        model=args.model, out=args.out, work=args.work, seed=args.seed, config=cfg,
+        device=args.device, command=command,
+    )  # fmt: skip
+    print(Path(args.out, "headline.md").read_text())
+    folder = Path(args.model)
+    if not args.no_card and (folder / "training.json").exists():
+        gates_mod.record_headline(folder, record)
+        print(f"recorded in {folder / 'README.md'}")
+    return 0 if record["overall"]["passed"] else 1

@@ -29,7 +29,7 @@ import pandas as pd
 
 from musicrfm.errors import ConfigError
 from musicrfm.evaluation import detectors as det
-from musicrfm.evaluation.metrics import bootstrap_ci, grouped_accuracy
+from musicrfm.evaluation.metrics import bootstrap_ci, bootstrap_difference, grouped_accuracy
 
 log = logging.getLogger(__name__)
 
@@ -102,20 +102,17 @@ def compare_conditions(
             continue
         for control, cg in group[group["condition"] != reference].groupby("condition"):
             ctl = cg["correct"].to_numpy(float)
-            diffs = ref[rng.integers(0, ref.size, (n_boot, ref.size))].mean(1) - ctl[
-                rng.integers(0, ctl.size, (n_boot, ctl.size))
-            ].mean(1)
-            low, high = np.quantile(diffs, [0.025, 0.975])
+            diff = bootstrap_difference(ref, ctl, n_boot=n_boot, rng=rng)
             rows.append(
                 {
                     **dict(zip(by, key)),
                     "control": control,
-                    "difference": ref.mean() - ctl.mean(),
-                    "ci_low": float(low),
-                    "ci_high": float(high),
+                    "difference": diff.value,
+                    "ci_low": diff.low,
+                    "ci_high": diff.high,
                     "n_reference": ref.size,
                     "n_control": ctl.size,
-                    "specific": bool(low > 0),
+                    "specific": bool(diff.low > 0),
                 }
             )
     return pd.DataFrame(rows)

@@ -2,7 +2,7 @@
 
 Each clip is a single MIDI note played ``repeats`` times (SynTheory's notes layout: 4 x 2 beats at
 120 BPM = 4 s), rendered with TinySoundFont and the TimGM6mb soundfont shipped in ``pretty_midi``.
-Captions name the instrument and the register only ("electric piano, low register"), never the
+Captions name the instrument and the register only ("acoustic piano, low register"), never the
 pitch, so an unsteered model must choose a note itself: that is what steering later acts on.
 """
 
@@ -52,6 +52,11 @@ INSTRUMENTS: dict[int, str] = {
     105: "banjo",
     108: "kalimba",
 }
+
+# The programs the bundled model is trained on: twelve clearly different timbres (one or two per
+# GM family). Fewer timbres than INSTRUMENTS lets a few-million-parameter decoder trained for an
+# hour on a CPU learn each (instrument, note) well; the others keep their caption names.
+TRAIN_PROGRAMS: tuple[int, ...] = (0, 11, 12, 19, 24, 40, 52, 56, 71, 73, 80, 89)
 
 # MIDI octave number (C4 = 60) -> register word used in captions.
 REGISTERS: dict[int, str] = {3: "low", 4: "middle", 5: "high"}

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from musicrfm.errors import ModelError
+from musicrfm.mini.data import INSTRUMENTS
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ def run_gates(
     folder: str | Path,
     *,
     seed: int = 0,
-    n_per_prompt: int = 2,
+    n_per_prompt: int = 4,
     write_card: bool = True,
     max_codec_clips: int = 148,
     threads: int = 1,
@@ -164,15 +165,14 @@ def run_gates(
     """Measure every gate of the model in ``folder``; write gates.json and the model card."""
     import torch
 
-    from musicrfm.mini.data import INSTRUMENTS, NoteClip, note_grid, render_clips, split_clips
+    from musicrfm.mini.data import NoteClip, note_grid, render_clips, split_clips
     from musicrfm.mini.train import TrainConfig, _grid
 
     folder = Path(folder)
     t0 = time.time()
     model, tokenizer = load_mini(folder)
     info = _training_info(folder)
-    cfg = TrainConfig(**{k: v for k, v in info.get("train_config", {}).items() if k != "extra"})
-    cfg.velocities = tuple(cfg.velocities)
+    cfg = TrainConfig.from_record(info.get("train_config", {}))
     torch.set_num_threads(max(1, threads))  # >1 thread is far slower on a loaded, shared CPU
     sr = model.config.audio_encoder.sampling_rate
 
@@ -194,7 +194,9 @@ def run_gates(
     noise_pitched = float(np.mean([detect_pitch(a, sr)[1] >= floor for a in noise]))
 
     # instrument classifier on real training-grid clips (a few notes per program)
-    pairs = note_grid(low=cfg.low_note, high=cfg.high_note, velocities=(cfg.velocities[0],))
+    pairs = note_grid(
+        list(cfg.programs), low=cfg.low_note, high=cfg.high_note, velocities=(cfg.velocities[0],)
+    )
     train_pairs, _ = split_clips(pairs, holdout=cfg.holdout, seed=cfg.seed)
     clf_clips = [NoteClip(c.program, c.midi_note, c.velocity) for c in train_pairs[::3]]
     clf = fit_instrument_classifier(
@@ -208,7 +210,7 @@ def run_gates(
     )
 
     # unsteered generations from instrument-only prompts
-    instruments = [name for name in INSTRUMENTS.values() for _ in range(n_per_prompt)]
+    instruments = [INSTRUMENTS[p] for p in cfg.programs for _ in range(n_per_prompt)]
     t_gen = time.time()
     gen = generate_clips(model, tokenizer, instruments, seed=seed)
     gen_seconds = time.time() - t_gen
@@ -262,6 +264,53 @@ def run_gates(
     return result
 
 
+def record_headline(folder: str | Path, record: dict[str, Any]) -> Path:
+    """Keep a headline result (musicrfm.mini.headline) beside the model and in its card."""
+    folder = Path(folder)
+    (folder / "headline.json").write_text(json.dumps(record, indent=2))
+    gates_path = folder / "gates.json"
+    gates = json.loads(gates_path.read_text()) if gates_path.exists() else None
+    return write_model_card(folder, _training_info(folder), gates)
+
+
+def _headline_lines(folder: Path) -> list[str]:
+    path = folder / "headline.json"
+    if not path.exists():
+        return []
+    rec = json.loads(path.read_text())
+    o, s = rec["overall"], rec["settings"]
+    lines = [
+        "## Steering toward each pitch class (the headline)",
+        "",
+        f"Measured by `{s['command']}`: note directions trained on this model's activations, "
+        f"η0 = {', '.join(f'{c:.1f}' for c in s['coefs'])} "
+        f"({', '.join(f'{r:g}' for r in s['relative_coefs'])} x the median activation norm), "
+        "controls at the largest η0, same prompts and seeds as the unsteered baseline.",
+        "",
+        "| note | unsteered | best η0 | steered [95% CI] | random | orthogonal | flip |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rec["per_target"]:
+        lines.append(
+            f"| {r['target']} | {r['baseline']:.2f} | {r['best_coef']:.1f} | "
+            f"{r['accuracy']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}] (n={r['n']}) | "
+            + " | ".join(f"{r[k]:.2f}" if k in r else "" for k in ("random", "orthogonal", "flip"))
+            + " |"
+        )
+    lines += ["", f"- {o['reach_gate']}/{o['targets']} pitch classes reach 0.8; all criteria met: "
+              f"{o['passed']}."]  # fmt: skip
+    if "adherence_change" in o:
+        lo, hi = o["adherence_change_ci"]
+        lines.append(
+            f"- Prompt adherence {o['adherence_unsteered']:.3f} -> {o['adherence_steered']:.3f} "
+            f"(change {o['adherence_change']:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}])."
+        )
+    for key, value in o.items():
+        if key.endswith("_count"):
+            lines.append(f"- {key[:-6].replace('_', ' ')}: {value}/{o['targets']}.")
+    return [*lines, ""]
+
+
 def _training_info(folder: Path) -> dict[str, Any]:
     path = folder / "training.json"
     return json.loads(path.read_text()) if path.exists() else {}
@@ -285,7 +334,7 @@ def write_model_card(folder: Path, info: dict[str, Any], gates: dict[str, Any] |
         "from transformers import AutoTokenizer, MusicgenForConditionalGeneration",
         "model = MusicgenForConditionalGeneration.from_pretrained('models/musicgen-mini')",
         "tok = AutoTokenizer.from_pretrained('models/musicgen-mini')",
-        "audio = model.generate(**tok(['electric piano'], return_tensors='pt'), max_new_tokens=203)",
+        "audio = model.generate(**tok(['acoustic piano'], return_tensors='pt'), max_new_tokens=203)",
         "```",
         "",
         "## Parts",
@@ -304,10 +353,11 @@ def write_model_card(folder: Path, info: dict[str, Any], gates: dict[str, Any] |
         "## Training data and recipe",
         "",
         f"- Clips: one MIDI note (MIDI {cfg.get('low_note')}-{cfg.get('high_note')}) played 4 times in "
-        f"{cfg.get('seconds')} s, velocities {cfg.get('velocities')}, on 28 tonal GM programs, rendered "
+        f"{cfg.get('seconds')} s, velocities {cfg.get('velocities')}, on {len(cfg.get('programs', ())) or 28} tonal GM programs "
+        f"({', '.join(INSTRUMENTS.get(p, str(p)) for p in cfg.get('programs', ()))}), rendered "
         "with TinySoundFont + TimGM6mb. "
         f"{info.get('train_clips')} training clips; {info.get('holdout_clips')} held out by (program, note).",
-        "- Captions name the instrument and the register ('electric piano, low register'), never",
+        "- Captions name the instrument and the register ('acoustic piano, low register'), never",
         "  the pitch: unsteered, the model chooses a note itself.",
         f"- {cfg.get('steps')} steps of batch {cfg.get('batch_size')}, AdamW lr {cfg.get('lr')} "
         f"(warm-up, cosine), caption dropout {cfg.get('caption_dropout')} for classifier-free guidance, "
@@ -364,6 +414,7 @@ def write_model_card(folder: Path, info: dict[str, Any], gates: dict[str, Any] |
             "on the shared CPU (1 thread).",
             "",
         ]
+    lines += _headline_lines(folder)
     path = folder / "README.md"
     path.write_text("\n".join(line for line in lines if line is not None) + "\n")
     return path

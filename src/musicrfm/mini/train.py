@@ -2,7 +2,7 @@
 
 Stages, each cached in a work folder so that an interrupted run resumes where it stopped:
 
-1. render one-note clips (28 tonal GM programs x MIDI 48-83 x 2 velocities, 4 s at 16 kHz) and
+1. render one-note clips (12 tonal GM programs x MIDI 48-83 x 2 velocities, 4 s at 16 kHz) and
    split them by (program, note) into train / held-out;
 2. fit the spectral codec's residual k-means codebooks on the training clips' log-mel frames;
 3. encode every clip to 4 x 200 codes;
@@ -28,7 +28,14 @@ from typing import Any
 import numpy as np
 
 from musicrfm.errors import ConfigError, ModelError
-from musicrfm.mini.data import NoteClip, caption_for, note_grid, render_clips, split_clips
+from musicrfm.mini.data import (
+    TRAIN_PROGRAMS,
+    NoteClip,
+    caption_for,
+    note_grid,
+    render_clips,
+    split_clips,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +44,7 @@ log = logging.getLogger(__name__)
 class TrainConfig:
     """Everything the recipe depends on (recorded in the work folder and the model card)."""
 
-    steps: int = 3000
+    steps: int = 6000
     batch_size: int = 16
     lr: float = 1e-3
     min_lr_ratio: float = 0.1
@@ -54,6 +61,7 @@ class TrainConfig:
     ffn_dim: int = 768
     dropout: float = 0.1
     # data
+    programs: tuple[int, ...] = TRAIN_PROGRAMS
     seconds: float = 4.0
     low_note: int = 48
     high_note: int = 83
@@ -69,6 +77,18 @@ class TrainConfig:
     top_k: int = 50
     temperature: float = 0.5  # measured: clearer pitch than 1.0 on the partly trained model
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_record(cls, raw: dict[str, Any]) -> TrainConfig:
+        """The config recorded in a work folder or model card (JSON lists back to tuples)."""
+        from musicrfm.mini.data import INSTRUMENTS
+
+        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__ and k != "extra"}
+        cfg = cls(**known)
+        cfg.velocities = tuple(cfg.velocities)
+        # records written before `programs` existed were trained on every INSTRUMENTS program
+        cfg.programs = tuple(raw.get("programs", tuple(INSTRUMENTS)))
+        return cfg
 
     @property
     def frames(self) -> int:
@@ -86,7 +106,9 @@ def default_work_dir(out: Path) -> Path:
 
 # --------------------------------------------------------------------------- data + codec stages
 def _grid(cfg: TrainConfig) -> tuple[list[NoteClip], list[NoteClip]]:
-    pairs = note_grid(low=cfg.low_note, high=cfg.high_note, velocities=(cfg.velocities[0],))
+    pairs = note_grid(
+        list(cfg.programs), low=cfg.low_note, high=cfg.high_note, velocities=(cfg.velocities[0],)
+    )
     train_pairs, hold_pairs = split_clips(pairs, holdout=cfg.holdout, seed=cfg.seed)
 
     def expand(ps: list[NoteClip]) -> list[NoteClip]:
@@ -447,8 +469,7 @@ def export_checkpoint(work_dir: str | Path, out: str | Path) -> Path:
     if not (ckpt / "state.json").exists() or not (work / "codec" / "config.json").exists():
         raise ModelError(f"no checkpoint in {work}; start `musicrfm mini train` first")
     raw = json.loads((work / "train_config.json").read_text())
-    cfg = TrainConfig(**{k: v for k, v in raw.items() if k != "extra"})
-    cfg.velocities = tuple(cfg.velocities)
+    cfg = TrainConfig.from_record(raw)
     tokenizer = build_tokenizer()
     model = build_model(cfg, SpectralCodecModel.from_pretrained(work / "codec"), tokenizer)
     opt = _dummy_optimizer(model)

@@ -1,0 +1,362 @@
+"""The steering headline, measured for every pitch class with controls, adherence and CIs.
+
+For each of the 12 pitch classes the note direction (trained exactly as in the demo) is applied
+at a grid of η0; random and orthogonal directions at equal norm and the sign-flipped direction
+are applied at the largest η0; all on the same prompts and seeds as one unsteered baseline. The
+independent note detector labels every clip and the offline timbre classifier checks that the
+prompted instrument is still heard. Criteria (issue 7):
+
+* the hit rate reaches ``accuracy_gate`` (0.8) at some η0, for every pitch class;
+* prompt adherence at those η0 stays within ``adherence_tolerance`` (0.02) of unsteered
+  (pooled over the targets; the CI of the difference is reported too);
+* random and orthogonal hit rates fall inside the baseline's 95% CI for that pitch class;
+* the sign-flipped direction lowers the detector's probability of the target below the
+  baseline's (whole 95% CI of the difference below zero).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from musicrfm.demo import (
+    PITCH_CLASSES,
+    DemoConfig,
+    _auto_coefs,
+    _evaluate,
+    _generate_all,
+    _instrument,
+    _Job,
+    _json_default,
+    _load,
+    _pc,
+    learn_note_directions,
+    sampling_options,
+)
+from musicrfm.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+SAME_AS_BASELINE = ("random", "orthogonal", "other_class")
+TABLE_COLUMNS = (
+    "target", "baseline", "best_coef", "accuracy", "ci_low", "ci_high", "n", "adherence",
+    "random", "orthogonal", "flip", "flip_prob_minus_baseline",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class HeadlineConfig:
+    """What the headline measures. ``data`` sets the note set, features, prompts and batch."""
+
+    targets: tuple[str, ...] = PITCH_CLASSES
+    relative_coefs: tuple[float, ...] = (0.5, 1.0, 1.5)
+    clips: int = 16  # per target and condition
+    baseline_clips: int = 48
+    controls: tuple[str, ...] = ("random", "orthogonal", "flip")
+    accuracy_gate: float = 0.8
+    adherence_tolerance: float = 0.02
+    data: DemoConfig = field(default_factory=DemoConfig)
+
+    @classmethod
+    def quick(cls, **changes: Any) -> HeadlineConfig:
+        """Two targets, one η0, a few clips: checks the pipeline, not the model."""
+        base = cls(
+            targets=("C", "G"),
+            relative_coefs=(1.0,),
+            clips=4,
+            baseline_clips=8,
+            data=DemoConfig.quick(),
+        )
+        return replace(base, **changes)
+
+    def validate(self) -> None:
+        if not self.targets:
+            raise ConfigError("the headline needs at least one target note")
+        if self.clips < 2 or self.baseline_clips < self.clips:
+            raise ConfigError(
+                f"need clips >= 2 and baseline_clips >= clips, got {self.clips}, "
+                f"{self.baseline_clips}"
+            )
+        unknown = [k for k in self.controls if k not in (*SAME_AS_BASELINE, "flip")]
+        if unknown:
+            raise ConfigError(f"unknown control(s) {unknown}; valid: random, orthogonal, flip")
+        if not self.relative_coefs or any(not np.isfinite(c) for c in self.relative_coefs):
+            raise ConfigError(f"relative_coefs must be finite numbers, got {self.relative_coefs}")
+
+
+def _items(prompts: list[str], n: int, seed: int) -> list[tuple[str, int]]:
+    """n (prompt, seed) pairs cycling through the prompts; a new seed after each full cycle."""
+    return [(prompts[i % len(prompts)], seed + 1000 * (i // len(prompts))) for i in range(n)]
+
+
+def headline_jobs(cd: Any, cfg: HeadlineConfig, coefs: tuple[float, ...], seed: int) -> list[_Job]:
+    """Unsteered baseline, then per target: the direction at every η0 and the controls at the
+    largest. Steered clips reuse the baseline's first ``clips`` (prompt, seed) pairs."""
+    from musicrfm.evaluation.controls import control_directions
+    from musicrfm.steering import SteeringPlan
+
+    suffix = f", {cfg.data.register} register" if cfg.data.register else ""
+    prompts = [p + suffix for p in cfg.data.prompts]
+    base = _items(prompts, cfg.baseline_clips, seed)
+    paired = base[: cfg.clips]
+    top = max(coefs, key=abs)
+    jobs = [_Job("unsteered", 0.0, None, base, cfg.targets[0])]
+    for i, target in enumerate(cfg.targets):
+        for c in coefs:
+            jobs.append(_Job("concept", c, SteeringPlan.single(cd, target, c), paired, target))
+        for kind in cfg.controls:
+            ctl = control_directions(cd, kind, target=target, seed=seed + 101 * i)
+            jobs.append(_Job(kind, top, SteeringPlan.single(ctl, target, top), paired, target))
+    return jobs
+
+
+def headline_table(
+    frame: pd.DataFrame, cfg: HeadlineConfig, *, seed: int = 0
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Per-target rows and the overall verdict from per-clip results.
+
+    ``frame`` needs columns condition, target, coef, label and probs (12 detector probabilities);
+    instrument_match is used when present.
+    """
+    from musicrfm.evaluation.metrics import bootstrap_ci, bootstrap_difference
+
+    base = frame[frame["condition"] == "unsteered"]
+    if base.empty:
+        raise ConfigError("no unsteered clips: the headline compares against them")
+    base_probs = np.stack(base["probs"].to_numpy())
+    has_adh = "instrument_match" in frame and frame["instrument_match"].notna().any()
+    rows, best_clips = [], []
+    for target in cfg.targets:
+        ti = PITCH_CLASSES.index(target)
+        b = bootstrap_ci((base["label"] == target).to_numpy(float), seed=seed)
+        row: dict[str, Any] = {
+            "target": target,
+            "baseline": b.value,
+            "baseline_ci_low": b.low,
+            "baseline_ci_high": b.high,
+            "n_baseline": b.n,
+        }
+        steered = frame[(frame["condition"] == "concept") & (frame["target"] == target)]
+        if steered.empty:
+            raise ConfigError(f"no steered clips for {target}")
+        accs = {
+            float(c): bootstrap_ci((g["label"] == target).to_numpy(float), seed=seed)
+            for c, g in steered.groupby("coef")
+        }
+        for c, e in accs.items():
+            row[f"acc_at_{c:g}"] = e.value
+        passing = [c for c in sorted(accs, key=abs) if accs[c].value >= cfg.accuracy_gate]
+        best = passing[0] if passing else max(accs, key=lambda c: accs[c].value)
+        at_best = steered[steered["coef"] == best]
+        best_clips.append(at_best)
+        row.update(
+            best_coef=best,
+            accuracy=accs[best].value,
+            ci_low=accs[best].low,
+            ci_high=accs[best].high,
+            n=accs[best].n,
+            reaches_gate=bool(passing),
+        )
+        if has_adh:
+            row["adherence"] = float(at_best["instrument_match"].dropna().mean())
+        for kind in cfg.controls:
+            g = frame[(frame["condition"] == kind) & (frame["target"] == target)]
+            if g.empty:
+                continue
+            e = bootstrap_ci((g["label"] == target).to_numpy(float), seed=seed)
+            row.update({kind: e.value, f"{kind}_ci_low": e.low, f"{kind}_ci_high": e.high})
+            if kind in SAME_AS_BASELINE:
+                row[f"{kind}_within_baseline_ci"] = bool(b.low <= e.value <= b.high)
+            if kind == "flip":
+                d = bootstrap_difference(
+                    np.stack(g["probs"].to_numpy())[:, ti], base_probs[:, ti], seed=seed
+                )
+                row.update(
+                    flip_prob_minus_baseline=d.value,
+                    flip_prob_ci_low=d.low,
+                    flip_prob_ci_high=d.high,
+                    flip_below_baseline=bool(d.high < 0),
+                )
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    overall: dict[str, Any] = {
+        "targets": len(table),
+        "reach_gate": int(table["reaches_gate"].sum()),
+        "all_reach_gate": bool(table["reaches_gate"].all()),
+        "min_accuracy": float(table["accuracy"].min()),
+        "mean_accuracy": float(table["accuracy"].mean()),
+        "mean_baseline": float(table["baseline"].mean()),
+    }
+    if has_adh:
+        steered_all = pd.concat(best_clips)
+        # the baseline's adherence on the same (prompt, seed) pairs the steered clips used
+        paired = base.merge(
+            steered_all[["prompt", "seed"]].drop_duplicates(), on=["prompt", "seed"]
+        )
+        d = bootstrap_difference(
+            steered_all["instrument_match"].dropna().to_numpy(float),
+            paired["instrument_match"].dropna().to_numpy(float),
+            seed=seed,
+        )
+        overall.update(
+            adherence_unsteered=float(paired["instrument_match"].mean()),
+            adherence_steered=float(steered_all["instrument_match"].mean()),
+            adherence_change=d.value,
+            adherence_change_ci=[d.low, d.high],
+            adherence_within_tolerance=bool(d.value >= -cfg.adherence_tolerance),
+        )
+    for kind in cfg.controls:
+        col = f"{kind}_within_baseline_ci" if kind in SAME_AS_BASELINE else "flip_below_baseline"
+        if col in table:
+            overall[f"{col}_all"] = bool(table[col].all())
+            overall[f"{col}_count"] = int(table[col].sum())
+    checks = [overall["all_reach_gate"]]
+    checks += [v for k, v in overall.items() if k.endswith("_all")]
+    if has_adh:
+        checks.append(overall["adherence_within_tolerance"])
+    overall["passed"] = bool(all(checks))
+    return table, overall
+
+
+def plot_headline(table: pd.DataFrame, path: Path, gate: float) -> Path:
+    """Grouped bars per pitch class: baseline, direction (best η0) and controls, with 95% CIs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = [("baseline", "unsteered", "0.6")]
+    series.append(("accuracy", "note direction (best η0)", "tab:blue"))
+    colors = {"random": "tab:orange", "orthogonal": "tab:green", "flip": "tab:red"}
+    series += [(k, f"{k} control", colors[k]) for k in colors if k in table]
+    x = np.arange(len(table))
+    width = 0.8 / len(series)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(table) + 2), 3.8))
+    for j, (col, label, color) in enumerate(series):
+        lo_col = "ci_low" if col == "accuracy" else f"{col}_ci_low"
+        hi_col = "ci_high" if col == "accuracy" else f"{col}_ci_high"
+        val = table[col].to_numpy(float)
+        err = np.vstack([val - table[lo_col].to_numpy(float), table[hi_col].to_numpy(float) - val])
+        ax.bar(x + (j - (len(series) - 1) / 2) * width, val, width, yerr=err, label=label,
+               color=color, capsize=2, error_kw={"lw": 0.8})  # fmt: skip
+    ax.axhline(gate, color="k", ls="--", lw=0.8, label=f"gate {gate:g}")
+    ax.set_xticks(x, table["target"])
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("clips detected as the target note")
+    ax.set_title("Steering toward each pitch class (95% bootstrap CIs)")
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def run_headline(
+    *,
+    model: Any = "mini",
+    out: str | os.PathLike[str] = "headline-report",
+    work: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    config: HeadlineConfig | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Measure the headline and write ``headline.json``, ``headline.md``, ``results.csv`` and
+    ``headline.png`` into ``out``; returns the JSON record (settings, per-target rows, verdict)."""
+    import torch
+
+    from musicrfm.demo import default_work_dir
+    from musicrfm.evaluation.report import to_markdown
+
+    cfg = config or HeadlineConfig()
+    cfg = replace(cfg, targets=tuple(_pc(t) for t in cfg.targets))
+    cfg.validate()
+    out, work_dir = Path(out), Path(work) if work is not None else default_work_dir()
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    adapter = _load(model, device)
+    timings["load"] = time.perf_counter() - t
+    dataset, features, trained = learn_note_directions(
+        adapter, cfg.data, work_dir, seed=seed, device=device, progress=progress, timings=timings
+    )
+    coefs, scale = _auto_coefs(features, replace(cfg.data, relative_coefs=cfg.relative_coefs))
+    out.mkdir(parents=True, exist_ok=True)
+    trained.directions.save(out / "directions" / "notes")
+
+    t = time.perf_counter()
+    jobs = headline_jobs(trained.directions, cfg, coefs, seed)
+    torch.manual_seed(seed)
+    records = _generate_all(adapter, jobs, cfg.data, out / "audio", progress)
+    timings["generate"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    frame, _ = _evaluate(records, progress)
+    inst: dict[str, Any] = {}
+    if cfg.data.instrument_check:
+        frame, inst = _instrument(dataset, frame, records, seed)
+    table, overall = headline_table(frame, cfg, seed=seed)
+    timings["evaluate"] = time.perf_counter() - t
+
+    record = {
+        "overall": overall,
+        "per_target": table.to_dict(orient="records"),
+        "settings": {
+            "model_id": str(adapter.model_id),
+            "coefs": list(coefs),
+            "relative_coefs": list(cfg.relative_coefs),
+            "activation_scale": scale,
+            "sampling": sampling_options(adapter),
+            "instrument_classifier": inst,
+            "seed": seed,
+            "config": json.loads(json.dumps(asdict(cfg), default=list)),
+            "command": command or f"musicrfm mini headline --seed {seed}",
+        },
+        "timings": timings,
+    }
+    record = json.loads(json.dumps(record, default=_json_default))  # plain JSON types
+    (out / "headline.json").write_text(json.dumps(record, indent=2))
+    shown = [c for c in TABLE_COLUMNS if c in table]
+    (out / "headline.md").write_text(headline_markdown(record, to_markdown(table[shown])))
+    per_clip = frame.drop(columns=["probs"])
+    per_clip["audio_path"] = [Path(os.path.relpath(p, out)).as_posix() for p in frame["audio_path"]]
+    per_clip.to_csv(out / "results.csv", index=False)
+    plot_headline(table, out / "headline.png", cfg.accuracy_gate)
+    return record
+
+
+def headline_markdown(record: dict[str, Any], table_md: str) -> str:
+    """A short human summary of the verdict followed by the per-target table."""
+    o, s = record["overall"], record["settings"]
+    lines = [
+        "# Steering headline: every pitch class",
+        "",
+        f"Model `{s['model_id']}`, η0 grid {', '.join(f'{c:g}' for c in s['coefs'])} "
+        f"(= {', '.join(f'{r:g}' for r in s['relative_coefs'])} x the median activation norm "
+        f"{s['activation_scale']:.2f}); command `{s['command']}`.",
+        "",
+        f"- Reached the gate: {o['reach_gate']}/{o['targets']} pitch classes "
+        f"(min {o['min_accuracy']:.3f}, mean {o['mean_accuracy']:.3f}; "
+        f"unsteered mean {o['mean_baseline']:.3f}).",
+    ]
+    if "adherence_change" in o:
+        lo, hi = o["adherence_change_ci"]
+        lines.append(
+            f"- Prompt adherence: {o['adherence_unsteered']:.3f} unsteered -> "
+            f"{o['adherence_steered']:.3f} steered (change {o['adherence_change']:+.3f}, "
+            f"95% CI [{lo:+.3f}, {hi:+.3f}]); within tolerance: {o['adherence_within_tolerance']}."
+        )
+    for key, value in o.items():
+        if key.endswith("_count"):
+            lines.append(f"- {key[:-6].replace('_', ' ')}: {value}/{o['targets']} pitch classes.")
+    lines += [f"- All criteria met: {o['passed']}.", "", table_md, ""]
+    return "\n".join(lines)

@@ -1,0 +1,126 @@
+"""The steering headline (`musicrfm mini headline`): its verdict logic on constructed results,
+and the whole pipeline on a random tiny MusicGen (plumbing; a random model steers nothing)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from musicrfm.demo import PITCH_CLASSES, DemoConfig
+from musicrfm.errors import ConfigError
+from musicrfm.mini.headline import HeadlineConfig, headline_table
+
+TARGETS = ("C", "G")
+
+
+def _probs(label: str, avoid: str | None = None) -> list[float]:
+    """Detector probabilities: 0.8 on ``label``; ``avoid`` (a steered-away note) gets none."""
+    p = np.full(12, 0.2 / 11)
+    if avoid is not None:
+        p[PITCH_CLASSES.index(avoid)] = 0.0
+    p[PITCH_CLASSES.index(label)] = 0.8
+    return (p / p.sum()).tolist()
+
+
+def _rows(condition, target, coef, labels, match=1.0, avoid=None):
+    return [
+        {
+            "condition": condition,
+            "target": target,
+            "coef": coef,
+            "label": lab,
+            "probs": _probs(lab, avoid),
+            "prompt": f"p{i % 4}",
+            "seed": i // 4,
+            "instrument_match": match,
+        }
+        for i, lab in enumerate(labels)
+    ]
+
+
+def _frame(*, hit=0.9, random_hits=1, flip_label="D", match=1.0) -> pd.DataFrame:
+    """Baseline: 24 clips spread over the notes (C and G twice each); per target 10 clips."""
+    base = [PITCH_CLASSES[i % 12] for i in range(24)]
+    rows = _rows("unsteered", "C", 0.0, base)
+    for t in TARGETS:
+        n_hit = int(round(hit * 10))
+        rows += _rows("concept", t, 10.0, [t] * n_hit + ["E"] * (10 - n_hit), match)
+        rows += _rows("concept", t, 5.0, [t] * 3 + ["E"] * 7, match)
+        rows += _rows("random", t, 10.0, [t] * random_hits + ["E"] * (10 - random_hits))
+        rows += _rows("orthogonal", t, 10.0, ["A"] * 10)
+        rows += _rows("flip", t, 10.0, [flip_label] * 10, avoid=t if flip_label != t else None)
+    return pd.DataFrame(rows)
+
+
+CFG = HeadlineConfig(targets=TARGETS, clips=10, baseline_clips=24)
+
+
+def test_verdict_passes_when_every_criterion_holds():
+    table, overall = headline_table(_frame(), CFG)
+    assert list(table["target"]) == list(TARGETS)
+    assert (table["best_coef"] == 10.0).all() and (table["accuracy"] == 0.9).all()
+    assert table["baseline"].tolist() == pytest.approx([2 / 24, 2 / 24])
+    assert overall["all_reach_gate"] and overall["passed"]
+    assert overall["random_within_baseline_ci_all"]
+    assert overall["flip_below_baseline_all"]
+    assert overall["adherence_change"] == pytest.approx(0.0)
+
+
+def test_smallest_passing_coef_is_chosen():
+    frame = _frame()
+    frame.loc[(frame["condition"] == "concept") & (frame["coef"] == 5.0), "label"] = "C"
+    frame.loc[(frame["condition"] == "concept") & (frame["coef"] == 5.0), "target"] = "C"
+    table, _ = headline_table(frame, CFG)
+    assert table.set_index("target").loc["C", "best_coef"] == 5.0
+
+
+@pytest.mark.parametrize(
+    ("changes", "failed"),
+    [
+        ({"hit": 0.7}, "all_reach_gate"),
+        ({"random_hits": 8}, "random_within_baseline_ci_all"),
+        ({"flip_label": "C"}, "flip_below_baseline_all"),  # flip lands on C: G's flip fails
+        ({"match": 0.5}, "adherence_within_tolerance"),
+    ],
+)
+def test_each_failed_criterion_fails_the_verdict(changes, failed):
+    frame = _frame(**changes)
+    _, overall = headline_table(frame, CFG)
+    assert overall[failed] is False
+    assert overall["passed"] is False
+
+
+def test_bad_configs_are_rejected():
+    with pytest.raises(ConfigError, match="control"):
+        HeadlineConfig(controls=("sideways",)).validate()
+    with pytest.raises(ConfigError, match="baseline_clips"):
+        HeadlineConfig(clips=10, baseline_clips=4).validate()
+    with pytest.raises(ConfigError, match="unsteered"):
+        headline_table(_frame().query("condition != 'unsteered'"), CFG)
+
+
+def test_pipeline_runs_end_to_end_on_a_random_model(tmp_path):
+    from musicrfm.mini.headline import run_headline
+
+    data = replace(
+        DemoConfig.quick(), clips_per_class=6, prompts=("acoustic piano", "violin"), seconds=0.5,
+        instrument_check=False,
+    )  # fmt: skip
+    cfg = HeadlineConfig.quick(clips=2, baseline_clips=4, data=data)
+    record = run_headline(
+        model="random:tiny", out=tmp_path / "out", work=tmp_path / "work", config=cfg,
+        progress=False,
+    )  # fmt: skip
+    saved = json.loads((tmp_path / "out" / "headline.json").read_text())
+    assert saved == record
+    assert [r["target"] for r in record["per_target"]] == ["C", "G"]
+    assert record["overall"]["targets"] == 2
+    assert (tmp_path / "out" / "headline.png").stat().st_size > 0
+    clips = pd.read_csv(tmp_path / "out" / "results.csv")
+    # baseline 4 + per target (1 η0 + 3 controls) x 2 clips
+    assert len(clips) == 4 + 2 * 4 * 2
+    assert (tmp_path / "out" / clips["audio_path"].iloc[0]).exists()
