@@ -65,7 +65,7 @@ def test_verdict_passes_when_every_criterion_holds():
     assert (table["best_coef"] == 10.0).all() and (table["accuracy"] == 0.9).all()
     assert table["baseline"].tolist() == pytest.approx([2 / 24, 2 / 24])
     assert overall["all_reach_gate"] and overall["passed"]
-    assert overall["random_within_baseline_ci_all"]
+    assert overall["random_consistent_with_baseline_all"]
     assert overall["flip_below_baseline_all"]
     assert overall["adherence_change"] == pytest.approx(0.0)
 
@@ -82,7 +82,7 @@ def test_smallest_passing_coef_is_chosen():
     ("changes", "failed"),
     [
         ({"hit": 0.7}, "all_reach_gate"),
-        ({"random_hits": 8}, "random_within_baseline_ci_all"),
+        ({"random_hits": 8}, "random_consistent_with_baseline_all"),
         ({"flip_label": "C"}, "flip_below_baseline_all"),  # flip lands on C: G's flip fails
         ({"match": 0.5}, "adherence_within_tolerance"),
     ],

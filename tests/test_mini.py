@@ -158,6 +158,24 @@ def test_generation_gate_counts_pitch_spread() -> None:
     assert result["spread_passed"] and result["pitched_passed"]
 
 
+@pytest.mark.parametrize(("right", "passed"), [(20, True), (6, False)])
+def test_instrument_gate_needs_well_above_chance(right: int, passed: bool) -> None:
+    """4 instruments (chance 0.25), 24 clips: 20 right passes; 6 right (= chance) fails."""
+    from musicrfm.mini.gates import generation_gate
+
+    names = ["flute", "violin", "trumpet", "choir"] * 6
+
+    class Fixed:  # a classifier whose first `right` answers are the prompted instrument
+        def predict(self, feats):
+            return np.array([n if i < right else "organ" for i, n in enumerate(names)])
+
+    clips = np.stack([tone(60 + i % 12, seconds=0.5) for i in range(24)])
+    result = generation_gate(clips, SR, 0.0, names, classifier=Fixed())
+    assert result["instrument_accuracy"] == pytest.approx(right / 24)
+    assert result["instrument_chance"] == 0.25
+    assert result["instrument_passed"] is passed
+
+
 def test_train_config_round_trips_through_its_record() -> None:
     """The recorded config (JSON lists) comes back as the same config; records written before
     ``programs`` existed mean the old recipe's every-instrument grid."""

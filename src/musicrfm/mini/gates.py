@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 CODEC_GATE = 0.90
 PITCHED_GATE = 0.80
 MAX_CLASS_SHARE = 0.25
+# "well above chance": at least this multiple of chance, and the 95% CI's low end above chance
+INSTRUMENT_TIMES_CHANCE = 2.0
 
 
 # --------------------------------------------------------------------------- detectors
@@ -148,8 +150,18 @@ def generation_gate(
     if classifier is not None:
         feats = np.stack([_instrument_features(a, sr) for a in audio])
         pred = classifier.predict(feats)
-        result["instrument_accuracy"] = float(np.mean(pred == np.array(instruments)))
-        result["instrument_chance"] = 1.0 / len(set(instruments))
+        from musicrfm.evaluation.metrics import bootstrap_ci
+
+        est = bootstrap_ci((pred == np.array(instruments)).astype(float))
+        chance = 1.0 / len(set(instruments))
+        result.update(
+            instrument_accuracy=est.value,
+            instrument_ci=[est.low, est.high],
+            instrument_chance=chance,
+            instrument_passed=bool(
+                est.value >= INSTRUMENT_TIMES_CHANCE * chance and est.low > chance
+            ),
+        )
     return result
 
 
@@ -238,8 +250,12 @@ def run_gates(
         "pitched_passed": generation["pitched_passed"],
         "spread_passed": generation["spread_passed"],
     }
+    summary["instrument_passed"] = generation.get("instrument_passed")
     summary["all_passed"] = bool(
-        summary["codec_passed"] and summary["pitched_passed"] and summary["spread_passed"]
+        summary["codec_passed"]
+        and summary["pitched_passed"]
+        and summary["spread_passed"]
+        and summary["instrument_passed"] is not False
     )
     result = {
         "summary": summary,
@@ -309,6 +325,11 @@ def _headline_lines(folder: Path) -> list[str]:
         if key.endswith("_count"):
             lines.append(f"- {key[:-6].replace('_', ' ')}: {value}/{o['targets']}.")
     return [*lines, ""]
+
+
+def _ci(g: dict[str, Any]) -> str:
+    ci = g.get("instrument_ci")
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
 
 
 def _training_info(folder: Path) -> dict[str, Any]:
@@ -397,8 +418,10 @@ def write_model_card(folder: Path, info: dict[str, Any], gates: dict[str, Any] |
         if g.get("instrument_accuracy") is not None:
             lines.append(
                 f"| unsteered: prompted instrument recognised (MFCC classifier) | "
-                f"{g['instrument_accuracy']:.3f} | well above chance {g['instrument_chance']:.3f} "
-                f"(real held-out clips: {g['instrument_accuracy_on_real_heldout']:.3f}) | reported |"
+                f"{g['instrument_accuracy']:.3f} {_ci(g)} | >= {INSTRUMENT_TIMES_CHANCE:g} x chance "
+                f"{g['instrument_chance']:.3f}, CI above chance (real held-out clips: "
+                f"{g['instrument_accuracy_on_real_heldout']:.3f}) | "
+                f"{ok.get(g.get('instrument_passed'), 'reported')} |"
             )
         lines += [
             "",

@@ -1,0 +1,174 @@
+"""What the demo does and what it returns: settings, constants, the model loader."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from musicrfm.errors import ConfigError, ModelError
+
+log = logging.getLogger(__name__)
+
+PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+# instruments named in the prompts: the captions the mini model was trained on
+# (musicrfm.mini.data.TRAIN_PROGRAMS, in that order)
+PROMPT_INSTRUMENTS = (
+    "acoustic piano",
+    "vibraphone",
+    "marimba",
+    "church organ",
+    "nylon guitar",
+    "violin",
+    "choir",
+    "trumpet",
+    "clarinet",
+    "flute",
+    "square lead",
+    "warm pad",
+)
+CONTROL_LABELS = {
+    "random": "random direction",
+    "flip": "sign-flipped direction",
+    "orthogonal": "orthogonal direction",
+    "other_class": "other note's direction",
+}
+STAGES = 7
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """What the demo does. :meth:`quick` is the reduced run used in CI."""
+
+    # G -> D#: on the bundled mini model (2300 steps) only some note directions steer reliably:
+    # a 12-note sweep at η0 = 1x (8 clips each, seed 11) hit A, A#, B, D#, F#, G 8/8, C 7/8,
+    # D 4/8, E, G# 2/8, C# 1/8, F 0/8 (F lands on F#). Chosen after that sweep; --target changes it.
+    target: str = "G"
+    crossfade_to: str | None = "D#"  # None: the note a tritone away from the target
+    clips_per_class: int = 24  # training clips per pitch class
+    # SynTheory octaves 4-6 = MIDI 48-83, the mini model's low, middle and high registers
+    octaves: tuple[int, ...] = (4, 5, 6)
+    prompts: tuple[str, ...] = PROMPT_INSTRUMENTS[:8]
+    register: str | None = "middle"  # appended to prompts as ", middle register"
+    seeds_per_prompt: int = 4
+    crossfade_clips: int = 8
+    coefs: tuple[float, ...] | None = None  # None: relative_coefs x typical activation norm
+    relative_coefs: tuple[float, ...] = (0.5, 1.0)
+    controls: tuple[str, ...] = ("random", "flip", "orthogonal")
+    seconds: float = 4.0
+    budget: str = "fast"
+    components: int = 4
+    batch: int = 16
+    instrument_check: bool = True
+    examples_per_condition: int = 4
+
+    @classmethod
+    def quick(cls, **changes: Any) -> DemoConfig:
+        """A reduced run (CI): fewer training clips and generations, one η0."""
+        base = cls(
+            clips_per_class=12,
+            prompts=PROMPT_INSTRUMENTS[:12],
+            seeds_per_prompt=1,
+            crossfade_clips=4,
+            relative_coefs=(1.0,),
+            seconds=3.0,
+            instrument_check=False,
+            examples_per_condition=2,
+            controls=("random", "flip"),
+        )
+        return replace(base, **changes)
+
+
+@dataclass
+class DemoResult:
+    """What a demo run measured and wrote.
+
+    summary: one row per condition (and η0): accuracy, ci_low, ci_high, n, mean detector
+    probability of the target, prompt adherence. comparisons: concept minus each other condition
+    at the concept's strongest η0 (difference with a bootstrap 95% CI). results: one row per clip.
+    files: name -> path of everything written. timings: seconds per stage.
+    """
+
+    out: Path
+    html: Path
+    summary: pd.DataFrame
+    comparisons: pd.DataFrame
+    results: pd.DataFrame
+    crossfade: dict[str, Any]
+    settings: dict[str, Any]
+    timings: dict[str, float]
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float:
+        return float(sum(self.timings.values()))
+
+    def accuracy(self, condition: str, coef: float | None = None) -> dict[str, Any]:
+        """The summary row of ``condition`` (at ``coef``; default: the strongest η0 it was run at)."""
+        rows = self.summary[self.summary["condition"] == condition]
+        if rows.empty:
+            raise ConfigError(
+                f"no condition {condition!r}; have {', '.join(self.summary['condition'].unique())}"
+            )
+        if coef is None:
+            row = rows.loc[rows["coef"].abs().idxmax()]
+        else:
+            row = rows.loc[(rows["coef"] - coef).abs().idxmin()]
+        return row.to_dict()
+
+    @property
+    def beats_controls(self) -> bool:
+        """True when the concept direction's accuracy (strongest η0) exceeds every control and
+        the unsteered baseline with a bootstrap 95% interval of the difference above zero."""
+        return bool(len(self.comparisons)) and bool(self.comparisons["specific"].all())
+
+
+# --------------------------------------------------------------------------- helpers
+def default_work_dir() -> Path:
+    """``$MUSICRFM_CACHE_DIR/demo`` or ``~/.cache/musicrfm/demo``."""
+    base = os.environ.get("MUSICRFM_CACHE_DIR")
+    root = Path(base) if base else Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "musicrfm"
+    return (root / "demo").expanduser()
+
+
+def note_name(name: str) -> str:
+    from musicrfm.theory import pitch_class, pitch_class_name
+
+    return pitch_class_name(pitch_class(name))
+
+
+def load_demo_model(model: Any, device: str) -> Any:
+    from musicrfm.models import MusicGenAdapter, bundled_model_dirs, load_model
+
+    if isinstance(model, MusicGenAdapter):
+        return model
+    name = "mini" if model in (None, "", "mini", "default") else str(model)
+    try:
+        return load_model(name, device=device)
+    except ModelError as exc:
+        if name != "mini":
+            raise
+        raise ModelError(
+            "the bundled model musicgen-mini is missing (looked in "
+            + ", ".join(str(d) for d in bundled_model_dirs())
+            + "). Train it once with `musicrfm mini train --out models/musicgen-mini` "
+            "(about 1-2 h on 2 CPU cores), set MUSICRFM_MINI_MODEL to a trained copy, or run the "
+            "demo on another model with --model (a hub id such as facebook/musicgen-small, or a "
+            f"local folder). ({exc})"
+        ) from None
+
+
+def log_stage(i: int, text: str) -> float:
+    log.info("stage %d/%d: %s", i, STAGES, text)
+    return time.perf_counter()
+
+
+def progress_bar(total: int, desc: str, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="clip", disable=not enabled, leave=False)
