@@ -146,6 +146,35 @@ def test_tiny_mini_model_saves_loads_offline_and_generates(tmp_path, fitted_code
     assert torch.isfinite(audio).all()
 
 
+def test_recipe_model_cannot_see_future_codes_or_padding(fitted_codec) -> None:
+    """The model the recipe trains is causal and ignores caption padding, in train and eval mode.
+
+    Composing MusicgenForConditionalGeneration from parts used to leave the decoder without an
+    attention implementation; transformers 5 then ignored the causal mask, so training saw the
+    codes it had to predict (loss fell to 0.2 while generation stayed poor)."""
+    from musicrfm.mini.text import build_tokenizer
+    from musicrfm.mini.train import TrainConfig, build_model, delayed_sequences
+
+    cfg = TrainConfig(hidden_size=32, num_layers=2, num_heads=2, ffn_dim=64, seconds=0.5)
+    tokenizer = build_tokenizer()
+    model = build_model(cfg, fitted_codec, tokenizer)
+    seq = delayed_sequences(torch.randint(0, 32, (1, 4, 25)), pad=32)[..., :-1]
+    later = seq.clone()
+    later[..., 15:] = torch.randint(0, 32, later[..., 15:].shape)
+    short = tokenizer(["flute"], return_tensors="pt")
+    padded = tokenizer(["flute", "a much longer caption"], padding=True, return_tensors="pt")
+    for mode in ("train", "eval"):
+        getattr(model, mode)()
+        outs = []
+        for s, enc in ((seq, short), (later, short), (seq, padded)):
+            torch.manual_seed(0)  # same dropout masks
+            ids = {k: v[:1] for k, v in enc.items()}
+            outs.append(model(**ids, decoder_input_ids=s.reshape(4, -1)).logits[:, :15])
+        assert torch.allclose(outs[0], outs[1], atol=1e-6), f"{mode}: future codes leak"
+        if mode == "eval":  # padding changes the dropout draw's shapes in train mode
+            assert torch.allclose(outs[0], outs[2], atol=1e-5), "caption padding leaks"
+
+
 def test_generation_gate_counts_pitch_spread() -> None:
     from musicrfm.mini.gates import generation_gate
 

@@ -45,6 +45,7 @@ def build_text_encoder(vocab_size: int, size: TextEncoderSize | None = None, see
         pad_token_id=0,
         eos_token_id=1,
         tie_word_embeddings=False,
+        attn_implementation="sdpa",  # as from_pretrained would set it
     )
     torch.manual_seed(seed)
     return T5EncoderModel(config)

@@ -204,6 +204,11 @@ def build_model(cfg: TrainConfig, codec, tokenizer):
     model = MusicgenForConditionalGeneration(
         text_encoder=text, audio_encoder=codec, decoder=decoder
     )
+    # Composing the model replaces the sub-models' configs with copies that carry no attention
+    # implementation; in transformers 5 the decoder's self-attention then ignores the causal
+    # mask and training sees future codes. Set it again, as from_pretrained does.
+    model.decoder.set_attn_implementation("sdpa")
+    model.text_encoder.set_attn_implementation("sdpa")
     model.generation_config = GenerationConfig(
         do_sample=True,
         guidance_scale=cfg.guidance_scale,
