@@ -110,7 +110,7 @@ def test_pipeline_runs_end_to_end_on_a_random_model(tmp_path):
         DemoConfig.quick(), clips_per_class=6, prompts=("acoustic piano", "violin"), seconds=0.5,
         instrument_check=False,
     )  # fmt: skip
-    cfg = HeadlineConfig.quick(clips=2, baseline_clips=4, data=data)
+    cfg = HeadlineConfig.quick(clips=2, baseline_clips=4, relative_coefs=(0.5, 1.0), data=data)
     record = run_headline(
         model="random:tiny", out=tmp_path / "out", work=tmp_path / "work", config=cfg,
         progress=False,
@@ -121,6 +121,11 @@ def test_pipeline_runs_end_to_end_on_a_random_model(tmp_path):
     assert record["overall"]["targets"] == 2
     assert (tmp_path / "out" / "headline.png").stat().st_size > 0
     clips = pd.read_csv(tmp_path / "out" / "results.csv")
-    # baseline 4 + per target (1 η0 + 3 controls) x 2 clips
-    assert len(clips) == 4 + 2 * 4 * 2
+    # baseline 4 + per target (2 η0 + 3 controls) x 2 clips
+    assert len(clips) == 4 + 2 * 5 * 2
     assert (tmp_path / "out" / clips["audio_path"].iloc[0]).exists()
+    # controls ran at the η0 chosen for each target's direction (equal norm)
+    best = {r["target"]: r["best_coef"] for r in record["per_target"]}
+    ctl = clips[~clips["condition"].isin(["unsteered", "concept"])]
+    assert set(ctl["condition"]) == {"random", "orthogonal", "flip"}
+    assert all(row.coef == pytest.approx(best[row.target]) for row in ctl.itertuples())

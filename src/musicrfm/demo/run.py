@@ -117,7 +117,7 @@ def run_demo(
     if cfg.instrument_check:
         steady = [r for r in records if r["kind"] == "steady"]
         part, inst_info = instrument_adherence(
-            dataset, frame[frame["kind"] == "steady"], steady, seed
+            dataset, frame[frame["kind"] == "steady"], steady, seed, adapter=adapter
         )
         frame = pd.concat([part, frame[frame["kind"] != "steady"]], ignore_index=True)
     summary, comp = summarize(frame, seed)

@@ -22,7 +22,7 @@ from musicrfm.demo.config import (
     log_stage,
     progress_bar,
 )
-from musicrfm.errors import ModelError
+from musicrfm.errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -254,15 +254,38 @@ def crossfade_summary(dets: list[Any], a: str, b: str, seconds: float) -> dict[s
     }
 
 
+def codec_round_trip(adapter: Any, batch: int = 16) -> Any:
+    """A function (audio, sr) list -> the same clips encoded and decoded by the model's codec:
+    what an instrument can sound like when this model generates it."""
+
+    def run(clips: list[tuple[np.ndarray, int]]) -> list[tuple[np.ndarray, int]]:
+        sr = int(adapter.sample_rate)
+        if any(int(s) != sr for _, s in clips):
+            raise ConfigError(f"codec round trip needs audio at the model's {sr} Hz")
+        out: list[tuple[np.ndarray, int]] = []
+        for i in range(0, len(clips), batch):
+            codes, mask = adapter.encode_audio([a for a, _ in clips[i : i + batch]])
+            for wave in adapter.decode_codes(codes, mask):
+                out.append((np.asarray(wave, dtype=np.float32).reshape(-1), sr))
+        return out
+
+    return run
+
+
 def instrument_adherence(
-    dataset: Any, frame: pd.DataFrame, records: list[dict], seed: int
+    dataset: Any, frame: pd.DataFrame, records: list[dict], seed: int, adapter: Any = None
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Prompt adherence: does the offline timbre classifier hear the prompted instrument family?"""
+    """Prompt adherence: does the offline timbre classifier hear the prompted instrument family?
+
+    The classifier is fitted on the note set's clips and, with ``adapter``, also on their codec
+    round trips: generated audio always comes out of the codec, and a classifier that only heard
+    clean renders mistakes codec colouring for another instrument."""
     from musicrfm.evaluation.instrument import prompt_adherence, train_instrument_classifier
 
     clf, report = train_instrument_classifier(
-        dataset, concepts=("notes",), limit_per_class=12, seed=seed
-    )
+        dataset, concepts=("notes",), seed=seed,
+        augment=codec_round_trip(adapter) if adapter is not None else None,
+    )  # fmt: skip
     adh = prompt_adherence(
         clf,
         [r["_audio"][0] if r["_audio"].ndim == 2 else r["_audio"] for r in records],
@@ -275,6 +298,7 @@ def instrument_adherence(
     frame["instrument_match"] = adh["match"].to_numpy()
     info = {
         "classifier_test_accuracy": report.get("test_accuracy"),
+        "classifier_test_accuracy_through_codec": report.get("test_accuracy_augmented"),
         "classifier_n_test": report.get("n_test"),
         "classes": report.get("classes"),
     }
