@@ -129,3 +129,17 @@ def test_pipeline_runs_end_to_end_on_a_random_model(tmp_path):
     ctl = clips[~clips["condition"].isin(["unsteered", "concept"])]
     assert set(ctl["condition"]) == {"random", "orthogonal", "flip"}
     assert all(row.coef == pytest.approx(best[row.target]) for row in ctl.itertuples())
+
+
+def test_cli_rejects_an_unknown_note_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "musicrfm", "mini", "headline", "--model", "random:tiny",
+         "--targets", "H", "--out", str(tmp_path / "o"), "--work", str(tmp_path / "w")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "H" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

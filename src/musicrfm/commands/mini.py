@@ -64,10 +64,14 @@ def register(subparsers) -> None:
     hl.add_argument("--clips", type=int, default=None, help="clips per target and condition")
     hl.add_argument(
         "--relative-coefs", type=float, nargs="+", default=None,
-        help="η0 grid as multiples of the median activation norm (default 0.5 1 1.5)",
+        help="η0 grid as multiples of the median activation norm (default 0.1 0.2 0.3 0.5)",
     )  # fmt: skip
     hl.add_argument("--quick", action="store_true", help="a small pipeline check (2 targets)")
     hl.add_argument("--device", default="cpu", help="torch device")
+    hl.add_argument(
+        "--threads", type=int, default=1,
+        help="torch CPU threads (default 1: more threads are slower on a shared, loaded CPU)",
+    )  # fmt: skip
     hl.add_argument("--no-card", action="store_true", help="do not record in the model card")
     hl.set_defaults(func=run)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
@@ -114,9 +118,12 @@ def _headline(args: argparse.Namespace) -> int:
     from dataclasses import replace
     from pathlib import Path
 
+    import torch
+
     from musicrfm.mini import gates as gates_mod
     from musicrfm.mini.headline import HeadlineConfig, run_headline
 
+    torch.set_num_threads(max(1, args.threads))
     cfg = HeadlineConfig.quick() if args.quick else HeadlineConfig()
     if args.targets:
         cfg = replace(cfg, targets=tuple(args.targets))
