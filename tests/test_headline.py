@@ -143,3 +143,18 @@ def test_cli_rejects_an_unknown_note_in_one_line(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "H" in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_codec_round_trip_resamples_to_the_model_rate():
+    from musicrfm.demo.stages import codec_round_trip
+    from musicrfm.models import load_model
+
+    adapter = load_model("random:tiny")
+    sr = int(adapter.sample_rate)
+    clips = [(np.sin(np.linspace(0, 400, 22050)).astype(np.float32), 22050),
+             (np.zeros(sr // 2, np.float32), sr)]  # fmt: skip
+    out = codec_round_trip(adapter)(clips)
+    assert [s for _, s in out] == [sr, sr]
+    hop = sr / adapter.frame_rate
+    assert abs(len(out[0][0]) - sr) <= hop and abs(len(out[1][0]) - sr // 2) <= hop
+    assert all(np.isfinite(a).all() for a, _ in out)

@@ -22,7 +22,7 @@ from musicrfm.demo.config import (
     log_stage,
     progress_bar,
 )
-from musicrfm.errors import ConfigError, ModelError
+from musicrfm.errors import ModelError
 
 log = logging.getLogger(__name__)
 
@@ -259,12 +259,16 @@ def codec_round_trip(adapter: Any, batch: int = 16) -> Any:
     what an instrument can sound like when this model generates it."""
 
     def run(clips: list[tuple[np.ndarray, int]]) -> list[tuple[np.ndarray, int]]:
+        import librosa
+
         sr = int(adapter.sample_rate)
-        if any(int(s) != sr for _, s in clips):
-            raise ConfigError(f"codec round trip needs audio at the model's {sr} Hz")
+        waves = [
+            a if int(s) == sr else librosa.resample(np.asarray(a), orig_sr=int(s), target_sr=sr)
+            for a, s in clips
+        ]
         out: list[tuple[np.ndarray, int]] = []
-        for i in range(0, len(clips), batch):
-            codes, mask = adapter.encode_audio([a for a, _ in clips[i : i + batch]])
+        for i in range(0, len(waves), batch):
+            codes, mask = adapter.encode_audio(waves[i : i + batch])
             for wave in adapter.decode_codes(codes, mask):
                 out.append((np.asarray(wave, dtype=np.float32).reshape(-1), sr))
         return out
