@@ -67,6 +67,11 @@ class DemoConfig:
     instrument_check: bool = True
     examples_per_condition: int = 4
 
+    def prompt_texts(self) -> list[str]:
+        """The prompts as given to the model: instrument, then ", <register> register" if set."""
+        suffix = f", {self.register} register" if self.register else ""
+        return [p + suffix for p in self.prompts]
+
     @classmethod
     def quick(cls, **changes: Any) -> DemoConfig:
         """A reduced run (CI): fewer training clips and generations, one η0."""

@@ -113,8 +113,7 @@ def demo_jobs(cd: Any, cfg: DemoConfig, coefs: Sequence[float], seed: int, targe
     from musicrfm.evaluation.controls import control_directions
     from musicrfm.steering import SteeringPlan
 
-    suffix = f", {cfg.register} register" if cfg.register else ""
-    prompts = [p + suffix for p in cfg.prompts]
+    prompts = cfg.prompt_texts()
     seeds = [seed + 1000 * k for k in range(cfg.seeds_per_prompt)]
     items = [(p, s) for s in seeds for p in prompts]
     top = max(coefs, key=abs)

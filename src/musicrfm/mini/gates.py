@@ -298,7 +298,7 @@ def _headline_lines(folder: Path) -> list[str]:
     if not path.exists():
         return []
     rec = json.loads(path.read_text())
-    o, s = rec["overall"], rec["settings"]
+    s = rec["settings"]
     lines = [
         "## Steering toward each pitch class (the headline)",
         "",
@@ -320,17 +320,9 @@ def _headline_lines(folder: Path) -> list[str]:
             + " | ".join(f"{r[k]:.2f}" if k in r else "" for k in ("random", "orthogonal", "flip"))
             + " |"
         )
-    lines += ["", f"- {o['reach_gate']}/{o['targets']} pitch classes reach 0.8; all criteria met: "
-              f"{o['passed']}."]  # fmt: skip
-    if "adherence_change" in o:
-        lo, hi = o["adherence_change_ci"]
-        lines.append(
-            f"- Prompt adherence {o['adherence_unsteered']:.3f} -> {o['adherence_steered']:.3f} "
-            f"(change {o['adherence_change']:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}])."
-        )
-    for key, value in o.items():
-        if key.endswith("_count"):
-            lines.append(f"- {key[:-6].replace('_', ' ')}: {value}/{o['targets']}.")
+    from musicrfm.mini.headline import verdict_lines
+
+    lines += ["", *verdict_lines(rec["overall"])]
     return [*lines, ""]
 
 

@@ -106,17 +106,12 @@ def _items(prompts: list[str], n: int, seed: int) -> list[tuple[str, int]]:
     return [(prompts[i % len(prompts)], seed + 1000 * (i // len(prompts))) for i in range(n)]
 
 
-def _prompts(cfg: HeadlineConfig) -> list[str]:
-    suffix = f", {cfg.data.register} register" if cfg.data.register else ""
-    return [p + suffix for p in cfg.data.prompts]
-
-
 def direction_jobs(cd: Any, cfg: HeadlineConfig, coefs: tuple[float, ...], seed: int) -> list[Job]:
     """Phase 1: the unsteered baseline, and each target's direction at every η0. Steered clips
     reuse the baseline's first ``clips`` (prompt, seed) pairs, so sampling noise is paired."""
     from musicrfm.steering import SteeringPlan
 
-    base = _items(_prompts(cfg), cfg.baseline_clips, seed)
+    base = _items(cfg.data.prompt_texts(), cfg.baseline_clips, seed)
     jobs = [Job("unsteered", 0.0, None, base, cfg.targets[0])]
     for target in cfg.targets:
         for c in coefs:
@@ -131,7 +126,7 @@ def control_jobs(cd: Any, cfg: HeadlineConfig, chosen: dict[str, float], seed: i
     from musicrfm.evaluation.controls import control_directions
     from musicrfm.steering import SteeringPlan
 
-    paired = _items(_prompts(cfg), cfg.clips, seed)
+    paired = _items(cfg.data.prompt_texts(), cfg.clips, seed)
     jobs = []
     for i, target in enumerate(cfg.targets):
         for kind in cfg.controls:
@@ -389,16 +384,10 @@ def run_headline(
     return record
 
 
-def headline_markdown(record: dict[str, Any], table_md: str) -> str:
-    """A short human summary of the verdict followed by the per-target table."""
-    o, s = record["overall"], record["settings"]
+def verdict_lines(overall: dict[str, Any]) -> list[str]:
+    """The verdict as Markdown bullets (the report and the mini model's card both show them)."""
+    o = overall
     lines = [
-        "# Steering headline: every pitch class",
-        "",
-        f"Model `{s['model_id']}`, η0 grid {', '.join(f'{c:g}' for c in s['coefs'])} "
-        f"(= {', '.join(f'{r:g}' for r in s['relative_coefs'])} x the median activation norm "
-        f"{s['activation_scale']:.2f}); command `{s['command']}`.",
-        "",
         f"- Reached the gate: {o['reach_gate']}/{o['targets']} pitch classes "
         f"(min {o['min_accuracy']:.3f}, mean {o['mean_accuracy']:.3f}; "
         f"unsteered mean {o['mean_baseline']:.3f}).",
@@ -413,5 +402,23 @@ def headline_markdown(record: dict[str, Any], table_md: str) -> str:
     for key, value in o.items():
         if key.endswith("_count"):
             lines.append(f"- {key[:-6].replace('_', ' ')}: {value}/{o['targets']} pitch classes.")
-    lines += [f"- All criteria met: {o['passed']}.", "", table_md, ""]
+    lines.append(f"- All criteria met: {o['passed']}.")
+    return lines
+
+
+def headline_markdown(record: dict[str, Any], table_md: str) -> str:
+    """A short human summary of the verdict followed by the per-target table."""
+    s = record["settings"]
+    lines = [
+        "# Steering headline: every pitch class",
+        "",
+        f"Model `{s['model_id']}`, η0 grid {', '.join(f'{c:g}' for c in s['coefs'])} "
+        f"(= {', '.join(f'{r:g}' for r in s['relative_coefs'])} x the median activation norm "
+        f"{s['activation_scale']:.2f}); command `{s['command']}`.",
+        "",
+        *verdict_lines(record["overall"]),
+        "",
+        table_md,
+        "",
+    ]
     return "\n".join(lines)
