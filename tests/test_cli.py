@@ -34,3 +34,10 @@ def test_every_verb_has_help(verb: str, capsys: pytest.CaptureFixture[str]) -> N
 def test_no_verb_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert "usage" in capsys.readouterr().out
+
+
+def test_generate_rows_choices_match_the_plan() -> None:
+    from musicrfm.commands.generate import GUIDANCE_ROWS
+    from musicrfm.plan import ROWS
+
+    assert GUIDANCE_ROWS == ROWS

@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from musicrfm.demo import PITCH_CLASSES, DemoConfig
 from musicrfm.errors import ConfigError
@@ -103,6 +104,38 @@ def test_bad_configs_are_rejected():
         headline_table(_frame().query("condition != 'unsteered'"), CFG)
 
 
+def test_tradeoff_pools_targets_per_coef_with_the_baseline_first():
+    from musicrfm.mini.headline import tradeoff_table
+
+    trade = tradeoff_table(_frame(hit=0.9, match=0.5))
+    assert trade["condition"].tolist() == ["unsteered", "direction", "direction"]
+    assert trade["coef"].tolist() == [0.0, 5.0, 10.0]
+    # the baseline's "target" column is C: 2 of its 24 spread-out clips are C
+    assert trade["hit_rate"].tolist() == pytest.approx([2 / 24, 0.3, 0.9])
+    assert trade["n"].tolist() == [24, 20, 20]
+    assert trade["adherence"].tolist() == pytest.approx([1.0, 0.5, 0.5])
+    assert (trade["hit_ci_low"] <= trade["hit_rate"]).all()
+    assert (trade["hit_rate"] <= trade["hit_ci_high"]).all()
+
+
+def test_every_plan_gets_the_configured_layers_and_rows():
+    from musicrfm.directions import ConceptDirections
+    from musicrfm.mini.headline import control_jobs, direction_jobs
+
+    cd = ConceptDirections(
+        concept="notes", classes=list(PITCH_CLASSES), vectors=torch.randn(3, 12, 1, 8),
+        scores=torch.ones(3, 12), layers=[0, 1, 2],
+    )  # fmt: skip
+    cfg = HeadlineConfig(targets=TARGETS, clips=4, baseline_clips=8, layers="1,2", rows="contrast")
+    cfg.validate()
+    jobs = direction_jobs(cd, cfg, (1.0, 2.0), 0) + control_jobs(cd, cfg, {"C": 1.0, "G": 2.0}, 0)
+    plans = [j.plan for j in jobs if j.plan is not None]
+    assert len(plans) == 2 * 2 + 2 * 3
+    assert all(d.layers == [1, 2] and d.rows == "contrast" for p in plans for d in p.directions)
+    with pytest.raises(ConfigError, match="rows"):
+        HeadlineConfig(rows="sideways").validate()
+
+
 def test_pipeline_runs_end_to_end_on_a_random_model(tmp_path):
     from musicrfm.mini.headline import run_headline
 
@@ -120,6 +153,7 @@ def test_pipeline_runs_end_to_end_on_a_random_model(tmp_path):
     assert [r["target"] for r in record["per_target"]] == ["C", "G"]
     assert record["overall"]["targets"] == 2
     assert (tmp_path / "out" / "headline.png").stat().st_size > 0
+    assert [r["condition"] for r in record["tradeoff"]] == ["unsteered", "direction", "direction"]
     clips = pd.read_csv(tmp_path / "out" / "results.csv")
     # baseline 4 + per target (2 η0 + 3 controls) x 2 clips
     assert len(clips) == 4 + 2 * 5 * 2

@@ -226,6 +226,35 @@ def test_train_config_round_trips_through_its_record() -> None:
     assert not {(c.program, c.midi_note) for c in train} & {(c.program, c.midi_note) for c in hold}
 
 
+def test_rhythm_variants_render_their_own_onsets_and_keep_the_split() -> None:
+    """--rhythms renders every (program, note, velocity) once per rhythm; a rhythm changes when
+    the note sounds, not which notes are held out; the record brings it back."""
+    import json
+    from dataclasses import asdict
+
+    from musicrfm.commands.mini import parse_rhythms
+    from musicrfm.errors import ConfigError
+    from musicrfm.mini.data import render_clips
+    from musicrfm.mini.train import TrainConfig, _grid
+
+    rhythms = parse_rhythms("1:0.95,4:0.5")
+    assert rhythms == ((1, 0.95), (4, 0.5))
+    cfg = TrainConfig(programs=(73,), velocities=(90,), rhythms=rhythms)  # flute: sustains
+    assert TrainConfig.from_record(json.loads(json.dumps(asdict(cfg)))) == cfg
+    train, hold = _grid(cfg)
+    one = _grid(TrainConfig(programs=(73,), velocities=(90,)))
+    assert len(train) == 2 * len(one[0]) and len(hold) == 2 * len(one[1])
+    assert {(c.program, c.midi_note) for c in train} == {(c.program, c.midi_note) for c in one[0]}
+    held, staccato = render_clips([train[0], train[1]], seconds=2.0)
+    # second half of each beat: the held note keeps sounding, the 50%-gated one has been released
+    q = len(held) // 8
+    gaps = [slice((2 * k + 1) * q, (2 * k + 2) * q) for k in range(4)]
+    assert all(np.abs(held[s]).mean() > 2 * np.abs(staccato[s]).mean() for s in gaps)
+    for bad in ("4", "0:0.5", "4:1.5", "x:y"):
+        with pytest.raises(ConfigError, match="--rhythms"):
+            parse_rhythms(bad)
+
+
 def test_bundled_model_loads_with_stock_transformers_and_keeps_pitch() -> None:
     """models/musicgen-mini: stock from_pretrained (after the codec registers), a clip from an
     instrument prompt, and its codec keeps the pitch class of a rendered note."""

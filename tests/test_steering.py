@@ -496,3 +496,26 @@ def test_layer_specs_in_plans_set_selection_and_weighting(dirs) -> None:
     assert SteeringDirection(dirs, "D", layers="1-2").layers == [1, 2]
     with pytest.raises(ConfigError, match="top_k"):
         SteeringDirection(dirs, "D", layers="top:0")
+
+
+def test_contrast_rows_subtract_from_unconditional_rows_only(adapter, tok, dirs) -> None:
+    """rows='contrast' leaves the prompt's rows exactly as they were and moves the unconditional
+    rows by minus the addition that rows='both' makes there."""
+    layers = [0, adapter.num_layers - 1]
+    plan = SteeringPlan.single(dirs, "D", 3.0, rows="contrast")
+    _, session, pre, post = run(adapter, tok, plan, steps=4, record=layers)
+    for i in layers:
+        for call in range(1, len(session.steps)):
+            assert torch.equal(post[i][call][0], pre[i][call][0])
+            diff = post[i][call][1] - pre[i][call][1]
+            exp = session.compiled.addition(session.steps[call], i, conditional=False)
+            assert exp.abs().max() > 0
+            torch.testing.assert_close(diff.double(), exp.expand_as(diff), atol=1e-5, rtol=0)
+    assert session.compiled.row_gain.tolist() == [[0.0, -1.0]]
+
+
+def test_unconditional_rows_need_guidance(adapter, dirs) -> None:
+    for rows in ("unconditional", "contrast"):
+        plan = SteeringPlan.single(dirs, "D", 1.0, rows=rows)
+        with pytest.raises(ConfigError, match="guidance"), apply_plan(adapter, plan, cfg=False):
+            pass

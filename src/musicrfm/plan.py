@@ -21,7 +21,17 @@ from musicrfm.errors import CompatibilityError, ConfigError
 from musicrfm.schedules import Schedule, constant
 
 WEIGHTINGS = ("uniform", "linear", "exponential")
-ROWS = ("both", "conditional")
+# Which classifier-free-guidance rows a direction is added to, as (conditional, unconditional)
+# gains. "contrast" subtracts it from the unconditional rows only: with guidance g the sampled
+# logits u + g(c - u) then move toward the concept by about (g - 1)·η0 while the
+# prompt-conditioned rows stay exactly as the prompt made them.
+ROW_GAINS: dict[str, tuple[float, float]] = {
+    "both": (1.0, 1.0),
+    "conditional": (1.0, 0.0),
+    "unconditional": (0.0, 1.0),
+    "contrast": (0.0, -1.0),
+}
+ROWS = tuple(ROW_GAINS)
 PLAN_FORMAT_VERSION = 1
 
 
@@ -98,8 +108,9 @@ class SteeringDirection:
     re-normalised. layers: "all" or explicit 0-based indices (negatives count from the top);
     top_k: keep the K best-scoring of those. weighting: uniform (w0), linear (w0·ŝ) or
     exponential (w0·ŝ^(1/κ)), ŝ = per-layer scores min-max normalised over the directions' layers.
-    schedule: φ(t). gate: p of the Bernoulli gate (1 = always on). rows: "both" CFG halves, or
-    "conditional" only.
+    schedule: φ(t). gate: p of the Bernoulli gate (1 = always on). rows: the guidance rows
+    it is added to (`ROW_GAINS`): "both" (default), "conditional", "unconditional", or
+    "contrast" (subtracted from the unconditional rows only).
     """
 
     directions: ConceptDirections | str | Path
@@ -140,7 +151,7 @@ class SteeringDirection:
                 f"unknown weighting {self.weighting!r}; valid: {', '.join(WEIGHTINGS)}"
             )
         if self.rows not in ROWS:
-            raise ConfigError(f"rows must be 'both' or 'conditional', got {self.rows!r}")
+            raise ConfigError(f"rows must be one of {', '.join(ROWS)}; got {self.rows!r}")
         if self.top_k is not None and int(self.top_k) < 1:
             raise ConfigError(f"top_k must be >= 1, got {self.top_k}")
         if isinstance(self.component, Mapping):

@@ -28,7 +28,8 @@ get no addition. Blocks returning a tuple (Melody, older transformers) are handl
 Gate ψ_m(t): one Bernoulli(p_m) draw per step per direction, shared by all layers and batch rows,
 from a NumPy generator seeded with (seed, m), so the same seed gives the same gate pattern.
 Classifier-free guidance: MusicGen's generate stacks the conditional rows first and the
-unconditional rows second; ``rows="conditional"`` steers only the first half.
+unconditional rows second; each direction's ``rows`` sets its gain on each half
+(`ROW_GAINS`: "conditional" steers only the first half, "contrast" subtracts from the second).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from musicrfm.errors import CompatibilityError, ConfigError, ModelError
 
 # re-exported: generate.py, the CLI, tests and user code import these from musicrfm.steering
 from musicrfm.plan import PLAN_FORMAT_VERSION as PLAN_FORMAT_VERSION
+from musicrfm.plan import ROW_GAINS as ROW_GAINS
 from musicrfm.plan import ROWS as ROWS
 from musicrfm.plan import WEIGHTINGS as WEIGHTINGS
 from musicrfm.plan import SteeringDirection as SteeringDirection
@@ -149,7 +151,8 @@ class CompiledPlan:
 
     unit: (M, L, d) float64 unit directions q (zero where a direction has no vector).
     weights: (M, L) w_{ℓ,m}; coefs: (M,) η0; schedules: resolved (in steps);
-    gate_p: (M,); conditional_only: (M,) bool; seed: gate seed.
+    gate_p: (M,); row_gain: (M, 2) gains on the (conditional, unconditional) guidance rows;
+    seed: gate seed.
     """
 
     unit: torch.Tensor
@@ -157,7 +160,7 @@ class CompiledPlan:
     coefs: np.ndarray
     schedules: list[Schedule]
     gate_p: np.ndarray
-    conditional_only: np.ndarray
+    row_gain: np.ndarray
     seed: int
     labels: list[str]
     num_layers: int
@@ -205,9 +208,8 @@ class CompiledPlan:
         f = self.factors(step + 1)[step]
         total = torch.zeros(self.hidden_size, dtype=torch.float64)
         for m in range(self.num_directions):
-            if not conditional and self.conditional_only[m]:
-                continue
-            total += self.coefs[m] * self.weights[m, layer] * f[m] * self.unit[m, layer]
+            gain = self.row_gain[m, 0 if conditional else 1]
+            total += gain * self.coefs[m] * self.weights[m, layer] * f[m] * self.unit[m, layer]
         return total
 
 
@@ -348,7 +350,9 @@ def compile_plan(
         coefs=np.asarray([d.coef for d in plan.directions], dtype=np.float64),
         schedules=schedules,
         gate_p=np.asarray([d.gate for d in plan.directions], dtype=np.float64),
-        conditional_only=np.asarray([d.rows == "conditional" for d in plan.directions], dtype=bool),
+        row_gain=np.asarray([ROW_GAINS[d.rows] for d in plan.directions], dtype=np.float64).reshape(
+            -1, 2
+        ),
         seed=int(gate_seed),
         labels=[d.label() for d in plan.directions],
         num_layers=L,
@@ -403,11 +407,21 @@ class SteeringSession:
             w = torch.as_tensor(compiled.weights[m, self.layers], dtype=torch.float64)
             W[a] = compiled.coefs[m] * w[:, None] * compiled.unit[m, self.layers]
         self._W = W.reshape(len(idx), Ls * H).to(device=device, dtype=torch.float32)
-        cond_only = compiled.conditional_only[idx]
-        self.groups = 2 if (cfg and cond_only.any()) else 1
-        self._mask = np.ones((self.groups, len(idx)))
-        if self.groups == 2:
-            self._mask[1] = ~cond_only
+        gain = compiled.row_gain[idx]  # (M_act, 2): conditional, unconditional rows
+        if cfg:
+            self.groups = 2 if (gain != 1.0).any() else 1
+            self._mask = gain.T.copy() if self.groups == 2 else np.ones((1, len(idx)))
+        else:
+            # without guidance every row is conditional: a direction meant only for the
+            # unconditional rows would silently do nothing, so say so instead
+            unc = [compiled.labels[m] for m, g in zip(idx, gain) if g[0] == 0]
+            if unc:
+                raise ConfigError(
+                    f"{', '.join(unc)}: rows 'unconditional'/'contrast' act through "
+                    "classifier-free guidance; generate with guidance_scale > 1"
+                )
+            self.groups = 1
+            self._mask = gain[:, :1].T.copy()
         self._table_len = 0
         self._table: torch.Tensor | None = None
         self._ensure_table(max(int(total_steps or 0), 256))
@@ -429,7 +443,8 @@ class SteeringSession:
     def _row_groups(self, batch: int) -> torch.Tensor:
         if batch % 2:
             raise ModelError(
-                f"conditional-only steering expects classifier-free guidance rows (even batch), got {batch}"
+                "row-specific steering expects classifier-free guidance rows (even batch), "
+                f"got {batch}"
             )
         half = batch // 2
         return torch.tensor([0] * half + [1] * half, device=self.device)

@@ -8,6 +8,10 @@ import math
 
 from musicrfm.errors import ConfigError
 
+# = musicrfm.plan.ROWS, written out so that parsing the command line does not import torch
+# (tests/test_cli.py checks they agree)
+GUIDANCE_ROWS = ("both", "conditional", "unconditional", "contrast")
+
 log = logging.getLogger(__name__)
 
 EPILOG = """\
@@ -64,9 +68,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--gate", type=float, default=1.0, help="gate probability p (default 1)")
     s.add_argument(
         "--rows",
-        choices=("both", "conditional"),
+        choices=GUIDANCE_ROWS,
         default="both",
-        help="guidance rows to steer (default both)",
+        help="guidance rows to steer: both (default), conditional, unconditional, or contrast "
+        "(subtracted from the unconditional rows: the prompt's own rows stay untouched)",
     )
     s.add_argument("--gate-seed", type=int, help="seed of the gate (default: the generation seed)")
     s.add_argument("--save-plan", metavar="FILE", help="also write the plan to FILE (.toml/.json)")

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 
+from musicrfm.commands.generate import GUIDANCE_ROWS
 from musicrfm.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,12 @@ def register(subparsers) -> None:
     tr.add_argument("--seed", type=int, default=0, help="seed for data split, init and sampling")
     tr.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 1)")
     tr.add_argument("--work-dir", default=None, help="cache for codec, codes and checkpoints")
+    tr.add_argument(
+        "--rhythms",
+        default=None,
+        help="rhythms to render every clip with, REPEATS:GATE,... (default 4:0.9, the note struck "
+        "4 times and held 90%% of each beat)",
+    )
     tr.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     tr.add_argument("--no-gates", action="store_true", help="skip measuring the gates at the end")
     tr.set_defaults(func=run)
@@ -66,6 +73,14 @@ def register(subparsers) -> None:
         "--relative-coefs", type=float, nargs="+", default=None,
         help="η0 grid as multiples of the median activation norm (default 0.1 0.2 0.3 0.5)",
     )  # fmt: skip
+    hl.add_argument(
+        "--layers", default="all",
+        help="layers steered, as for `musicrfm generate --layers` (default all)",
+    )  # fmt: skip
+    hl.add_argument(
+        "--rows", choices=GUIDANCE_ROWS, default="both",
+        help="guidance rows steered, as for `musicrfm generate --rows` (default both)",
+    )  # fmt: skip
     hl.add_argument("--quick", action="store_true", help="a small pipeline check (2 targets)")
     hl.add_argument("--device", default="cpu", help="torch device")
     hl.add_argument(
@@ -90,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
             cfg.batch_size = args.batch_size
         if args.threads is not None:
             cfg.threads = args.threads
+        if args.rhythms:
+            cfg.rhythms = parse_rhythms(args.rhythms)
         out = train(args.out, config=cfg, work_dir=args.work_dir, resume=args.resume)
         print(f"model written to {out}")
         if not args.no_gates:
@@ -114,6 +131,21 @@ def run(args: argparse.Namespace) -> int:
     )
 
 
+def parse_rhythms(text: str) -> tuple[tuple[int, float], ...]:
+    """ "4:0.9,1:0.95" -> ((4, 0.9), (1, 0.95)), with a one-line error for anything else."""
+    out = []
+    for part in text.split(","):
+        try:
+            r, g = part.split(":")
+            repeats, gate = int(r), float(g)
+        except ValueError:
+            raise ConfigError(f"--rhythms: {part!r} is not REPEATS:GATE (e.g. 4:0.9)") from None
+        if repeats < 1 or not 0 < gate <= 1:
+            raise ConfigError(f"--rhythms: need REPEATS >= 1 and 0 < GATE <= 1, got {part!r}")
+        out.append((repeats, gate))
+    return tuple(out)
+
+
 def _headline(args: argparse.Namespace) -> int:
     from dataclasses import replace
     from pathlib import Path
@@ -131,11 +163,16 @@ def _headline(args: argparse.Namespace) -> int:
         cfg = replace(cfg, clips=args.clips, baseline_clips=max(cfg.baseline_clips, args.clips))
     if args.relative_coefs:
         cfg = replace(cfg, relative_coefs=tuple(args.relative_coefs))
+    cfg = replace(cfg, layers=args.layers, rows=args.rows)
+    # the command that reproduces this run, as recorded in the report and the model card
+    shown = [("model", args.model), ("seed", args.seed)]
+    for key in ("targets", "clips", "relative_coefs", "layers", "rows"):
+        value = getattr(args, key)
+        if value is not None and value not in ("all", "both"):
+            shown.append((key, " ".join(map(str, value)) if isinstance(value, list) else value))
     command = (
         "musicrfm mini headline "
-        + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in (("model", args.model), ("seed", args.seed))
-        )
+        + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in shown)
         + (" --quick" if args.quick else "")
     )
     record = run_headline(

@@ -64,11 +64,15 @@ REGISTERS: dict[int, str] = {3: "low", 4: "middle", 5: "high"}
 
 @dataclass(frozen=True)
 class NoteClip:
-    """One training clip: a MIDI note on a GM program, and its caption."""
+    """One training clip: a MIDI note on a GM program, its rhythm, and its caption.
+
+    The note is struck ``repeats`` times, evenly spaced, each held for ``gate`` of its slot."""
 
     program: int
     midi_note: int
     velocity: int = 80
+    repeats: int = 4
+    gate: float = 0.9
 
     @property
     def instrument(self) -> str:
@@ -174,7 +178,14 @@ def render_clips(
     from tqdm.auto import tqdm
 
     it = tqdm(clips, desc="render", disable=not progress)
-    return np.stack([render_note(c, sampling_rate=sampling_rate, seconds=seconds) for c in it])
+    return np.stack(
+        [
+            render_note(
+                c, sampling_rate=sampling_rate, seconds=seconds, repeats=c.repeats, gate=c.gate
+            )
+            for c in it
+        ]
+    )
 
 
 def split_clips(

@@ -72,6 +72,8 @@ class HeadlineConfig:
     controls: tuple[str, ...] = ("random", "orthogonal", "flip")
     accuracy_gate: float = 0.8
     adherence_tolerance: float = 0.02
+    layers: str = "all"  # layer spec of the plans, as `musicrfm generate --layers` takes it
+    rows: str = "both"  # guidance rows steered (steering.ROWS)
     data: DemoConfig = field(default_factory=lambda: DemoConfig(prompts=PROMPT_INSTRUMENTS))
 
     @classmethod
@@ -99,6 +101,17 @@ class HeadlineConfig:
             raise ConfigError(f"unknown control(s) {unknown}; valid: random, orthogonal, flip")
         if not self.relative_coefs or any(not np.isfinite(c) for c in self.relative_coefs):
             raise ConfigError(f"relative_coefs must be finite numbers, got {self.relative_coefs}")
+        self.plan_options()  # a bad layer spec or rows value fails here, before any work
+
+    def plan_options(self) -> dict[str, Any]:
+        """Keyword arguments every plan of the headline (directions and controls) gets."""
+        from musicrfm.plan import SteeringDirection
+
+        return {
+            k: v
+            for k, v in asdict(SteeringDirection("x", layers=self.layers, rows=self.rows)).items()
+            if k in ("layers", "top_k", "weighting", "w0", "kappa", "rows")
+        }
 
 
 def _items(prompts: list[str], n: int, seed: int) -> list[tuple[str, int]]:
@@ -115,7 +128,7 @@ def direction_jobs(cd: Any, cfg: HeadlineConfig, coefs: tuple[float, ...], seed:
     jobs = [Job("unsteered", 0.0, None, base, cfg.targets[0])]
     for target in cfg.targets:
         for c in coefs:
-            plan = SteeringPlan.single(cd, target, c)
+            plan = SteeringPlan.single(cd, target, c, **cfg.plan_options())
             jobs.append(Job("concept", c, plan, base[: cfg.clips], target))
     return jobs
 
@@ -132,7 +145,8 @@ def control_jobs(cd: Any, cfg: HeadlineConfig, chosen: dict[str, float], seed: i
         for kind in cfg.controls:
             ctl = control_directions(cd, kind, target=target, seed=seed + 101 * i)
             coef = chosen[target]
-            jobs.append(Job(kind, coef, SteeringPlan.single(ctl, target, coef), paired, target))
+            plan = SteeringPlan.single(ctl, target, coef, **cfg.plan_options())
+            jobs.append(Job(kind, coef, plan, paired, target))
     return jobs
 
 
@@ -268,6 +282,65 @@ def headline_table(
     return table, overall
 
 
+def tradeoff_table(frame: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
+    """Hit rate and prompt adherence at each η0, pooled over the targets (and unsteered): what a
+    stronger push buys in notes and costs in timbre, with 95% CIs."""
+    from musicrfm.evaluation.metrics import bootstrap_ci
+
+    has_adh = "instrument_match" in frame and frame["instrument_match"].notna().any()
+    rows = []
+    parts = [("unsteered", frame[frame["condition"] == "unsteered"])]
+    steered = frame[frame["condition"] == "concept"]
+    parts += [("direction", g) for _, g in steered.groupby("coef", sort=True)]
+    for name, g in parts:
+        hits = bootstrap_ci((g["label"] == g["target"]).to_numpy(float), seed=seed)
+        row = {"condition": name, "coef": float(g["coef"].iloc[0]), "n": hits.n,
+               "hit_rate": hits.value, "hit_ci_low": hits.low, "hit_ci_high": hits.high}  # fmt: skip
+        if has_adh:
+            a = bootstrap_ci(g["instrument_match"].dropna().to_numpy(float), seed=seed)
+            row.update(adherence=a.value, adherence_ci_low=a.low, adherence_ci_high=a.high)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_tradeoff(trade: pd.DataFrame, path: Path, gate: float, tolerance: float) -> Path | None:
+    """Hit rate against prompt adherence, one point per η0, with the issue's target region."""
+    if "adherence" not in trade:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.2, 4.0))
+    for _, r in trade.iterrows():
+        base = r["condition"] == "unsteered"
+        ax.errorbar(
+            r["adherence"], r["hit_rate"],
+            xerr=[[r["adherence"] - r["adherence_ci_low"]], [r["adherence_ci_high"] - r["adherence"]]],
+            yerr=[[r["hit_rate"] - r["hit_ci_low"]], [r["hit_ci_high"] - r["hit_rate"]]],
+            fmt="s" if base else "o", color="0.4" if base else "tab:blue", capsize=2, lw=0.8,
+        )  # fmt: skip
+        ax.annotate("unsteered" if base else f"η0 {r['coef']:g}", (r["adherence"], r["hit_rate"]),
+                    textcoords="offset points", xytext=(5, 4), fontsize=7)  # fmt: skip
+    base_adh = float(trade.loc[trade["condition"] == "unsteered", "adherence"].iloc[0])
+    ax.axhline(gate, color="k", ls="--", lw=0.7)
+    ax.axvline(base_adh - tolerance, color="k", ls=":", lw=0.7)
+    ax.fill_between([base_adh - tolerance, 1.02], gate, 1.02, color="tab:green", alpha=0.1,
+                    label="goal: hits >= gate, adherence within tolerance")  # fmt: skip
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("prompt adherence (timbre classifier hears the prompted family)")
+    ax.set_ylabel("clips detected as the target note")
+    ax.set_title("What steering strength buys and costs (pooled, 95% CIs)", fontsize=9)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_headline(table: pd.DataFrame, path: Path, gate: float) -> Path:
     """Grouped bars per pitch class: baseline, direction (best η0) and controls, with 95% CIs."""
     import matplotlib
@@ -355,11 +428,13 @@ def run_headline(
     if cfg.data.instrument_check:
         frame, inst = instrument_adherence(dataset, frame, records, seed, adapter=adapter)
     table, overall = headline_table(frame, cfg, seed=seed)
+    trade = tradeoff_table(frame, seed=seed)
     timings["evaluate"] = time.perf_counter() - t
 
     record = {
         "overall": overall,
         "per_target": table.to_dict(orient="records"),
+        "tradeoff": trade.to_dict(orient="records"),
         "settings": {
             "model_id": str(adapter.model_id),
             "coefs": list(coefs),
@@ -376,11 +451,14 @@ def run_headline(
     record = json.loads(json.dumps(record, default=json_default))  # plain JSON types
     (out / "headline.json").write_text(json.dumps(record, indent=2))
     shown = [c for c in TABLE_COLUMNS if c in table]
-    (out / "headline.md").write_text(headline_markdown(record, to_markdown(table[shown])))
+    (out / "headline.md").write_text(
+        headline_markdown(record, to_markdown(table[shown]), to_markdown(trade))
+    )
     per_clip = frame.drop(columns=["probs"])
     per_clip["audio_path"] = [Path(os.path.relpath(p, out)).as_posix() for p in frame["audio_path"]]
     per_clip.to_csv(out / "results.csv", index=False)
     plot_headline(table, out / "headline.png", cfg.accuracy_gate)
+    plot_tradeoff(trade, out / "tradeoff.png", cfg.accuracy_gate, cfg.adherence_tolerance)
     return record
 
 
@@ -406,19 +484,27 @@ def verdict_lines(overall: dict[str, Any]) -> list[str]:
     return lines
 
 
-def headline_markdown(record: dict[str, Any], table_md: str) -> str:
-    """A short human summary of the verdict followed by the per-target table."""
+def headline_markdown(record: dict[str, Any], table_md: str, tradeoff_md: str = "") -> str:
+    """A short human summary of the verdict, the per-target table, and the trade-off table."""
     s = record["settings"]
     lines = [
         "# Steering headline: every pitch class",
         "",
         f"Model `{s['model_id']}`, η0 grid {', '.join(f'{c:g}' for c in s['coefs'])} "
         f"(= {', '.join(f'{r:g}' for r in s['relative_coefs'])} x the median activation norm "
-        f"{s['activation_scale']:.2f}); command `{s['command']}`.",
+        f"{s['activation_scale']:.2f}); layers `{s['config'].get('layers', 'all')}`, guidance rows "
+        f"`{s['config'].get('rows', 'both')}`; command `{s['command']}`.",
         "",
         *verdict_lines(record["overall"]),
         "",
         table_md,
         "",
     ]
+    if tradeoff_md:
+        lines += [
+            "## Hit rate and prompt adherence at each η0 (pooled over the targets)",
+            "",
+            tradeoff_md,
+            "",
+        ]
     return "\n".join(lines)

@@ -66,6 +66,9 @@ class TrainConfig:
     low_note: int = 48
     high_note: int = 83
     velocities: tuple[int, ...] = (70, 100)
+    # (repeats, gate) rhythms each training (program, note, velocity) is rendered with; more than
+    # one makes timing independent of the instrument and note, so the decoder cannot just replay
+    rhythms: tuple[tuple[int, float], ...] = ((4, 0.9),)
     holdout: float = 0.08
     # codec
     codec_iters: int = 20
@@ -86,6 +89,7 @@ class TrainConfig:
         known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__ and k != "extra"}
         cfg = cls(**known)
         cfg.velocities = tuple(cfg.velocities)
+        cfg.rhythms = tuple((int(r), float(g)) for r, g in cfg.rhythms)
         # records written before `programs` existed were trained on every INSTRUMENTS program
         cfg.programs = tuple(raw.get("programs", tuple(INSTRUMENTS)))
         return cfg
@@ -112,7 +116,12 @@ def _grid(cfg: TrainConfig) -> tuple[list[NoteClip], list[NoteClip]]:
     train_pairs, hold_pairs = split_clips(pairs, holdout=cfg.holdout, seed=cfg.seed)
 
     def expand(ps: list[NoteClip]) -> list[NoteClip]:
-        return [NoteClip(p.program, p.midi_note, v) for p in ps for v in cfg.velocities]
+        return [
+            NoteClip(p.program, p.midi_note, v, r, g)
+            for p in ps
+            for v in cfg.velocities
+            for r, g in cfg.rhythms
+        ]
 
     return expand(train_pairs), expand(hold_pairs)
 
