@@ -222,7 +222,9 @@ def test_train_config_round_trips_through_its_record() -> None:
     assert TrainConfig.from_record(old).programs == tuple(INSTRUMENTS)
     train, hold = _grid(cfg)
     assert {c.program for c in train + hold} == {0, 40}
-    assert len(train) + len(hold) == 2 * (cfg.high_note - cfg.low_note + 1)
+    one_note = [c for c in train if c.second_note is None]
+    assert len(one_note) + len(hold) == 2 * (cfg.high_note - cfg.low_note + 1)
+    assert len(train) == 2 * len(one_note)  # and a two-note copy of each
     assert not {(c.program, c.midi_note) for c in train} & {(c.program, c.midi_note) for c in hold}
 
 
@@ -253,6 +255,43 @@ def test_rhythm_variants_render_their_own_onsets_and_keep_the_split() -> None:
     for bad in ("4", "0:0.5", "4:1.5", "x:y"):
         with pytest.raises(ConfigError, match="--rhythms"):
             parse_rhythms(bad)
+
+
+def test_two_note_copies_change_pitch_half_way_and_say_so() -> None:
+    """Every training clip gets a two-note copy: same instrument, another pitch class for the
+    later strikes, captioned "..., two notes"; held-out clips and old records stay one-note."""
+    import json
+    from dataclasses import asdict
+
+    from musicrfm.evaluation.detectors import detect_note
+    from musicrfm.mini.data import caption_for, render_clips
+    from musicrfm.mini.train import TrainConfig, _grid
+
+    cfg = TrainConfig(programs=(73,), velocities=(90,))  # flute: a clear, steady pitch
+    train, hold = _grid(cfg)
+    one, two = train[: len(train) // 2], train[len(train) // 2 :]
+    assert [c.second_note for c in one] == [None] * len(one)
+    assert [(c.program, c.midi_note) for c in two] == [(c.program, c.midi_note) for c in one]
+    assert all(c.second_note % 12 != c.midi_note % 12 for c in two)
+    assert all(cfg.low_note <= c.second_note <= cfg.high_note for c in two)
+    assert all(abs(c.second_note - c.midi_note) <= 12 for c in two)
+    assert all(c.second_note is None for c in hold)
+    assert two[0].caption == caption_for("flute", two[0].register, two_notes=True)
+    assert two[0].caption.endswith(", two notes") and not one[0].caption.endswith("notes")
+    audio = render_clips([two[5]], seconds=4.0)[0]
+    half = len(audio) // 2
+    first, second = detect_note(audio[:half], 16_000), detect_note(audio[half:], 16_000)
+    names = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+    assert (first.label, second.label) == (
+        names[two[5].midi_note % 12],
+        names[two[5].second_note % 12],
+    )
+    # a record written before two-note copies existed describes a one-note model
+    record = json.loads(json.dumps(asdict(cfg)))
+    assert TrainConfig.from_record(record) == cfg
+    del record["two_note_clips"]
+    assert TrainConfig.from_record(record).two_note_clips is False
+    assert len(_grid(TrainConfig.from_record(record))[0]) == len(one)
 
 
 def test_bundled_model_loads_with_stock_transformers_and_keeps_pitch() -> None:

@@ -39,6 +39,11 @@ def register(subparsers) -> None:
         help="rhythms to render every clip with, REPEATS:GATE,... (default 4:0.9, the note struck "
         "4 times and held 90%% of each beat)",
     )
+    tr.add_argument(
+        "--one-note", action="store_true",
+        help="train on one-note clips only (no two-note copies captioned '..., two notes'; the "
+        "recipe of models trained before they existed)",
+    )  # fmt: skip
     tr.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     tr.add_argument("--no-gates", action="store_true", help="skip measuring the gates at the end")
     tr.set_defaults(func=run)
@@ -107,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
             cfg.threads = args.threads
         if args.rhythms:
             cfg.rhythms = parse_rhythms(args.rhythms)
+        if args.one_note:
+            cfg.two_note_clips = False
         out = train(args.out, config=cfg, work_dir=args.work_dir, resume=args.resume)
         print(f"model written to {out}")
         if not args.no_gates:

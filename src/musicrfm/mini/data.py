@@ -66,13 +66,17 @@ REGISTERS: dict[int, str] = {3: "low", 4: "middle", 5: "high"}
 class NoteClip:
     """One training clip: a MIDI note on a GM program, its rhythm, and its caption.
 
-    The note is struck ``repeats`` times, evenly spaced, each held for ``gate`` of its slot."""
+    The note is struck ``repeats`` times, evenly spaced, each held for ``gate`` of its slot. With
+    ``second_note`` the later half of the strikes play that note instead: the same instrument
+    changing pitch mid-clip, which teaches the decoder that pitch can move while timbre stays
+    (captioned "..., two notes", so prompts without those words still get one note)."""
 
     program: int
     midi_note: int
     velocity: int = 80
     repeats: int = 4
     gate: float = 0.9
+    second_note: int | None = None
 
     @property
     def instrument(self) -> str:
@@ -87,13 +91,47 @@ class NoteClip:
         return self.midi_note % 12
 
     @property
+    def register(self) -> str:
+        return REGISTERS.get(self.octave, "middle")
+
+    @property
     def caption(self) -> str:
-        return caption_for(self.instrument, REGISTERS.get(self.octave, "middle"))
+        return caption_for(self.instrument, self.register, two_notes=self.second_note is not None)
+
+    def notes_at(self) -> list[int]:
+        """The MIDI note of each strike."""
+        if self.second_note is None:
+            return [self.midi_note] * self.repeats
+        first = (self.repeats + 1) // 2
+        return [self.midi_note] * first + [self.second_note] * (self.repeats - first)
 
 
-def caption_for(instrument: str, register: str | None = None) -> str:
-    """The caption text the model is trained on: instrument, and register if given."""
-    return f"{instrument}, {register} register" if register else instrument
+TWO_NOTES = "two notes"
+
+
+def caption_for(instrument: str, register: str | None = None, *, two_notes: bool = False) -> str:
+    """The caption text the model is trained on: instrument, register if given, and
+    "two notes" for clips that change pitch half-way."""
+    parts = [instrument] + ([f"{register} register"] if register else [])
+    return ", ".join(parts + ([TWO_NOTES] if two_notes else []))
+
+
+def with_second_notes(
+    clips: list[NoteClip], *, low: int, high: int, seed: int = 0
+) -> list[NoteClip]:
+    """A two-note copy of every clip: the second note is another pitch class within an octave of
+    the first, inside [low, high] (seeded)."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for c in clips:
+        options = [
+            n for n in range(max(low, c.midi_note - 12), min(high, c.midi_note + 12) + 1)
+            if n % 12 != c.midi_note % 12
+        ]  # fmt: skip
+        out.append(replace(c, second_note=int(rng.choice(options))))
+    return out
 
 
 def note_grid(
@@ -146,10 +184,11 @@ def render_note(
     slot = total // repeats
     held = int(slot * gate)
     pieces: list[np.ndarray] = []
-    for _ in range(repeats):
-        synth.noteon(0, clip.midi_note, clip.velocity)
+    notes = clip.notes_at() if repeats == clip.repeats else [clip.midi_note] * repeats
+    for note in notes:
+        synth.noteon(0, note, clip.velocity)
         pieces.append(_pull(synth, held))
-        synth.noteoff(0, clip.midi_note)
+        synth.noteoff(0, note)
         pieces.append(_pull(synth, slot - held))
     audio = np.concatenate(pieces)
     if audio.size < total:

@@ -35,6 +35,7 @@ from musicrfm.mini.data import (
     note_grid,
     render_clips,
     split_clips,
+    with_second_notes,
 )
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,10 @@ class TrainConfig:
     # (repeats, gate) rhythms each training (program, note, velocity) is rendered with; more than
     # one makes timing independent of the instrument and note, so the decoder cannot just replay
     rhythms: tuple[tuple[int, float], ...] = ((4, 0.9),)
+    # add a two-note copy (pitch changes half-way, caption "..., two notes") of every training
+    # clip: the decoder then has to keep the instrument while the pitch moves, which is what
+    # steering a note asks of it (the memorising one-note model changed timbre with the note)
+    two_note_clips: bool = True
     holdout: float = 0.08
     # codec
     codec_iters: int = 20
@@ -92,6 +97,8 @@ class TrainConfig:
         cfg.rhythms = tuple((int(r), float(g)) for r, g in cfg.rhythms)
         # records written before `programs` existed were trained on every INSTRUMENTS program
         cfg.programs = tuple(raw.get("programs", tuple(INSTRUMENTS)))
+        # and records written before `two_note_clips` existed had one-note clips only
+        cfg.two_note_clips = bool(raw.get("two_note_clips", False))
         return cfg
 
     @property
@@ -123,7 +130,10 @@ def _grid(cfg: TrainConfig) -> tuple[list[NoteClip], list[NoteClip]]:
             for r, g in cfg.rhythms
         ]
 
-    return expand(train_pairs), expand(hold_pairs)
+    train = expand(train_pairs)
+    if cfg.two_note_clips:
+        train += with_second_notes(train, low=cfg.low_note, high=cfg.high_note, seed=cfg.seed)
+    return train, expand(hold_pairs)
 
 
 def prepare_codec_and_codes(cfg: TrainConfig, work: Path):
@@ -264,10 +274,8 @@ def batch_loss(model, text_ids, text_mask, codes, pad: int):
 def _captions(clips: list[NoteClip], rng: np.random.Generator, cfg: TrainConfig) -> list[str]:
     out = []
     for c in clips:
-        register = (
-            None if rng.random() < cfg.register_dropout else c.caption.split(", ")[1].split()[0]
-        )
-        out.append(caption_for(c.instrument, register))
+        register = None if rng.random() < cfg.register_dropout else c.register
+        out.append(caption_for(c.instrument, register, two_notes=c.second_note is not None))
     return out
 
 
