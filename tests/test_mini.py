@@ -276,6 +276,8 @@ def test_two_note_copies_change_pitch_half_way_and_say_so() -> None:
     assert all(cfg.low_note <= c.second_note <= cfg.high_note for c in two)
     assert all(abs(c.second_note - c.midi_note) <= 12 for c in two)
     assert all(c.second_note is None for c in hold)
+    # the held-out (program, note) pairs are not heard as second notes either
+    assert not {(c.program, c.second_note) for c in two} & {(c.program, c.midi_note) for c in hold}
     assert two[0].caption == caption_for("flute", two[0].register, two_notes=True)
     assert two[0].caption.endswith(", two notes") and not one[0].caption.endswith("notes")
     audio = render_clips([two[5]], seconds=4.0)[0]

@@ -117,10 +117,16 @@ def caption_for(instrument: str, register: str | None = None, *, two_notes: bool
 
 
 def with_second_notes(
-    clips: list[NoteClip], *, low: int, high: int, seed: int = 0
+    clips: list[NoteClip],
+    *,
+    low: int,
+    high: int,
+    seed: int = 0,
+    exclude: set[tuple[int, int]] | frozenset[tuple[int, int]] = frozenset(),
 ) -> list[NoteClip]:
     """A two-note copy of every clip: the second note is another pitch class within an octave of
-    the first, inside [low, high] (seeded)."""
+    the first, inside [low, high], never one of the ``exclude`` (program, note) pairs (the
+    held-out ones stay unheard), seeded."""
     from dataclasses import replace
 
     rng = np.random.default_rng(seed)
@@ -128,7 +134,7 @@ def with_second_notes(
     for c in clips:
         options = [
             n for n in range(max(low, c.midi_note - 12), min(high, c.midi_note + 12) + 1)
-            if n % 12 != c.midi_note % 12
+            if n % 12 != c.midi_note % 12 and (c.program, n) not in exclude
         ]  # fmt: skip
         out.append(replace(c, second_note=int(rng.choice(options))))
     return out

@@ -343,11 +343,12 @@ def write_model_card(folder: Path, info: dict[str, Any], gates: dict[str, Any] |
     last_val = next((h["val_loss"] for h in reversed(hist) if "val_loss" in h), None)
     last_train = next((h["loss"] for h in reversed(hist) if "loss" in h), None)
     size_mb = sum(p.stat().st_size for p in folder.glob("*.safetensors")) / 1e6
+    two_notes = bool(cfg.get("two_note_clips", False))
     lines = [
         "# musicgen-mini",
         "",
         "A small text-to-music model with MusicGen's architecture, trained from scratch by MusicRFM's",
-        "recipe (`musicrfm mini train`) on rendered one-note clips. It is the offline default model",
+        "recipe (`musicrfm mini train`) on rendered note clips. It is the offline default model",
         "on which MusicRFM's steering is verified end to end. Load it with",
         "",
         "```python",
@@ -377,7 +378,14 @@ def write_model_card(folder: Path, info: dict[str, Any], gates: dict[str, Any] |
         f"{cfg.get('seconds')} s, velocities {cfg.get('velocities')}, on {len(cfg.get('programs', ())) or 28} tonal GM programs "
         f"({', '.join(INSTRUMENTS.get(p, str(p)) for p in cfg.get('programs', ()))}), rendered "
         "with TinySoundFont + TimGM6mb. "
-        f"{info.get('train_clips')} training clips; {info.get('holdout_clips')} held out by (program, note).",
+        + (
+            "Every training clip also has a two-note copy (the later two strikes play another "
+            "pitch class within an octave, captioned '..., two notes'), so the decoder learns to "
+            "keep the instrument while the pitch moves. "
+            if two_notes
+            else ""
+        )
+        + f"{info.get('train_clips')} training clips; {info.get('holdout_clips')} held out by (program, note).",
         "- Captions name the instrument and the register ('acoustic piano, low register'), never",
         "  the pitch: unsteered, the model chooses a note itself.",
         f"- {cfg.get('steps')} steps of batch {cfg.get('batch_size')}, AdamW lr {cfg.get('lr')} "
@@ -398,7 +406,8 @@ def write_model_card(folder: Path, info: dict[str, Any], gates: dict[str, Any] |
         f"{cfg.get('guidance_scale')}; 203 new tokens = 4 s.",
         "",
         "Reproduce: `musicrfm mini train --out models/musicgen-mini "
-        f"--steps {cfg.get('steps')} --seed {cfg.get('seed')}`.",
+        f"--steps {cfg.get('steps')} --seed {cfg.get('seed')}"
+        + ("`." if two_notes else " --one-note`."),
         "",
     ]
     lines += [f"- {note}" for note in info.get("notes", [])]

@@ -2,8 +2,9 @@
 
 Stages, each cached in a work folder so that an interrupted run resumes where it stopped:
 
-1. render one-note clips (12 tonal GM programs x MIDI 48-83 x 2 velocities, 4 s at 16 kHz) and
-   split them by (program, note) into train / held-out;
+1. render one-note clips (12 tonal GM programs x MIDI 48-83 x 2 velocities, 4 s at 16 kHz),
+   split them by (program, note) into train / held-out, and add a two-note copy of every
+   training clip (``two_note_clips``);
 2. fit the spectral codec's residual k-means codebooks on the training clips' log-mel frames;
 3. encode every clip to 4 x 200 codes;
 4. train a tiny T5 text encoder + `MusicgenForCausalLM` decoder (delay pattern, BOS first, exactly
@@ -132,7 +133,10 @@ def _grid(cfg: TrainConfig) -> tuple[list[NoteClip], list[NoteClip]]:
 
     train = expand(train_pairs)
     if cfg.two_note_clips:
-        train += with_second_notes(train, low=cfg.low_note, high=cfg.high_note, seed=cfg.seed)
+        held = {(c.program, c.midi_note) for c in hold_pairs}
+        train += with_second_notes(
+            train, low=cfg.low_note, high=cfg.high_note, seed=cfg.seed, exclude=held
+        )
     return train, expand(hold_pairs)
 
 
