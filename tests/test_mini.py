@@ -224,7 +224,7 @@ def test_train_config_round_trips_through_its_record() -> None:
     assert {c.program for c in train + hold} == {0, 40}
     one_note = [c for c in train if c.second_note is None]
     assert len(one_note) + len(hold) == 2 * (cfg.high_note - cfg.low_note + 1)
-    assert len(train) == 2 * len(one_note)  # and a two-note copy of each
+    assert len(train) == len(one_note)  # no two-note copies unless asked for
     assert not {(c.program, c.midi_note) for c in train} & {(c.program, c.midi_note) for c in hold}
 
 
@@ -267,7 +267,8 @@ def test_two_note_copies_change_pitch_half_way_and_say_so() -> None:
     from musicrfm.mini.data import caption_for, render_clips
     from musicrfm.mini.train import TrainConfig, _grid
 
-    cfg = TrainConfig(programs=(73,), velocities=(90,))  # flute: a clear, steady pitch
+    assert TrainConfig().two_note_clips is False  # the bundled model's recipe
+    cfg = TrainConfig(programs=(73,), velocities=(90,), two_note_clips=True)  # flute: steady pitch
     train, hold = _grid(cfg)
     one, two = train[: len(train) // 2], train[len(train) // 2 :]
     assert [c.second_note for c in one] == [None] * len(one)

@@ -40,9 +40,9 @@ def register(subparsers) -> None:
         "4 times and held 90%% of each beat)",
     )
     tr.add_argument(
-        "--one-note", action="store_true",
-        help="train on one-note clips only (no two-note copies captioned '..., two notes'; the "
-        "recipe of models trained before they existed)",
+        "--two-notes", action="store_true",
+        help="also train on a two-note copy of every clip (pitch changes half-way, captioned "
+        "'..., two notes'), so the decoder learns to keep the instrument while the pitch moves",
     )  # fmt: skip
     tr.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     tr.add_argument("--no-gates", action="store_true", help="skip measuring the gates at the end")
@@ -112,8 +112,8 @@ def run(args: argparse.Namespace) -> int:
             cfg.threads = args.threads
         if args.rhythms:
             cfg.rhythms = parse_rhythms(args.rhythms)
-        if args.one_note:
-            cfg.two_note_clips = False
+        if args.two_notes:
+            cfg.two_note_clips = True
         out = train(args.out, config=cfg, work_dir=args.work_dir, resume=args.resume)
         print(f"model written to {out}")
         if not args.no_gates:

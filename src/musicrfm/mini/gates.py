@@ -407,7 +407,7 @@ def write_model_card(folder: Path, info: dict[str, Any], gates: dict[str, Any] |
         "",
         "Reproduce: `musicrfm mini train --out models/musicgen-mini "
         f"--steps {cfg.get('steps')} --seed {cfg.get('seed')}"
-        + ("`." if two_notes else " --one-note`."),
+        + (" --two-notes`." if two_notes else "`."),
         "",
     ]
     lines += [f"- {note}" for note in info.get("notes", [])]
