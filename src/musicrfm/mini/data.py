@@ -98,12 +98,13 @@ class NoteClip:
     def caption(self) -> str:
         return caption_for(self.instrument, self.register, two_notes=self.second_note is not None)
 
-    def notes_at(self) -> list[int]:
-        """The MIDI note of each strike."""
+    def notes_at(self, repeats: int | None = None) -> list[int]:
+        """The MIDI note of each of ``repeats`` strikes (default: the clip's own)."""
+        n = self.repeats if repeats is None else repeats
         if self.second_note is None:
-            return [self.midi_note] * self.repeats
-        first = (self.repeats + 1) // 2
-        return [self.midi_note] * first + [self.second_note] * (self.repeats - first)
+            return [self.midi_note] * n
+        first = (n + 1) // 2
+        return [self.midi_note] * first + [self.second_note] * (n - first)
 
 
 TWO_NOTES = "two notes"
@@ -190,8 +191,7 @@ def render_note(
     slot = total // repeats
     held = int(slot * gate)
     pieces: list[np.ndarray] = []
-    notes = clip.notes_at() if repeats == clip.repeats else [clip.midi_note] * repeats
-    for note in notes:
+    for note in clip.notes_at(repeats):
         synth.noteon(0, note, clip.velocity)
         pieces.append(_pull(synth, held))
         synth.noteoff(0, note)

@@ -100,8 +100,6 @@ class TrainConfig:
         cfg.rhythms = tuple((int(r), float(g)) for r, g in cfg.rhythms)
         # records written before `programs` existed were trained on every INSTRUMENTS program
         cfg.programs = tuple(raw.get("programs", tuple(INSTRUMENTS)))
-        # and records written before `two_note_clips` existed had one-note clips only
-        cfg.two_note_clips = bool(raw.get("two_note_clips", False))
         return cfg
 
     @property
