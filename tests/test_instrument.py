@@ -186,3 +186,38 @@ def test_augmented_training_knows_the_transformed_sound(folder) -> None:
     assert report["test_accuracy_augmented"] >= 5 / 6
     assert aug.meta["augmented"] and not plain.meta["augmented"]
     assert aug.predict([a for a, _ in probes], SR) == truth  # still knows clean clips
+
+
+def test_fit_from_clips_matches_the_folder_route_and_checks_its_input(folder) -> None:
+    """fit_instrument_classifier takes clips in memory; the folder route is a thin wrapper."""
+    from musicrfm.evaluation.instrument import fit_instrument_classifier
+
+    manifest = pd.read_csv(folder / "manifest.csv")
+    clips = [det.load_audio(folder / p) for p in manifest["path"]]
+    direct, rep_direct = fit_instrument_classifier(clips, manifest["instrument_family"], seed=1)
+    via, rep_via = train_instrument_classifier(folder, seed=1)
+    assert np.allclose(direct.coef, via.coef) and rep_direct["n_test"] == rep_via["n_test"]
+    assert via.meta["trained_on"] == str(folder) and "trained_on" not in direct.meta
+    with pytest.raises(ConfigError, match="24 clips but 23 labels"):
+        fit_instrument_classifier(clips, manifest["instrument_family"][:-1])
+    with pytest.raises(DatasetError, match="at least 2"):
+        fit_instrument_classifier(clips, ["piano"] * len(clips))
+
+
+def test_reference_clips_cover_every_prompt_instrument_in_every_rhythm() -> None:
+    """The reference set behind the headline's adherence: each demo prompt's family is a label,
+    every note asked for, each rhythm; a clip's strikes follow its rhythm."""
+    from musicrfm.demo.config import PROMPT_INSTRUMENTS
+    from musicrfm.demo.stages import reference_instrument_clips
+
+    clips, families = reference_instrument_clips(SR, rhythms=((4, 0.9), (1, 1.0)), notes=(60, 61))
+    assert len(clips) == len(families) == 12 * 2 * 2
+    assert {instrument_from_prompt(p) for p in PROMPT_INSTRUMENTS} == set(families)
+    assert all(sr == SR and a.shape == (4 * SR,) for a, sr in clips)
+    flute = [a for (a, _), f in zip(clips, families) if f == "pipe"]
+
+    def dip(a: np.ndarray) -> float:  # quietest 10 ms just before the second beat, vs the loudest
+        rms = np.sqrt((a.reshape(-1, SR // 100) ** 2).mean(1))
+        return float(rms[90:100].min() / rms.max())
+
+    assert dip(flute[0]) < 0.3 < 0.5 < dip(flute[1])  # struck 4 times / held through

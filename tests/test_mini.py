@@ -297,6 +297,35 @@ def test_two_note_copies_change_pitch_half_way_and_say_so() -> None:
     assert len(_grid(TrainConfig.from_record(record))[0]) == len(one)
 
 
+def test_melody_copies_play_a_note_per_strike_and_say_so() -> None:
+    """With melody_clips every one-note training clip gets a copy whose strikes each play their
+    own note (no pitch class twice in a row, never a held-out pair), captioned "..., melody"."""
+    from musicrfm.evaluation.detectors import detect_note
+    from musicrfm.mini.data import caption_for, render_clips
+    from musicrfm.mini.train import TrainConfig, _grid
+
+    assert TrainConfig().melody_clips is False
+    cfg = TrainConfig(programs=(73,), velocities=(90,), melody_clips=True)
+    train, hold = _grid(cfg)
+    one, mel = train[: len(train) // 2], train[len(train) // 2 :]
+    assert [c.melody for c in one] == [None] * len(one)
+    assert [c.melody[0] for c in mel] == [c.midi_note for c in one]
+    assert all(len(c.melody) == c.repeats == 4 for c in mel)
+    assert all(a % 12 != b % 12 for c in mel for a, b in zip(c.melody, c.melody[1:]))
+    assert all(cfg.low_note <= n <= cfg.high_note for c in mel for n in c.melody)
+    assert not {(c.program, n) for c in mel for n in c.melody} & {
+        (c.program, c.midi_note) for c in hold
+    }
+    assert len({c.melody[1:] for c in mel}) > len(mel) // 2  # random, not one fixed tune
+    assert mel[0].caption == caption_for("flute", mel[0].register, melody=True)
+    assert mel[0].caption.endswith(", melody") and all(c.melody is None for c in hold)
+    clip = mel[7]
+    audio = render_clips([clip], seconds=4.0)[0]
+    names = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+    heard = [detect_note(audio[i * 16_000 : (i + 1) * 16_000], 16_000).label for i in range(4)]
+    assert heard == [names[n % 12] for n in clip.melody]
+
+
 def test_bundled_model_loads_with_stock_transformers_and_keeps_pitch() -> None:
     """models/musicgen-mini: stock from_pretrained (after the codec registers), a clip from an
     instrument prompt, and its codec keeps the pitch class of a rendered note."""

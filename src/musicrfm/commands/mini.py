@@ -44,6 +44,11 @@ def register(subparsers) -> None:
         help="also train on a two-note copy of every clip (pitch changes half-way, captioned "
         "'..., two notes'), so the decoder learns to keep the instrument while the pitch moves",
     )  # fmt: skip
+    tr.add_argument(
+        "--melodies", action="store_true",
+        help="also train on a melody copy of every clip (a random note per strike, captioned "
+        "'..., melody'), so pitch becomes a per-strike choice the instrument does not decide",
+    )  # fmt: skip
     tr.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     tr.add_argument("--no-gates", action="store_true", help="skip measuring the gates at the end")
     tr.set_defaults(func=run)
@@ -86,6 +91,11 @@ def register(subparsers) -> None:
         "--rows", choices=GUIDANCE_ROWS, default="both",
         help="guidance rows steered, as for `musicrfm generate --rows` (default both)",
     )  # fmt: skip
+    hl.add_argument(
+        "--note-set-classifier", action="store_true",
+        help="judge prompt adherence with the quicker note-set instrument classifier instead of "
+        "the reference one (every prompt instrument x note x four rhythms)",
+    )  # fmt: skip
     hl.add_argument("--quick", action="store_true", help="a small pipeline check (2 targets)")
     hl.add_argument("--device", default="cpu", help="torch device")
     hl.add_argument(
@@ -114,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
             cfg.rhythms = parse_rhythms(args.rhythms)
         if args.two_notes:
             cfg.two_note_clips = True
+        if args.melodies:
+            cfg.melody_clips = True
         out = train(args.out, config=cfg, work_dir=args.work_dir, resume=args.resume)
         print(f"model written to {out}")
         if not args.no_gates:
@@ -171,6 +183,8 @@ def _headline(args: argparse.Namespace) -> int:
     if args.relative_coefs:
         cfg = replace(cfg, relative_coefs=tuple(args.relative_coefs))
     cfg = replace(cfg, layers=args.layers, rows=args.rows)
+    if args.note_set_classifier:
+        cfg = replace(cfg, instrument_reference=False)
     # the command that reproduces this run, as recorded in the report and the model card
     shown = [("model", args.model), ("seed", args.seed)]
     for key in ("targets", "clips", "relative_coefs", "layers", "rows"):
@@ -180,6 +194,7 @@ def _headline(args: argparse.Namespace) -> int:
     command = (
         "musicrfm mini headline "
         + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in shown)
+        + (" --note-set-classifier" if args.note_set_classifier else "")
         + (" --quick" if args.quick else "")
     )
     record = run_headline(

@@ -275,20 +275,70 @@ def codec_round_trip(adapter: Any, batch: int = 16) -> Any:
     return run
 
 
+# Rhythms (strikes, gate) the reference clips are rendered in: an instrument is the same
+# instrument at any tempo, and steered clips do not always keep the training rhythm.
+REFERENCE_RHYTHMS: tuple[tuple[int, float], ...] = ((4, 0.9), (2, 0.9), (8, 0.5), (1, 1.0))
+
+
+def reference_instrument_clips(
+    sr: int,
+    rhythms: Sequence[tuple[int, float]] = REFERENCE_RHYTHMS,
+    notes: tuple[int, int] = (48, 83),
+    progress: bool = False,
+) -> tuple[list[tuple[np.ndarray, int]], list[str]]:
+    """Every prompt instrument (the mini model's programs) x every MIDI note in ``notes``
+    (default: the three registers) x ``rhythms``, rendered at ``sr``, with their GM families."""
+    from dataclasses import replace as dc_replace
+
+    from musicrfm import theory
+    from musicrfm.mini.data import TRAIN_PROGRAMS, note_grid, render_clips
+
+    clips = [
+        dc_replace(c, repeats=r, gate=g)
+        for c in note_grid(list(TRAIN_PROGRAMS), *notes)
+        for r, g in rhythms
+    ]  # fmt: skip
+    audio = render_clips(clips, sampling_rate=sr, progress=progress)
+    return [(a, sr) for a in audio], [theory.instrument_family(c.program) for c in clips]
+
+
 def instrument_adherence(
-    dataset: Any, frame: pd.DataFrame, records: list[dict], seed: int, adapter: Any = None
+    dataset: Any,
+    frame: pd.DataFrame,
+    records: list[dict],
+    seed: int,
+    adapter: Any = None,
+    *,
+    reference: bool = False,
+    progress: bool = False,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Prompt adherence: does the offline timbre classifier hear the prompted instrument family?
 
     The classifier is fitted on the note set's clips and, with ``adapter``, also on their codec
     round trips: generated audio always comes out of the codec, and a classifier that only heard
-    clean renders mistakes codec colouring for another instrument."""
-    from musicrfm.evaluation.instrument import prompt_adherence, train_instrument_classifier
+    clean renders mistakes codec colouring for another instrument.
 
-    clf, report = train_instrument_classifier(
-        dataset, concepts=("notes",), seed=seed,
-        augment=codec_round_trip(adapter) if adapter is not None else None,
-    )  # fmt: skip
+    ``reference=True`` fits a small MLP on :func:`reference_instrument_clips` (every prompt
+    instrument at every note of the three registers, in four rhythms) and their codec round
+    trips instead: slower (minutes), but it tells the instruments apart far more reliably
+    (bundled model: 0.995 of held-out codec round trips, against 0.889)."""
+    from musicrfm.evaluation.instrument import (
+        fit_instrument_classifier,
+        prompt_adherence,
+        train_instrument_classifier,
+    )
+
+    augment = codec_round_trip(adapter) if adapter is not None else None
+    if reference:
+        sr = int(adapter.sample_rate) if adapter is not None else 16_000
+        clips, families = reference_instrument_clips(sr, progress=progress)
+        clf, report = fit_instrument_classifier(
+            clips, families, model="mlp", seed=seed, augment=augment
+        )
+    else:
+        clf, report = train_instrument_classifier(
+            dataset, concepts=("notes",), seed=seed, augment=augment
+        )
     adh = prompt_adherence(
         clf,
         [r["_audio"][0] if r["_audio"].ndim == 2 else r["_audio"] for r in records],
@@ -300,6 +350,7 @@ def instrument_adherence(
     frame["instrument_predicted"] = adh["predicted"].to_numpy()
     frame["instrument_match"] = adh["match"].to_numpy()
     info = {
+        "classifier": "reference (MLP)" if reference else "note set (logistic)",
         "classifier_test_accuracy": report.get("test_accuracy"),
         "classifier_test_accuracy_through_codec": report.get("test_accuracy_augmented"),
         "classifier_n_test": report.get("n_test"),

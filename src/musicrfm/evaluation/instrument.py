@@ -292,16 +292,6 @@ class InstrumentClassifier:
         )
 
 
-def dataset_features(dataset: Any, rows: pd.DataFrame | None = None) -> np.ndarray:
-    """Timbre features of the clips in ``rows`` (default: all) of a dataset."""
-    from musicrfm.evaluation.detectors import load_audio
-
-    rows = dataset.rows if rows is None else rows
-    return np.stack(
-        [instrument_features(*load_audio(Path(dataset.root) / p)) for p in rows["path"]]
-    )
-
-
 def train_instrument_classifier(
     dataset: str | Path | Any,
     *,
@@ -333,11 +323,6 @@ def train_instrument_classifier(
     """
     if model not in ("logistic", "mlp"):
         raise ConfigError(f"model must be 'logistic' or 'mlp', got {model!r}")
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import train_test_split
-    from sklearn.neural_network import MLPClassifier
-
-    from musicrfm.evaluation.metrics import bootstrap_ci
     from musicrfm.synth import load_dataset
 
     ds = dataset if hasattr(dataset, "rows") else load_dataset(dataset)
@@ -353,21 +338,56 @@ def train_instrument_classifier(
         from musicrfm.evaluation.validation import sample_per_group
 
         rows = sample_per_group(rows, label, limit_per_class, seed)
-    counts = rows[label].astype(str).value_counts()
+    from musicrfm.evaluation.detectors import load_audio
+
+    audio = [load_audio(Path(ds.root) / p) for p in rows["path"]]
+    clf, report = fit_instrument_classifier(
+        audio, rows[label].astype(str).tolist(), label=label, test_fraction=test_fraction, C=C,
+        model=model, hidden_sizes=hidden_sizes, alpha=alpha, seed=seed, augment=augment,
+    )  # fmt: skip
+    clf.meta.update(trained_on=str(ds.root), concepts=list(concepts) if concepts else None)
+    return clf, report
+
+
+def fit_instrument_classifier(
+    audio: Sequence[tuple[np.ndarray, int]],
+    labels: Sequence[str],
+    *,
+    label: str = "instrument_family",
+    test_fraction: float = 0.25,
+    C: float = 1.0,
+    model: str = "logistic",
+    hidden_sizes: tuple[int, ...] = (256, 128),
+    alpha: float = 1e-3,
+    seed: int = 0,
+    augment: Callable[[list[tuple[np.ndarray, int]]], list[tuple[np.ndarray, int]]] | None = None,
+) -> tuple[InstrumentClassifier, dict[str, Any]]:
+    """Fit the classifier on (audio, sr) clips and their labels (the ``label`` column they came
+    from); see :func:`train_instrument_classifier` for the options and the report."""
+    if model not in ("logistic", "mlp"):
+        raise ConfigError(f"model must be 'logistic' or 'mlp', got {model!r}")
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import MLPClassifier
+
+    from musicrfm.evaluation.metrics import bootstrap_ci
+
+    if len(audio) != len(labels):
+        raise ConfigError(f"{len(audio)} clips but {len(labels)} labels")
+    y = np.asarray([str(v) for v in labels])
+    counts = pd.Series(y).value_counts()
     if len(counts) < 2:
         raise DatasetError(f"need at least 2 {label} classes to train, found {len(counts)}")
     if counts.min() < 2:
         rare = ", ".join(counts[counts < 2].index)
         raise DatasetError(f"{label} class(es) {rare} have fewer than 2 clips; render more")
-    y = rows[label].astype(str).to_numpy()
-    if augment is None:
-        x, x_aug = dataset_features(ds, rows), None
-    else:
-        from musicrfm.evaluation.detectors import load_audio
-
-        audio = [load_audio(Path(ds.root) / p) for p in rows["path"]]
-        x = np.stack([instrument_features(a, sr) for a, sr in audio])
-        x_aug = np.stack([instrument_features(a, sr) for a, sr in augment(audio)])
+    clips = list(audio)
+    x = np.stack([instrument_features(a, sr) for a, sr in clips])
+    x_aug = (
+        None
+        if augment is None
+        else np.stack([instrument_features(a, sr) for a, sr in augment(clips)])
+    )
     classes = tuple(sorted(set(y)))
 
     def with_aug(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -430,14 +450,12 @@ def train_instrument_classifier(
         )
     clf = fit(*with_aug(np.arange(len(y))))
     clf.meta = {
-        "trained_on": str(ds.root),
         "n": int(len(y)),
         "seed": seed,
         "model": model,
         "C": C if model == "logistic" else None,
         "hidden_sizes": list(hidden_sizes) if model == "mlp" else [],
         "alpha": alpha if model == "mlp" else None,
-        "concepts": list(concepts) if concepts else None,
         "augmented": augment is not None,
         "test_accuracy": report.get("test_accuracy"),
         "n_test": report.get("n_test"),

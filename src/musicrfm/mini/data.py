@@ -69,7 +69,9 @@ class NoteClip:
     The note is struck ``repeats`` times, evenly spaced, each held for ``gate`` of its slot. With
     ``second_note`` the later half of the strikes play that note instead: the same instrument
     changing pitch mid-clip, which teaches the decoder that pitch can move while timbre stays
-    (captioned "..., two notes", so prompts without those words still get one note)."""
+    (captioned "..., two notes", so prompts without those words still get one note). With
+    ``melody`` every strike plays its own note (``melody[i]`` for strike i; captioned
+    "..., melody"): pitch is then a per-strike choice that the instrument does not decide."""
 
     program: int
     midi_note: int
@@ -77,6 +79,7 @@ class NoteClip:
     repeats: int = 4
     gate: float = 0.9
     second_note: int | None = None
+    melody: tuple[int, ...] | None = None
 
     @property
     def instrument(self) -> str:
@@ -96,11 +99,16 @@ class NoteClip:
 
     @property
     def caption(self) -> str:
-        return caption_for(self.instrument, self.register, two_notes=self.second_note is not None)
+        return caption_for(
+            self.instrument, self.register, two_notes=self.second_note is not None,
+            melody=self.melody is not None,
+        )  # fmt: skip
 
     def notes_at(self, repeats: int | None = None) -> list[int]:
         """The MIDI note of each of ``repeats`` strikes (default: the clip's own)."""
         n = self.repeats if repeats is None else repeats
+        if self.melody is not None:
+            return [self.melody[i % len(self.melody)] for i in range(n)]
         if self.second_note is None:
             return [self.midi_note] * n
         first = (n + 1) // 2
@@ -108,13 +116,26 @@ class NoteClip:
 
 
 TWO_NOTES = "two notes"
+MELODY = "melody"
 
 
-def caption_for(instrument: str, register: str | None = None, *, two_notes: bool = False) -> str:
+def caption_for(
+    instrument: str, register: str | None = None, *, two_notes: bool = False, melody: bool = False
+) -> str:
     """The caption text the model is trained on: instrument, register if given, and
-    "two notes" for clips that change pitch half-way."""
+    "two notes" for clips that change pitch half-way, "melody" for a note per strike."""
     parts = [instrument] + ([f"{register} register"] if register else [])
-    return ", ".join(parts + ([TWO_NOTES] if two_notes else []))
+    return ", ".join(parts + ([TWO_NOTES] if two_notes else []) + ([MELODY] if melody else []))
+
+
+def _nearby_notes(
+    clip: NoteClip, low: int, high: int, exclude: set[tuple[int, int]] | frozenset[tuple[int, int]]
+) -> list[int]:
+    """Notes within an octave of the clip's, inside [low, high], not a held-out pair."""
+    return [
+        n for n in range(max(low, clip.midi_note - 12), min(high, clip.midi_note + 12) + 1)
+        if (clip.program, n) not in exclude
+    ]  # fmt: skip
 
 
 def with_second_notes(
@@ -133,11 +154,32 @@ def with_second_notes(
     rng = np.random.default_rng(seed)
     out = []
     for c in clips:
-        options = [
-            n for n in range(max(low, c.midi_note - 12), min(high, c.midi_note + 12) + 1)
-            if n % 12 != c.midi_note % 12 and (c.program, n) not in exclude
-        ]  # fmt: skip
+        options = [n for n in _nearby_notes(c, low, high, exclude) if n % 12 != c.pitch_class]
         out.append(replace(c, second_note=int(rng.choice(options))))
+    return out
+
+
+def with_melodies(
+    clips: list[NoteClip],
+    *,
+    low: int,
+    high: int,
+    seed: int = 0,
+    exclude: set[tuple[int, int]] | frozenset[tuple[int, int]] = frozenset(),
+) -> list[NoteClip]:
+    """A melody copy of every clip: the first strike keeps the clip's note, every later strike
+    plays a random note within an octave of it (another pitch class than the strike before),
+    inside [low, high], never one of the ``exclude`` (program, note) pairs; seeded."""
+    from dataclasses import replace
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for c in clips:
+        options = _nearby_notes(c, low, high, exclude)
+        notes = [c.midi_note]
+        for _ in range(c.repeats - 1):
+            notes.append(int(rng.choice([n for n in options if n % 12 != notes[-1] % 12])))
+        out.append(replace(c, melody=tuple(notes)))
     return out
 
 

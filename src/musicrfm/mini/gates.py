@@ -344,6 +344,7 @@ def write_model_card(folder: Path, info: dict[str, Any], gates: dict[str, Any] |
     last_train = next((h["loss"] for h in reversed(hist) if "loss" in h), None)
     size_mb = sum(p.stat().st_size for p in folder.glob("*.safetensors")) / 1e6
     two_notes = bool(cfg.get("two_note_clips", False))
+    melodies = bool(cfg.get("melody_clips", False))
     lines = [
         "# musicgen-mini",
         "",
@@ -385,6 +386,13 @@ def write_model_card(folder: Path, info: dict[str, Any], gates: dict[str, Any] |
             if two_notes
             else ""
         )
+        + (
+            "Every one-note training clip also has a melody copy (every strike after the first "
+            "plays a random note within an octave, captioned '..., melody'), so pitch is a "
+            "per-strike choice that the instrument does not decide. "
+            if melodies
+            else ""
+        )
         + f"{info.get('train_clips')} training clips; {info.get('holdout_clips')} held out by (program, note).",
         "- Captions name the instrument and the register ('acoustic piano, low register'), never",
         "  the pitch: unsteered, the model chooses a note itself.",
@@ -407,7 +415,9 @@ def write_model_card(folder: Path, info: dict[str, Any], gates: dict[str, Any] |
         "",
         "Reproduce: `musicrfm mini train --out models/musicgen-mini "
         f"--steps {cfg.get('steps')} --seed {cfg.get('seed')}"
-        + (" --two-notes`." if two_notes else "`."),
+        + (" --two-notes" if two_notes else "")
+        + (" --melodies" if melodies else "")
+        + "`.",
         "",
     ]
     lines += [f"- {note}" for note in info.get("notes", [])]

@@ -74,6 +74,9 @@ class HeadlineConfig:
     adherence_tolerance: float = 0.02
     layers: str = "all"  # layer spec of the plans, as `musicrfm generate --layers` takes it
     rows: str = "both"  # guidance rows steered (steering.ROWS)
+    # adherence from the reference instrument classifier (every prompt instrument x note x four
+    # rhythms, + codec round trips; demo.stages.instrument_adherence), not the note-set one
+    instrument_reference: bool = True
     data: DemoConfig = field(default_factory=lambda: DemoConfig(prompts=PROMPT_INSTRUMENTS))
 
     @classmethod
@@ -84,6 +87,7 @@ class HeadlineConfig:
             relative_coefs=(1.0,),
             clips=4,
             baseline_clips=8,
+            instrument_reference=False,
             data=DemoConfig.quick(),
         )
         return replace(base, **changes)
@@ -426,7 +430,10 @@ def run_headline(
     frame = pd.concat([frame, detect_notes(controls, progress)[0]], ignore_index=True)
     inst: dict[str, Any] = {}
     if cfg.data.instrument_check:
-        frame, inst = instrument_adherence(dataset, frame, records, seed, adapter=adapter)
+        frame, inst = instrument_adherence(
+            dataset, frame, records, seed, adapter=adapter, reference=cfg.instrument_reference,
+            progress=progress,
+        )  # fmt: skip
     table, overall = headline_table(frame, cfg, seed=seed)
     trade = tradeoff_table(frame, seed=seed)
     timings["evaluate"] = time.perf_counter() - t

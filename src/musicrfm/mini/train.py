@@ -36,6 +36,7 @@ from musicrfm.mini.data import (
     note_grid,
     render_clips,
     split_clips,
+    with_melodies,
     with_second_notes,
 )
 
@@ -77,6 +78,9 @@ class TrainConfig:
     # hit-rate/adherence trade-off of the headline stayed the same, so the bundled model is
     # still the one-note recipe (notes/LEARNINGS.md)
     two_note_clips: bool = False
+    # add a melody copy (a random note per strike, caption "..., melody") of every training
+    # clip (`--melodies`): pitch becomes a per-strike choice independent of the instrument
+    melody_clips: bool = False
     holdout: float = 0.08
     # codec
     codec_iters: int = 20
@@ -136,6 +140,12 @@ def _grid(cfg: TrainConfig) -> tuple[list[NoteClip], list[NoteClip]]:
         held = {(c.program, c.midi_note) for c in hold_pairs}
         train += with_second_notes(
             train, low=cfg.low_note, high=cfg.high_note, seed=cfg.seed, exclude=held
+        )
+    if cfg.melody_clips:
+        held = {(c.program, c.midi_note) for c in hold_pairs}
+        one_note = [c for c in train if c.second_note is None]
+        train += with_melodies(
+            one_note, low=cfg.low_note, high=cfg.high_note, seed=cfg.seed + 1, exclude=held
         )
     return train, expand(hold_pairs)
 
@@ -279,7 +289,12 @@ def _captions(clips: list[NoteClip], rng: np.random.Generator, cfg: TrainConfig)
     out = []
     for c in clips:
         register = None if rng.random() < cfg.register_dropout else c.register
-        out.append(caption_for(c.instrument, register, two_notes=c.second_note is not None))
+        out.append(
+            caption_for(
+                c.instrument, register, two_notes=c.second_note is not None,
+                melody=c.melody is not None,
+            )
+        )  # fmt: skip
     return out
 
 
