@@ -95,6 +95,15 @@ def test_each_failed_criterion_fails_the_verdict(changes, failed):
     assert overall["passed"] is False
 
 
+def test_the_full_headline_uses_the_reference_judge_and_a_fine_grid():
+    """Adherence is judged by the reference instrument classifier (0.995 on codec round trips)
+    unless asked otherwise; the quick pipeline check keeps the fast note-set one. The η0 grid is
+    finest where adherence falls (0.1-0.2x norm)."""
+    assert HeadlineConfig().instrument_reference is True
+    assert HeadlineConfig.quick().instrument_reference is False
+    assert HeadlineConfig().relative_coefs == (0.1, 0.15, 0.2, 0.3, 0.5)
+
+
 def test_bad_configs_are_rejected():
     with pytest.raises(ConfigError, match="control"):
         HeadlineConfig(controls=("sideways",)).validate()

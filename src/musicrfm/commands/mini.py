@@ -81,7 +81,7 @@ def register(subparsers) -> None:
     hl.add_argument("--clips", type=int, default=None, help="clips per target and condition")
     hl.add_argument(
         "--relative-coefs", type=float, nargs="+", default=None,
-        help="η0 grid as multiples of the median activation norm (default 0.1 0.2 0.3 0.5)",
+        help="η0 grid as multiples of the median activation norm (default 0.1 0.15 0.2 0.3 0.5)",
     )  # fmt: skip
     hl.add_argument(
         "--layers", default="all",

@@ -66,7 +66,7 @@ class HeadlineConfig:
     """What the headline measures. ``data`` sets the note set, features, prompts and batch."""
 
     targets: tuple[str, ...] = PITCH_CLASSES
-    relative_coefs: tuple[float, ...] = (0.1, 0.2, 0.3, 0.5)
+    relative_coefs: tuple[float, ...] = (0.1, 0.15, 0.2, 0.3, 0.5)
     clips: int = 24  # per target and condition
     baseline_clips: int = 96
     controls: tuple[str, ...] = ("random", "orthogonal", "flip")
