@@ -136,13 +136,12 @@ def _grid(cfg: TrainConfig) -> tuple[list[NoteClip], list[NoteClip]]:
         ]
 
     train = expand(train_pairs)
+    held = {(c.program, c.midi_note) for c in hold_pairs}  # never heard, not even as a later note
     if cfg.two_note_clips:
-        held = {(c.program, c.midi_note) for c in hold_pairs}
         train += with_second_notes(
             train, low=cfg.low_note, high=cfg.high_note, seed=cfg.seed, exclude=held
         )
     if cfg.melody_clips:
-        held = {(c.program, c.midi_note) for c in hold_pairs}
         one_note = [c for c in train if c.second_note is None]
         train += with_melodies(
             one_note, low=cfg.low_note, high=cfg.high_note, seed=cfg.seed + 1, exclude=held
