@@ -257,6 +257,29 @@ def test_rhythm_variants_render_their_own_onsets_and_keep_the_split() -> None:
             parse_rhythms(bad)
 
 
+def test_model_card_states_the_recipe_and_whether_the_decoder_generalises(tmp_path) -> None:
+    """The card's reproduce command carries the rhythms, and its words on memorising follow the
+    held-out loss (lowest early then rising, or still near its best)."""
+    from dataclasses import asdict
+
+    from musicrfm.mini.gates import write_model_card
+    from musicrfm.mini.train import TrainConfig
+
+    def card(rhythms, val_losses) -> str:
+        cfg = TrainConfig(steps=3, rhythms=rhythms, melody_clips=True)
+        hist = [{"step": i, "loss": 1.0, "val_loss": v} for i, v in enumerate(val_losses)]
+        info = {"train_config": asdict(cfg), "history": hist}
+        return write_model_card(tmp_path, info, None).read_text()
+
+    varied = card(((4, 0.9), (8, 0.5)), [5.0, 3.0, 3.1])
+    assert "--rhythms 4:0.9,8:0.5 --melodies`" in varied
+    assert "in 2 rhythms (4 strikes held 90%, 8 strikes held 50%)" in varied
+    assert "generalises to (program, note) pairs" in varied and "memorises" not in varied
+    replaying = card(((4, 0.9),), [6.0, 5.0, 9.0])
+    assert "--rhythms" not in replaying and "4 times (each strike held 90%" in replaying
+    assert "memorises its training clips" in replaying and "lowest (5.000)" in replaying
+
+
 def test_two_note_copies_change_pitch_half_way_and_say_so() -> None:
     """Every training clip gets a two-note copy: same instrument, another pitch class for the
     later strikes, captioned "..., two notes"; held-out clips and old records stay one-note."""

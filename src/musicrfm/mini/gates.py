@@ -336,6 +336,35 @@ def _training_info(folder: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def _rhythm_words(rhythms: list[list[float]]) -> str:
+    """How the clips are struck: "4 times (...)" or "in 4 rhythms (4 strikes held 90%, ...)"."""
+    if len(rhythms) == 1:
+        r, g = rhythms[0]
+        return f"{r:g} times (each strike held {g:.0%} of its slot)"
+    return (
+        f"in {len(rhythms)} rhythms ("
+        + ", ".join(f"{r:g} strikes held {g:.0%}" for r, g in rhythms)
+        + ")"
+    )
+
+
+def _generalisation_words(hist: list[dict[str, Any]]) -> str:
+    """Whether the held-out loss ended near its best (generalises) or rose again (memorises)."""
+    vals = [h["val_loss"] for h in hist if "val_loss" in h]
+    best, last = min(vals), vals[-1]
+    if last > 1.2 * best:
+        return (
+            f"The held-out loss was lowest ({best:.3f}) early and rose again: the decoder "
+            "memorises its training clips rather than generalising to unseen pairs. That suits "
+            "its purpose -- a steerable model whose unsteered output spreads over the notes and "
+            "follows the instrument prompt -- but it is not a general music model."
+        )
+    return (
+        f"The held-out loss ended within 20% of its lowest ({best:.3f}): the decoder generalises "
+        "to (program, note) pairs it never heard, rather than replaying its training clips."
+    )
+
+
 def write_model_card(folder: Path, info: dict[str, Any], gates: dict[str, Any] | None) -> Path:
     """README.md in the model folder: what it is, how it was trained, and the measured gates."""
     cfg = info.get("train_config", {})
@@ -345,6 +374,7 @@ def write_model_card(folder: Path, info: dict[str, Any], gates: dict[str, Any] |
     size_mb = sum(p.stat().st_size for p in folder.glob("*.safetensors")) / 1e6
     two_notes = bool(cfg.get("two_note_clips", False))
     melodies = bool(cfg.get("melody_clips", False))
+    rhythms = [[int(r), float(g)] for r, g in cfg.get("rhythms", [[4, 0.9]])]
     lines = [
         "# musicgen-mini",
         "",
@@ -375,8 +405,8 @@ def write_model_card(folder: Path, info: dict[str, Any], gates: dict[str, Any] |
         "",
         "## Training data and recipe",
         "",
-        f"- Clips: one MIDI note (MIDI {cfg.get('low_note')}-{cfg.get('high_note')}) played 4 times in "
-        f"{cfg.get('seconds')} s, velocities {cfg.get('velocities')}, on {len(cfg.get('programs', ())) or 28} tonal GM programs "
+        f"- Clips: one MIDI note (MIDI {cfg.get('low_note')}-{cfg.get('high_note')}) struck in "
+        f"{cfg.get('seconds')} s {_rhythm_words(rhythms)}, velocities {cfg.get('velocities')}, on {len(cfg.get('programs', ())) or 28} tonal GM programs "
         f"({', '.join(INSTRUMENTS.get(p, str(p)) for p in cfg.get('programs', ()))}), rendered "
         "with TinySoundFont + TimGM6mb. "
         + (
@@ -401,9 +431,7 @@ def write_model_card(folder: Path, info: dict[str, Any], gates: dict[str, Any] |
         f"register dropout {cfg.get('register_dropout')}, seed {cfg.get('seed')}.",
         f"- Final held-out loss {last_val:.3f}, last training-batch loss {last_train:.3f} "
         "(cross-entropy per code). Held-out clips are (program, note) pairs never heard in "
-        "training: the decoder memorises its training clips rather than generalising to unseen "
-        "pairs. That suits its purpose -- a steerable model whose unsteered output spreads over "
-        "the notes and follows the instrument prompt -- but it is not a general music model."
+        "training. " + _generalisation_words(hist)
         if last_val and last_train is not None
         else "",
         f"- Training time: {info.get('train_seconds_total', info.get('train_seconds_this_run', 0)) / 60:.0f}"
@@ -415,6 +443,11 @@ def write_model_card(folder: Path, info: dict[str, Any], gates: dict[str, Any] |
         "",
         "Reproduce: `musicrfm mini train --out models/musicgen-mini "
         f"--steps {cfg.get('steps')} --seed {cfg.get('seed')}"
+        + (
+            f" --rhythms {','.join(f'{r}:{g:g}' for r, g in rhythms)}"
+            if rhythms != [[4, 0.9]]
+            else ""
+        )
         + (" --two-notes" if two_notes else "")
         + (" --melodies" if melodies else "")
         + "`.",
