@@ -214,12 +214,19 @@ def test_train_config_round_trips_through_its_record() -> None:
     from musicrfm.mini.data import INSTRUMENTS, TRAIN_PROGRAMS
     from musicrfm.mini.train import TrainConfig, _grid
 
-    cfg = TrainConfig(steps=10, programs=(0, 40), velocities=(90,))
+    one_rhythm = {"rhythms": ((4, 0.9),), "melody_clips": False}
+    cfg = TrainConfig(steps=10, programs=(0, 40), velocities=(90,), **one_rhythm)
     back = TrainConfig.from_record(json.loads(json.dumps(asdict(cfg))))
     assert back == cfg
     assert TrainConfig().programs == TRAIN_PROGRAMS
     old = {k: v for k, v in json.loads(json.dumps(asdict(cfg))).items() if k != "programs"}
     assert TrainConfig.from_record(old).programs == tuple(INSTRUMENTS)
+    # the bundled model's recipe is the default; records from before rhythms and melodies keep
+    # describing the one-rhythm, one-note recipe they were made by
+    assert len(TrainConfig().rhythms) == 4 and TrainConfig().melody_clips is True
+    older = {k: v for k, v in old.items() if k not in one_rhythm}
+    assert TrainConfig.from_record(older).rhythms == ((4, 0.9),)
+    assert TrainConfig.from_record(older).melody_clips is False
     train, hold = _grid(cfg)
     assert {c.program for c in train + hold} == {0, 40}
     one_note = [c for c in train if c.second_note is None]
@@ -241,10 +248,11 @@ def test_rhythm_variants_render_their_own_onsets_and_keep_the_split() -> None:
 
     rhythms = parse_rhythms("1:0.95,4:0.5")
     assert rhythms == ((1, 0.95), (4, 0.5))
-    cfg = TrainConfig(programs=(73,), velocities=(90,), rhythms=rhythms)  # flute: sustains
+    flute = {"programs": (73,), "velocities": (90,), "melody_clips": False}  # flute: sustains
+    cfg = TrainConfig(rhythms=rhythms, **flute)
     assert TrainConfig.from_record(json.loads(json.dumps(asdict(cfg)))) == cfg
     train, hold = _grid(cfg)
-    one = _grid(TrainConfig(programs=(73,), velocities=(90,)))
+    one = _grid(TrainConfig(rhythms=((4, 0.9),), **flute))
     assert len(train) == 2 * len(one[0]) and len(hold) == 2 * len(one[1])
     assert {(c.program, c.midi_note) for c in train} == {(c.program, c.midi_note) for c in one[0]}
     held, staccato = render_clips([train[0], train[1]], seconds=2.0)
@@ -266,7 +274,7 @@ def test_model_card_states_the_recipe_and_whether_the_decoder_generalises(tmp_pa
     from musicrfm.mini.train import TrainConfig
 
     def card(rhythms, val_losses) -> str:
-        cfg = TrainConfig(steps=3, rhythms=rhythms, melody_clips=True)
+        cfg = TrainConfig(steps=3, rhythms=rhythms, melody_clips=len(rhythms) > 1)
         hist = [{"step": i, "loss": 1.0, "val_loss": v} for i, v in enumerate(val_losses)]
         info = {"train_config": asdict(cfg), "history": hist}
         return write_model_card(tmp_path, info, None).read_text()
@@ -276,7 +284,8 @@ def test_model_card_states_the_recipe_and_whether_the_decoder_generalises(tmp_pa
     assert "in 2 rhythms (4 strikes held 90%, 8 strikes held 50%)" in varied
     assert "generalises to (program, note) pairs" in varied and "memorises" not in varied
     replaying = card(((4, 0.9),), [6.0, 5.0, 9.0])
-    assert "--rhythms" not in replaying and "4 times (each strike held 90%" in replaying
+    assert "--rhythms 4:0.9 --no-melodies`" in replaying
+    assert "4 times (each strike held 90%" in replaying
     assert "memorises its training clips" in replaying and "lowest (5.000)" in replaying
 
 
@@ -291,7 +300,13 @@ def test_two_note_copies_change_pitch_half_way_and_say_so() -> None:
     from musicrfm.mini.train import TrainConfig, _grid
 
     assert TrainConfig().two_note_clips is False  # the bundled model's recipe
-    cfg = TrainConfig(programs=(73,), velocities=(90,), two_note_clips=True)  # flute: steady pitch
+    cfg = TrainConfig(  # flute: steady pitch
+        programs=(73,),
+        velocities=(90,),
+        two_note_clips=True,
+        rhythms=((4, 0.9),),
+        melody_clips=False,
+    )
     train, hold = _grid(cfg)
     one, two = train[: len(train) // 2], train[len(train) // 2 :]
     assert [c.second_note for c in one] == [None] * len(one)
@@ -327,8 +342,8 @@ def test_melody_copies_play_a_note_per_strike_and_say_so() -> None:
     from musicrfm.mini.data import caption_for, render_clips
     from musicrfm.mini.train import TrainConfig, _grid
 
-    assert TrainConfig().melody_clips is False
-    cfg = TrainConfig(programs=(73,), velocities=(90,), melody_clips=True)
+    assert TrainConfig().melody_clips is True  # the bundled model's recipe
+    cfg = TrainConfig(programs=(73,), velocities=(90,), melody_clips=True, rhythms=((4, 0.9),))
     train, hold = _grid(cfg)
     one, mel = train[: len(train) // 2], train[len(train) // 2 :]
     assert [c.melody for c in one] == [None] * len(one)

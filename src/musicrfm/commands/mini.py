@@ -36,8 +36,8 @@ def register(subparsers) -> None:
     tr.add_argument(
         "--rhythms",
         default=None,
-        help="rhythms to render every clip with, REPEATS:GATE,... (default 4:0.9, the note struck "
-        "4 times and held 90%% of each beat)",
+        help="rhythms to render every clip with, REPEATS:GATE,... (default 4:0.9,2:0.9,8:0.5,1:1: "
+        "struck 4 times held 90%% of each slot, twice, 8 times staccato, and once held)",
     )
     tr.add_argument(
         "--two-notes", action="store_true",
@@ -45,9 +45,10 @@ def register(subparsers) -> None:
         "'..., two notes'), so the decoder learns to keep the instrument while the pitch moves",
     )  # fmt: skip
     tr.add_argument(
-        "--melodies", action="store_true",
+        "--melodies", action=argparse.BooleanOptionalAction, default=None,
         help="also train on a melody copy of every clip (a random note per strike, captioned "
-        "'..., melody'), so pitch becomes a per-strike choice the instrument does not decide",
+        "'..., melody'), so pitch becomes a per-strike choice the instrument does not decide "
+        "(default: on, the bundled model's recipe)",
     )  # fmt: skip
     tr.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     tr.add_argument("--no-gates", action="store_true", help="skip measuring the gates at the end")
@@ -124,8 +125,8 @@ def run(args: argparse.Namespace) -> int:
             cfg.rhythms = parse_rhythms(args.rhythms)
         if args.two_notes:
             cfg.two_note_clips = True
-        if args.melodies:
-            cfg.melody_clips = True
+        if args.melodies is not None:
+            cfg.melody_clips = args.melodies
         out = train(args.out, config=cfg, work_dir=args.work_dir, resume=args.resume)
         print(f"model written to {out}")
         if not args.no_gates:

@@ -46,7 +46,7 @@ class DemoConfig:
     """What the demo does. :meth:`quick` is the reduced run used in CI."""
 
     # G -> D#. `musicrfm mini headline` on the bundled model: every pitch class reaches >= 0.83
-    # (G 0.92 at 0.3x the median activation norm, n=24); see models/musicgen-mini/README.md.
+    # (G 0.88 at 0.15x the median activation norm, n=24); see models/musicgen-mini/README.md.
     target: str = "G"
     crossfade_to: str | None = "D#"  # None: the note a tritone away from the target
     clips_per_class: int = 24  # training clips per pitch class

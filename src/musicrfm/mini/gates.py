@@ -343,7 +343,7 @@ def _rhythm_words(rhythms: list[list[float]]) -> str:
         return f"{r:g} times (each strike held {g:.0%} of its slot)"
     return (
         f"in {len(rhythms)} rhythms ("
-        + ", ".join(f"{r:g} strikes held {g:.0%}" for r, g in rhythms)
+        + ", ".join(f"{r:g} strike{'s' if r != 1 else ''} held {g:.0%}" for r, g in rhythms)
         + ")"
     )
 
@@ -360,8 +360,9 @@ def _generalisation_words(hist: list[dict[str, Any]]) -> str:
             "follows the instrument prompt -- but it is not a general music model."
         )
     return (
-        f"The held-out loss ended within 20% of its lowest ({best:.3f}): the decoder generalises "
-        "to (program, note) pairs it never heard, rather than replaying its training clips."
+        f"The held-out loss ended within 20% of its lowest ({best:.3f}): the decoder largely "
+        "generalises to (program, note) pairs it never heard, rather than replaying its "
+        "training clips."
     )
 
 
@@ -443,13 +444,9 @@ def write_model_card(folder: Path, info: dict[str, Any], gates: dict[str, Any] |
         "",
         "Reproduce: `musicrfm mini train --out models/musicgen-mini "
         f"--steps {cfg.get('steps')} --seed {cfg.get('seed')}"
-        + (
-            f" --rhythms {','.join(f'{r}:{g:g}' for r, g in rhythms)}"
-            if rhythms != [[4, 0.9]]
-            else ""
-        )
+        + f" --rhythms {','.join(f'{r}:{g:g}' for r, g in rhythms)}"
         + (" --two-notes" if two_notes else "")
-        + (" --melodies" if melodies else "")
+        + (" --melodies" if melodies else " --no-melodies")
         + "`.",
         "",
     ]
