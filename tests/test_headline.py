@@ -127,7 +127,7 @@ def test_tradeoff_pools_targets_per_coef_with_the_baseline_first():
     assert (trade["hit_rate"] <= trade["hit_ci_high"]).all()
 
 
-def test_every_plan_gets_the_configured_layers_and_rows():
+def test_every_plan_gets_the_configured_layers_rows_and_gate():
     from musicrfm.directions import ConceptDirections
     from musicrfm.mini.headline import control_jobs, direction_jobs
 
@@ -135,14 +135,22 @@ def test_every_plan_gets_the_configured_layers_and_rows():
         concept="notes", classes=list(PITCH_CLASSES), vectors=torch.randn(3, 12, 1, 8),
         scores=torch.ones(3, 12), layers=[0, 1, 2],
     )  # fmt: skip
-    cfg = HeadlineConfig(targets=TARGETS, clips=4, baseline_clips=8, layers="1,2", rows="contrast")
+    cfg = HeadlineConfig(
+        targets=TARGETS, clips=4, baseline_clips=8, layers="1,2", rows="contrast", gate=0.3
+    )
     cfg.validate()
     jobs = direction_jobs(cd, cfg, (1.0, 2.0), 0) + control_jobs(cd, cfg, {"C": 1.0, "G": 2.0}, 0)
     plans = [j.plan for j in jobs if j.plan is not None]
     assert len(plans) == 2 * 2 + 2 * 3
-    assert all(d.layers == [1, 2] and d.rows == "contrast" for p in plans for d in p.directions)
+    assert all(
+        d.layers == [1, 2] and d.rows == "contrast" and d.gate == 0.3
+        for p in plans
+        for d in p.directions
+    )
     with pytest.raises(ConfigError, match="rows"):
         HeadlineConfig(rows="sideways").validate()
+    with pytest.raises(ConfigError, match="gate"):
+        HeadlineConfig(gate=1.5).validate()
 
 
 def test_pipeline_runs_end_to_end_on_a_random_model(tmp_path):

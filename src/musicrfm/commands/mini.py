@@ -93,6 +93,10 @@ def register(subparsers) -> None:
         help="guidance rows steered, as for `musicrfm generate --rows` (default both)",
     )  # fmt: skip
     hl.add_argument(
+        "--gate", type=float, default=1.0,
+        help="p of the per-step stochastic gate every plan gets (default 1: every step)",
+    )  # fmt: skip
+    hl.add_argument(
         "--note-set-classifier", action="store_true",
         help="judge prompt adherence with the quicker note-set instrument classifier instead of "
         "the reference one (every prompt instrument x note x four rhythms)",
@@ -183,14 +187,14 @@ def _headline(args: argparse.Namespace) -> int:
         cfg = replace(cfg, clips=args.clips, baseline_clips=max(cfg.baseline_clips, args.clips))
     if args.relative_coefs:
         cfg = replace(cfg, relative_coefs=tuple(args.relative_coefs))
-    cfg = replace(cfg, layers=args.layers, rows=args.rows)
+    cfg = replace(cfg, layers=args.layers, rows=args.rows, gate=args.gate)
     if args.note_set_classifier:
         cfg = replace(cfg, instrument_reference=False)
     # the command that reproduces this run, as recorded in the report and the model card
     shown = [("model", args.model), ("seed", args.seed)]
-    for key in ("targets", "clips", "relative_coefs", "layers", "rows"):
+    for key in ("targets", "clips", "relative_coefs", "layers", "rows", "gate"):
         value = getattr(args, key)
-        if value is not None and value not in ("all", "both"):
+        if value is not None and value not in ("all", "both", 1.0):
             shown.append((key, " ".join(map(str, value)) if isinstance(value, list) else value))
     command = (
         "musicrfm mini headline "

@@ -74,6 +74,7 @@ class HeadlineConfig:
     adherence_tolerance: float = 0.02
     layers: str = "all"  # layer spec of the plans, as `musicrfm generate --layers` takes it
     rows: str = "both"  # guidance rows steered (steering.ROWS)
+    gate: float = 1.0  # p of the per-step Bernoulli gate (SPEC §2.4; 1 = every step)
     # adherence from the reference instrument classifier (every prompt instrument x note x four
     # rhythms, + codec round trips; demo.stages.instrument_adherence), not the note-set one
     instrument_reference: bool = True
@@ -113,8 +114,10 @@ class HeadlineConfig:
 
         return {
             k: v
-            for k, v in asdict(SteeringDirection("x", layers=self.layers, rows=self.rows)).items()
-            if k in ("layers", "top_k", "weighting", "w0", "kappa", "rows")
+            for k, v in asdict(
+                SteeringDirection("x", layers=self.layers, rows=self.rows, gate=self.gate)
+            ).items()
+            if k in ("layers", "top_k", "weighting", "w0", "kappa", "rows", "gate")
         }
 
 
@@ -500,7 +503,8 @@ def headline_markdown(record: dict[str, Any], table_md: str, tradeoff_md: str = 
         f"Model `{s['model_id']}`, η0 grid {', '.join(f'{c:g}' for c in s['coefs'])} "
         f"(= {', '.join(f'{r:g}' for r in s['relative_coefs'])} x the median activation norm "
         f"{s['activation_scale']:.2f}); layers `{s['config'].get('layers', 'all')}`, guidance rows "
-        f"`{s['config'].get('rows', 'both')}`; command `{s['command']}`.",
+        f"`{s['config'].get('rows', 'both')}`, gate p {s['config'].get('gate', 1.0):g}; "
+        f"command `{s['command']}`.",
         "",
         *verdict_lines(record["overall"]),
         "",
