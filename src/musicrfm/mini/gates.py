@@ -336,7 +336,7 @@ def _training_info(folder: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def _rhythm_words(rhythms: list[list[float]]) -> str:
+def _rhythm_words(rhythms: tuple[tuple[int, float], ...]) -> str:
     """How the clips are struck: "4 times (...)" or "in 4 rhythms (4 strikes held 90%, ...)"."""
     if len(rhythms) == 1:
         r, g = rhythms[0]
@@ -373,9 +373,11 @@ def write_model_card(folder: Path, info: dict[str, Any], gates: dict[str, Any] |
     last_val = next((h["val_loss"] for h in reversed(hist) if "val_loss" in h), None)
     last_train = next((h["loss"] for h in reversed(hist) if "loss" in h), None)
     size_mb = sum(p.stat().st_size for p in folder.glob("*.safetensors")) / 1e6
-    two_notes = bool(cfg.get("two_note_clips", False))
-    melodies = bool(cfg.get("melody_clips", False))
-    rhythms = [[int(r), float(g)] for r, g in cfg.get("rhythms", [[4, 0.9]])]
+    from musicrfm.mini.train import TrainConfig
+
+    # read through from_record, so a record older than a field reads as the recipe that made it
+    recipe = TrainConfig.from_record(cfg)
+    two_notes, melodies, rhythms = recipe.two_note_clips, recipe.melody_clips, recipe.rhythms
     lines = [
         "# musicgen-mini",
         "",
