@@ -273,18 +273,20 @@ def test_model_card_states_the_recipe_and_whether_the_decoder_generalises(tmp_pa
     from musicrfm.mini.gates import write_model_card
     from musicrfm.mini.train import TrainConfig
 
-    def card(rhythms, val_losses) -> str:
-        cfg = TrainConfig(steps=3, rhythms=rhythms, melody_clips=len(rhythms) > 1)
+    def card(rhythms, val_losses, codec="spectral") -> str:
+        cfg = TrainConfig(steps=3, rhythms=rhythms, melody_clips=len(rhythms) > 1, codec=codec)
         hist = [{"step": i, "loss": 1.0, "val_loss": v} for i, v in enumerate(val_losses)]
         info = {"train_config": asdict(cfg), "history": hist}
         return write_model_card(tmp_path, info, None).read_text()
 
-    varied = card(((4, 0.9), (8, 0.5)), [5.0, 3.0, 3.1])
-    assert "--rhythms 4:0.9,8:0.5 --melodies`" in varied
+    varied = card(((4, 0.9), (8, 0.5)), [5.0, 3.0, 3.1], codec="harmonic")
+    assert "--rhythms 4:0.9,8:0.5 --melodies --codec harmonic`" in varied
+    assert "model_type `musicrfm_harmonic_codec`" in varied
     assert "in 2 rhythms (4 strikes held 90%, 8 strikes held 50%)" in varied
     assert "generalises to (program, note) pairs" in varied and "memorises" not in varied
     replaying = card(((4, 0.9),), [6.0, 5.0, 9.0])
-    assert "--rhythms 4:0.9 --no-melodies`" in replaying
+    assert "--rhythms 4:0.9 --no-melodies --codec spectral`" in replaying
+    assert "model_type `musicrfm_spectral_codec`" in replaying
     assert "4 times (each strike held 90%" in replaying
     assert "memorises its training clips" in replaying and "lowest (5.000)" in replaying
 

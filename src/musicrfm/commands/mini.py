@@ -50,6 +50,12 @@ def register(subparsers) -> None:
         "'..., melody'), so pitch becomes a per-strike choice the instrument does not decide "
         "(default: on, the bundled model's recipe)",
     )  # fmt: skip
+    tr.add_argument(
+        "--codec", choices=("spectral", "harmonic"), default=None,
+        help="spectral (default: log-mel k-means, codes are joint pitch x timbre spectra) or "
+        "harmonic (codebook 0 is the MIDI note, the others the note-relative harmonic "
+        "amplitudes; monophonic)",
+    )  # fmt: skip
     tr.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     tr.add_argument("--no-gates", action="store_true", help="skip measuring the gates at the end")
     tr.set_defaults(func=run)
@@ -131,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
             cfg.two_note_clips = True
         if args.melodies is not None:
             cfg.melody_clips = args.melodies
+        if args.codec is not None:
+            cfg.codec = args.codec
         out = train(args.out, config=cfg, work_dir=args.work_dir, resume=args.resume)
         print(f"model written to {out}")
         if not args.no_gates:

@@ -7,5 +7,17 @@ Importing this package registers `SpectralCodecConfig`/`SpectralCodecModel` with
 from __future__ import annotations
 
 from musicrfm.mini.codec import MODEL_TYPE, SpectralCodecConfig, SpectralCodecModel
+from musicrfm.mini.harmonic_codec import (
+    HARMONIC_MODEL_TYPE,
+    HarmonicCodecConfig,
+    HarmonicCodecModel,
+)
 
-__all__ = ["MODEL_TYPE", "SpectralCodecConfig", "SpectralCodecModel"]
+__all__ = [
+    "HARMONIC_MODEL_TYPE",
+    "MODEL_TYPE",
+    "HarmonicCodecConfig",
+    "HarmonicCodecModel",
+    "SpectralCodecConfig",
+    "SpectralCodecModel",
+]

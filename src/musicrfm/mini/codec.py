@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -138,7 +139,96 @@ def mel_filterbank(
     return weights.float()
 
 
-class SpectralCodecModel(PreTrainedModel):
+class EncodecInterface:
+    """EnCodec's ``encode``/``decode``/``forward`` on top of ``codes_from_audio`` and
+    ``audio_from_codes`` (what `MusicgenForConditionalGeneration` calls on its audio encoder)."""
+
+    config: Any
+    min_quantizers: int = 1
+
+    # ---------------------------------------------------------------- EnCodec interface
+    def _num_quantizers(self, bandwidth: float | None) -> int:
+        if bandwidth is None or bandwidth <= 0:
+            return self.config.num_codebooks
+        per_q = self.config.frame_rate * self.config.codebook_nbits / 1000.0
+        wanted = math.floor(bandwidth / per_q + 1e-6)
+        return int(min(self.config.num_codebooks, max(self.min_quantizers, wanted)))
+
+    def encode(
+        self,
+        input_values: torch.Tensor,
+        padding_mask: torch.Tensor | None = None,
+        bandwidth: float | None = None,
+        return_dict: bool | None = None,
+    ):
+        """(B, 1, samples) audio -> audio_codes (1, B, K, T), audio_scales [None]."""
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if input_values.ndim == 2:
+            input_values = input_values[:, None]
+        if input_values.shape[1] != 1:
+            raise ValueError(
+                f"expected mono audio (B, 1, samples), got {tuple(input_values.shape)}"
+            )
+        audio = input_values[:, 0]
+        if padding_mask is not None:
+            audio = audio * padding_mask.reshape(audio.shape[0], -1)[..., : audio.shape[-1]].to(
+                audio.dtype
+            )
+        with torch.no_grad():
+            codes = self.codes_from_audio(audio, self._num_quantizers(bandwidth))
+        codes = codes[None]
+        scales = [None]
+        if not return_dict:
+            return (codes, scales, 0)
+        return EncodecEncoderOutput(audio_codes=codes, audio_scales=scales, last_frame_pad_length=0)
+
+    def decode(
+        self,
+        audio_codes: torch.Tensor,
+        audio_scales: list | torch.Tensor | None = None,
+        padding_mask: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        last_frame_pad_length: int | None = 0,
+    ):
+        """audio_codes (1, B, K, T) -> audio_values (B, 1, T * hop_length)."""
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if audio_codes.ndim == 4:
+            if audio_codes.shape[0] != 1:
+                raise ValueError(f"expected one chunk of codes, got {audio_codes.shape[0]}")
+            audio_codes = audio_codes[0]
+        if last_frame_pad_length:
+            audio_codes = audio_codes[..., :-last_frame_pad_length]
+        with torch.no_grad():
+            audio = self.audio_from_codes(audio_codes)
+        audio = audio[:, None]
+        if padding_mask is not None and padding_mask.shape[-1] < audio.shape[-1]:
+            audio = audio[..., : padding_mask.shape[-1]]
+        if not return_dict:
+            return (audio,)
+        return EncodecDecoderOutput(audio_values=audio)
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        padding_mask: torch.Tensor | None = None,
+        bandwidth: float | None = None,
+        audio_codes: torch.Tensor | None = None,
+        audio_scales: list | torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        last_frame_pad_length: int | None = 0,
+    ):
+        """Encode (unless codes are given) then decode, like `EncodecModel.forward`."""
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if audio_codes is None:
+            enc = self.encode(input_values, padding_mask, bandwidth, return_dict=True)
+            audio_codes, audio_scales = enc.audio_codes, enc.audio_scales
+        values = self.decode(audio_codes, audio_scales, padding_mask, return_dict=True).audio_values
+        if not return_dict:
+            return (audio_codes, values)
+        return EncodecOutput(audio_codes=audio_codes, audio_values=values)
+
+
+class SpectralCodecModel(EncodecInterface, PreTrainedModel):
     """Log-mel + residual k-means codec; EnCodec's ``encode``/``decode``/``forward`` signatures."""
 
     config_class = SpectralCodecConfig
@@ -242,109 +332,26 @@ class SpectralCodecModel(PreTrainedModel):
     def quantize(self, features: torch.Tensor, num_quantizers: int | None = None) -> torch.Tensor:
         """(B, T, D) features -> (B, K, T) codes by greedy residual nearest-centroid search."""
         q = self.config.num_codebooks if num_quantizers is None else num_quantizers
-        residual = features.float()
-        codes = []
-        for k in range(q):
-            book = self.codebooks[k]
-            dist = (
-                residual.pow(2).sum(-1, keepdim=True)
-                - 2 * residual @ book.T
-                + book.pow(2).sum(-1)[None, None, :]
-            )
-            idx = dist.argmin(-1)
-            residual = residual - book[idx]
-            codes.append(idx)
-        return torch.stack(codes, dim=1)
+        return residual_quantize(features, self.codebooks[:q])
 
     def dequantize(self, codes: torch.Tensor) -> torch.Tensor:
         """(B, K', T) codes -> (B, T, D) summed centroids (K' <= K)."""
-        out = torch.zeros(codes.shape[0], codes.shape[-1], self.config.n_mels, device=codes.device)
-        for k in range(codes.shape[1]):
-            out = out + self.codebooks[k][codes[:, k].clamp(0, self.config.codebook_size - 1)]
-        return out
+        return residual_dequantize(codes, self.codebooks)
 
-    # ---------------------------------------------------------------- EnCodec interface
-    def _num_quantizers(self, bandwidth: float | None) -> int:
-        if bandwidth is None or bandwidth <= 0:
-            return self.config.num_codebooks
-        per_q = self.config.frame_rate * self.config.codebook_nbits / 1000.0
-        return int(min(self.config.num_codebooks, max(1, math.floor(bandwidth / per_q + 1e-6))))
+    # ---------------------------------------------------------------- codec contract
+    def codes_from_audio(self, audio: torch.Tensor, num_quantizers: int) -> torch.Tensor:
+        """(B, samples) audio -> (B, K', T) codes."""
+        return self.quantize(self.log_mel(audio), num_quantizers)
 
-    def encode(
-        self,
-        input_values: torch.Tensor,
-        padding_mask: torch.Tensor | None = None,
-        bandwidth: float | None = None,
-        return_dict: bool | None = None,
-    ):
-        """(B, 1, samples) audio -> audio_codes (1, B, K, T), audio_scales [None]."""
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        if input_values.ndim == 2:
-            input_values = input_values[:, None]
-        if input_values.shape[1] != 1:
-            raise ValueError(
-                f"expected mono audio (B, 1, samples), got {tuple(input_values.shape)}"
-            )
-        audio = input_values[:, 0]
-        if padding_mask is not None:
-            audio = audio * padding_mask.reshape(audio.shape[0], -1)[..., : audio.shape[-1]].to(
-                audio.dtype
-            )
-        with torch.no_grad():
-            codes = self.quantize(self.log_mel(audio), self._num_quantizers(bandwidth))
-        codes = codes[None]
-        scales = [None]
-        if not return_dict:
-            return (codes, scales, 0)
-        return EncodecEncoderOutput(audio_codes=codes, audio_scales=scales, last_frame_pad_length=0)
+    def audio_from_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """(B, K', T) codes -> (B, T * hop_length) audio."""
+        return self.griffin_lim(
+            self.mel_to_magnitude(self.dequantize(codes)), codes.shape[-1] * self.config.hop_length
+        )
 
-    def decode(
-        self,
-        audio_codes: torch.Tensor,
-        audio_scales: list | torch.Tensor | None = None,
-        padding_mask: torch.Tensor | None = None,
-        return_dict: bool | None = None,
-        last_frame_pad_length: int | None = 0,
-    ):
-        """audio_codes (1, B, K, T) -> audio_values (B, 1, T * hop_length)."""
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        if audio_codes.ndim == 4:
-            if audio_codes.shape[0] != 1:
-                raise ValueError(f"expected one chunk of codes, got {audio_codes.shape[0]}")
-            audio_codes = audio_codes[0]
-        if last_frame_pad_length:
-            audio_codes = audio_codes[..., :-last_frame_pad_length]
-        with torch.no_grad():
-            logmel = self.dequantize(audio_codes)
-            audio = self.griffin_lim(
-                self.mel_to_magnitude(logmel), audio_codes.shape[-1] * self.config.hop_length
-            )
-        audio = audio[:, None]
-        if padding_mask is not None and padding_mask.shape[-1] < audio.shape[-1]:
-            audio = audio[..., : padding_mask.shape[-1]]
-        if not return_dict:
-            return (audio,)
-        return EncodecDecoderOutput(audio_values=audio)
-
-    def forward(
-        self,
-        input_values: torch.Tensor,
-        padding_mask: torch.Tensor | None = None,
-        bandwidth: float | None = None,
-        audio_codes: torch.Tensor | None = None,
-        audio_scales: list | torch.Tensor | None = None,
-        return_dict: bool | None = None,
-        last_frame_pad_length: int | None = 0,
-    ):
-        """Encode (unless codes are given) then decode, like `EncodecModel.forward`."""
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        if audio_codes is None:
-            enc = self.encode(input_values, padding_mask, bandwidth, return_dict=True)
-            audio_codes, audio_scales = enc.audio_codes, enc.audio_scales
-        values = self.decode(audio_codes, audio_scales, padding_mask, return_dict=True).audio_values
-        if not return_dict:
-            return (audio_codes, values)
-        return EncodecOutput(audio_codes=audio_codes, audio_values=values)
+    def fit_features(self, audio: torch.Tensor) -> torch.Tensor:
+        """(B, samples) audio -> (B * T, D) frames the codebooks are fitted on."""
+        return self.log_mel(audio).reshape(-1, self.config.n_mels)
 
     # ---------------------------------------------------------------- fitting
     @torch.no_grad()
@@ -352,20 +359,56 @@ class SpectralCodecModel(PreTrainedModel):
         self, features: torch.Tensor, *, iters: int = 25, seed: int = 0, max_points: int = 200_000
     ) -> list[float]:
         """Fit the residual codebooks on (N, n_mels) log-mel frames; returns residual MSE per stage."""
-        gen = torch.Generator().manual_seed(seed)
-        x = features.reshape(-1, self.config.n_mels).float()
-        if x.shape[0] > max_points:
-            x = x[torch.randperm(x.shape[0], generator=gen)[:max_points]]
-        residual = x.clone()
-        errors = []
-        for k in range(self.config.num_codebooks):
-            book = kmeans(residual, self.config.codebook_size, iters=iters, generator=gen)
-            self.codebooks.data[k] = book
-            idx = _nearest(residual, book)
-            residual = residual - book[idx]
-            errors.append(float(residual.pow(2).mean()))
-            log.info("codebook %d fitted: residual mse %.4f", k, errors[-1])
+        books, errors = fit_residual_codebooks(
+            features.reshape(-1, self.config.n_mels), self.config.num_codebooks,
+            self.config.codebook_size, iters=iters, seed=seed, max_points=max_points,
+        )  # fmt: skip
+        self.codebooks.data.copy_(books)
         return errors
+
+
+def residual_quantize(features: torch.Tensor, codebooks: torch.Tensor) -> torch.Tensor:
+    """(B, T, D) features, (K, size, D) codebooks -> (B, K, T) greedy residual codes."""
+    residual = features.float()
+    codes = []
+    for book in codebooks:
+        dist = (
+            residual.pow(2).sum(-1, keepdim=True)
+            - 2 * residual @ book.T
+            + book.pow(2).sum(-1)[None, None, :]
+        )
+        idx = dist.argmin(-1)
+        residual = residual - book[idx]
+        codes.append(idx)
+    return torch.stack(codes, dim=1)
+
+
+def residual_dequantize(codes: torch.Tensor, codebooks: torch.Tensor) -> torch.Tensor:
+    """(B, K', T) codes -> (B, T, D) summed centroids of the first K' codebooks."""
+    size = codebooks.shape[1]
+    out = torch.zeros(codes.shape[0], codes.shape[-1], codebooks.shape[-1], device=codes.device)
+    for k in range(codes.shape[1]):
+        out = out + codebooks[k][codes[:, k].clamp(0, size - 1)]
+    return out
+
+
+def fit_residual_codebooks(
+    x: torch.Tensor, num: int, size: int, *, iters: int, seed: int, max_points: int = 200_000
+) -> tuple[torch.Tensor, list[float]]:
+    """Residual k-means on (N, D) frames: (num, size, D) codebooks and residual MSE per stage."""
+    gen = torch.Generator().manual_seed(seed)
+    x = x.float()
+    if x.shape[0] > max_points:
+        x = x[torch.randperm(x.shape[0], generator=gen)[:max_points]]
+    residual = x.clone()
+    books, errors = [], []
+    for k in range(num):
+        book = kmeans(residual, size, iters=iters, generator=gen)
+        books.append(book)
+        residual = residual - book[_nearest(residual, book)]
+        errors.append(float(residual.pow(2).mean()))
+        log.info("codebook %d fitted: residual mse %.4f", k, errors[-1])
+    return torch.stack(books), errors
 
 
 def _nearest(x: torch.Tensor, centroids: torch.Tensor, chunk: int = 32_768) -> torch.Tensor:

@@ -366,6 +366,24 @@ def _generalisation_words(hist: list[dict[str, Any]]) -> str:
     )
 
 
+def _codec_words(codec: str) -> list[str]:
+    """The model card's description of the recipe's codec."""
+    if codec == "harmonic":
+        return [
+            "- Codec (`audio_encoder`, model_type `musicrfm_harmonic_codec`): 16 kHz audio -> YIN",
+            "  f0 per 50 Hz frame -> codebook 0 is the nearest MIDI note; the log amplitudes of 40",
+            "  harmonics of that note -> 3 residual k-means codebooks of 512 (fitted on the training",
+            "  clips), so the timbre codes do not depend on the note. Decoding is additive synthesis.",
+            "  Monophonic. EnCodec's encode/decode interface.",
+        ]
+    return [
+        "- Codec (`audio_encoder`, model_type `musicrfm_spectral_codec`): 16 kHz audio -> 128",
+        "  log-mel bands at 50 Hz -> 4 residual k-means codebooks of 512 (fitted on the training",
+        "  clips); decoding inverts the mel filters (non-negative least squares) and recovers",
+        "  phase with 32 fast Griffin-Lim iterations. EnCodec's encode/decode interface.",
+    ]
+
+
 def write_model_card(folder: Path, info: dict[str, Any], gates: dict[str, Any] | None) -> Path:
     """README.md in the model folder: what it is, how it was trained, and the measured gates."""
     cfg = info.get("train_config", {})
@@ -386,7 +404,7 @@ def write_model_card(folder: Path, info: dict[str, Any], gates: dict[str, Any] |
         "on which MusicRFM's steering is verified end to end. Load it with",
         "",
         "```python",
-        "import musicrfm.mini  # registers the spectral codec with transformers",
+        "import musicrfm.mini  # registers the codecs with transformers",
         "from transformers import AutoTokenizer, MusicgenForConditionalGeneration",
         "model = MusicgenForConditionalGeneration.from_pretrained('models/musicgen-mini')",
         "tok = AutoTokenizer.from_pretrained('models/musicgen-mini')",
@@ -395,10 +413,7 @@ def write_model_card(folder: Path, info: dict[str, Any], gates: dict[str, Any] |
         "",
         "## Parts",
         "",
-        "- Codec (`audio_encoder`, model_type `musicrfm_spectral_codec`): 16 kHz audio -> 128",
-        "  log-mel bands at 50 Hz -> 4 residual k-means codebooks of 512 (fitted on the training",
-        "  clips); decoding inverts the mel filters (non-negative least squares) and recovers",
-        "  phase with 32 fast Griffin-Lim iterations. EnCodec's encode/decode interface.",
+        *_codec_words(recipe.codec),
         f"- Decoder: `MusicgenForCausalLM`, {cfg.get('num_layers')} layers, hidden size "
         f"{cfg.get('hidden_size')}, {cfg.get('num_heads')} heads, FFN {cfg.get('ffn_dim')}, "
         f"4 codebooks with the delay pattern ({info.get('decoder_parameters', 0) / 1e6:.2f}M parameters).",
@@ -449,6 +464,7 @@ def write_model_card(folder: Path, info: dict[str, Any], gates: dict[str, Any] |
         + f" --rhythms {','.join(f'{r}:{g:g}' for r, g in rhythms)}"
         + (" --two-notes" if two_notes else "")
         + (" --melodies" if melodies else " --no-melodies")
+        + f" --codec {recipe.codec}"
         + "`.",
         "",
     ]

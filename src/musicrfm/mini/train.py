@@ -86,7 +86,10 @@ class TrainConfig:
     # instrument (records without the field: False)
     melody_clips: bool = True
     holdout: float = 0.08
-    # codec
+    # codec: "spectral" (log-mel k-means; codes are joint pitch x timbre spectra) or "harmonic"
+    # (codebook 0 is the MIDI note, the others the note-relative harmonic amplitudes), so that a
+    # push toward a note need not move the instrument (records without the field: spectral)
+    codec: str = "spectral"
     codec_iters: int = 20
     # bookkeeping
     checkpoint_every: int = 250
@@ -104,7 +107,7 @@ class TrainConfig:
 
         known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__ and k != "extra"}
         # fields added after a record was written take the value of the recipe it was made by
-        known = {"rhythms": ((4, 0.9),), "melody_clips": False, **known}
+        known = {"rhythms": ((4, 0.9),), "melody_clips": False, "codec": "spectral", **known}
         cfg = cls(**known)
         cfg.velocities = tuple(cfg.velocities)
         cfg.rhythms = tuple((int(r), float(g)) for r, g in cfg.rhythms)
@@ -160,21 +163,17 @@ def prepare_codec_and_codes(cfg: TrainConfig, work: Path):
     import torch
     from safetensors.torch import load_file, save_file
 
-    from musicrfm.mini.codec import SpectralCodecConfig, SpectralCodecModel
-
     train_clips, hold_clips = _grid(cfg)
     codec_dir, codes_path = work / "codec", work / "codes.safetensors"
     if (codec_dir / "config.json").exists():
-        codec = SpectralCodecModel.from_pretrained(codec_dir)
+        codec = load_codec(codec_dir)
         log.info("codec loaded from %s", codec_dir)
     else:
         t0 = time.time()
         audio = torch.from_numpy(render_clips(train_clips, seconds=cfg.seconds, progress=True))
-        codec = SpectralCodecModel(SpectralCodecConfig())
-        feats = torch.cat([codec.log_mel(audio[i : i + 64]) for i in range(0, len(audio), 64)])
-        codec.fit_codebooks(
-            feats.reshape(-1, codec.config.n_mels), iters=cfg.codec_iters, seed=cfg.seed
-        )
+        codec = new_codec(cfg.codec)
+        feats = torch.cat([codec.fit_features(audio[i : i + 64]) for i in range(0, len(audio), 64)])
+        codec.fit_codebooks(feats, iters=cfg.codec_iters, seed=cfg.seed)
         _atomic_save_pretrained(codec, codec_dir)
         log.info("codec fitted on %d clips in %.0f s", len(train_clips), time.time() - t0)
     if codes_path.exists():
@@ -193,6 +192,30 @@ def prepare_codec_and_codes(cfg: TrainConfig, work: Path):
         tmp.replace(codes_path)
         log.info("encoded %d + %d clips", len(train_clips), len(hold_clips))
     return codec, train_clips, hold_clips, codes["train"].long(), codes["holdout"].long()
+
+
+CODECS = ("spectral", "harmonic")
+
+
+def new_codec(name: str):
+    """An unfitted codec of the recipe's kind (``TrainConfig.codec``)."""
+    from musicrfm.mini.codec import SpectralCodecConfig, SpectralCodecModel
+    from musicrfm.mini.harmonic_codec import HarmonicCodecConfig, HarmonicCodecModel
+
+    if name == "spectral":
+        return SpectralCodecModel(SpectralCodecConfig())
+    if name == "harmonic":
+        return HarmonicCodecModel(HarmonicCodecConfig())
+    raise ConfigError(f"unknown codec {name!r}; choose one of {', '.join(CODECS)}")
+
+
+def load_codec(folder: Path):
+    """A fitted codec folder, whichever kind its config names."""
+    from transformers import AutoModel
+
+    import musicrfm.mini  # noqa: F401  (registers both codecs with AutoModel)
+
+    return AutoModel.from_pretrained(folder)
 
 
 def _atomic_save_pretrained(model, folder: Path) -> None:
@@ -507,7 +530,6 @@ def export_checkpoint(work_dir: str | Path, out: str | Path) -> Path:
 
     Useful to look at a run before it ends (the run itself is not disturbed).
     """
-    from musicrfm.mini.codec import SpectralCodecModel
     from musicrfm.mini.text import build_tokenizer
 
     work, out = Path(work_dir), Path(out)
@@ -517,7 +539,7 @@ def export_checkpoint(work_dir: str | Path, out: str | Path) -> Path:
     raw = json.loads((work / "train_config.json").read_text())
     cfg = TrainConfig.from_record(raw)
     tokenizer = build_tokenizer()
-    model = build_model(cfg, SpectralCodecModel.from_pretrained(work / "codec"), tokenizer)
+    model = build_model(cfg, load_codec(work / "codec"), tokenizer)
     opt = _dummy_optimizer(model)
     step, history, seconds = _load_checkpoint(model, opt, ckpt)
     model.eval()
