@@ -101,7 +101,7 @@ def test_the_full_headline_uses_the_reference_judge_and_a_fine_grid():
     finest where adherence falls (0.1-0.2x norm)."""
     assert HeadlineConfig().instrument_reference is True
     assert HeadlineConfig.quick().instrument_reference is False
-    assert HeadlineConfig().relative_coefs == (0.1, 0.15, 0.2, 0.3, 0.5)
+    assert HeadlineConfig().relative_coefs == (0.03, 0.05, 0.07, 0.1, 0.15)
 
 
 def test_bad_configs_are_rejected():
@@ -209,3 +209,24 @@ def test_codec_round_trip_resamples_to_the_model_rate():
     hop = sr / adapter.frame_rate
     assert abs(len(out[0][0]) - sr) <= hop and abs(len(out[1][0]) - sr // 2) <= hop
     assert all(np.isfinite(a).all() for a, _ in out)
+
+
+def test_a_control_with_no_hits_is_consistent_with_a_low_baseline():
+    """0/24 is what a 5% rate gives about a third of the time; the bootstrap's interval for the
+    difference collapses there and would call the control different from the baseline."""
+    from musicrfm.evaluation.metrics import bootstrap_difference, proportion_difference
+
+    control, base = np.zeros(24), np.r_[np.ones(5), np.zeros(91)]
+    assert bootstrap_difference(control, base, seed=0).high < 0  # the degenerate reading
+    d = proportion_difference(control, base)
+    assert d.low < 0 < d.high and d.value == pytest.approx(-5 / 96)
+    clear = proportion_difference(np.r_[np.ones(20), np.zeros(4)], base)
+    assert clear.low > 0.5  # a real effect is still found
+    frame = _frame()
+    for t in TARGETS:
+        rows = (frame["condition"] == "random") & (frame["target"] == t)
+        frame.loc[rows, "label"] = "A"  # the random control never lands on the target
+    _, overall = headline_table(frame, CFG)
+    assert overall["random_consistent_with_baseline_all"]
+    with pytest.raises(ConfigError, match="0/1"):
+        proportion_difference([0.5], [1.0])

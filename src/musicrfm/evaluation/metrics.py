@@ -107,6 +107,37 @@ def bootstrap_difference(
     return Estimate(float(x.mean() - y.mean()), float(low), float(high), min(x.size, y.size))
 
 
+def proportion_difference(
+    a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, *, confidence: float = 0.95
+) -> Estimate:
+    """rate(a) - rate(b) of two 0/1 samples with Newcombe's hybrid score interval.
+
+    Why not the bootstrap: a sample with no hits (0/24) resamples to a rate of exactly 0, so a
+    percentile bootstrap of the difference excludes zero against any baseline with a few hits,
+    although 0/24 is what a rate of 5% gives a third of the time. The score interval (built from
+    the two Wilson intervals) keeps its coverage at 0 and at 1.
+    """
+    from scipy.stats import binomtest
+
+    x = np.asarray(a, dtype=np.float64).ravel()
+    y = np.asarray(b, dtype=np.float64).ravel()
+    if x.size == 0 or y.size == 0:
+        raise ConfigError("cannot compare rates with an empty sample")
+    if not (np.isin(x, (0.0, 1.0)).all() and np.isin(y, (0.0, 1.0)).all()):
+        raise ConfigError("proportion_difference takes 0/1 outcomes")
+
+    def wilson(v: np.ndarray) -> tuple[float, float, float]:
+        ci = binomtest(int(v.sum()), v.size).proportion_ci(confidence, method="wilson")
+        return float(v.mean()), float(ci.low), float(ci.high)
+
+    p1, l1, u1 = wilson(x)
+    p2, l2, u2 = wilson(y)
+    d = p1 - p2
+    low = d - float(np.hypot(p1 - l1, u2 - p2))
+    high = d + float(np.hypot(u1 - p1, p2 - l2))
+    return Estimate(d, low, high, min(x.size, y.size))
+
+
 def target_accuracy(
     predicted: Sequence[Any],
     targets: Sequence[Any],
