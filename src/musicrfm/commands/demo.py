@@ -45,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--coefs",
         default=None,
-        help="comma-separated η0 values (default: 0.07 and 0.1 x the median activation norm; "
+        help="comma-separated η0 values (default: 0.1 and 0.15 x the median activation norm; "
         "--quick: 0.3 x)",
     )
     p.add_argument(

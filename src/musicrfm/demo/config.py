@@ -58,8 +58,9 @@ class DemoConfig:
     crossfade_clips: int = 8
     coefs: tuple[float, ...] | None = None  # None: relative_coefs x typical activation norm
     # on the bundled mini model 0.07x-0.1x the median norm steers >= 0.8 and keeps the
-    # instrument; more costs prompt adherence (real MusicGen checkpoints may need more: --coefs)
-    relative_coefs: tuple[float, ...] = (0.07, 0.1)
+    # instrument; the crossfade needs 0.15x to move the held note (G -> D#: 5/8 end on D#,
+    # 1/8 at 0.1x). Real MusicGen checkpoints may need more: --coefs
+    relative_coefs: tuple[float, ...] = (0.1, 0.15)
     controls: tuple[str, ...] = ("random", "flip", "orthogonal")
     seconds: float = 4.0
     budget: str = "fast"
