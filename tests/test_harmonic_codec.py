@@ -104,3 +104,22 @@ def test_saved_harmonic_codec_loads_by_its_model_type(codec, tmp_path) -> None:
     loaded = load_codec(tmp_path / "codec")
     assert isinstance(loaded, HarmonicCodecModel)
     assert torch.equal(loaded.codebooks, codec.codebooks)
+
+
+def test_resuming_an_old_spectral_run_names_the_changed_codec(tmp_path) -> None:
+    """A work folder recorded before `codec` existed was made by the spectral recipe; resuming
+    it with today's default (harmonic) must refuse and say what differs, not mix codecs."""
+    import json
+    from dataclasses import asdict
+
+    from musicrfm.errors import ConfigError
+    from musicrfm.mini.train import TrainConfig, train
+
+    cfg = TrainConfig(steps=3)
+    old = json.loads(json.dumps(asdict(cfg)))
+    del old["codec"]
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "train_config.json").write_text(json.dumps(old))
+    with pytest.raises(ConfigError, match="codec: 'spectral' -> 'harmonic'"):
+        train(tmp_path / "out", config=cfg, work_dir=work, resume=True)

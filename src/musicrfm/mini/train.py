@@ -414,16 +414,21 @@ def train(
     cfg_path = work / "train_config.json"
     cfg_json = json.dumps(asdict(cfg), indent=2, sort_keys=True)
     if cfg_path.exists() and cfg_path.read_text() != cfg_json:
-        old = json.loads(cfg_path.read_text())
+        # an old record reads with the recipe it was made by (e.g. no `codec` field: spectral)
+        old = json.loads(
+            json.dumps(asdict(TrainConfig.from_record(json.loads(cfg_path.read_text()))))
+        )
         new = json.loads(json.dumps(asdict(cfg)))
-        if resume and all(old.get(k, v) == v for k, v in new.items() if k not in _FREE_ON_RESUME):
+        changed = sorted(k for k, v in new.items() if k not in _FREE_ON_RESUME and old.get(k) != v)
+        if resume and not changed:
             # Only the step budget or generation defaults changed: continue (the cosine
             # schedule stretches to the new budget).
             log.warning("resuming with --steps %d (was %d)", cfg.steps, old["steps"])
         elif resume:
             raise ConfigError(
-                f"--resume with different settings than the run in {work}; use the same options "
-                "or another --work-dir"
+                f"--resume with different settings than the run in {work} "
+                f"({', '.join(f'{k}: {old.get(k)!r} -> {new[k]!r}' for k in changed)}); "
+                "use the same options or another --work-dir"
             )
         else:
             shutil.rmtree(work)
