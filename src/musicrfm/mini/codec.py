@@ -36,7 +36,44 @@ log = logging.getLogger(__name__)
 MODEL_TYPE = "musicrfm_spectral_codec"
 
 
-class SpectralCodecConfig(PretrainedConfig):
+class CodecConfigProperties:
+    """What MusicGen and EnCodec users read off a codec config, derived from its fields
+    (``sampling_rate``, ``hop_length``, ``num_codebooks``, ``codebook_size``)."""
+
+    sampling_rate: int
+    hop_length: int
+    num_codebooks: int
+    codebook_size: int
+    min_quantizers = 1  # the fewest codebooks that still carry sound
+
+    @property
+    def frame_rate(self) -> int:
+        return math.ceil(self.sampling_rate / self.hop_length)
+
+    @property
+    def num_quantizers(self) -> int:
+        return self.num_codebooks
+
+    @property
+    def codebook_nbits(self) -> int:
+        return math.ceil(math.log2(self.codebook_size))
+
+    @property
+    def target_bandwidths(self) -> list[float]:
+        """kbps for ``min_quantizers``..K codebooks (EnCodec's ``bandwidth`` picks one)."""
+        per_q = self.frame_rate * self.codebook_nbits / 1000.0
+        return [round(per_q * q, 6) for q in range(self.min_quantizers, self.num_codebooks + 1)]
+
+    @property
+    def chunk_length(self) -> int | None:
+        return None
+
+    @property
+    def chunk_stride(self) -> int | None:
+        return None
+
+
+class SpectralCodecConfig(CodecConfigProperties, PretrainedConfig):
     """Configuration of the spectral codec (the attributes MusicGen and EnCodec users read).
 
     Parameters
@@ -72,38 +109,12 @@ class SpectralCodecConfig(PretrainedConfig):
     overlap: float | None = None
 
     @property
-    def frame_rate(self) -> int:
-        return math.ceil(self.sampling_rate / self.hop_length)
-
-    @property
     def codebook_dim(self) -> int:
         return self.n_mels
 
     @property
     def hidden_size(self) -> int:
         return self.n_mels
-
-    @property
-    def num_quantizers(self) -> int:
-        return self.num_codebooks
-
-    @property
-    def codebook_nbits(self) -> int:
-        return math.ceil(math.log2(self.codebook_size))
-
-    @property
-    def target_bandwidths(self) -> list[float]:
-        """kbps for 1..K codebooks (EnCodec's ``bandwidth`` argument picks one)."""
-        per_q = self.frame_rate * self.codebook_nbits / 1000.0
-        return [round(per_q * q, 6) for q in range(1, self.num_codebooks + 1)]
-
-    @property
-    def chunk_length(self) -> int | None:
-        return None
-
-    @property
-    def chunk_stride(self) -> int | None:
-        return None
 
 
 def mel_filterbank(
@@ -144,7 +155,6 @@ class EncodecInterface:
     ``audio_from_codes`` (what `MusicgenForConditionalGeneration` calls on its audio encoder)."""
 
     config: Any
-    min_quantizers: int = 1
 
     # ---------------------------------------------------------------- EnCodec interface
     def _num_quantizers(self, bandwidth: float | None) -> int:
@@ -152,7 +162,7 @@ class EncodecInterface:
             return self.config.num_codebooks
         per_q = self.config.frame_rate * self.config.codebook_nbits / 1000.0
         wanted = math.floor(bandwidth / per_q + 1e-6)
-        return int(min(self.config.num_codebooks, max(self.min_quantizers, wanted)))
+        return int(min(self.config.num_codebooks, max(self.config.min_quantizers, wanted)))
 
     def encode(
         self,

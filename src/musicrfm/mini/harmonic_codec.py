@@ -29,6 +29,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 
 from musicrfm.mini.codec import (
+    CodecConfigProperties,
     EncodecInterface,
     fit_residual_codebooks,
     residual_dequantize,
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 HARMONIC_MODEL_TYPE = "musicrfm_harmonic_codec"
 
 
-class HarmonicCodecConfig(PretrainedConfig):
+class HarmonicCodecConfig(CodecConfigProperties, PretrainedConfig):
     """Configuration of the harmonic codec.
 
     Parameters
@@ -73,9 +74,7 @@ class HarmonicCodecConfig(PretrainedConfig):
     chunk_length_s: float | None = None
     overlap: float | None = None
 
-    @property
-    def frame_rate(self) -> int:
-        return math.ceil(self.sampling_rate / self.hop_length)
+    min_quantizers = 2  # one pitch codebook alone carries no sound
 
     @property
     def codebook_dim(self) -> int:
@@ -84,28 +83,6 @@ class HarmonicCodecConfig(PretrainedConfig):
     @property
     def hidden_size(self) -> int:
         return self.harmonics
-
-    @property
-    def num_quantizers(self) -> int:
-        return self.num_codebooks
-
-    @property
-    def codebook_nbits(self) -> int:
-        return math.ceil(math.log2(self.codebook_size))
-
-    @property
-    def target_bandwidths(self) -> list[float]:
-        """kbps for 2..K codebooks (one pitch codebook alone carries no sound)."""
-        per_q = self.frame_rate * self.codebook_nbits / 1000.0
-        return [round(per_q * q, 6) for q in range(2, self.num_codebooks + 1)]
-
-    @property
-    def chunk_length(self) -> int | None:
-        return None
-
-    @property
-    def chunk_stride(self) -> int | None:
-        return None
 
 
 def midi_to_hz(midi: torch.Tensor) -> torch.Tensor:
@@ -129,7 +106,6 @@ class HarmonicCodecModel(EncodecInterface, PreTrainedModel):
     base_model_prefix = "harmonic_codec"
     main_input_name = "input_values"
     _no_split_modules: list[str] = []
-    min_quantizers = 2
 
     def __init__(self, config: HarmonicCodecConfig) -> None:
         super().__init__(config)
