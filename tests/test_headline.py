@@ -18,23 +18,24 @@ from musicrfm.mini.headline import HeadlineConfig, headline_table
 TARGETS = ("C", "G")
 
 
-def _probs(label: str, avoid: str | None = None) -> list[float]:
-    """Detector probabilities: 0.8 on ``label``; ``avoid`` (a steered-away note) gets none."""
-    p = np.full(12, 0.2 / 11)
+def _probs(label: str, avoid: str | None = None, onehot: bool = False) -> list[float]:
+    """Detector probabilities: 0.8 on ``label`` (or all of it); ``avoid`` (a steered-away note)
+    gets none."""
+    p = np.full(12, 0.0 if onehot else 0.2 / 11)
     if avoid is not None:
         p[PITCH_CLASSES.index(avoid)] = 0.0
     p[PITCH_CLASSES.index(label)] = 0.8
     return (p / p.sum()).tolist()
 
 
-def _rows(condition, target, coef, labels, match=1.0, avoid=None):
+def _rows(condition, target, coef, labels, match=1.0, avoid=None, onehot=False):
     return [
         {
             "condition": condition,
             "target": target,
             "coef": coef,
             "label": lab,
-            "probs": _probs(lab, avoid),
+            "probs": _probs(lab, avoid, onehot),
             "prompt": f"p{i % 4}",
             "seed": i // 4,
             "instrument_match": match,
@@ -43,21 +44,25 @@ def _rows(condition, target, coef, labels, match=1.0, avoid=None):
     ]
 
 
-def _frame(*, hit=0.9, random_hits=1, flip_label="D", match=1.0) -> pd.DataFrame:
-    """Baseline: 24 clips spread over the notes (C and G twice each); per target 10 clips."""
+def _frame(
+    *, hit=0.9, random_hits=1, flip_label=None, match=1.0, targets=TARGETS, onehot=False
+) -> pd.DataFrame:
+    """Baseline: 24 clips spread over the notes (each note twice); per target 10 clips."""
     base = [PITCH_CLASSES[i % 12] for i in range(24)]
-    rows = _rows("unsteered", "C", 0.0, base)
-    for t in TARGETS:
+    rows = _rows("unsteered", "C", 0.0, base, onehot=onehot)
+    for t in targets:
         n_hit = int(round(hit * 10))
-        rows += _rows("concept", t, 10.0, [t] * n_hit + ["E"] * (10 - n_hit), match)
-        rows += _rows("concept", t, 5.0, [t] * 3 + ["E"] * 7, match)
-        rows += _rows("random", t, 10.0, [t] * random_hits + ["E"] * (10 - random_hits))
-        rows += _rows("orthogonal", t, 10.0, ["A"] * 10)
-        rows += _rows("flip", t, 10.0, [flip_label] * 10, avoid=t if flip_label != t else None)
+        other = "E" if t != "E" else "F"
+        rows += _rows("concept", t, 10.0, [t] * n_hit + [other] * (10 - n_hit), match)
+        rows += _rows("concept", t, 5.0, [t] * 3 + [other] * 7, match)
+        rows += _rows("random", t, 10.0, [t] * random_hits + [other] * (10 - random_hits))
+        rows += _rows("orthogonal", t, 10.0, ["A" if t != "A" else "B"] * 10)
+        flip = flip_label or ("D" if t != "D" else "C#")  # by default a note other than t
+        rows += _rows("flip", t, 10.0, [flip] * 10, avoid=t if flip != t else None, onehot=onehot)
     return pd.DataFrame(rows)
 
 
-CFG = HeadlineConfig(targets=TARGETS, clips=10, baseline_clips=24)
+CFG = HeadlineConfig(targets=TARGETS, clips=10, flip_clips=10, baseline_clips=24)
 
 
 def test_verdict_passes_when_every_criterion_holds():
@@ -68,7 +73,27 @@ def test_verdict_passes_when_every_criterion_holds():
     assert overall["all_reach_gate"] and overall["passed"]
     assert overall["random_consistent_with_baseline_all"]
     assert overall["flip_below_baseline_all"]
+    assert overall["flip_pooled_below_baseline"]
     assert overall["adherence_change"] == pytest.approx(0.0)
+
+
+def test_a_flip_at_a_low_floor_passes_when_it_is_lower_everywhere_and_pooled():
+    """Every note is 2 of 24 baseline clips, and every flip clip avoids its target: no single
+    note's CI can exclude zero (a resampled baseline has no hits 12% of the time), but all
+    twelve together show the flip below baseline. The per-note count still reports 0/12."""
+    frame = _frame(targets=PITCH_CLASSES, onehot=True)
+    cfg = replace(CFG, targets=PITCH_CLASSES)
+    table, overall = headline_table(frame, cfg)
+    assert (table["flip"] == 0).all() and table["flip_lower_than_baseline"].all()
+    assert overall["flip_below_baseline_count"] == 0
+    assert overall["flip_prob_pooled_minus_baseline"] == pytest.approx(-1 / 12)
+    assert overall["flip_prob_pooled_ci"][1] < 0
+    assert overall["passed"]
+    # the same with a flip that plays its own target in 3 of 10 clips for one note: fails
+    flip_c = (frame["condition"] == "flip") & (frame["target"] == "C")
+    frame.loc[frame.index[flip_c][:3], "probs"] = pd.Series([_probs("C", onehot=True)] * 3).values
+    _, overall = headline_table(frame, cfg)
+    assert not overall["flip_lower_than_baseline_all"] and not overall["passed"]
 
 
 def test_smallest_passing_coef_is_chosen():
@@ -84,7 +109,7 @@ def test_smallest_passing_coef_is_chosen():
     [
         ({"hit": 0.7}, "all_reach_gate"),
         ({"random_hits": 8}, "random_consistent_with_baseline_all"),
-        ({"flip_label": "C"}, "flip_below_baseline_all"),  # flip lands on C: G's flip fails
+        ({"flip_label": "C"}, "flip_lower_than_baseline_all"),  # C's flip lands on C
         ({"match": 0.5}, "adherence_within_tolerance"),
     ],
 )
@@ -109,6 +134,11 @@ def test_bad_configs_are_rejected():
         HeadlineConfig(controls=("sideways",)).validate()
     with pytest.raises(ConfigError, match="baseline_clips"):
         HeadlineConfig(clips=10, baseline_clips=4).validate()
+    # the flip's clips reuse the baseline's prompts and seeds, so it cannot have more
+    with pytest.raises(ConfigError, match="flip_clips 96, baseline_clips 48"):
+        HeadlineConfig(clips=10, baseline_clips=48).validate()
+    with pytest.raises(ConfigError, match="flip_clips >= 2"):
+        HeadlineConfig(flip_clips=1).validate()
     with pytest.raises(ConfigError, match="unsteered"):
         headline_table(_frame().query("condition != 'unsteered'"), CFG)
 
@@ -136,10 +166,15 @@ def test_every_plan_gets_the_configured_layers_rows_and_gate():
         scores=torch.ones(3, 12), layers=[0, 1, 2],
     )  # fmt: skip
     cfg = HeadlineConfig(
-        targets=TARGETS, clips=4, baseline_clips=8, layers="1,2", rows="contrast", gate=0.3
-    )
+        targets=TARGETS, clips=4, flip_clips=6, baseline_clips=8, layers="1,2", rows="contrast",
+        gate=0.3,
+    )  # fmt: skip
     cfg.validate()
-    jobs = direction_jobs(cd, cfg, (1.0, 2.0), 0) + control_jobs(cd, cfg, {"C": 1.0, "G": 2.0}, 0)
+    controls = control_jobs(cd, cfg, {"C": 1.0, "G": 2.0}, 0)
+    jobs = direction_jobs(cd, cfg, (1.0, 2.0), 0) + controls
+    # the flip gets its own (larger) number of clips, on the baseline's first prompts and seeds
+    baseline = jobs[0].items
+    assert all(j.items == baseline[: 6 if j.condition == "flip" else 4] for j in controls)
     plans = [j.plan for j in jobs if j.plan is not None]
     assert len(plans) == 2 * 2 + 2 * 3
     assert all(

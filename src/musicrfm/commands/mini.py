@@ -69,6 +69,10 @@ def register(subparsers) -> None:
     ga.add_argument("--seed", type=int, default=0, help="sampling seed")
     ga.add_argument("--no-card", action="store_true", help="do not rewrite the model card")
     ga.set_defaults(func=run)
+
+    from musicrfm.mini.headline import HeadlineConfig  # its defaults go into the help
+
+    default = HeadlineConfig()
     hl = sub.add_parser(
         "headline",
         help="measure steering toward every pitch class, with controls, adherence and CIs",
@@ -87,8 +91,17 @@ def register(subparsers) -> None:
     hl.add_argument("--targets", nargs="+", default=None, help="pitch classes (default: all 12)")
     hl.add_argument("--clips", type=int, default=None, help="clips per target and condition")
     hl.add_argument(
+        "--flip-clips", type=int, default=None,
+        help=f"clips per target for the sign-flipped control (default {default.flip_clips})",
+    )  # fmt: skip
+    hl.add_argument(
+        "--baseline-clips", type=int, default=None,
+        help=f"unsteered clips, shared by every target (default {default.baseline_clips})",
+    )  # fmt: skip
+    hl.add_argument(
         "--relative-coefs", type=float, nargs="+", default=None,
-        help="η0 grid as multiples of the median activation norm (default 0.1 0.15 0.2 0.3 0.5)",
+        help="η0 grid as multiples of the median activation norm (default "
+        + " ".join(f"{c:g}" for c in default.relative_coefs) + ")",
     )  # fmt: skip
     hl.add_argument(
         "--layers", default="all",
@@ -193,6 +206,10 @@ def _headline(args: argparse.Namespace) -> int:
         cfg = replace(cfg, targets=tuple(args.targets))
     if args.clips is not None:
         cfg = replace(cfg, clips=args.clips, baseline_clips=max(cfg.baseline_clips, args.clips))
+    if args.flip_clips is not None:
+        cfg = replace(cfg, flip_clips=args.flip_clips)
+    if args.baseline_clips is not None:
+        cfg = replace(cfg, baseline_clips=args.baseline_clips)
     if args.relative_coefs:
         cfg = replace(cfg, relative_coefs=tuple(args.relative_coefs))
     cfg = replace(cfg, layers=args.layers, rows=args.rows, gate=args.gate)
@@ -200,7 +217,8 @@ def _headline(args: argparse.Namespace) -> int:
         cfg = replace(cfg, instrument_reference=False)
     # the command that reproduces this run, as recorded in the report and the model card
     shown = [("model", args.model), ("seed", args.seed)]
-    for key in ("targets", "clips", "relative_coefs", "layers", "rows", "gate"):
+    keys = ("targets", "clips", "flip_clips", "baseline_clips", "relative_coefs", "layers")
+    for key in (*keys, "rows", "gate"):
         value = getattr(args, key)
         if value is not None and value not in ("all", "both", 1.0):
             shown.append((key, " ".join(map(str, value)) if isinstance(value, list) else value))
