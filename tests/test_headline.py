@@ -265,3 +265,24 @@ def test_a_control_with_no_hits_is_consistent_with_a_low_baseline():
     assert overall["random_consistent_with_baseline_all"]
     with pytest.raises(ConfigError, match="0/1"):
         proportion_difference([0.5], [1.0])
+
+
+def test_the_model_card_shows_the_flip_with_its_n_ci_and_pooled_verdict(tmp_path):
+    from musicrfm.mini.gates import record_headline
+    from musicrfm.mini.headline import verdict_lines
+
+    table, overall = headline_table(_frame(), CFG)
+    record = {
+        "overall": overall,
+        "per_target": table.to_dict(orient="records"),
+        "settings": {"command": "musicrfm mini headline", "coefs": [5.0, 10.0],
+                     "relative_coefs": [0.05, 0.1]},
+    }  # fmt: skip
+    card = record_headline(tmp_path, json.loads(json.dumps(record))).read_text()
+    row = next(line for line in card.splitlines() if line.startswith("| C |"))
+    d = table.set_index("target").loc["C"]
+    assert "0.00 (n=10)" in row
+    assert f"{d['flip_prob_minus_baseline']:+.3f} [{d['flip_prob_ci_low']:+.3f}," in row
+    lines = verdict_lines(overall)
+    assert any(line.startswith("- Sign-flipped direction") and "True" in line for line in lines)
+    assert all(line in card for line in lines)

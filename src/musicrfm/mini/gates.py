@@ -310,15 +310,23 @@ def _headline_lines(folder: Path) -> list[str]:
         + str(rec["per_target"][0]["n_baseline"])
         + "); adherence = the timbre classifier hears the prompted instrument family.",
         "",
-        "| note | unsteered | best η0 | steered [95% CI] | random | orthogonal | flip |",
-        "|---|---|---|---|---|---|---|",
+        "| note | unsteered | best η0 | steered [95% CI] | random | orthogonal | flip "
+        "| flip: target probability − unsteered [95% CI] |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rec["per_target"]:
+        flip_n = f" (n={r['flip_n']})" if "flip_n" in r else ""  # older records lack it
+        flip_prob = (
+            f"{r['flip_prob_minus_baseline']:+.3f} "
+            f"[{r['flip_prob_ci_low']:+.3f}, {r['flip_prob_ci_high']:+.3f}]"
+            if "flip_prob_minus_baseline" in r
+            else ""
+        )
         lines.append(
             f"| {r['target']} | {r['baseline']:.2f} | {r['best_coef']:.1f} | "
             f"{r['accuracy']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}] (n={r['n']}) | "
             + " | ".join(f"{r[k]:.2f}" if k in r else "" for k in ("random", "orthogonal", "flip"))
-            + " |"
+            + f"{flip_n} | {flip_prob} |"
         )
     from musicrfm.mini.headline import verdict_lines
 

@@ -536,6 +536,17 @@ def run_headline(
     return record
 
 
+# what each per-class count in the verdict says, where its key alone would be ambiguous
+COUNT_WORDS = {
+    "random_consistent_with_baseline": "random consistent with baseline (Newcombe 95% CI)",
+    "random_within_baseline_ci": "random within the baseline's 95% CI (literal reading)",
+    "orthogonal_consistent_with_baseline": "orthogonal consistent with baseline (Newcombe 95% CI)",
+    "orthogonal_within_baseline_ci": "orthogonal within the baseline's 95% CI (literal reading)",
+    "flip_lower_than_baseline": "flip's mean target probability lower than baseline",
+    "flip_below_baseline": "flip's target probability significantly below baseline (own 95% CI)",
+}
+
+
 def verdict_lines(overall: dict[str, Any]) -> list[str]:
     """The verdict as Markdown bullets (the report and the mini model's card both show them)."""
     o = overall
@@ -560,7 +571,8 @@ def verdict_lines(overall: dict[str, Any]) -> list[str]:
         )
     for key, value in o.items():
         if key.endswith("_count"):
-            lines.append(f"- {key[:-6].replace('_', ' ')}: {value}/{o['targets']} pitch classes.")
+            words = COUNT_WORDS.get(key[:-6], key[:-6].replace("_", " "))
+            lines.append(f"- {words}: {value}/{o['targets']} pitch classes.")
     lines.append(f"- All criteria met: {o['passed']}.")
     return lines
 
