@@ -131,6 +131,7 @@ class MusicGenAdapter:
         tokenizer: Any = None,
         tokenizer_error: str | None = None,
         source: str = "local",
+        local_path: Path | None = None,
     ) -> None:
         from transformers import (
             MusicgenForConditionalGeneration,
@@ -150,6 +151,7 @@ class MusicGenAdapter:
         self.tokenizer = tokenizer
         self._tokenizer_error = tokenizer_error
         self.source = source
+        self.local_path = local_path  # the folder it was loaded from (None: hub or in memory)
         self.is_melody = isinstance(model, MusicgenMelodyForConditionalGeneration)
         self._conditioning_cache: dict[Any, tuple[dict[str, torch.Tensor], int]] = {}
         self._fingerprint: str | None = None
@@ -649,11 +651,12 @@ def load_model(
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise ModelError(f"cannot load the model in {path}: {exc}") from None
         model_id = str(path.resolve()) if source == "local" else BUNDLED_MODEL_NAME
+        local_path = path.resolve()
         tok, tok_err = _load_tokenizer(str(path), None, model)
     else:
         if name.startswith((".", "/", "~")) or name.count("/") > 1 or path.exists():
             raise ModelError(f"no model folder at {name}")
-        model_id, source = name, "hub"
+        model_id, source, local_path = name, "hub", None
         model, tok, tok_err = _load_from_hub(name, revision, torch_dtype)
     model = model.to(dev).eval()
     if revision is None:
@@ -665,6 +668,7 @@ def load_model(
         tokenizer=tok,
         tokenizer_error=tok_err,
         source=source,
+        local_path=local_path,
     )
     log.info("loaded %r", adapter)
     return adapter

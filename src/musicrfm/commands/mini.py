@@ -17,8 +17,9 @@ def register(subparsers) -> None:
         "mini",
         help="train the bundled small MusicGen-architecture model, or measure its quality gates",
         description=(
-            "Train the bundled mini MusicGen (spectral codec + tiny T5 + MusicGen decoder) on "
-            "rendered one-note clips, or measure its codec and unsteered-generation gates."
+            "Train the bundled mini MusicGen (harmonic codec + tiny T5 + MusicGen decoder) on "
+            "rendered note clips, measure its gates and steering headline, or fit the timbre "
+            "judge that travels with it."
         ),
     )
     sub = parser.add_subparsers(dest="mini_action", metavar="<action>")
@@ -52,9 +53,9 @@ def register(subparsers) -> None:
     )  # fmt: skip
     tr.add_argument(
         "--codec", choices=("spectral", "harmonic"), default=None,
-        help="spectral (default: log-mel k-means, codes are joint pitch x timbre spectra) or "
-        "harmonic (codebook 0 is the MIDI note, the others the note-relative harmonic "
-        "amplitudes; monophonic)",
+        help="harmonic (default: codebook 0 is the MIDI note, the others the note-relative "
+        "harmonic amplitudes; monophonic) or spectral (log-mel k-means, codes are joint "
+        "pitch x timbre spectra; the recipe before session 7)",
     )  # fmt: skip
     tr.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     tr.add_argument("--no-gates", action="store_true", help="skip measuring the gates at the end")
@@ -69,6 +70,21 @@ def register(subparsers) -> None:
     ga.add_argument("--seed", type=int, default=0, help="sampling seed")
     ga.add_argument("--no-card", action="store_true", help="do not rewrite the model card")
     ga.set_defaults(func=run)
+    ju = sub.add_parser(
+        "judge",
+        help="fit the reference timbre judge for a model's codec and save it in the model folder",
+        description=(
+            "Fit the prompt-adherence judge (an instrument classifier on every prompt instrument "
+            "x note x four rhythms and their round trips through the model's codec; minutes) and "
+            "save it as instrument_judge.safetensors/.json, so `musicrfm demo` judges adherence "
+            "with it and `musicrfm mini headline` does not refit it. Reuses a saved judge whose "
+            "codec matches."
+        ),
+    )  # fmt: skip
+    ju.add_argument("--model", default="models/musicgen-mini", help="model folder or hub id")
+    ju.add_argument("--out", default=None, help="folder to save into (default: the model's)")
+    ju.add_argument("--device", default="cpu", help="torch device")
+    ju.set_defaults(func=run)
 
     from musicrfm.mini.headline import HeadlineConfig  # its defaults go into the help
 
@@ -171,9 +187,32 @@ def run(args: argparse.Namespace) -> int:
         return 0 if result["summary"]["all_passed"] else 1
     if args.mini_action == "headline":
         return _headline(args)
-    raise ConfigError(
-        "choose an action: musicrfm mini train | musicrfm mini gates | musicrfm mini headline"
+    if args.mini_action == "judge":
+        return _judge(args)
+    raise ConfigError("choose an action: musicrfm mini train | gates | headline | judge")
+
+
+def _judge(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from musicrfm.demo.config import load_demo_model
+    from musicrfm.demo.judge import JUDGE_NAME, model_folder, reference_judge
+
+    adapter = load_demo_model(args.model, args.device)
+    folder = Path(args.out) if args.out else model_folder(adapter)
+    if folder is None:
+        raise ConfigError(f"{args.model} is not a local folder: say where to save with --out")
+    _, report = reference_judge(adapter, [folder], progress=True)
+    print(f"judge: {folder / JUDGE_NAME}.safetensors")
+    if (folder / "training.json").is_file():  # a mini model folder: its card lists the judge
+        from musicrfm.mini.gates import refresh_model_card
+
+        print(f"model card: {refresh_model_card(folder)}")
+    print(
+        f"held-out accuracy {report['test_accuracy']:.3f} on rendered clips, "
+        f"{report['test_accuracy_augmented']:.3f} through the codec (n={report['n_test']})"
     )
+    return 0
 
 
 def parse_rhythms(text: str) -> tuple[tuple[int, float], ...]:

@@ -90,6 +90,18 @@ def _table_html(frame: pd.DataFrame) -> str:
     return frame.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="")
 
 
+def _judge_item(info: dict[str, Any]) -> str:
+    """Which timbre classifier judged prompt adherence, and how often it is right."""
+    if not info:
+        return ""
+    acc = info.get("classifier_test_accuracy_through_codec")
+    right = f", right on {acc:.3f} of held-out codec round trips" if acc is not None else ""
+    return (
+        f"<li>Prompt adherence: the {html.escape(str(info.get('classifier')))} instrument "
+        f"classifier hears the prompted instrument family{right}.</li>"
+    )
+
+
 def write_report_html(
     out: Path,
     frame: pd.DataFrame,
@@ -141,7 +153,8 @@ def write_report_html(
         "<li>Controls: the same plan with the target's vectors replaced at equal norm "
         f"({', '.join(CONTROL_LABELS.get(k, k) for k in settings['controls'])}); random and "
         "orthogonal controls draw a new direction for each generation seed.</li>"
-        "</ul>"
+        + _judge_item(settings.get("instrument") or {})
+        + "</ul>"
     )
     sections = [
         ("Result", headline + f"<p><b>{html.escape(statement)}</b></p>"),

@@ -22,6 +22,7 @@ from musicrfm.demo.config import (
     log_stage,
     note_name,
 )
+from musicrfm.demo.judge import find_reference_judge, model_folder
 from musicrfm.demo.report import json_default, write_outputs, write_report_html
 from musicrfm.demo.stages import (
     auto_coefs,
@@ -116,9 +117,13 @@ def run_demo(
     inst_info: dict[str, Any] = {}
     if cfg.instrument_check:
         steady = [r for r in records if r["kind"] == "steady"]
+        # the reference judge when the model's folder carries one for its codec (`musicrfm mini
+        # judge`); fitting one here would take longer than the whole demo
+        folders = [f] if (f := model_folder(adapter)) is not None else []
         part, inst_info = instrument_adherence(
-            dataset, frame[frame["kind"] == "steady"], steady, seed, adapter=adapter
-        )
+            dataset, frame[frame["kind"] == "steady"], steady, seed, adapter=adapter,
+            reference=find_reference_judge(adapter, folders) is not None, judge_folders=folders,
+        )  # fmt: skip
         frame = pd.concat([part, frame[frame["kind"] != "steady"]], ignore_index=True)
     summary, comp = summarize(frame, seed)
     timings["evaluate"] = time.perf_counter() - t

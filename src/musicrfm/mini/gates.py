@@ -288,6 +288,13 @@ def record_headline(folder: str | Path, record: dict[str, Any]) -> Path:
     """Keep a headline result (musicrfm.mini.headline) beside the model and in its card."""
     folder = Path(folder)
     (folder / "headline.json").write_text(json.dumps(record, indent=2))
+    return refresh_model_card(folder)
+
+
+def refresh_model_card(folder: str | Path) -> Path:
+    """Rewrite a mini model's card from what its folder holds (training, gates, headline,
+    judge)."""
+    folder = Path(folder)
     gates_path = folder / "gates.json"
     gates = json.loads(gates_path.read_text()) if gates_path.exists() else None
     return write_model_card(folder, _training_info(folder), gates)
@@ -332,6 +339,27 @@ def _headline_lines(folder: Path) -> list[str]:
 
     lines += ["", *verdict_lines(rec["overall"])]
     return [*lines, ""]
+
+
+def _judge_lines(folder: Path) -> list[str]:
+    from musicrfm.demo.judge import JUDGE_NAME
+
+    path = folder / f"{JUDGE_NAME}.json"
+    if not path.exists():
+        return []
+    report = json.loads(path.read_text()).get("report", {})
+    return [
+        "## Prompt-adherence judge",
+        "",
+        f"`{JUDGE_NAME}.safetensors` + `.json`: the reference timbre classifier for this "
+        "model's codec (a small MLP on every prompt instrument x note x four rhythms and their "
+        "codec round trips), written by `musicrfm mini judge`. Held-out accuracy "
+        f"{report.get('test_accuracy', float('nan')):.3f} on rendered clips, "
+        f"{report.get('test_accuracy_augmented', float('nan')):.3f} through the codec "
+        f"(n={report.get('n_test')}). `musicrfm demo` and `musicrfm mini headline` use it "
+        "while its codec fingerprint matches.",
+        "",
+    ]
 
 
 def _ci(g: dict[str, Any]) -> str:
@@ -521,6 +549,7 @@ def write_model_card(folder: Path, info: dict[str, Any], gates: dict[str, Any] |
             "",
         ]
     lines += _headline_lines(folder)
+    lines += _judge_lines(folder)
     path = folder / "README.md"
     path.write_text("\n".join(line for line in lines if line is not None) + "\n")
     return path

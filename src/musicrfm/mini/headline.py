@@ -499,7 +499,7 @@ def run_headline(
     if cfg.data.instrument_check:
         frame, inst = instrument_adherence(
             dataset, frame, records, seed, adapter=adapter, reference=cfg.instrument_reference,
-            progress=progress,
+            judge_folders=judge_folders(adapter, work_dir), progress=progress,
         )  # fmt: skip
     table, overall = headline_table(frame, cfg, seed=seed)
     trade = tradeoff_table(frame, seed=seed)
@@ -545,6 +545,16 @@ COUNT_WORDS = {
     "flip_lower_than_baseline": "flip's mean target probability lower than baseline",
     "flip_below_baseline": "flip's target probability significantly below baseline (own 95% CI)",
 }
+
+
+def judge_folders(adapter: Any, work_dir: Path) -> list[Path]:
+    """Where the reference judge is looked for: a work cache per codec (where a new fit is
+    saved), then the model's own folder (``musicrfm mini judge`` puts one there)."""
+    from musicrfm.demo.judge import codec_fingerprint, model_folder
+
+    folder = model_folder(adapter)
+    cache = work_dir / "judges" / codec_fingerprint(adapter)
+    return [cache, *([folder] if folder is not None else [])]
 
 
 def verdict_lines(overall: dict[str, Any]) -> list[str]:
