@@ -107,16 +107,26 @@ def run(args: argparse.Namespace) -> int:
         if sys.argv[1:2] == ["demo"]
         else None,
     )
+    import pandas as pd
+
     s = result.summary
     print(
         f"MusicRFM demo on {result.settings['model_id']}: steering toward {result.settings['target']}"
     )
     for _, r in s.iterrows():
         coef = f" η0={r['coef']:g}" if r["coef"] else ""
+        adherence = (
+            f"  prompt adherence {r['adherence']:.2f}"
+            if "adherence" in r and pd.notna(r["adherence"])
+            else ""
+        )
         print(
             f"  {r['condition']:<10}{coef:<12} accuracy {r['accuracy']:.2f} "
-            f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}] n={r['n']}"
+            f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}] n={r['n']}{adherence}"
         )
+    judge = result.settings.get("instrument", {}).get("classifier")
+    if judge:
+        print(f"  (prompt adherence: the {judge} timbre classifier hears the prompted instrument)")
     xf = result.crossfade
     if xf.get("n"):
         print(
