@@ -65,6 +65,8 @@ def find_reference_judge(
     from musicrfm.demo.stages import REFERENCE_NOTES, REFERENCE_RHYTHMS
     from musicrfm.evaluation.instrument import InstrumentClassifier
 
+    if not folders:
+        return None
     key = key or judge_key(adapter, REFERENCE_NOTES, REFERENCE_RHYTHMS)
     for folder in folders:
         path = Path(folder) / JUDGE_NAME
