@@ -119,10 +119,10 @@ def run_demo(
         steady = [r for r in records if r["kind"] == "steady"]
         # the reference judge when the model's folder carries one for its codec (`musicrfm mini
         # judge`); fitting one here would take longer than the whole demo
-        folders = [f] if (f := model_folder(adapter)) is not None else []
+        folder = model_folder(adapter)
         part, inst_info = instrument_adherence(
             dataset, frame[frame["kind"] == "steady"], steady, seed, adapter=adapter,
-            reference=find_reference_judge(adapter, folders) is not None, judge_folders=folders,
+            judge=find_reference_judge(adapter, [folder] if folder is not None else []),
         )  # fmt: skip
         frame = pd.concat([part, frame[frame["kind"] != "steady"]], ignore_index=True)
     summary, comp = summarize(frame, seed)

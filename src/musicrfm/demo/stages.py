@@ -312,6 +312,7 @@ def instrument_adherence(
     *,
     reference: bool = False,
     judge_folders: Sequence[Path] = (),
+    judge: tuple[Any, dict[str, Any]] | None = None,
     progress: bool = False,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Prompt adherence: does the offline timbre classifier hear the prompted instrument family?
@@ -325,10 +326,13 @@ def instrument_adherence(
     trips instead: slower (minutes), but it tells the instruments apart far more reliably
     (bundled model: 0.995 of held-out codec round trips, against 0.889). It is taken from the
     first of ``judge_folders`` that holds one fitted for this codec, else fitted and saved into
-    the first (:func:`musicrfm.demo.judge.reference_judge`)."""
+    the first (:func:`musicrfm.demo.judge.reference_judge`). ``judge`` (classifier, report):
+    a reference judge already at hand, used as is."""
     from musicrfm.evaluation.instrument import prompt_adherence, train_instrument_classifier
 
-    if reference:
+    if judge is not None:
+        clf, report = judge
+    elif reference:
         if adapter is None:
             raise ModelError("the reference timbre judge is fitted on the model's codec: pass it")
         from musicrfm.demo.judge import reference_judge
@@ -349,8 +353,9 @@ def instrument_adherence(
     frame["instrument_expected"] = adh["expected"].to_numpy()
     frame["instrument_predicted"] = adh["predicted"].to_numpy()
     frame["instrument_match"] = adh["match"].to_numpy()
+    by_reference = reference or judge is not None
     info = {
-        "classifier": "reference (MLP)" if reference else "note set (logistic)",
+        "classifier": "reference (MLP)" if by_reference else "note set (logistic)",
         "classifier_test_accuracy": report.get("test_accuracy"),
         "classifier_test_accuracy_through_codec": report.get("test_accuracy_augmented"),
         "classifier_n_test": report.get("n_test"),
