@@ -3,7 +3,7 @@
 Naive (what a public implementation of the method does): for every one-vs-rest target of a
 concept, for every clip one at a time, load -> encode -> full model forward with
 ``output_hidden_states=True`` (LM heads and logits computed, all hidden states kept), then
-mean-pool. Ours: :func:`musicrfm.capture.extract_features` once (batched, bare decoder, pooling
+mean-pool. Ours: :func:`musicrfm.capture.extract.extract_features` once (batched, bare decoder, pooling
 in hooks, no logits), which serves every target of the concept.
 
 Both run on the same seeded random MusicGen with musicgen-small's shapes (``--layers`` reduces the
@@ -69,8 +69,8 @@ def make_dataset(folder: Path, clips: int, seconds: float, classes: int) -> None
 def child(args: argparse.Namespace) -> None:
     import torch
 
-    from musicrfm.audio import load_audio
-    from musicrfm.capture import extract_features, read_clip_table
+    from musicrfm.capture.audio import load_audio
+    from musicrfm.capture.extract import extract_features, read_clip_table
     from musicrfm.models import random_model
 
     adapter = random_model(args.size, seed=0, num_layers=args.layers)

@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from musicrfm.features import FeatureSet
-from musicrfm.probes import get_budget, search_rfm, train_directions
-from musicrfm.rfm import RFM, RFMParams, auc_score
+from musicrfm.capture.features import FeatureSet
+from musicrfm.probes.rfm import RFM, RFMParams, auc_score
+from musicrfm.probes.training import get_budget, search_rfm, train_directions
 
 NOTE_NAMES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
 
@@ -152,7 +152,7 @@ def part_target(args: argparse.Namespace) -> None:
     if not args.paper_layers:
         return
     # paper budget on a sample: the same balanced subsets and splits as train_directions uses
-    from musicrfm.probes import balanced_subset, class_names, make_splits
+    from musicrfm.probes.training import balanced_subset, class_names, make_splits
 
     labels = fs.rows["label"]
     classes = class_names(labels)

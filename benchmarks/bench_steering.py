@@ -27,11 +27,12 @@ import time
 
 import torch
 
-from musicrfm.directions import ConceptDirections
-from musicrfm.generate import steps_for
 from musicrfm.models import random_model
-from musicrfm.schedules import linear_rise, sine
-from musicrfm.steering import SteeringDirection, SteeringPlan, apply_plan
+from musicrfm.probes.directions import ConceptDirections
+from musicrfm.steering.generation import steps_for
+from musicrfm.steering.hooks import apply_plan
+from musicrfm.steering.plan import SteeringDirection, SteeringPlan
+from musicrfm.steering.schedules import linear_rise, sine
 
 TARGET = 1.02
 

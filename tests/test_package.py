@@ -13,6 +13,6 @@ def test_every_public_name_resolves() -> None:
 def test_import_registers_the_mini_codec() -> None:
     from transformers import AutoConfig
 
-    from musicrfm.mini.codec import MODEL_TYPE
+    from musicrfm.models.codecs.spectral import MODEL_TYPE
 
     assert type(AutoConfig.for_model(MODEL_TYPE)).__name__ == "SpectralCodecConfig"

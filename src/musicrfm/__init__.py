@@ -1,9 +1,8 @@
 """MusicRFM: steer frozen text-to-music models with Recursive Feature Machine concept directions.
 
-Importing the package registers the bundled mini model's spectral codec with `transformers`, so
-`MusicgenForConditionalGeneration.from_pretrained("models/musicgen-mini")` works after
-`import musicrfm`. Everything else is imported on first use (PEP 562), so `musicrfm --help` and
-`import musicrfm` stay cheap beyond that one registration.
+Importing the package has no side effects and loads neither torch nor transformers: the public
+names below are imported on first use (PEP 562). The stages, in the order imports flow, are
+listed in `STAGES` (see docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
@@ -23,6 +22,21 @@ from musicrfm.errors import (
 
 __version__ = "0.1.0"
 
+# The pipeline's stages, in the order imports flow: a module may import from its own stage and
+# from earlier ones, never from a later one (tests/test_architecture.py walks the import graph).
+STAGES = (
+    ("base", ("musicrfm", "musicrfm.errors", "musicrfm.theory", "musicrfm.files")),
+    ("models", ("musicrfm.models",)),
+    ("synth", ("musicrfm.synth",)),
+    ("capture", ("musicrfm.capture",)),
+    ("probes", ("musicrfm.probes",)),
+    ("steering", ("musicrfm.steering",)),
+    ("evaluation", ("musicrfm.evaluation",)),
+    ("experiments", ("musicrfm.experiments",)),
+    ("mini", ("musicrfm.mini",)),
+    ("cli", ("musicrfm.commands", "musicrfm.cli", "musicrfm.__main__")),
+)
+
 # public name -> module that defines it
 _LAZY = {
     "generate_dataset": "musicrfm.synth",
@@ -31,21 +45,21 @@ _LAZY = {
     "load_model": "musicrfm.models",
     "random_model": "musicrfm.models",
     "MusicGenAdapter": "musicrfm.models",
-    "extract_features": "musicrfm.capture",
-    "FeatureSet": "musicrfm.features",
-    "RFM": "musicrfm.rfm",
-    "RFMParams": "musicrfm.rfm",
-    "train_directions": "musicrfm.probes",
-    "TrainResult": "musicrfm.probes",
-    "ConceptDirections": "musicrfm.directions",
-    "Schedule": "musicrfm.schedules",
-    "SteeringDirection": "musicrfm.steering",
-    "SteeringPlan": "musicrfm.steering",
-    "apply_plan": "musicrfm.steering",
-    "compile_plan": "musicrfm.steering",
-    "generate": "musicrfm.generate",
-    "GenerationResult": "musicrfm.generate",
-    "reproduce": "musicrfm.generate",
+    "extract_features": "musicrfm.capture.extract",
+    "FeatureSet": "musicrfm.capture.features",
+    "RFM": "musicrfm.probes.rfm",
+    "RFMParams": "musicrfm.probes.rfm",
+    "train_directions": "musicrfm.probes.training",
+    "TrainResult": "musicrfm.probes.training",
+    "ConceptDirections": "musicrfm.probes.directions",
+    "Schedule": "musicrfm.steering.schedules",
+    "SteeringDirection": "musicrfm.steering.hooks",
+    "SteeringPlan": "musicrfm.steering.hooks",
+    "apply_plan": "musicrfm.steering.hooks",
+    "compile_plan": "musicrfm.steering.hooks",
+    "generate": "musicrfm.steering.generation",
+    "GenerationResult": "musicrfm.steering.generation",
+    "reproduce": "musicrfm.steering.generation",
 }
 
 
@@ -60,13 +74,6 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted(list(globals()) + list(_LAZY))
 
-
-def _register_mini_codec() -> None:
-    """Make the bundled model's custom codec known to transformers' Auto classes."""
-    importlib.import_module("musicrfm.mini.codec")
-
-
-_register_mini_codec()
 
 __all__ = [
     "AudioError",

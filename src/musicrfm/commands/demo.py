@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from musicrfm.commands import add_model_argument
+
 log = logging.getLogger(__name__)
 
 
@@ -23,12 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "a re-run is faster."
         ),
     )
-    p.add_argument(
-        "--model",
-        default="mini",
-        help="'mini' (the bundled model, default), a hub id such as facebook/musicgen-small, "
-        "a local model folder, or random:tiny (plumbing only)",
-    )
+    add_model_argument(p)
     p.add_argument("--out", default="demo-report", help="report folder (default demo-report)")
     p.add_argument(
         "--work",
@@ -71,8 +68,8 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from dataclasses import replace
 
-    from musicrfm.demo import DemoConfig, run_demo
     from musicrfm.errors import ConfigError
+    from musicrfm.experiments.demo import DemoConfig, run_demo
 
     cfg = DemoConfig.quick() if args.quick else DemoConfig()
     changes: dict = {}

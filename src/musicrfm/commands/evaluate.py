@@ -85,7 +85,7 @@ def register(subparsers: Any) -> None:
     )
     i.add_argument("--limit-per-class", type=int, help="at most this many clips per label")
     i.add_argument(
-        "--model",
+        "--classifier",
         choices=("logistic", "mlp"),
         default="logistic",
         help="logistic regression (default) or a small ReLU MLP (256, 128)",
@@ -200,7 +200,7 @@ def _instrument(args: argparse.Namespace) -> int:
         args.data,
         label=args.label,
         limit_per_class=args.limit_per_class,
-        model=args.model,
+        model=args.classifier,
         seed=args.seed,
     )
     path = clf.save(args.out)

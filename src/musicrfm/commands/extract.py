@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from musicrfm.commands import add_model_argument
+
 log = logging.getLogger(__name__)
 
 
@@ -21,11 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("--data", required=True, help="dataset folder (or manifest file)")
-    p.add_argument(
-        "--model",
-        default="mini",
-        help="hub id, local folder, 'mini' (bundled, default) or random:tiny[:seedN]",
-    )
+    add_model_argument(p)
     p.add_argument("--out", required=True, help="folder to write the FeatureSet to")
     p.add_argument("--pooling", default="mean", choices=["mean", "last", "max"])
     p.add_argument("--prompt", default="", help="text condition (default: the empty prompt)")
@@ -54,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from musicrfm.capture import extract_features
+    from musicrfm.capture.extract import extract_features
     from musicrfm.models import load_model
 
     adapter = load_model(args.model, device=args.device, dtype=args.dtype, revision=args.revision)

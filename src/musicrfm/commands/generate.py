@@ -6,9 +6,10 @@ import argparse
 import logging
 import math
 
+from musicrfm.commands import add_model_argument
 from musicrfm.errors import ConfigError
 
-# = musicrfm.plan.ROWS, written out so that parsing the command line does not import torch
+# = musicrfm.steering.plan.ROWS, written out so that parsing the command line does not import torch
 # (tests/test_cli.py checks they agree)
 GUIDANCE_ROWS = ("both", "conditional", "unconditional", "contrast")
 
@@ -47,10 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("prompts", nargs="*", metavar="PROMPT", help="text prompt(s)")
-    p.add_argument(
-        "--model",
-        default=None,
-        help="hub id, local folder, 'mini' (bundled, default) or random:tiny|small",
+    add_model_argument(
+        p, default=None, note="; default: the bundled model, or with --reproduce the sidecar's"
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda or mps (default cpu)")
     p.add_argument("--dtype", default="float32", help="float32, float16 or bfloat16")
@@ -106,8 +105,8 @@ def _component(text: str):
 
 def build_plan(args: argparse.Namespace):
     """The plan from --plan or from the single-direction flags (None: no steering)."""
-    from musicrfm.schedules import parse_schedule
-    from musicrfm.steering import SteeringPlan, parse_layers
+    from musicrfm.steering.plan import SteeringPlan, parse_layers
+    from musicrfm.steering.schedules import parse_schedule
 
     if args.plan and args.directions:
         raise ConfigError("use either --plan or --directions, not both")
@@ -152,8 +151,8 @@ def build_plan(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from musicrfm.generate import generate, load_sidecar, reproduce, write_results
     from musicrfm.models import load_model
+    from musicrfm.steering.generation import generate, load_sidecar, reproduce, write_results
 
     if args.reproduce:
         meta = load_sidecar(args.reproduce)

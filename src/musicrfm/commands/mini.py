@@ -86,7 +86,7 @@ def register(subparsers) -> None:
     ju.add_argument("--device", default="cpu", help="torch device")
     ju.set_defaults(func=run)
 
-    from musicrfm.mini.headline import HeadlineConfig  # its defaults go into the help
+    from musicrfm.experiments.headline import HeadlineConfig  # its defaults go into the help
 
     default = HeadlineConfig()
     hl = sub.add_parser(
@@ -195,8 +195,8 @@ def run(args: argparse.Namespace) -> int:
 def _judge(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from musicrfm.demo.config import load_demo_model
-    from musicrfm.demo.judge import JUDGE_NAME, model_folder, reference_judge
+    from musicrfm.evaluation.judges import JUDGE_NAME, model_folder, reference_judge
+    from musicrfm.experiments.demo.config import load_demo_model
 
     adapter = load_demo_model(args.model, args.device)
     folder = Path(args.out) if args.out else model_folder(adapter)
@@ -236,8 +236,8 @@ def _headline(args: argparse.Namespace) -> int:
 
     import torch
 
+    from musicrfm.experiments.headline import HeadlineConfig, run_headline
     from musicrfm.mini import gates as gates_mod
-    from musicrfm.mini.headline import HeadlineConfig, run_headline
 
     torch.set_num_threads(max(1, args.threads))
     cfg = HeadlineConfig.quick() if args.quick else HeadlineConfig()

@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from musicrfm.evaluation.sweep_report import build_sweep_report
+    from musicrfm.experiments.sweep.report import build_sweep_report
 
     written = build_sweep_report(
         args.sweep_dir,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from musicrfm.commands import add_model_argument
+
 log = logging.getLogger(__name__)
 
 
@@ -20,13 +22,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "generate every clip, and judge it with model-independent detectors (plus the "
             "instrument classifier, CLAP and the paper's probe accuracy when available). Audio is "
             "cached by the condition's hash and each finished condition is written atomically, "
-            "so an interrupted sweep resumes where it stopped. See musicrfm.evaluation.experiments "
+            "so an interrupted sweep resumes where it stopped. See musicrfm.experiments.sweep.run "
             "for the config format; then run `musicrfm report DIR`."
         ),
     )
     p.add_argument("config", help="sweep config (.toml or .json)")
     p.add_argument("--out", required=True, help="sweep folder (created; reused to resume)")
-    p.add_argument("--model", default=None, help="override the config's model")
+    add_model_argument(p, default=None, note="; default: the config's model")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--report", action="store_true", help="also write the report (DIR/report)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -34,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from musicrfm.evaluation.experiments import load_config, run_sweep
+    from musicrfm.experiments.sweep.run import load_config, run_sweep
 
     cfg = load_config(args.config)
     if args.model:
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         f"done; {result.generated_clips} clips generated, {result.reused_clips} reused -> {args.out}"
     )
     if args.report:
-        from musicrfm.evaluation.sweep_report import build_sweep_report
+        from musicrfm.experiments.sweep.report import build_sweep_report
 
         written = build_sweep_report(args.out)
         print(written["specificity"])

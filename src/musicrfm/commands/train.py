@@ -55,20 +55,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from musicrfm.capture.features import FeatureSet
     from musicrfm.errors import ConfigError
-    from musicrfm.features import FeatureSet
-    from musicrfm.probes import save_train_result, train_directions
-    from musicrfm.report_tables import (
+    from musicrfm.probes.tables import (
         compare_probes,
         plot_direction_scores,
         plot_layer_scores,
         write_table,
     )
+    from musicrfm.probes.training import save_train_result, train_directions
 
     out = Path(args.out)
     features = FeatureSet.load(args.features)
     baselines = [b for b in (args.baselines or "").split(",") if b and b != "none"]
-    from musicrfm.baselines import METHODS
+    from musicrfm.probes.baselines import METHODS
 
     unknown = [b for b in baselines if b not in METHODS]
     if unknown:

@@ -1,7 +1,7 @@
 """MusicGen's own activations on in-memory audio: an embedding back-end for FD/MMD and the
 multiclass probe's probability trace over time (the paper's Figure 1).
 
-Both run the capture path of :mod:`musicrfm.capture` (the model's codec, then one forward of the
+Both run the capture path of :mod:`musicrfm.capture.extract` (the model's codec, then one forward of the
 bare decoder with hooks on every block) on waveforms instead of a manifest of files. The text
 condition defaults to the empty prompt, so that an embedding depends on the audio only.
 """
@@ -64,7 +64,7 @@ class ActivationEmbedding:
     name: str = "activations"
 
     def __post_init__(self) -> None:
-        from musicrfm.capture import POOLINGS
+        from musicrfm.capture.extract import POOLINGS
 
         if self.pooling not in POOLINGS:
             raise ConfigError(f"unknown pooling {self.pooling!r}; use one of {', '.join(POOLINGS)}")
@@ -73,7 +73,7 @@ class ActivationEmbedding:
             raise ConfigError("batch_size must be at least 1")
 
     def embed(self, audios: Sequence[Any], sr: int) -> np.ndarray:
-        from musicrfm.capture import capture_codes
+        from musicrfm.capture.extract import capture_codes
 
         sample_rate = int(self.adapter.sample_rate)
         waves = [prepare_wave(a, sr, sample_rate, name=f"clip {i}") for i, a in enumerate(audios)]
@@ -92,7 +92,7 @@ class ActivationEmbedding:
 
 def activation_frames(adapter: Any, audio: Any, sr: int, *, prompt: str | None = "") -> Any:
     """Per-frame block outputs of one clip: a (L, T, d) float32 tensor, T codec frames."""
-    from musicrfm.capture import capture_codes
+    from musicrfm.capture.extract import capture_codes
 
     wave = prepare_wave(audio, sr, int(adapter.sample_rate))
     codes, mask = adapter.encode_audio([wave])

@@ -49,6 +49,7 @@ from musicrfm.evaluation.frontend import (
     rms_db,
 )
 from musicrfm.evaluation.signals import click_track, harmonic_tone, note_sequence
+from musicrfm.theory import PITCH_CLASSES
 
 __all__ = [
     "CHORD_INTERVALS",
@@ -92,7 +93,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PITCH_CLASSES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
 CHORD_QUALITIES = ("major", "minor", "augmented", "diminished")
 CHORD_INTERVALS = {
     "major": (0, 4, 7),

@@ -1,23 +1,10 @@
-"""The bundled mini MusicGen: spectral codec (registered with transformers), recipe and gates.
+"""Stage 8, mini: the recipe that trains the bundled models and measures them.
 
-Importing this package registers `SpectralCodecConfig`/`SpectralCodecModel` with `AutoConfig` and
-`AutoModel`, which `MusicgenForConditionalGeneration.from_pretrained` needs for the mini model.
+- :mod:`.data` -- the clips the recipe renders (instruments, registers, rhythms, captions);
+- :mod:`.text` -- the small byte-level text encoder;
+- :mod:`.train` -- training (seeded, resumable) and export;
+- :mod:`.gates` -- the quality gates and :mod:`.card` the model card.
+
+The codecs the models need at load time live in :mod:`musicrfm.models.codecs`, and the steering
+headline (an experiment that runs on any model) in :mod:`musicrfm.experiments.headline`.
 """
-
-from __future__ import annotations
-
-from musicrfm.mini.codec import MODEL_TYPE, SpectralCodecConfig, SpectralCodecModel
-from musicrfm.mini.harmonic_codec import (
-    HARMONIC_MODEL_TYPE,
-    HarmonicCodecConfig,
-    HarmonicCodecModel,
-)
-
-__all__ = [
-    "HARMONIC_MODEL_TYPE",
-    "MODEL_TYPE",
-    "HarmonicCodecConfig",
-    "HarmonicCodecModel",
-    "SpectralCodecConfig",
-    "SpectralCodecModel",
-]

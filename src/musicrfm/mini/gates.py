@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from musicrfm.errors import ModelError
-from musicrfm.mini.data import INSTRUMENTS
+from musicrfm.synth.notes import INSTRUMENTS
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,9 @@ def load_mini(folder: str | Path):
     """Load a mini model folder with the stock transformers class (after registering the codec)."""
     from transformers import AutoTokenizer, MusicgenForConditionalGeneration
 
-    import musicrfm.mini  # noqa: F401  (registers the spectral codec)
+    from musicrfm.models import register_codecs
+
+    register_codecs()
 
     folder = Path(folder)
     if not (folder / "config.json").exists():
@@ -102,7 +104,7 @@ def codec_gate(model, clips, audio: np.ndarray) -> tuple[dict[str, Any], np.ndar
     recon = reconstruct(model, audio)
     orig_pc = [detect_pitch(a, sr)[0] for a in audio]
     rec_pc = [detect_pitch(a, sr)[0] for a in recon]
-    from musicrfm.mini.data import PITCH_CLASSES
+    from musicrfm.theory import PITCH_CLASSES
 
     labels = [PITCH_CLASSES[c.pitch_class] for c in clips]
     agree = float(np.mean([a == b for a, b in zip(orig_pc, rec_pc)]))
@@ -180,8 +182,9 @@ def run_gates(
     """Measure every gate of the model in ``folder``; write gates.json and the model card."""
     import torch
 
-    from musicrfm.mini.data import NoteClip, note_grid, render_clips, split_clips
+    from musicrfm.mini.data import split_clips
     from musicrfm.mini.train import TrainConfig, _grid
+    from musicrfm.synth.notes import NoteClip, note_grid, render_clips
 
     folder = Path(folder)
     t0 = time.time()
@@ -285,7 +288,7 @@ def run_gates(
 
 
 def record_headline(folder: str | Path, record: dict[str, Any]) -> Path:
-    """Keep a headline result (musicrfm.mini.headline) beside the model and in its card."""
+    """Keep a headline result (musicrfm.experiments.headline) beside the model and in its card."""
     folder = Path(folder)
     (folder / "headline.json").write_text(json.dumps(record, indent=2))
     return refresh_model_card(folder)
@@ -335,14 +338,14 @@ def _headline_lines(folder: Path) -> list[str]:
             + " | ".join(f"{r[k]:.2f}" if k in r else "" for k in ("random", "orthogonal", "flip"))
             + f"{flip_n} | {flip_prob} |"
         )
-    from musicrfm.mini.headline import verdict_lines
+    from musicrfm.experiments.headline import verdict_lines
 
     lines += ["", *verdict_lines(rec["overall"])]
     return [*lines, ""]
 
 
 def _judge_lines(folder: Path) -> list[str]:
-    from musicrfm.demo.judge import JUDGE_NAME
+    from musicrfm.evaluation.judges import JUDGE_NAME
 
     path = folder / f"{JUDGE_NAME}.json"
     if not path.exists():
@@ -437,10 +440,12 @@ def write_model_card(folder: Path, info: dict[str, Any], gates: dict[str, Any] |
         "",
         "A small text-to-music model with MusicGen's architecture, trained from scratch by MusicRFM's",
         "recipe (`musicrfm mini train`) on rendered note clips. It is the offline default model",
-        "on which MusicRFM's steering is verified end to end. Load it with",
+        "on which MusicRFM's steering is verified end to end. Load it with `musicrfm.load_model('mini')`,",
+        "or with the stock transformers classes once `musicrfm.models` is imported (importing it",
+        "registers the model's codec with transformers' Auto classes):",
         "",
         "```python",
-        "import musicrfm.mini  # registers the codecs with transformers",
+        "import musicrfm.models  # registers the codecs with transformers",
         "from transformers import AutoTokenizer, MusicgenForConditionalGeneration",
         "model = MusicgenForConditionalGeneration.from_pretrained('models/musicgen-mini')",
         "tok = AutoTokenizer.from_pretrained('models/musicgen-mini')",

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -29,16 +28,9 @@ from typing import Any
 import numpy as np
 
 from musicrfm.errors import ConfigError, ModelError
-from musicrfm.mini.data import (
-    TRAIN_PROGRAMS,
-    NoteClip,
-    caption_for,
-    note_grid,
-    render_clips,
-    split_clips,
-    with_melodies,
-    with_second_notes,
-)
+from musicrfm.files import cache_dir
+from musicrfm.mini.data import split_clips, with_melodies, with_second_notes
+from musicrfm.synth.notes import TRAIN_PROGRAMS, NoteClip, caption_for, note_grid, render_clips
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +98,7 @@ class TrainConfig:
     @classmethod
     def from_record(cls, raw: dict[str, Any]) -> TrainConfig:
         """The config recorded in a work folder or model card (JSON lists back to tuples)."""
-        from musicrfm.mini.data import INSTRUMENTS
+        from musicrfm.synth.notes import INSTRUMENTS
 
         known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__ and k != "extra"}
         # fields added after a record was written take the value of the recipe it was made by
@@ -128,8 +120,8 @@ _FREE_ON_RESUME = {"steps", "temperature", "top_k", "guidance_scale"}
 
 
 def default_work_dir(out: Path) -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "musicrfm" / "mini-work"
-    return base / out.resolve().name
+    """``mini-work/<name of out>`` under the cache root (:func:`musicrfm.files.cache_root`)."""
+    return cache_dir("mini-work") / out.resolve().name
 
 
 # --------------------------------------------------------------------------- data + codec stages
@@ -202,8 +194,8 @@ CODECS = ("spectral", "harmonic")
 
 def new_codec(name: str):
     """An unfitted codec of the recipe's kind (``TrainConfig.codec``)."""
-    from musicrfm.mini.codec import SpectralCodecConfig, SpectralCodecModel
-    from musicrfm.mini.harmonic_codec import HarmonicCodecConfig, HarmonicCodecModel
+    from musicrfm.models.codecs.harmonic import HarmonicCodecConfig, HarmonicCodecModel
+    from musicrfm.models.codecs.spectral import SpectralCodecConfig, SpectralCodecModel
 
     if name == "spectral":
         return SpectralCodecModel(SpectralCodecConfig())
@@ -216,7 +208,9 @@ def load_codec(folder: Path):
     """A fitted codec folder, whichever kind its config names."""
     from transformers import AutoModel
 
-    import musicrfm.mini  # noqa: F401  (registers both codecs with AutoModel)
+    from musicrfm.models import register_codecs
+
+    register_codecs()
 
     return AutoModel.from_pretrained(folder)
 

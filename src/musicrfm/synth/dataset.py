@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from musicrfm.errors import ConfigError, DatasetError
+from musicrfm.files import write_atomic
 
 MANIFEST_CSV = "manifest.csv"
 MANIFEST_PARQUET = "manifest.parquet"
@@ -271,23 +272,7 @@ def _infer_types(rows: pd.DataFrame) -> pd.DataFrame:
 
 def write_csv_atomic(rows: pd.DataFrame, path: Path) -> None:
     """CSV written to a temporary name and renamed, so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        rows.to_csv(tmp, index=False, lineterminator="\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(data: dict[str, Any], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda tmp: rows.to_csv(tmp, index=False, lineterminator="\n"))
 
 
 def _check_fractions(train: float, val: float, test: float) -> tuple[float, float, float]:

@@ -28,6 +28,7 @@ import pandas as pd
 
 from musicrfm import __version__, theory
 from musicrfm.errors import ConfigError, DatasetError
+from musicrfm.files import write_bytes_atomic, write_json_atomic
 from musicrfm.synth.concepts import CONCEPTS, ClipSpec, Selection, clips_for, parse_concepts
 from musicrfm.synth.dataset import (
     MANIFEST_CSV,
@@ -35,7 +36,6 @@ from musicrfm.synth.dataset import (
     SynthDataset,
     load_dataset,
     write_csv_atomic,
-    write_json_atomic,
 )
 from musicrfm.synth.render import SILENCE_DB, Renderer, RenderOptions, find_soundfont, peak_db
 
@@ -167,7 +167,7 @@ def generate_dataset(
     )
     try:
         _remove_partials(root)
-        write_json_atomic(_meta(options, runs, done, complete=False), root / META_JSON)
+        write_json_atomic(root / META_JSON, _meta(options, runs, done, complete=False))
         _run(root, todo, done, sf_path, render_opts, fmt, workers, progress)
     except OSError as exc:
         saved = _finish(root, options, runs, done, complete=False, quiet=True)
@@ -230,18 +230,6 @@ def _render_one(clip: ClipSpec) -> dict[str, Any]:
         "peak_db": round(level, 2) if np.isfinite(level) else None,
         "row": row,
     }
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write to ``.<name>.part`` in the same folder, then rename: never a half-written file."""
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _run(
@@ -487,7 +475,7 @@ def _finish(
     """Rewrite manifest and dataset.json; with ``quiet``, a failure is logged and False returned."""
     try:
         _write_manifest(root, done, options["seed"])
-        write_json_atomic(_meta(options, runs, done, complete=complete), root / META_JSON)
+        write_json_atomic(root / META_JSON, _meta(options, runs, done, complete=complete))
         return True
     except OSError as exc:
         if not quiet:

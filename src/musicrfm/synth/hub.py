@@ -25,13 +25,13 @@ import pandas as pd
 
 from musicrfm import __version__, theory
 from musicrfm.errors import ConfigError, DatasetError
+from musicrfm.files import write_atomic, write_json_atomic
 from musicrfm.synth.dataset import (
     MANIFEST_CSV,
     META_JSON,
     SynthDataset,
     load_dataset,
     write_csv_atomic,
-    write_json_atomic,
 )
 
 log = logging.getLogger(__name__)
@@ -267,9 +267,12 @@ def load_syntheory(
         audio = np.clip(audio, -1.0, 1.0)
         rel = f"{name}/{i:06d}.{fmt}"
         path = root / rel
-        tmp = path.with_name(f".{path.name}.part")
-        sf.write(str(tmp), audio, sample_rate, format=fmt.upper(), subtype="PCM_16")
-        os.replace(tmp, path)
+        write_atomic(
+            path,
+            lambda tmp, a=audio: sf.write(
+                str(tmp), a, sample_rate, format=fmt.upper(), subtype="PCM_16"
+            ),
+        )
         records.append(
             {
                 "path": rel,
@@ -283,6 +286,7 @@ def load_syntheory(
     rows = pd.DataFrame(records)
     write_csv_atomic(rows, root / MANIFEST_CSV)
     write_json_atomic(
+        root / META_JSON,
         {
             "generator": f"SynTheory via the Hugging Face hub ({repo_id})",
             "version": __version__,
@@ -294,7 +298,6 @@ def load_syntheory(
             "silent_excluded": silent,
             "manifest": MANIFEST_CSV,
         },
-        root / META_JSON,
     )  # fmt: skip
     log.info("%s: %d SynTheory %s clips (%d silent left out)", root, len(records), name, silent)
     return load_dataset(root)

@@ -1,0 +1,159 @@
+"""The reference timbre judge, fitted once per codec and kept beside the model.
+
+Prompt adherence is judged by an instrument classifier fitted on rendered notes and their round
+trips through the model's codec (:func:`reference_instrument_clips`). It
+never hears the decoder, so it depends on the codec alone, and fitting it takes minutes: too
+long for the 5-minute demo. So a fitted judge is saved as ``instrument_judge.safetensors`` +
+``.json`` with a key (codec fingerprint, sample rate, recipe version) and reused wherever the key
+matches: from the model's folder (``musicrfm mini judge`` writes it there), or a work cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from musicrfm.errors import CompatibilityError, ConfigError
+
+log = logging.getLogger(__name__)
+
+JUDGE_NAME = "instrument_judge"
+# bump when the judge's clips, features or fit change: judges with another version are refitted
+JUDGE_VERSION = 1
+# the judge is a measuring instrument, not part of an experiment: one seed for every run, so
+# that a run's numbers do not depend on which judge happened to be cached
+JUDGE_SEED = 0
+
+
+def codec_round_trip(adapter: Any, batch: int = 16) -> Any:
+    """A function (audio, sr) list -> the same clips encoded and decoded by the model's codec:
+    what an instrument can sound like when this model generates it."""
+
+    def run(clips: list[tuple[np.ndarray, int]]) -> list[tuple[np.ndarray, int]]:
+        sr = int(adapter.sample_rate)
+        return [(wave, sr) for wave in adapter.round_trip(clips, batch=batch)]
+
+    return run
+
+
+# Rhythms (strikes, gate) the reference clips are rendered in: an instrument is the same
+# instrument at any tempo, and steered clips do not always keep the training rhythm.
+REFERENCE_RHYTHMS: tuple[tuple[int, float], ...] = ((4, 0.9), (2, 0.9), (8, 0.5), (1, 1.0))
+REFERENCE_NOTES: tuple[int, int] = (48, 83)  # MIDI range: the prompts' three registers
+
+
+def reference_instrument_clips(
+    sr: int,
+    rhythms: Sequence[tuple[int, float]] = REFERENCE_RHYTHMS,
+    notes: tuple[int, int] = REFERENCE_NOTES,
+    progress: bool = False,
+) -> tuple[list[tuple[np.ndarray, int]], list[str]]:
+    """Every prompt instrument (the mini model's programs) x every MIDI note in ``notes``
+    (default: the three registers) x ``rhythms``, rendered at ``sr``, with their GM families."""
+    from dataclasses import replace as dc_replace
+
+    from musicrfm import theory
+    from musicrfm.synth.notes import TRAIN_PROGRAMS, note_grid, render_clips
+
+    clips = [
+        dc_replace(c, repeats=r, gate=g)
+        for c in note_grid(list(TRAIN_PROGRAMS), *notes)
+        for r, g in rhythms
+    ]  # fmt: skip
+    audio = render_clips(clips, sampling_rate=sr, progress=progress)
+    return [(a, sr) for a in audio], [theory.instrument_family(c.program) for c in clips]
+
+
+def codec_fingerprint(adapter: Any) -> str:
+    """sha256 of the codec's class, settings and weights (first 16 hex digits)."""
+    codec = adapter.codec
+    config = {k: v for k, v in codec.config.to_dict().items() if k != "transformers_version"}
+    h = hashlib.sha256(type(codec).__name__.encode())
+    h.update(json.dumps(config, sort_keys=True, default=str).encode())
+    for name, tensor in sorted(codec.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def judge_key(adapter: Any, notes: tuple[int, int], rhythms: Sequence[Sequence[float]]) -> dict:
+    """What a saved judge must match to be reused for ``adapter``."""
+    return {
+        "version": JUDGE_VERSION,
+        "codec": codec_fingerprint(adapter),
+        "sample_rate": int(adapter.sample_rate),
+        "notes": list(notes),
+        "rhythms": [list(r) for r in rhythms],
+    }
+
+
+def model_folder(adapter: Any) -> Path | None:
+    """The model's local folder, where a judge may travel with it (None for a hub id)."""
+    path = getattr(adapter, "local_path", None)
+    return Path(path) if path is not None and Path(path).is_dir() else None
+
+
+def find_reference_judge(
+    adapter: Any, folders: Sequence[Path], *, key: dict | None = None
+) -> tuple[Any, dict[str, Any]] | None:
+    """The first saved judge in ``folders`` fitted for this codec, with its report; else None."""
+    from musicrfm.evaluation.instrument import InstrumentClassifier
+
+    if not folders:
+        return None
+    key = key or judge_key(adapter, REFERENCE_NOTES, REFERENCE_RHYTHMS)
+    for folder in folders:
+        path = Path(folder) / JUDGE_NAME
+        if not path.with_suffix(".json").is_file():
+            continue
+        try:
+            clf = InstrumentClassifier.load(path)
+        except (ConfigError, CompatibilityError) as exc:
+            log.warning("ignoring the judge at %s: %s", path, exc)
+            continue
+        if clf.meta.get("judge_key") == key:
+            log.info("reference timbre judge: %s", path.with_suffix(".safetensors"))
+            return clf, dict(clf.meta.get("report", {}))
+        log.info("the judge at %s was fitted for another codec or recipe; not used", path)
+    return None
+
+
+def reference_judge(
+    adapter: Any,
+    folders: Sequence[Path] = (),
+    *,
+    notes: tuple[int, int] | None = None,
+    rhythms: Sequence[tuple[int, float]] | None = None,
+    progress: bool = False,
+) -> tuple[Any, dict[str, Any]]:
+    """The reference judge for ``adapter``'s codec: a matching one from ``folders``, else fitted
+    (a small MLP on every prompt instrument x note x rhythm and their codec round trips) and
+    saved into ``folders[0]``. Returns (classifier, report with held-out accuracies)."""
+    from musicrfm.evaluation.instrument import fit_instrument_classifier
+
+    notes = notes or REFERENCE_NOTES
+    rhythms = tuple(rhythms or REFERENCE_RHYTHMS)
+    key = judge_key(adapter, notes, rhythms)
+    found = find_reference_judge(adapter, folders, key=key)
+    if found is not None:
+        return found
+    log.info("fitting the reference timbre judge for this codec (minutes; saved for reuse)")
+    clips, families = reference_instrument_clips(
+        int(adapter.sample_rate), rhythms=rhythms, notes=notes, progress=progress
+    )
+    clf, full = fit_instrument_classifier(
+        clips, families, model="mlp", seed=JUDGE_SEED, augment=codec_round_trip(adapter)
+    )
+    report = {
+        k: full.get(k) for k in ("test_accuracy", "test_accuracy_augmented", "n_test", "classes")
+    }
+    clf.meta.update(judge_key=key, report=report)
+    if folders:
+        clf.save(Path(folders[0]) / JUDGE_NAME)
+    return clf, report

@@ -1,0 +1,179 @@
+"""What the demo does and what it returns: settings, constants, the model loader."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from musicrfm.errors import ConfigError, ModelError
+from musicrfm.files import cache_dir
+
+log = logging.getLogger(__name__)
+
+
+# instruments named in the prompts: the captions the mini model was trained on
+# (musicrfm.mini.data.TRAIN_PROGRAMS, in that order)
+PROMPT_INSTRUMENTS = (
+    "acoustic piano",
+    "vibraphone",
+    "marimba",
+    "church organ",
+    "nylon guitar",
+    "violin",
+    "choir",
+    "trumpet",
+    "clarinet",
+    "flute",
+    "square lead",
+    "warm pad",
+)
+CONTROL_LABELS = {
+    "random": "random direction",
+    "flip": "sign-flipped direction",
+    "orthogonal": "orthogonal direction",
+    "other_class": "other note's direction",
+}
+STAGES = 7
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """What the demo does. :meth:`quick` is the reduced run used in CI."""
+
+    # G -> D#. `musicrfm mini headline` on the bundled model: every pitch class reaches >= 0.83
+    # (G 0.88 at 0.07x the median activation norm, n=24); see models/musicgen-mini/README.md.
+    target: str = "G"
+    crossfade_to: str | None = "D#"  # None: the note a tritone away from the target
+    clips_per_class: int = 24  # training clips per pitch class
+    # SynTheory octaves 4-6 = MIDI 48-83, the mini model's low, middle and high registers
+    octaves: tuple[int, ...] = (4, 5, 6)
+    prompts: tuple[str, ...] = PROMPT_INSTRUMENTS[:8]
+    register: str | None = "middle"  # appended to prompts as ", middle register"
+    seeds_per_prompt: int = 4
+    crossfade_clips: int = 8
+    coefs: tuple[float, ...] | None = None  # None: relative_coefs x typical activation norm
+    # on the bundled mini model 0.07x-0.1x the median norm steers >= 0.8 and keeps the
+    # instrument; the crossfade needs 0.15x to move the held note (G -> D#: 5/8 end on D#,
+    # 1/8 at 0.1x). Real MusicGen checkpoints may need more: --coefs
+    relative_coefs: tuple[float, ...] = (0.1, 0.15)
+    controls: tuple[str, ...] = ("random", "flip", "orthogonal")
+    seconds: float = 4.0
+    budget: str = "fast"
+    components: int = 4
+    batch: int = 16
+    instrument_check: bool = True
+    examples_per_condition: int = 4
+
+    def prompt_texts(self) -> list[str]:
+        """The prompts as given to the model: instrument, then ", <register> register" if set."""
+        suffix = f", {self.register} register" if self.register else ""
+        return [p + suffix for p in self.prompts]
+
+    @classmethod
+    def quick(cls, **changes: Any) -> DemoConfig:
+        """A reduced run (CI): fewer training clips and generations, one η0."""
+        base = cls(
+            clips_per_class=12,
+            prompts=PROMPT_INSTRUMENTS[:12],
+            seeds_per_prompt=1,
+            crossfade_clips=4,
+            relative_coefs=(0.3,),
+            seconds=3.0,
+            instrument_check=False,
+            examples_per_condition=2,
+            controls=("random", "flip"),
+        )
+        return replace(base, **changes)
+
+
+@dataclass
+class DemoResult:
+    """What a demo run measured and wrote.
+
+    summary: one row per condition (and η0): accuracy, ci_low, ci_high, n, mean detector
+    probability of the target, prompt adherence. comparisons: concept minus each other condition
+    at the concept's strongest η0 (difference with a bootstrap 95% CI). results: one row per clip.
+    files: name -> path of everything written. timings: seconds per stage.
+    """
+
+    out: Path
+    html: Path
+    summary: pd.DataFrame
+    comparisons: pd.DataFrame
+    results: pd.DataFrame
+    crossfade: dict[str, Any]
+    settings: dict[str, Any]
+    timings: dict[str, float]
+    files: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float:
+        return float(sum(self.timings.values()))
+
+    def accuracy(self, condition: str, coef: float | None = None) -> dict[str, Any]:
+        """The summary row of ``condition`` (at ``coef``; default: the strongest η0 it was run at)."""
+        rows = self.summary[self.summary["condition"] == condition]
+        if rows.empty:
+            raise ConfigError(
+                f"no condition {condition!r}; have {', '.join(self.summary['condition'].unique())}"
+            )
+        if coef is None:
+            row = rows.loc[rows["coef"].abs().idxmax()]
+        else:
+            row = rows.loc[(rows["coef"] - coef).abs().idxmin()]
+        return row.to_dict()
+
+    @property
+    def beats_controls(self) -> bool:
+        """True when the concept direction's accuracy (strongest η0) exceeds every control and
+        the unsteered baseline with a bootstrap 95% interval of the difference above zero."""
+        return bool(len(self.comparisons)) and bool(self.comparisons["specific"].all())
+
+
+# --------------------------------------------------------------------------- helpers
+def default_work_dir() -> Path:
+    """``demo`` under the cache root (:func:`musicrfm.files.cache_root`)."""
+    return cache_dir("demo")
+
+
+def note_name(name: str) -> str:
+    from musicrfm.theory import pitch_class, pitch_class_name
+
+    return pitch_class_name(pitch_class(name))
+
+
+def load_demo_model(model: Any, device: str) -> Any:
+    from musicrfm.models import MusicGenAdapter, bundled_model_dirs, load_model
+
+    if isinstance(model, MusicGenAdapter):
+        return model
+    name = "mini" if model in (None, "", "mini", "default") else str(model)
+    try:
+        return load_model(name, device=device)
+    except ModelError as exc:
+        if name != "mini":
+            raise
+        raise ModelError(
+            "the bundled model musicgen-mini is missing (looked in "
+            + ", ".join(str(d) for d in bundled_model_dirs())
+            + "). Train it once with `musicrfm mini train --out models/musicgen-mini` "
+            "(about 1-2 h on 2 CPU cores), set MUSICRFM_MINI_MODEL to a trained copy, or run the "
+            "demo on another model with --model (a hub id such as facebook/musicgen-small, or a "
+            f"local folder). ({exc})"
+        ) from None
+
+
+def log_stage(i: int, text: str) -> float:
+    log.info("stage %d/%d: %s", i, STAGES, text)
+    return time.perf_counter()
+
+
+def progress_bar(total: int, desc: str, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="clip", disable=not enabled, leave=False)

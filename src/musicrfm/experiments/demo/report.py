@@ -1,0 +1,271 @@
+"""The demo's figures, tables, HTML page and JSON record."""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from musicrfm.experiments.demo.config import CONTROL_LABELS
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- figures
+def plot_conditions(summary: pd.DataFrame, path: Path, target: str) -> Path:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.5, 3.8), layout="constrained")
+    ax = fig.subplots()
+    labels, colors = [], []
+    palette = {"unsteered": "#888888", "concept": "#1f77b4"}
+    for _, r in summary.iterrows():
+        name = r["condition"] if r["condition"] != "concept" else f"{target} direction"
+        labels.append(f"{name}\nη0={r['coef']:g}" if r["coef"] else name)
+        colors.append(palette.get(r["condition"], "#d62728"))
+    x = np.arange(len(summary))
+    acc = summary["accuracy"].to_numpy()
+    err = np.vstack([acc - summary["ci_low"].to_numpy(), summary["ci_high"].to_numpy() - acc])
+    ax.bar(x, acc, color=colors, alpha=0.85)
+    ax.errorbar(x, acc, yerr=err, fmt="none", ecolor="black", capsize=4, linewidth=1)
+    for xi, a, hi, n in zip(x, acc, summary["ci_high"], summary["n"]):
+        ax.annotate(f"{a:.2f}\nn={n}", (xi, max(a, hi)), xytext=(0, 3), textcoords="offset points",
+                    ha="center", fontsize=7)  # fmt: skip
+    ax.axhline(1 / 12, color="grey", linestyle=":", linewidth=1, label="chance (1/12)")
+    ax.set_xticks(x, labels, fontsize=7)
+    ax.set_ylim(0, 1.12)
+    ax.set_ylabel(f"share of clips detected as {target}")
+    ax.set_title("Target-note accuracy by condition (independent detector, 95% bootstrap CI)")
+    ax.legend(fontsize=7, loc="upper right")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_crossfade(xf: dict[str, Any], path: Path) -> Path:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.0, 3.4), layout="constrained")
+    ax = fig.subplots()
+    t = np.asarray(xf["times"])
+    for key, name, color in (("a", xf["a"], "#1f77b4"), ("b", xf["b"], "#d62728")):
+        m, sd = np.asarray(xf[f"prob_{key}"]), np.asarray(xf[f"prob_{key}_sd"])
+        ax.plot(t, m, marker="o", color=color, label=f"P({name}) detected")
+        ax.fill_between(t, np.clip(m - sd, 0, 1), np.clip(m + sd, 0, 1), color=color, alpha=0.15)
+    twin = ax.twinx()
+    s = np.linspace(0, xf["seconds"], 50)
+    twin.plot(
+        s, 1 - s / xf["seconds"], "--", color="#1f77b4", alpha=0.5, label=f"schedule {xf['a']}"
+    )
+    twin.plot(s, s / xf["seconds"], "--", color="#d62728", alpha=0.5, label=f"schedule {xf['b']}")
+    twin.set_ylim(0, 1.05)
+    twin.set_ylabel("schedule φ(t)")
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("detector probability (mean ± sd)")
+    ax.set_title(f"Crossfade {xf['a']} → {xf['b']}: detector trace over time (n={xf['n']} clips)")
+    lines = ax.get_legend_handles_labels()
+    lines2 = twin.get_legend_handles_labels()
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=7, loc="center left")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+# --------------------------------------------------------------------------- report
+def _audio_cell(path: str, out: Path, caption: str) -> str:
+    rel = Path(os.path.relpath(path, out)).as_posix()
+    return (
+        f"<figure><audio controls preload='none' src='{html.escape(rel)}'></audio>"
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
+def _table_html(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, float_format=lambda v: f"{v:.3f}", na_rep="")
+
+
+def _judge_item(info: dict[str, Any]) -> str:
+    """Which timbre classifier judged prompt adherence, and how often it is right."""
+    if not info:
+        return ""
+    acc = info.get("classifier_test_accuracy_through_codec")
+    right = f", right on {acc:.3f} of held-out codec round trips" if acc is not None else ""
+    return (
+        f"<li>Prompt adherence: the {html.escape(str(info.get('classifier')))} instrument "
+        f"classifier hears the prompted instrument family{right}.</li>"
+    )
+
+
+def write_report_html(
+    out: Path,
+    frame: pd.DataFrame,
+    summary: pd.DataFrame,
+    comp: pd.DataFrame,
+    xf: dict[str, Any],
+    settings: dict[str, Any],
+    timings: dict[str, float],
+    figures: dict[str, Path],
+) -> Path:
+    from musicrfm.experiments.report import specificity_statement, write_html
+
+    target = settings["target"]
+    rel = {k: Path(os.path.relpath(v, out)).as_posix() for k, v in figures.items()}
+    c = summary[summary["condition"] == "concept"].iloc[-1]
+    u = summary[summary["condition"] == "unsteered"].iloc[0]
+    headline = (
+        f"<p class='note'>Steering {html.escape(settings['model_id'])} toward the note "
+        f"<b>{target}</b> at η0={c['coef']:g}: the independent chroma detector hears {target} in "
+        f"<b>{c['accuracy']:.2f}</b> [{c['ci_low']:.2f}, {c['ci_high']:.2f}] of n={c['n']} clips, "
+        f"against {u['accuracy']:.2f} [{u['ci_low']:.2f}, {u['ci_high']:.2f}] unsteered "
+        f"(chance 1/12 = 0.083). Intervals are 95% percentile-bootstrap CIs.</p>"
+    )
+    statement = specificity_statement(comp.rename(columns={"concept_coef": "coef"}))
+    how = (
+        "<ul>"
+        f"<li>Training data: {settings['train_clips']} synthetic one-note clips "
+        f"({settings['clips_per_class']} per pitch class, {len(settings['programs'])} GM programs, "
+        f"MIDI {settings['midi_range']}), rendered offline.</li>"
+        f"<li>Features: output of each of the {settings['num_layers']} decoder blocks, mean-pooled "
+        "over the clip, empty text prompt.</li>"
+        f"<li>Directions: top AGOP eigenvector of one-vs-rest RFM probes per layer and note "
+        f"(budget '{settings['budget']}'); validation AUC of the {target}-vs-rest probe per layer: "
+        f"{', '.join(f'{s:.2f}' for s in settings['target_auc_per_layer'])}; multiclass probe "
+        f"best validation accuracy {settings['multiclass_val_accuracy']:.2f} (chance 0.083).</li>"
+        f"<li>Steering: the unit direction × η0 added to every decoder block's output at every "
+        f"step (uniform layer weights, gate p=1). η0 values {settings['coefs']}"
+        + (
+            f" = {settings['relative_coefs']} × the median norm of the pooled activations "
+            f"({settings['activation_scale']:.1f})"
+            if settings["relative_coefs"]
+            else f" (given; median activation norm {settings['activation_scale']:.1f})"
+        )
+        + ".</li>"
+        f"<li>Generation: prompts {', '.join(settings['prompts'])}; "
+        f"{settings['seeds_per_prompt']} seed(s) each, {settings['seconds']:g} s clips, sampling "
+        f"{settings['sampling'] or 'defaults'} (the model's generation config); the same "
+        "prompts and seeds in every condition.</li>"
+        "<li>Controls: the same plan with the target's vectors replaced at equal norm "
+        f"({', '.join(CONTROL_LABELS.get(k, k) for k in settings['controls'])}); random and "
+        "orthogonal controls draw a new direction for each generation seed.</li>"
+        + _judge_item(settings.get("instrument") or {})
+        + "</ul>"
+    )
+    sections = [
+        ("Result", headline + f"<p><b>{html.escape(statement)}</b></p>"),
+        (
+            "Target accuracy by condition",
+            f"<img src='{rel['conditions']}' alt='accuracy by condition'>" + _table_html(summary),
+        ),
+        ("Causal controls (concept minus control, 95% bootstrap CI)", _table_html(comp)),
+    ]
+    if "coef_sweep" in rel:
+        sections.append(("Accuracy vs η0", f"<img src='{rel['coef_sweep']}' alt='sweep'>"))
+    if xf.get("n"):
+        xf_rows = frame[frame["kind"] == "crossfade"]
+        cells = "".join(
+            _audio_cell(p, out, f"{pr} → detected {lab}")
+            for p, pr, lab in zip(xf_rows["audio_path"], xf_rows["prompt"], xf_rows["label"])
+        )
+        sections.append(
+            (
+                f"Crossfade {xf['a']} → {xf['b']}",
+                f"<img src='{rel['crossfade']}' alt='crossfade trace'>"
+                f"<p>First window detected as {xf['a']} in {xf['starts_on_a']:.2f} of clips; last "
+                f"window detected as {xf['b']} in {xf['ends_on_b']:.2f} (n={xf['n']}). The two "
+                "directions are added with a linear decay and a linear rise over the whole clip "
+                "at the strongest η0 (SteeringPlan.crossfade). Note: a model trained only on "
+                "single sustained notes (like the bundled mini model) has never heard a note "
+                "change mid-clip and tends to hold the note it started with.</p>" + cells,
+            )
+        )
+    panels = "".join(
+        f"<img src='{rel[k]}' width='520' alt='{k}'>" for k in ("panel_unsteered", "panel_concept")
+        if k in rel
+    )  # fmt: skip
+    sections.append(("Spectrogram and chroma (same prompt and seed)", panels))
+    listen = []
+    steady = frame[frame["kind"] == "steady"]
+    for (cond, coef), g in steady.groupby(["condition", "coef"], sort=False):
+        cells = "".join(
+            _audio_cell(p, out, f"{pr} → {lab}")
+            for p, pr, lab in list(zip(g["audio_path"], g["prompt"], g["label"]))[
+                : settings["examples_per_condition"]
+            ]
+        )
+        listen.append(f"<h3>{html.escape(str(cond))} (η0={coef:g})</h3>{cells}")
+    sections.append(("Listen", "".join(listen)))
+    sections.append(("How this was made", how))
+    runtime = ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
+    sections.append(
+        (
+            "Reproduce",
+            f"<pre>{html.escape(settings['command'])}</pre><p>Runtime: {runtime} "
+            f"(total {sum(timings.values()):.0f} s). Every clip's JSON sidecar holds its full "
+            "plan, seed and model info. Per-clip results: <a href='results.csv'>results.csv</a>; "
+            "summary: <a href='summary.csv'>summary.csv</a>.</p>",
+        )
+    )
+    return write_html(out / "index.html", title="MusicRFM demo", sections=sections)
+
+
+def json_default(v: Any) -> Any:
+    if isinstance(v, (np.generic,)):
+        return v.item()
+    if isinstance(v, (Path,)):
+        return str(v)
+    if isinstance(v, pd.DataFrame):
+        return v.to_dict(orient="records")
+    return str(v)
+
+
+def write_outputs(
+    out: Path, frame: pd.DataFrame, summary: pd.DataFrame, comp: pd.DataFrame, xf: dict, tgt: str
+) -> dict[str, Path]:
+    from musicrfm.experiments.report import plot_accuracy_vs_coef, plot_audio_panels, write_table
+
+    files: dict[str, Path] = {}
+    per_clip = frame.drop(columns=["probs"], errors="ignore")
+    per_clip["audio_path"] = [Path(os.path.relpath(p, out)).as_posix() for p in frame["audio_path"]]
+    per_clip.to_csv(out / "results.csv", index=False)
+    files["results"] = out / "results.csv"
+    csv, md = write_table(
+        summary, out, "summary", title="Target-note accuracy by condition (95% bootstrap CI)"
+    )
+    files.update(summary_csv=csv, summary_md=md)
+    if len(comp):
+        csv, md = write_table(
+            comp, out, "controls", title="Concept minus each control (95% bootstrap CI)"
+        )
+        files.update(controls_csv=csv, controls_md=md)
+    fig = out / "figures"
+    files["conditions"] = plot_conditions(summary, fig / "accuracy_by_condition.png", tgt)
+    if summary["condition"].eq("concept").sum() > 1:
+        sweep = summary.assign(concept="notes", condition=summary["condition"])
+        files["coef_sweep"] = plot_accuracy_vs_coef(
+            sweep, fig / "accuracy_vs_coef.png", chance={"notes": 1 / 12}
+        )
+    if xf.get("n"):
+        files["crossfade"] = plot_crossfade(xf, fig / "crossfade_trace.png")
+    steady = frame[frame["kind"] == "steady"]
+    first = steady.iloc[0]
+    top = steady.loc[steady["condition"] == "concept", "coef"].max()
+    pair = {
+        "panel_unsteered": steady[(steady["condition"] == "unsteered") & (steady["prompt"] == first["prompt"]) & (steady["seed"] == first["seed"])],
+        "panel_concept": steady[(steady["condition"] == "concept") & (steady["coef"] == top) & (steady["prompt"] == first["prompt"]) & (steady["seed"] == first["seed"])],
+    }  # fmt: skip
+    import soundfile as sf
+
+    for key, rows in pair.items():
+        if rows.empty:
+            continue
+        r = rows.iloc[0]
+        y, sr = sf.read(r["audio_path"], dtype="float32")
+        title = f"{r['condition']} (η0={r['coef']:g}) — {r['prompt']} — detected {r['label']}"
+        files[key] = plot_audio_panels(y, sr, fig / f"{key}.png", title=title)
+    return files

@@ -1,0 +1,307 @@
+"""Steering sweeps with causal controls: config -> grid of conditions -> cached audio -> results.
+
+The config format is described in :mod:`musicrfm.experiments.sweep.config`, the grid in
+:mod:`musicrfm.experiments.sweep.grid`, the directions and probes in
+:mod:`musicrfm.experiments.sweep.assets` and the per-clip metrics in
+:mod:`musicrfm.experiments.sweep.scoring`; this module runs a sweep and caches it. Their public
+names are re-exported here, so ``from musicrfm.experiments.sweep.run import ...`` keeps working.
+
+Each condition (one plan x prompts x seeds) is identified by a hash; its clips live in
+``audio/<generation hash>/`` (reused by any condition with the same plan and options), its results
+in ``conditions/<condition id>.json``, written atomically once the condition is fully generated
+and evaluated. Re-running a sweep skips finished conditions and reuses any clip already on disk,
+so an interrupted sweep resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from musicrfm.errors import ConfigError
+from musicrfm.experiments.controls import CONTROL_KINDS as CONTROL_KINDS
+from musicrfm.experiments.controls import control_directions
+from musicrfm.experiments.sweep.assets import ConceptAssets as ConceptAssets
+from musicrfm.experiments.sweep.assets import prepare_concepts as prepare_concepts
+from musicrfm.experiments.sweep.assets import save_train_result as save_train_result
+from musicrfm.experiments.sweep.config import DETECTOR_CONCEPTS as DETECTOR_CONCEPTS
+from musicrfm.experiments.sweep.config import GENERATION_KEYS as GENERATION_KEYS
+from musicrfm.experiments.sweep.config import PLAN_KEYS as PLAN_KEYS
+from musicrfm.experiments.sweep.config import TOP_KEYS as TOP_KEYS
+from musicrfm.experiments.sweep.config import ConceptSpec as ConceptSpec
+from musicrfm.experiments.sweep.config import SweepConfig as SweepConfig
+from musicrfm.experiments.sweep.config import canonical_concept as canonical_concept
+from musicrfm.experiments.sweep.config import load_config as load_config
+from musicrfm.experiments.sweep.config import parse_config as parse_config
+from musicrfm.experiments.sweep.grid import Condition as Condition
+from musicrfm.experiments.sweep.grid import Term as Term
+from musicrfm.experiments.sweep.grid import expand_conditions as expand_conditions
+from musicrfm.experiments.sweep.scoring import _evaluate
+from musicrfm.probes.directions import ConceptDirections
+
+log = logging.getLogger(__name__)
+
+SWEEP_FORMAT_VERSION = 1
+
+
+def build_plan(cond: Condition, assets: Mapping[str, ConceptAssets], control_seed: int) -> Any:
+    """The SteeringPlan of a condition (None when unsteered)."""
+    from musicrfm.steering.plan import SteeringDirection, SteeringPlan
+    from musicrfm.steering.schedules import parse_schedule
+
+    if not cond.terms:
+        return None
+    dirs = []
+    for term in cond.terms:
+        cd = assets[term.concept].directions
+        if term.control is not None:
+            cd = control_directions(cd, term.control, target=term.target, seed=control_seed)
+        opts = dict(term.options)
+        if isinstance(opts.get("schedule"), str):
+            opts["schedule"] = parse_schedule(opts["schedule"])
+        dirs.append(SteeringDirection(cd, target=term.target, coef=term.coef, **opts))
+    return SteeringPlan(dirs)
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# ============================================================================ running
+@dataclass
+class SweepRun:
+    """What `run_sweep` did."""
+
+    out: Path
+    conditions: int
+    finished: int
+    skipped: int
+    generated_clips: int
+    reused_clips: int
+    results: pd.DataFrame
+
+
+def _model_info(model: Any) -> dict[str, Any]:
+    info = dict(model.info()) if hasattr(model, "info") else {}
+    return {k: info.get(k) for k in ("model_id", "revision", "fingerprint", "dtype")}
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def run_sweep(
+    config: SweepConfig | str | Path | Mapping[str, Any],
+    out: str | Path,
+    *,
+    model: Any = None,
+    directions: Mapping[str, ConceptDirections] | None = None,
+    on_condition: Callable[[Condition, int], None] | None = None,
+    progress: bool = False,
+) -> SweepRun:
+    """Run (or resume) a sweep into ``out``; returns the results of every finished condition.
+
+    model: an already loaded adapter (default: ``load_model(config.model)``).
+    directions: in-memory ConceptDirections per concept name (override the config's sources).
+    on_condition: called as ``on_condition(condition, n_finished)`` after each condition is
+        written (tests use it to simulate a crash).
+    """
+    if isinstance(config, (str, Path)):
+        cfg = load_config(config)
+    elif isinstance(config, SweepConfig):
+        cfg = config
+    else:
+        cfg = parse_config(config)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:  # set for the sweep only, restored afterwards
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(cfg.threads)
+        try:
+            return _run(cfg, out, model, directions, on_condition, progress)
+        finally:
+            torch.set_num_threads(threads)
+    return _run(cfg, out, model, directions, on_condition, progress)
+
+
+def _run(
+    cfg: SweepConfig,
+    out: Path,
+    model: Any,
+    directions: Mapping[str, ConceptDirections] | None,
+    on_condition: Callable[[Condition, int], None] | None,
+    progress: bool,
+) -> SweepRun:
+    for what, path in (
+        ("clap_checkpoint", cfg.clap_checkpoint),
+        ("instrument_classifier", cfg.instrument_classifier),
+    ):
+        if path and not (Path(path).exists() or Path(path + ".safetensors").exists()):
+            raise ConfigError(f"{what} not found: {path} (fix the path or remove the key)")
+    if model is None:
+        from musicrfm.models import load_model
+
+        model = load_model(cfg.model, device=cfg.device, dtype=cfg.dtype)
+    assets = prepare_concepts(cfg, model, out, directions)
+    conditions = expand_conditions(cfg)
+    minfo = _model_info(model)
+    gen_opts = {"seconds": cfg.seconds, **cfg.generation}
+    _atomic_write(
+        out / "sweep.json",
+        json.dumps(
+            {
+                "format_version": SWEEP_FORMAT_VERSION,
+                "config": cfg.to_dict(),
+                "model": minfo,
+                "frame_rate": float(getattr(model, "frame_rate", 0) or 50.0),
+                "concepts": {
+                    n: {
+                        "classes": a.directions.classes,
+                        "layers": a.directions.layers,
+                        "probe_layer": a.probe_layer,
+                        "score_name": a.directions.meta.get("score_name", "score"),
+                        "layer_scores": [float(x) for x in a.directions.scores.mean(1)],
+                        "detector": cfg.concepts[n].detector,
+                    }
+                    for n, a in assets.items()
+                },
+                "conditions": len(conditions),
+            },
+            indent=2,
+            default=str,
+        ),
+    )
+    classifier = None
+    if cfg.instrument_classifier:
+        from musicrfm.evaluation.instrument import InstrumentClassifier
+
+        classifier = InstrumentClassifier.load(cfg.instrument_classifier)
+    iterator: Any = conditions
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(conditions, desc="sweep", unit="condition")
+    finished = skipped = generated = reused = 0
+    for cond in iterator:
+        plan = build_plan(cond, assets, cfg.control_seed)
+        plan_dict = plan.to_dict(strict=False) if plan is not None else None
+        # the content digest identifies the directions; their file path does not (moving the
+        # sweep or its config must not invalidate the cache)
+        plan_key = copy.deepcopy(plan_dict)
+        for item in (plan_key or {}).get("direction", []):
+            item.pop("directions", None)
+        ghash = _hash(
+            {
+                "model": minfo,
+                "generation": gen_opts,
+                "plan": plan_key,
+                "prompts": cfg.prompts,
+                "seeds": cfg.seeds,
+            }
+        )
+        cid = _hash(
+            {
+                "g": ghash,
+                **cond.key(),
+                "probe": cfg.probe_accuracy,
+                "clf": cfg.instrument_classifier,
+                "clap": cfg.clap_checkpoint,
+            }
+        )
+        record_path = out / "conditions" / f"{cid}.json"
+        if record_path.is_file():
+            skipped += 1
+            continue
+        clips, n_new = _clips(model, cfg, plan, out / "audio" / ghash)
+        generated += n_new
+        reused += len(clips) - n_new
+        rows = _evaluate(cfg, cond, clips, assets, model, classifier, out)
+        for r in rows:
+            r.update(condition_id=cid, generation_hash=ghash, **_plan_columns(cond))
+        record = {"condition": cond.key(), "plan": plan_dict, "rows": rows}
+        _atomic_write(record_path, json.dumps(record, default=_json_default) + "\n")
+        finished += 1
+        log.info("finished %s (%d clips, %d new)", cond.label(), len(clips), n_new)
+        if on_condition is not None:
+            on_condition(cond, finished)
+    results = load_results(out)
+    return SweepRun(out, len(conditions), finished, skipped, generated, reused, results)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def _plan_columns(cond: Condition) -> dict[str, Any]:
+    opts = cond.terms[0].options if cond.terms else {}
+    return {
+        f"plan_{k}": (str(opts[k]) if k in opts else None)
+        for k in ("layers", "top_k", "weighting", "kappa", "gate", "schedule")
+    }
+
+
+def _clips(
+    model: Any, cfg: SweepConfig, plan: Any, folder: Path
+) -> tuple[list[tuple[str, int, Path]], int]:
+    """Audio for every prompt x seed of a plan: reused from ``folder`` or generated there."""
+    from musicrfm.steering.generation import generate
+
+    items = [(p, s) for p in cfg.prompts for s in cfg.seeds]
+    paths = [
+        folder / f"clip_{i:03d}_p{cfg.prompts.index(p)}_s{s}.wav" for i, (p, s) in enumerate(items)
+    ]
+    missing = [
+        i for i, p in enumerate(paths) if not (p.is_file() and p.with_suffix(".json").is_file())
+    ]
+    if missing:
+        # generate prompt by prompt so that each clip depends only on its own prompt and seed
+        by_prompt: dict[str, list[int]] = {}
+        for i in missing:
+            by_prompt.setdefault(items[i][0], []).append(i)
+        for prompt, idx in by_prompt.items():
+            results = generate(
+                model,
+                [prompt],
+                plan=plan,
+                seconds=cfg.seconds,
+                seed=[items[i][1] for i in idx],
+                **cfg.generation,
+            )
+            for i, r in zip(idx, results):
+                r.save(paths[i])
+    return [(p, s, path) for (p, s), path in zip(items, paths)], len(missing)
+
+
+def load_results(out: str | Path) -> pd.DataFrame:
+    """Every finished condition's rows (one per clip) as a DataFrame (``embedding`` as arrays)."""
+    out = Path(out)
+    rows = []
+    for path in sorted((out / "conditions").glob("*.json")):
+        try:
+            rec = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            log.warning("skipping unreadable condition record %s", path)
+            continue
+        rows.extend(rec.get("rows", []))
+    frame = pd.DataFrame(rows)
+    if "embedding" in frame.columns:
+        frame["embedding"] = frame["embedding"].map(np.asarray)
+    return frame

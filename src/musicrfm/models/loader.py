@@ -1,0 +1,231 @@
+"""One loader for every model MusicRFM can steer, and the table of names it accepts.
+
+Sources a model can come from (:func:`load_model`):
+
+- a Hugging Face hub id (``facebook/musicgen-small``, ``-medium``, ``-large``, ``-melody``,
+  fine-tunes), from the network or the local hub cache; the short names in `HUB_NAMES`
+  (``musicgen-small``...) stand for them;
+- a local folder written by ``save_pretrained``;
+- one of `BUNDLED_NAMES` (``mini``, ``musicgen-mini``, ``default``) or None: the bundled small
+  MusicGen-architecture model (``musicgen-mini`` is also the ``model_id`` its clips record, so
+  a clip's sidecar names a model this loader finds again);
+- ``"random:<size>[:seed<N>]"``: a config-built MusicGen with seeded random weights
+  (:func:`random_model`), for offline tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from musicrfm.errors import ConfigError, ModelError
+from musicrfm.models.adapter import resolve_device, resolve_dtype
+from musicrfm.models.codecs import register_codecs
+from musicrfm.models.musicgen import MusicGenAdapter
+
+log = logging.getLogger(__name__)
+
+BUNDLED_MODEL_NAME = "musicgen-mini"
+BUNDLED_NAMES = ("mini", BUNDLED_MODEL_NAME, "default")
+HUB_NAMES = {
+    f"musicgen-{size}": f"facebook/musicgen-{size}"
+    for size in ("small", "medium", "large", "melody", "melody-large", "stereo-small")
+}
+_RANDOM_RE = re.compile(r"^random:(?P<size>[a-z0-9_-]+)(?::seed(?P<seed>\d+))?$")
+
+
+def resolve_name(name_or_path: str | None) -> str:
+    """The canonical form of a model name: ``"mini"`` for every bundled name, a hub id for a
+    short hub name, anything else unchanged."""
+    name = "" if name_or_path is None else str(name_or_path).strip()
+    if name in ("", *BUNDLED_NAMES):
+        return "mini"
+    return HUB_NAMES.get(name, name)
+
+
+def bundled_model_dirs() -> list[Path]:
+    """Where the bundled mini model may live (env override first)."""
+    dirs = []
+    env = os.environ.get("MUSICRFM_MINI_MODEL")
+    if env:
+        dirs.append(Path(env))
+    here = Path(__file__).resolve()
+    dirs.append(here.parent / "data" / BUNDLED_MODEL_NAME)  # inside an installed package
+    dirs.append(here.parents[2] / "models" / BUNDLED_MODEL_NAME)  # repository checkout
+    return dirs
+
+
+def _model_class(model_type: str | None, where: str) -> type:
+    from transformers import (
+        MusicgenForConditionalGeneration,
+        MusicgenMelodyForConditionalGeneration,
+    )
+
+    if model_type == "musicgen":
+        return MusicgenForConditionalGeneration
+    if model_type == "musicgen_melody":
+        return MusicgenMelodyForConditionalGeneration
+    if model_type in ("musicgen_decoder", "musicgen_melody_decoder"):
+        raise ModelError(
+            f"{where} is a decoder-only MusicGen checkpoint (no codec, no text encoder); "
+            "load the full text-to-music model"
+        )
+    raise ModelError(f"{where} is not a MusicGen model (model_type={model_type!r})")
+
+
+def _load_tokenizer(source: str, revision: str | None, model: nn.Module) -> tuple[Any, str | None]:
+    from transformers import AutoTokenizer, ByT5Tokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(source, revision=revision), None
+    except Exception as exc:  # noqa: BLE001 - any failure falls back or is reported at use
+        error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    vocab = getattr(model.config.text_encoder, "vocab_size", 0)
+    if model.config.text_encoder.model_type == "t5" and vocab == 384:
+        return ByT5Tokenizer(), None  # byte-level: needs no files
+    log.warning("no tokenizer for %s (%s); text prompts will not work", source, error)
+    return None, error
+
+
+def load_model(
+    name_or_path: str | None = "mini",
+    *,
+    device: str = "cpu",
+    dtype: str | torch.dtype = "float32",
+    revision: str | None = None,
+) -> MusicGenAdapter:
+    """Load a MusicGen or MusicGen-Melody text-to-music model.
+
+    Parameters
+    ----------
+    name_or_path:
+        a hub id (``facebook/musicgen-small``) or short hub name (``musicgen-small``), a local
+        folder, ``"mini"``/``"musicgen-mini"``/``"default"``/None for the bundled model, or
+        ``"random:<size>[:seed<N>]"`` (see :func:`random_model`).
+    device, dtype:
+        ``cpu``/``cuda``/``mps``; ``float32``/``float16``/``bfloat16``.
+    revision:
+        hub revision (branch, tag or commit).
+    """
+    torch_dtype = resolve_dtype(dtype)
+    dev = resolve_device(device)
+    name = resolve_name(name_or_path)
+    m = _RANDOM_RE.match(name)
+    if m:
+        return random_model(
+            m.group("size"), seed=int(m.group("seed") or 0), device=device, dtype=dtype
+        )
+    if name.startswith("random:"):
+        raise ConfigError(f"bad random model spec {name!r}; use random:<tiny|small>[:seed<N>]")
+    source = "local"
+    if name == "mini":
+        found = [d for d in bundled_model_dirs() if (d / "config.json").is_file()]
+        if not found:
+            raise ModelError(
+                "the bundled model musicgen-mini is not available yet (looked in "
+                + ", ".join(str(d) for d in bundled_model_dirs())
+                + "); train it, set MUSICRFM_MINI_MODEL, or pass a hub id / local path / random:tiny"
+            )
+        path = found[0]
+        source = "bundled"
+    else:
+        path = Path(name).expanduser()
+    register_codecs()
+    if path.is_dir():
+        cfg_file = path / "config.json"
+        if not cfg_file.is_file():
+            raise ModelError(
+                f"{path} has no config.json; is it a folder written by save_pretrained?"
+            )
+        try:
+            model_type = json.loads(cfg_file.read_text()).get("model_type")
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"{cfg_file} is not valid JSON: {exc}") from None
+        cls = _model_class(model_type, str(path))
+        try:
+            model = cls.from_pretrained(str(path), dtype=torch_dtype)
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise ModelError(f"cannot load the model in {path}: {exc}") from None
+        model_id = str(path.resolve()) if source == "local" else BUNDLED_MODEL_NAME
+        local_path = path.resolve()
+        tok, tok_err = _load_tokenizer(str(path), None, model)
+    else:
+        if name.startswith((".", "/", "~")) or name.count("/") > 1 or path.exists():
+            raise ModelError(f"no model folder at {name}")
+        model_id, source, local_path = name, "hub", None
+        model, tok, tok_err = _load_from_hub(name, revision, torch_dtype)
+    model = model.to(dev).eval()
+    if revision is None:
+        revision = getattr(model.config, "_commit_hash", None)
+    adapter = MusicGenAdapter(
+        model,
+        model_id=model_id,
+        revision=revision,
+        tokenizer=tok,
+        tokenizer_error=tok_err,
+        source=source,
+        local_path=local_path,
+    )
+    log.info("loaded %r", adapter)
+    return adapter
+
+
+def _load_from_hub(name: str, revision: str | None, torch_dtype: torch.dtype) -> tuple:
+    from transformers import AutoConfig
+
+    hint = (
+        f"cannot load {name!r} from the Hugging Face hub (no network, or not in the local cache"
+        f"{', HF_HUB_OFFLINE is set' if os.environ.get('HF_HUB_OFFLINE') else ''}). Either pass a "
+        "local folder written by save_pretrained (e.g. --model /path/to/musicgen-small), or "
+        "populate the cache on a machine with network (`huggingface-cli download "
+        f"{name}` / from_pretrained) and copy ~/.cache/huggingface here"
+    )
+    try:
+        config = AutoConfig.from_pretrained(name, revision=revision)
+    except (OSError, ValueError) as exc:
+        text = str(exc)
+        if "does not appear to have" in text or "Unrecognized model" in text:
+            raise ModelError(f"{name!r} is not a MusicGen model: {text.splitlines()[0]}") from None
+        raise ModelError(
+            f"{hint}. ({type(exc).__name__}: {text.splitlines()[0] if text else ''})"
+        ) from None
+    cls = _model_class(getattr(config, "model_type", None), name)
+    try:
+        model = cls.from_pretrained(name, revision=revision, dtype=torch_dtype)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{hint}. ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    tok, tok_err = _load_tokenizer(name, revision, model)
+    return model, tok, tok_err
+
+
+# --------------------------------------------------------------------------- random models
+def random_model(
+    size: str = "tiny",
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+    dtype: str | torch.dtype = "float32",
+    melody: bool = False,
+    num_layers: int | None = None,
+) -> MusicGenAdapter:
+    """A MusicGen built from a config with seeded random weights (no downloads).
+
+    size: ``"tiny"`` (4 blocks, hidden 64, tiny EnCodec and T5; builds in well under a second)
+    or ``"small"`` (musicgen-small's decoder shapes: 24 blocks, hidden 1024, 16 heads, 4 x 2048
+    codebooks, and its 32 kHz EnCodec's shapes). ``"tiny-melody"`` / ``"small-melody"`` or
+    ``melody=True`` build the MusicGen-Melody class. ``num_layers`` overrides the number of
+    decoder blocks (reduced benchmarks). The tokenizer is byte-level (ByT5) and needs no files.
+    The same seed gives the same weights; the global RNG is left untouched.
+    """
+    from musicrfm.models.random import build_random_model  # noqa: I001
+
+    return build_random_model(
+        size, seed=seed, device=device, dtype=dtype, melody=melody, num_layers=num_layers
+    )

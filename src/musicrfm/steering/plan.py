@@ -1,0 +1,468 @@
+"""Steering plans: what to add during generation, as data that loads from and saves to TOML/JSON.
+
+Kept apart from the hooks (:mod:`musicrfm.steering.hooks`) so that a plan can be built, checked and
+written without touching a model; `musicrfm.steering.hooks` re-exports every name defined here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from musicrfm.errors import CompatibilityError, ConfigError
+from musicrfm.files import read_config
+from musicrfm.probes.directions import ConceptDirections
+from musicrfm.steering.schedules import Schedule, constant
+
+WEIGHTINGS = ("uniform", "linear", "exponential")
+# Which classifier-free-guidance rows a direction is added to, as (conditional, unconditional)
+# gains. "contrast" subtracts it from the unconditional rows only: with guidance g the sampled
+# logits u + g(c - u) then move toward the concept by about (g - 1)·η0 while the
+# prompt-conditioned rows stay exactly as the prompt made them.
+ROW_GAINS: dict[str, tuple[float, float]] = {
+    "both": (1.0, 1.0),
+    "conditional": (1.0, 0.0),
+    "unconditional": (0.0, 1.0),
+    "contrast": (0.0, -1.0),
+}
+ROWS = tuple(ROW_GAINS)
+PLAN_FORMAT_VERSION = 1
+
+
+def _check_finite(name: str, value: Any) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(v):
+        raise ConfigError(f"{name} must be finite, got {value!r}")
+    return v
+
+
+def parse_layers(spec: str | int | Sequence[int] | None) -> dict[str, Any]:
+    """Layer selection/weighting from a CLI spec → SteeringDirection fields.
+
+    ``all``; ``top:8`` (the 8 best layers, uniform); ``3,5,7`` or ``0-11`` (explicit, negatives
+    allowed); ``uniform``; ``linear[:w0]``; ``exp[:kappa[:w0]]`` (e.g. ``exp:0.95``). Parts can be
+    joined with ``+``: ``top:12+exp:0.95``.
+    """
+    out: dict[str, Any] = {}
+    if spec is None:
+        return out
+    if isinstance(spec, int):
+        return {"layers": [int(spec)]}
+    if not isinstance(spec, str):
+        return {"layers": [int(x) for x in spec]}
+    for part in filter(None, (p.strip() for p in spec.split("+"))):
+        name, _, arg = part.partition(":")
+        name = name.lower()
+        args = [a for a in arg.split(":") if a] if arg else []
+        try:
+            if name == "all":
+                out["layers"] = "all"
+            elif name == "top":
+                out["top_k"] = int(args[0])
+            elif name == "uniform":
+                out["weighting"] = "uniform"
+                if args:
+                    out["w0"] = float(args[0])
+            elif name in {"linear", "lin"}:
+                out["weighting"] = "linear"
+                if args:
+                    out["w0"] = float(args[0])
+            elif name in {"exp", "exponential"}:
+                out["weighting"] = "exponential"
+                if args:
+                    out["kappa"] = float(args[0])
+                if len(args) > 1:
+                    out["w0"] = float(args[1])
+            else:
+                layers: list[int] = []
+                for item in part.split(","):
+                    m = re.fullmatch(r"\s*(-?\d+)\s*-\s*(-?\d+)\s*", item)
+                    if m:
+                        layers.extend(range(int(m.group(1)), int(m.group(2)) + 1))
+                    else:
+                        layers.append(int(item))
+                out["layers"] = layers
+        except (ValueError, IndexError):
+            raise ConfigError(
+                f"cannot read layer spec {part!r}; use all, top:K, 3,5,7, 0-11, linear, exp:0.95"
+            ) from None
+    return out
+
+
+@dataclass
+class SteeringDirection:
+    """One term of the steering sum (see the module docstring).
+
+    directions: ConceptDirections, or a path to them (loaded on first use).
+    target: class name (may be omitted when the directions have a single class).
+    coef: η0 (negative steers away). component: index, or {index: weight} combined and
+    re-normalised. layers: "all" or explicit 0-based indices (negatives count from the top);
+    top_k: keep the K best-scoring of those. weighting: uniform (w0), linear (w0·ŝ) or
+    exponential (w0·ŝ^(1/κ)), ŝ = per-layer scores min-max normalised over the directions' layers.
+    schedule: φ(t). gate: p of the Bernoulli gate (1 = always on). rows: the guidance rows
+    it is added to (`ROW_GAINS`): "both" (default), "conditional", "unconditional", or
+    "contrast" (subtracted from the unconditional rows only).
+    """
+
+    directions: ConceptDirections | str | Path
+    target: str | None = None
+    coef: float = 0.3
+    component: int | Mapping[int, float] = 0
+    layers: str | Sequence[int] = "all"
+    top_k: int | None = None
+    weighting: str = "uniform"
+    w0: float = 1.0
+    kappa: float = 0.95
+    schedule: Schedule = field(default_factory=constant)
+    gate: float = 1.0
+    rows: str = "both"
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.layers, str):
+            # a CLI-style spec ("top:8", "0-11", "top:12+exp:0.95") may set the other fields too
+            parsed = parse_layers(self.layers)
+            self.layers = parsed.pop("layers", "all")
+            for key, value in parsed.items():
+                setattr(self, key, value)
+        else:
+            self.layers = [int(x) for x in self.layers]
+            if not self.layers:
+                raise ConfigError("an explicit layer list must not be empty")
+        self.coef = _check_finite("coefficient (coef)", self.coef)
+        self.w0 = _check_finite("w0", self.w0)
+        self.kappa = _check_finite("kappa", self.kappa)
+        self.gate = _check_finite("gate probability", self.gate)
+        if not 0.0 <= self.gate <= 1.0:
+            raise ConfigError(f"gate probability must be in [0, 1], got {self.gate}")
+        if self.kappa <= 0:
+            raise ConfigError(f"kappa must be > 0 (paper: 0.95), got {self.kappa}")
+        if self.weighting not in WEIGHTINGS:
+            raise ConfigError(
+                f"unknown weighting {self.weighting!r}; valid: {', '.join(WEIGHTINGS)}"
+            )
+        if self.rows not in ROWS:
+            raise ConfigError(f"rows must be one of {', '.join(ROWS)}; got {self.rows!r}")
+        if self.top_k is not None and int(self.top_k) < 1:
+            raise ConfigError(f"top_k must be >= 1, got {self.top_k}")
+        if isinstance(self.component, Mapping):
+            comp = {int(k): _check_finite("component weight", v) for k, v in self.component.items()}
+            if not comp or all(v == 0 for v in comp.values()):
+                raise ConfigError("a component combination needs at least one non-zero weight")
+            self.component = comp
+        elif isinstance(self.component, (list, tuple)):
+            self.component = {
+                int(k): _check_finite("component weight", v) for k, v in self.component
+            }
+        else:
+            self.component = int(self.component)
+        if any(k < 0 for k in self._components()):
+            raise ConfigError("component indices must be >= 0")
+        self.schedule = Schedule.from_dict(self.schedule)
+        self._loaded: ConceptDirections | None = (
+            self.directions if isinstance(self.directions, ConceptDirections) else None
+        )
+
+    def _components(self) -> dict[int, float]:
+        c = self.component
+        return dict(c) if isinstance(c, Mapping) else {int(c): 1.0}
+
+    @property
+    def source(self) -> str | None:
+        return None if isinstance(self.directions, ConceptDirections) else str(self.directions)
+
+    def load(self) -> ConceptDirections:
+        if self._loaded is None:
+            cd = ConceptDirections.load(self.directions)  # type: ignore[arg-type]
+            expect = getattr(self, "_expect_digest", None)
+            if expect and directions_digest(cd) != expect:
+                raise CompatibilityError(
+                    f"directions at {self.directions} changed since this plan was recorded "
+                    "(content digest differs)"
+                )
+            self._loaded = cd
+        return self._loaded
+
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        concept = (
+            self._loaded.concept if self._loaded is not None else Path(str(self.directions)).name
+        )
+        return f"{concept}:{self.target}" if self.target is not None else concept
+
+    def to_dict(self, *, strict: bool = True, relative_to: Path | None = None) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        if self.name:
+            d["name"] = self.name
+        src = self.source
+        if src is None and strict:
+            raise ConfigError(
+                "directions given in memory cannot be written to a plan file; save them "
+                "(ConceptDirections.save) and pass the path"
+            )
+        if src is not None:
+            if relative_to is not None:
+                try:
+                    src = os.path.relpath(Path(src).resolve(), relative_to.resolve())
+                except ValueError:  # another drive
+                    src = str(Path(src).resolve())
+            elif not strict:
+                src = str(Path(src).resolve())
+            d["directions"] = src
+        if not strict:
+            cd = self._loaded
+            if cd is not None:
+                d["concept"] = cd.concept
+                d["directions_sha256"] = directions_digest(cd)
+                if src is None:
+                    d["directions"] = None
+        if self.target is not None:
+            d["target"] = self.target
+        d["coef"] = self.coef
+        comp = self.component
+        d["component"] = [[k, v] for k, v in comp.items()] if isinstance(comp, Mapping) else comp
+        d["layers"] = self.layers if isinstance(self.layers, str) else list(self.layers)
+        if self.top_k is not None:
+            d["top_k"] = int(self.top_k)
+        d["weighting"] = self.weighting
+        if self.w0 != 1.0:
+            d["w0"] = self.w0
+        if self.weighting == "exponential":
+            d["kappa"] = self.kappa
+        d["gate"] = self.gate
+        d["rows"] = self.rows
+        if strict or self.schedule.kind != "callable":
+            d["schedule"] = self.schedule.to_dict()
+        else:
+            d["schedule"] = {"kind": "callable", "description": self.schedule.describe()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], *, base_dir: Path | None = None) -> SteeringDirection:
+        d = dict(d)
+        d.pop("concept", None)
+        digest = d.pop("directions_sha256", None)
+        if "class" in d:
+            d["target"] = d.pop("class")
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(
+                f"unknown direction field(s) {sorted(unknown)}; valid: {', '.join(sorted(known))}"
+            )
+        src = d.get("directions")
+        if src is None:
+            raise ConfigError("each [[direction]] needs directions = '<path to direction files>'")
+        if base_dir is not None and not os.path.isabs(str(src)):
+            d["directions"] = str(base_dir / str(src))
+        if isinstance(d.get("schedule"), Mapping):
+            d["schedule"] = Schedule.from_dict(d["schedule"])
+        out = cls(**d)
+        out._expect_digest = digest
+        return out
+
+
+def directions_digest(cd: ConceptDirections) -> str:
+    h = hashlib.sha256()
+    h.update(cd.vectors.detach().float().cpu().contiguous().numpy().tobytes())
+    h.update(cd.scores.detach().float().cpu().contiguous().numpy().tobytes())
+    h.update(json.dumps([cd.concept, cd.classes, cd.layers]).encode())
+    return h.hexdigest()
+
+
+@dataclass
+class SteeringPlan:
+    """Directions to add during generation, and the gate seed (None: the generation seed)."""
+
+    directions: list[SteeringDirection] = field(default_factory=list)
+    seed: int | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.directions, SteeringDirection):
+            self.directions = [self.directions]
+        self.directions = list(self.directions)
+        if self.seed is not None:
+            self.seed = int(self.seed)
+
+    @property
+    def is_empty(self) -> bool:
+        """True when nothing would be added (no direction, or every coefficient is 0)."""
+        return all(d.coef == 0 for d in self.directions)
+
+    def __add__(self, other: SteeringPlan) -> SteeringPlan:
+        return SteeringPlan(self.directions + other.directions, seed=self.seed, name=self.name)
+
+    # ----------------------------------------------------------------- one-liners
+    @classmethod
+    def single(
+        cls,
+        directions: ConceptDirections | str | Path,
+        target: str | None = None,
+        coef: float = 0.3,
+        **kw: Any,
+    ) -> SteeringPlan:
+        """One direction: ``SteeringPlan.single(dirs, "D", 0.5, weighting="exponential")``."""
+        seed = kw.pop("seed", None)
+        return cls([SteeringDirection(directions, target=target, coef=coef, **kw)], seed=seed)
+
+    @classmethod
+    def multi(
+        cls,
+        directions: ConceptDirections | str | Path,
+        targets: Mapping[str, float] | Sequence[str],
+        coef: float = 0.3,
+        **kw: Any,
+    ) -> SteeringPlan:
+        """Several classes at once: ``multi(dirs, {"C": .3, "E": .3, "G": .3})`` or
+        ``multi(dirs, ["C", "E", "G"], coef=0.3)``; other keywords apply to every direction."""
+        seed = kw.pop("seed", None)
+        items = targets.items() if isinstance(targets, Mapping) else [(t, coef) for t in targets]
+        return cls(
+            [SteeringDirection(directions, target=t, coef=c, **kw) for t, c in items], seed=seed
+        )
+
+    @classmethod
+    def crossfade(
+        cls,
+        directions: ConceptDirections | str | Path,
+        a: str,
+        b: str,
+        coef: float = 0.3,
+        *,
+        start: float = 0.0,
+        duration: float | None = None,
+        unit: str = "steps",
+        directions_b: ConceptDirections | str | Path | None = None,
+        **kw: Any,
+    ) -> SteeringPlan:
+        """A → B over ``[start, start + duration]`` (SPEC §2.4): A with a linear decay and B with
+        the matching linear rise, so the two schedules always sum to 1. ``directions_b`` takes B
+        from another concept's directions."""
+        seed = kw.pop("seed", None)
+        fall = Schedule("linear-decay", start=start, duration=duration, unit=unit)
+        rise = Schedule("linear-rise", start=start, duration=duration, unit=unit)
+        return cls(
+            [
+                SteeringDirection(directions, target=a, coef=coef, schedule=fall, **kw),
+                SteeringDirection(
+                    directions_b or directions, target=b, coef=coef, schedule=rise, **kw
+                ),
+            ],
+            seed=seed,
+        )
+
+    # ----------------------------------------------------------------- files
+    def to_dict(self, *, strict: bool = True, relative_to: Path | None = None) -> dict[str, Any]:
+        d: dict[str, Any] = {"format_version": PLAN_FORMAT_VERSION}
+        if self.name:
+            d["name"] = self.name
+        if self.seed is not None:
+            d["seed"] = self.seed
+        d["direction"] = [
+            x.to_dict(strict=strict, relative_to=relative_to) for x in self.directions
+        ]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], *, base_dir: Path | None = None) -> SteeringPlan:
+        d = dict(d)
+        version = d.pop("format_version", PLAN_FORMAT_VERSION)
+        if int(version) > PLAN_FORMAT_VERSION:
+            raise CompatibilityError(
+                f"plan format {version} is newer than this musicrfm ({PLAN_FORMAT_VERSION})"
+            )
+        items = d.pop("direction", d.pop("directions", []))
+        if isinstance(items, Mapping):
+            items = [items]
+        unknown = set(d) - {"seed", "name"}
+        if unknown:
+            raise ConfigError(
+                f"unknown plan field(s) {sorted(unknown)}; valid: seed, name, [[direction]]"
+            )
+        return cls(
+            [SteeringDirection.from_dict(x, base_dir=base_dir) for x in items],
+            seed=d.get("seed"),
+            name=d.get("name"),
+        )
+
+    def save(self, path: str | Path) -> Path:
+        """Write a ``.toml`` or ``.json`` plan; direction paths are stored relative to it."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = self.to_dict(strict=True, relative_to=path.parent)
+        if path.suffix.lower() == ".json":
+            text = json.dumps(data, indent=2) + "\n"
+        elif path.suffix.lower() == ".toml":
+            text = "# musicrfm steering plan\n" + dumps_toml(data)
+        else:
+            raise ConfigError(f"plan files end in .toml or .json, got {path.name}")
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> SteeringPlan:
+        path = Path(path)
+        return cls.from_dict(read_config(path, what="plan"), base_dir=path.parent)
+
+
+# ---------------------------------------------------------------------------- TOML writer
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise ConfigError(f"cannot write {v!r} to TOML")
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, Mapping):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    raise ConfigError(f"cannot write a {type(v).__name__} to TOML")
+
+
+def _toml_key(k: Any) -> str:
+    k = str(k)
+    return k if k.replace("_", "").replace("-", "").isalnum() else json.dumps(k)
+
+
+def dumps_toml(data: Mapping[str, Any], prefix: str = "") -> str:
+    """A small TOML writer for plan-shaped data (scalars, arrays, tables, arrays of tables)."""
+    lines: list[str] = []
+    tables: list[tuple[str, Mapping[str, Any]]] = []
+    arrays: list[tuple[str, list[Mapping[str, Any]]]] = []
+    for k, v in data.items():
+        if v is None:
+            continue
+        if isinstance(v, Mapping):
+            tables.append((k, v))
+        elif isinstance(v, list) and v and all(isinstance(x, Mapping) for x in v):
+            arrays.append((k, v))
+        else:
+            lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
+    out = "\n".join(lines) + ("\n" if lines else "")
+    for k, v in tables:
+        name = f"{prefix}{_toml_key(k)}"
+        out += f"\n[{name}]\n" + dumps_toml(v, prefix=name + ".")
+    for k, items in arrays:
+        name = f"{prefix}{_toml_key(k)}"
+        for item in items:
+            out += f"\n[[{name}]]\n" + dumps_toml(item, prefix=name + ".")
+    return out

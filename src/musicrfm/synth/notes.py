@@ -1,0 +1,204 @@
+"""Note clips of the prompt instruments: one sustained note, struck in a rhythm, with a caption.
+
+What the bundled models are trained on (:mod:`musicrfm.mini`) and what instrument judges are
+fitted on (:mod:`musicrfm.evaluation.judges`). Each clip is a MIDI note played ``repeats`` times
+(SynTheory's notes layout: 4 x 2 beats at 120 BPM = 4 s), rendered with TinySoundFont and the
+soundfont :func:`musicrfm.synth.render.find_soundfont` finds (TimGM6mb by default). Captions name
+the instrument and the register only ("acoustic piano, low register"), never the pitch, so an
+unsteered model must choose a note itself: that is what steering later acts on.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+from musicrfm.errors import RenderError
+from musicrfm.synth.render import find_soundfont
+
+# Tonal GM programs with a clear, stable pitch, one or more per family, and a short caption name.
+INSTRUMENTS: dict[int, str] = {
+    0: "acoustic piano",
+    4: "electric piano",
+    6: "harpsichord",
+    11: "vibraphone",
+    12: "marimba",
+    16: "drawbar organ",
+    19: "church organ",
+    21: "accordion",
+    24: "nylon guitar",
+    26: "jazz guitar",
+    33: "electric bass",
+    40: "violin",
+    42: "cello",
+    46: "harp",
+    48: "string ensemble",
+    52: "choir",
+    56: "trumpet",
+    57: "trombone",
+    60: "french horn",
+    66: "tenor sax",
+    68: "oboe",
+    71: "clarinet",
+    73: "flute",
+    80: "square lead",
+    81: "sawtooth lead",
+    89: "warm pad",
+    105: "banjo",
+    108: "kalimba",
+}
+
+# The programs the bundled model is trained on: twelve clearly different timbres (one or two per
+# GM family). Fewer timbres than INSTRUMENTS lets a few-million-parameter decoder trained for an
+# hour on a CPU learn each (instrument, note) well; the others keep their caption names.
+TRAIN_PROGRAMS: tuple[int, ...] = (0, 11, 12, 19, 24, 40, 52, 56, 71, 73, 80, 89)
+
+# MIDI octave number (C4 = 60) -> register word used in captions.
+REGISTERS: dict[int, str] = {3: "low", 4: "middle", 5: "high"}
+
+
+@dataclass(frozen=True)
+class NoteClip:
+    """One training clip: a MIDI note on a GM program, its rhythm, and its caption.
+
+    The note is struck ``repeats`` times, evenly spaced, each held for ``gate`` of its slot. With
+    ``second_note`` the later half of the strikes play that note instead: the same instrument
+    changing pitch mid-clip, which teaches the decoder that pitch can move while timbre stays
+    (captioned "..., two notes", so prompts without those words still get one note). With
+    ``melody`` every strike plays its own note (``melody[i]`` for strike i; captioned
+    "..., melody"): pitch is then a per-strike choice that the instrument does not decide."""
+
+    program: int
+    midi_note: int
+    velocity: int = 80
+    repeats: int = 4
+    gate: float = 0.9
+    second_note: int | None = None
+    melody: tuple[int, ...] | None = None
+
+    @property
+    def instrument(self) -> str:
+        return INSTRUMENTS.get(self.program, f"program {self.program}")
+
+    @property
+    def octave(self) -> int:
+        return self.midi_note // 12 - 1
+
+    @property
+    def pitch_class(self) -> int:
+        return self.midi_note % 12
+
+    @property
+    def register(self) -> str:
+        return REGISTERS.get(self.octave, "middle")
+
+    @property
+    def caption(self) -> str:
+        return caption_for(
+            self.instrument, self.register, two_notes=self.second_note is not None,
+            melody=self.melody is not None,
+        )  # fmt: skip
+
+    def notes_at(self, repeats: int | None = None) -> list[int]:
+        """The MIDI note of each of ``repeats`` strikes (default: the clip's own)."""
+        n = self.repeats if repeats is None else repeats
+        if self.melody is not None:
+            return [self.melody[i % len(self.melody)] for i in range(n)]
+        if self.second_note is None:
+            return [self.midi_note] * n
+        first = (n + 1) // 2
+        return [self.midi_note] * first + [self.second_note] * (n - first)
+
+
+TWO_NOTES = "two notes"
+MELODY = "melody"
+
+
+def caption_for(
+    instrument: str, register: str | None = None, *, two_notes: bool = False, melody: bool = False
+) -> str:
+    """The caption text the model is trained on: instrument, register if given, and
+    "two notes" for clips that change pitch half-way, "melody" for a note per strike."""
+    parts = [instrument] + ([f"{register} register"] if register else [])
+    return ", ".join(parts + ([TWO_NOTES] if two_notes else []) + ([MELODY] if melody else []))
+
+
+def note_grid(
+    programs: list[int] | None = None,
+    low: int = 48,
+    high: int = 83,
+    velocities: tuple[int, ...] = (80,),
+) -> list[NoteClip]:
+    """Every (program, note, velocity) of the grid, in a fixed order."""
+    programs = list(INSTRUMENTS) if programs is None else programs
+    return [NoteClip(p, n, v) for p in programs for n in range(low, high + 1) for v in velocities]
+
+
+@functools.lru_cache(maxsize=1)
+def _soundfont_bytes() -> bytes:
+    return find_soundfont().read_bytes()
+
+
+def render_note(
+    clip: NoteClip,
+    *,
+    sampling_rate: int = 16_000,
+    seconds: float = 4.0,
+    repeats: int = 4,
+    gate: float = 0.9,
+) -> np.ndarray:
+    """Render one clip to mono float32 in [-1, 1], peak-normalised to 0.9.
+
+    The note starts at 0 and every ``seconds / repeats`` seconds, held for ``gate`` of each slot.
+    """
+    import tinysoundfont
+
+    synth = tinysoundfont.Synth(samplerate=sampling_rate)
+    sfid = synth.sfload(_soundfont_bytes())
+    synth.program_select(0, sfid, 0, clip.program)
+    total = int(round(seconds * sampling_rate))
+    slot = total // repeats
+    held = int(slot * gate)
+    pieces: list[np.ndarray] = []
+    for note in clip.notes_at(repeats):
+        synth.noteon(0, note, clip.velocity)
+        pieces.append(_pull(synth, held))
+        synth.noteoff(0, note)
+        pieces.append(_pull(synth, slot - held))
+    audio = np.concatenate(pieces)
+    if audio.size < total:
+        audio = np.pad(audio, (0, total - audio.size))
+    audio = audio[:total]
+    peak = float(np.abs(audio).max())
+    if peak < 1e-6:
+        raise RenderError(f"silent render for program {clip.program}, note {clip.midi_note}")
+    return (0.9 * audio / peak).astype(np.float32)
+
+
+def _pull(synth, samples: int) -> np.ndarray:
+    buf = synth.generate(samples)
+    stereo = np.frombuffer(buf, dtype=np.float32).reshape(-1, 2)
+    return stereo.mean(axis=1)
+
+
+def render_clips(
+    clips: list[NoteClip],
+    *,
+    sampling_rate: int = 16_000,
+    seconds: float = 4.0,
+    progress: bool = False,
+) -> np.ndarray:
+    """Render many clips into one (n, samples) float32 array."""
+    from tqdm.auto import tqdm
+
+    it = tqdm(clips, desc="render", disable=not progress)
+    return np.stack(
+        [
+            render_note(
+                c, sampling_rate=sampling_rate, seconds=seconds, repeats=c.repeats, gate=c.gate
+            )
+            for c in it
+        ]
+    )

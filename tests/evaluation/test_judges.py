@@ -1,0 +1,142 @@
+"""The reference timbre judge is fitted once per codec, saved beside the model, and reused only
+for the codec it was fitted on."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from musicrfm.evaluation import judges as judge_mod
+from musicrfm.evaluation.judges import (
+    JUDGE_NAME,
+    codec_fingerprint,
+    find_reference_judge,
+    judge_key,
+    model_folder,
+    reference_judge,
+)
+from musicrfm.models import load_model
+
+SMALL = {"notes": (60, 62), "rhythms": ((1, 1.0),)}  # 12 instruments x 3 notes: seconds
+
+
+@pytest.fixture(scope="module")
+def adapter():
+    return load_model("random:tiny")
+
+
+@pytest.fixture(scope="module")
+def fitted(adapter, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("judge")
+    clf, report = reference_judge(adapter, [folder], **SMALL)
+    return folder, clf, report
+
+
+def test_a_fitted_judge_is_saved_with_its_key_and_reused_without_refitting(
+    adapter, fitted, monkeypatch
+):
+    folder, clf, report = fitted
+    assert (folder / f"{JUDGE_NAME}.safetensors").is_file()
+    assert (folder / f"{JUDGE_NAME}.json").is_file()
+    assert 0 <= report["test_accuracy"] <= 1 and report["n_test"] > 0
+    assert clf.meta["judge_key"] == judge_key(adapter, SMALL["notes"], SMALL["rhythms"])
+
+    def no_fit(*a, **k):
+        raise AssertionError("a matching judge was refitted")
+
+    monkeypatch.setattr("musicrfm.evaluation.instrument.fit_instrument_classifier", no_fit)
+    again, again_report = reference_judge(adapter, [folder], **SMALL)
+    assert again_report == report
+    for a, b in zip(again.hidden, clf.hidden):
+        np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(again.coef, clf.coef)
+
+
+def test_a_judge_from_another_codec_or_recipe_is_not_used(adapter, fitted):
+    folder, _, _ = fitted
+    key = judge_key(adapter, SMALL["notes"], SMALL["rhythms"])
+    assert find_reference_judge(adapter, [folder], key=key) is not None
+    # the default recipe (all notes, four rhythms) is another judge
+    assert find_reference_judge(adapter, [folder]) is None
+    before = codec_fingerprint(adapter)
+    param = next(adapter.codec.parameters())
+    with torch.no_grad():
+        param.add_(0.01)
+    try:
+        assert codec_fingerprint(adapter) != before
+        moved = judge_key(adapter, SMALL["notes"], SMALL["rhythms"])
+        assert find_reference_judge(adapter, [folder], key=moved) is None
+    finally:
+        with torch.no_grad():
+            param.sub_(0.01)
+    assert codec_fingerprint(adapter) == before
+
+
+def test_an_unreadable_judge_is_skipped_with_a_warning(adapter, tmp_path, caplog):
+    (tmp_path / f"{JUDGE_NAME}.json").write_text("{not json")
+    (tmp_path / f"{JUDGE_NAME}.safetensors").write_bytes(b"garbage")
+    with caplog.at_level("WARNING", logger=judge_mod.__name__):
+        assert find_reference_judge(adapter, [tmp_path]) is None
+    assert "ignoring the judge" in caplog.text
+
+
+def test_only_a_local_model_has_a_folder_for_its_judge(adapter):
+    assert model_folder(adapter) is None  # random:tiny lives nowhere on disk
+
+
+def test_the_demo_judges_with_the_judge_its_model_folder_carries(fitted, tmp_path, monkeypatch):
+    """The demo never fits the slow judge; it uses one only when the model's folder has one for
+    this codec (here: the small one fitted above, by pointing the recipe at it)."""
+    from dataclasses import replace
+
+    from musicrfm.experiments.demo import DemoConfig, run_demo
+
+    folder, _, _ = fitted
+    cfg = replace(
+        DemoConfig.quick(), clips_per_class=6, prompts=("acoustic piano", "violin"),
+        crossfade_clips=2, seconds=0.5, instrument_check=True,
+    )  # fmt: skip
+
+    def run(name):
+        result = run_demo(
+            model="random:tiny", out=tmp_path / name, work=tmp_path / "work", config=cfg,
+            progress=False,
+        )  # fmt: skip
+        info = json.loads((result.out / "demo.json").read_text())["settings"]["instrument"]
+        assert f"the {info['classifier']} instrument classifier" in result.html.read_text()
+        return info
+
+    monkeypatch.setattr(judge_mod, "REFERENCE_NOTES", SMALL["notes"])
+    monkeypatch.setattr(judge_mod, "REFERENCE_RHYTHMS", SMALL["rhythms"])
+    assert run("no-folder")["classifier"] == "note set (logistic)"
+    monkeypatch.setattr("musicrfm.experiments.demo.run.model_folder", lambda adapter: folder)
+    assert run("with-judge")["classifier"] == "reference (MLP)"
+
+
+def test_the_bundled_model_carries_a_judge_for_its_own_codec():
+    """If the codec is retrained, this fails until `musicrfm mini judge` is run again."""
+    from musicrfm.models import bundled_model_dirs
+
+    mini = load_model("mini")
+    folder = model_folder(mini)
+    assert folder is not None and folder in [d.resolve() for d in bundled_model_dirs()]
+    found = find_reference_judge(mini, [folder])
+    assert found is not None, "models/musicgen-mini has no judge for its codec"
+    clf, report = found
+    assert report["test_accuracy_augmented"] >= 0.95
+    assert clf.meta["judge_key"]["codec"] == codec_fingerprint(mini)
+
+
+def test_cli_asks_where_to_save_the_judge_of_a_model_without_a_folder():
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "musicrfm", "mini", "judge", "--model", "random:tiny"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "--out" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,125 @@
+"""The harmonic codec: codebook 0 is the played MIDI note, the timbre codes do not depend on it,
+EnCodec's interface, registration with `transformers`, and the recipe's codec choice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from musicrfm.models.codecs.harmonic import (
+    HARMONIC_MODEL_TYPE,
+    HarmonicCodecConfig,
+    HarmonicCodecModel,
+)
+
+SR = 16_000
+NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+def tone(midi: int, seconds: float = 1.0, bright: float = 0.6) -> np.ndarray:
+    """A harmonic tone whose harmonic amplitudes (``bright ** h``) do not depend on the note."""
+    t = np.arange(int(seconds * SR)) / SR
+    f0 = 440.0 * 2 ** ((midi - 69) / 12)
+    y = sum((bright**h) * np.sin(2 * np.pi * f0 * (h + 1) * t) for h in range(6))
+    return (0.5 * y * np.exp(-1.0 * t)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def codec() -> HarmonicCodecModel:
+    torch.manual_seed(0)
+    model = HarmonicCodecModel(HarmonicCodecConfig(codebook_size=16, harmonics=12))
+    clips = [tone(m, bright=b) for m in range(55, 79, 2) for b in (0.3, 0.8)]
+    clips.append(np.zeros_like(clips[0]))  # training clips have silences between strikes
+    model.fit_codebooks(model.fit_features(torch.from_numpy(np.stack(clips))), iters=8, seed=0)
+    return model
+
+
+def test_harmonic_codec_is_registered_with_auto_classes() -> None:
+    from transformers import AutoConfig, AutoModel
+
+    config = AutoConfig.for_model(HARMONIC_MODEL_TYPE, codebook_size=16, harmonics=8)
+    model = AutoModel.from_config(config)
+    assert isinstance(model, HarmonicCodecModel)
+    assert model.codebooks.shape == (3, 16, 8)  # three timbre codebooks; the pitch has none
+    with pytest.raises(ValueError, match="num_codebooks >= 2"):
+        HarmonicCodecModel(HarmonicCodecConfig(num_codebooks=1))
+
+
+def test_first_codebook_is_the_played_note(codec: HarmonicCodecModel) -> None:
+    audio = torch.from_numpy(np.stack([tone(57), tone(64), tone(70)]))[:, None]
+    codes = codec.encode(audio).audio_codes[0]  # (3, 4, T)
+    assert codes.shape == (3, 4, 50)
+    for row, midi in zip(codes, (57, 64, 70), strict=True):
+        assert torch.all(row[0] == midi), row[0]
+
+
+def test_timbre_codes_do_not_depend_on_the_note(codec: HarmonicCodecModel) -> None:
+    audio = torch.from_numpy(np.stack([tone(60), tone(67), tone(60, bright=0.3)]))[:, None]
+    codes = codec.encode(audio).audio_codes[0, :, 1]  # first timbre codebook, (3, T)
+    steady = slice(5, 45)
+    same_timbre = (codes[0, steady] == codes[1, steady]).float().mean()
+    other_timbre = (codes[0, steady] == codes[2, steady]).float().mean()
+    assert same_timbre >= 0.8, same_timbre
+    assert other_timbre <= 0.2, other_timbre
+
+
+def test_round_trip_keeps_the_pitch_class_and_follows_encodec(codec: HarmonicCodecModel) -> None:
+    from musicrfm.mini.gates import detect_pitch
+
+    audio = torch.from_numpy(np.stack([tone(57, 0.7), tone(66, 0.7)]))[:, None]  # (2, 1, 11200)
+    out = codec(audio)
+    assert out.audio_codes.shape == (1, 2, 4, 35)
+    assert out.audio_values.shape == (2, 1, 35 * 320)
+    assert torch.isfinite(out.audio_values).all()
+    for recon, midi in zip(out.audio_values[:, 0].numpy(), (57, 66), strict=True):
+        assert detect_pitch(recon, SR)[0] == NAMES[midi % 12]
+    # one pitch codebook alone carries no sound, so a bandwidth asks for at least two
+    fewest = codec.encode(audio, bandwidth=0.1).audio_codes
+    assert fewest.shape[2] == 2
+    assert len(codec.config.target_bandwidths) == 3
+
+
+def test_silent_audio_stays_silent(codec: HarmonicCodecModel) -> None:
+    out = codec(torch.zeros(1, 1, 6400))
+    assert torch.isfinite(out.audio_values).all()
+    assert float(out.audio_values.abs().max()) < 0.05
+
+
+def test_recipe_codec_choice_and_old_records() -> None:
+    from musicrfm.errors import ConfigError
+    from musicrfm.mini.train import TrainConfig, new_codec
+
+    assert TrainConfig.from_record({"steps": 10}).codec == "spectral"
+    assert TrainConfig.from_record({"steps": 10, "codec": "harmonic"}).codec == "harmonic"
+    assert isinstance(new_codec("harmonic"), HarmonicCodecModel)
+    with pytest.raises(ConfigError, match="unknown codec"):
+        new_codec("neural")
+
+
+def test_saved_harmonic_codec_loads_by_its_model_type(codec, tmp_path) -> None:
+    from musicrfm.mini.train import load_codec
+
+    codec.save_pretrained(tmp_path / "codec")
+    loaded = load_codec(tmp_path / "codec")
+    assert isinstance(loaded, HarmonicCodecModel)
+    assert torch.equal(loaded.codebooks, codec.codebooks)
+
+
+def test_resuming_an_old_spectral_run_names_the_changed_codec(tmp_path) -> None:
+    """A work folder recorded before `codec` existed was made by the spectral recipe; resuming
+    it with today's default (harmonic) must refuse and say what differs, not mix codecs."""
+    import json
+    from dataclasses import asdict
+
+    from musicrfm.errors import ConfigError
+    from musicrfm.mini.train import TrainConfig, train
+
+    cfg = TrainConfig(steps=3)
+    old = json.loads(json.dumps(asdict(cfg)))
+    del old["codec"]
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "train_config.json").write_text(json.dumps(old))
+    with pytest.raises(ConfigError, match="codec: 'spectral' -> 'harmonic'"):
+        train(tmp_path / "out", config=cfg, work_dir=work, resume=True)

@@ -1,0 +1,226 @@
+"""Model loading and the adapter: random models, local folders, hub errors, Melody, code layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from musicrfm.errors import ConfigError, ModelError
+from musicrfm.models import MusicGenAdapter, block_output, load_model, random_model
+from musicrfm.models import loader as models
+from musicrfm.models import random as random_models
+
+
+@pytest.fixture(scope="module")
+def tiny() -> MusicGenAdapter:
+    torch.set_num_threads(1)
+    return random_model("tiny", seed=0)
+
+
+def _tones(sr: int, specs: list[tuple[float, float]]) -> list[np.ndarray]:
+    out = []
+    for freq, seconds in specs:
+        t = np.arange(int(seconds * sr)) / sr
+        out.append((0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32))
+    return out
+
+
+def test_tiny_random_model_shape(tiny: MusicGenAdapter) -> None:
+    assert tiny.model_id == "random:tiny:seed0"
+    assert (tiny.num_layers, tiny.hidden_size, tiny.num_codebooks) == (4, 64, 4)
+    assert len(tiny.decoder_layers) == 4
+    assert tiny.sample_rate == 32000 and tiny.frame_rate == 50
+    assert tiny.bos_token_id == tiny.pad_token_id == 64 == tiny.codebook_size
+    assert tiny.delays == [0, 1, 2, 3]
+    assert not tiny.model.training
+    info = tiny.info()
+    for key in ("model_id", "revision", "num_layers", "hidden_size", "fingerprint", "delays"):
+        assert key in info
+    assert info["layer_convention"] == "decoder_block_output_0_based"
+
+
+def test_same_seed_same_weights_other_seed_other_weights(tiny: MusicGenAdapter) -> None:
+    again = random_model("tiny", seed=0)
+    other = random_model("tiny", seed=1)
+    assert again.fingerprint() == tiny.fingerprint()
+    assert other.fingerprint() != tiny.fingerprint()
+    w0 = tiny.decoder_layers[0].fc1.weight
+    assert torch.equal(again.decoder_layers[0].fc1.weight, w0)
+    assert not torch.equal(other.decoder_layers[0].fc1.weight, w0)
+    # building a model leaves the global RNG alone
+    torch.manual_seed(123)
+    a = torch.rand(3)
+    torch.manual_seed(123)
+    random_model("tiny", seed=5)
+    assert torch.equal(torch.rand(3), a)
+
+
+def test_load_model_random_spec() -> None:
+    adapter = load_model("random:tiny:seed3")
+    assert adapter.model_id == "random:tiny:seed3"
+    assert adapter.fingerprint() == random_model("tiny", seed=3).fingerprint()
+    with pytest.raises(ConfigError, match="unknown random model size"):
+        load_model("random:huge")
+    with pytest.raises(ConfigError):
+        load_model("random:tiny:sd3")
+
+
+def test_small_shapes_without_building() -> None:
+    spec = random_models.SIZES["small"]["decoder"]
+    assert (spec["num_hidden_layers"], spec["hidden_size"], spec["num_attention_heads"]) == (
+        24,
+        1024,
+        16,
+    )
+    assert (spec["num_codebooks"], spec["vocab_size"], spec["ffn_dim"]) == (4, 2048, 4096)
+
+
+def test_dtype_and_device_errors() -> None:
+    assert models.resolve_dtype("bf16") is torch.bfloat16
+    assert models.resolve_dtype(torch.float16) is torch.float16
+    with pytest.raises(ConfigError, match="unknown dtype"):
+        models.resolve_dtype("int8")
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelError, match="CUDA is not available"):
+            load_model("random:tiny", device="cuda")
+
+
+def test_encode_audio_codes_and_batch_independence(tiny: MusicGenAdapter) -> None:
+    waves = _tones(tiny.sample_rate, [(440, 1.0), (220, 0.5), (330, 1.0)])
+    codes, mask = tiny.encode_audio(waves)
+    assert codes.shape == (3, 4, 50) and codes.dtype == torch.long
+    assert mask.sum(-1).tolist() == [50, 25, 50]
+    assert (codes[1, :, 25:] == tiny.pad_token_id).all()
+    assert int(codes[mask.unsqueeze(1).expand_as(codes)].max()) < tiny.codebook_size
+    # a clip's codes do not depend on what it is batched with
+    alone, _ = tiny.encode_audio([waves[1]])
+    assert torch.equal(alone[0], codes[1, :, :25])
+    # codes depend on the audio
+    assert not torch.equal(codes[0], codes[2])
+    audio = tiny.decode_codes(codes[:1])
+    assert audio.shape == (1, 32000) and audio.dtype == np.float32
+    trimmed = tiny.decode_codes(codes, mask)
+    assert [len(a) for a in trimmed] == [32000, 16000, 32000]
+
+
+def test_decoder_input_layout_by_hand(tiny: MusicGenAdapter) -> None:
+    b = tiny.bos_token_id
+    codes = torch.arange(2 * 4 * 3).reshape(2, 4, 3)
+    mask = torch.tensor([[True, True, True], [True, False, False]])
+    ids, attn, frames = tiny.decoder_input_from_codes(codes, mask)
+    assert ids.shape == (8, 3 + 3 + 1)
+    ids = ids.view(2, 4, 7)
+    # clip 0: codebook k of frame t at position t + k + 1, BOS elsewhere (as generate lays it out)
+    expected0 = torch.full((4, 7), b)
+    for k in range(4):
+        expected0[k, k + 1 : k + 4] = codes[0, k]
+    assert torch.equal(ids[0], expected0)
+    # clip 1 has one frame: its own layout is positions 0..4, then batch padding
+    expected1 = torch.full((4, 7), b)
+    for k in range(4):
+        expected1[k, k + 1] = codes[1, k, 0]
+    expected1[:, 5:] = tiny.pad_token_id
+    assert torch.equal(ids[1], expected1)
+    assert attn.tolist() == [[1] * 7, [1] * 5 + [0, 0]]
+    assert frames.tolist() == [
+        [False, True, True, True, False, False, False],
+        [False, True] + [False] * 5,
+    ]
+    with pytest.raises(ConfigError, match="right padding"):
+        tiny.decoder_input_from_codes(
+            codes, torch.tensor([[True, False, True], [True, True, True]])
+        )
+    with pytest.raises(ConfigError, match="codes must be"):
+        tiny.decoder_input_from_codes(codes[:, :3])
+
+
+def test_block_output_never_indexes_a_tensor() -> None:
+    h = torch.randn(3, 5, 8)
+    assert block_output(h) is h  # a bare tensor: NOT h[0] (batch row 0)
+    assert block_output((h, None)) is h
+    with pytest.raises(ModelError):
+        block_output(None)
+
+
+def test_hub_id_offline_gives_actionable_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub.constants as hub_constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(ModelError) as exc:
+        load_model("facebook/musicgen-small")
+    text = str(exc.value)
+    assert "local folder" in text and "cache" in text and "facebook/musicgen-small" in text
+
+
+def test_missing_local_folder(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="no model folder"):
+        load_model(str(tmp_path / "nothing-here"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="no config.json"):
+        load_model(str(tmp_path / "empty"))
+
+
+def test_save_pretrained_then_load_local_dir(tiny: MusicGenAdapter, tmp_path: Path) -> None:
+    folder = tiny.save_pretrained(tmp_path / "tiny-model")
+    loaded = load_model(str(folder))
+    assert loaded.model_id == str(folder.resolve()) and loaded.source == "local"
+    assert loaded.fingerprint() == tiny.fingerprint()
+    assert loaded.tokenizer is not None
+    assert (
+        loaded.tokenize(["hi"])["input_ids"].tolist() == tiny.tokenize(["hi"])["input_ids"].tolist()
+    )
+    waves = _tones(tiny.sample_rate, [(440, 0.4)])
+    assert torch.equal(loaded.encode_audio(waves)[0], tiny.encode_audio(waves)[0])
+    ids = tiny.decoder_input_from_codes(tiny.encode_audio(waves)[0]).input_ids
+    outs = []
+    for adapter in (tiny, loaded):
+        seen: list[torch.Tensor] = []
+        h = adapter.decoder_layers[-1].register_forward_hook(
+            lambda _m, _i, o, seen=seen: seen.append(block_output(o))
+        )
+        adapter.run_decoder(ids)
+        h.remove()
+        outs.append(seen[0])
+    torch.testing.assert_close(outs[0], outs[1])
+
+
+def test_bundled_model_missing_then_found(
+    tiny: MusicGenAdapter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(models, "bundled_model_dirs", lambda: [tmp_path / "nope"])
+    with pytest.raises(ModelError, match="musicgen-mini is not available"):
+        load_model("mini")
+    with pytest.raises(ModelError, match="musicgen-mini"):
+        load_model(None)
+    tiny.save_pretrained(tmp_path / "mini")
+    monkeypatch.setattr(models, "bundled_model_dirs", lambda: [tmp_path / "mini"])
+    adapter = load_model("default")
+    assert adapter.model_id == "musicgen-mini" and adapter.source == "bundled"
+
+
+def test_melody_class_through_the_same_adapter(tmp_path: Path) -> None:
+    mel = random_model("tiny-melody", seed=0)
+    assert mel.is_melody and type(mel.model).__name__ == "MusicgenMelodyForConditionalGeneration"
+    assert mel.model_id == "random:tiny-melody:seed0"
+    assert mel.num_layers == 4 and len(mel.decoder_layers) == 4
+    # a Melody block returns a tuple; the adapter's helper takes the hidden state
+    seen: list[object] = []
+    h = mel.decoder_layers[0].register_forward_hook(lambda _m, _i, o: seen.append(o))
+    codes, mask = mel.encode_audio(_tones(mel.sample_rate, [(440, 0.3)]))
+    ids = mel.decoder_input_from_codes(codes, mask).input_ids
+    prefix = mel.run_decoder(ids, prompt="")
+    h.remove()
+    assert isinstance(seen[0], tuple)
+    hidden = block_output(seen[0])
+    assert prefix == mel.model.config.chroma_length + 1  # null chroma + the empty prompt's </s>
+    assert hidden.shape == (1, prefix + ids.shape[1], mel.hidden_size)
+    assert mel.run_decoder(ids, prompt=None) == 0  # unconditional: no prefix
+    loaded = load_model(str(mel.save_pretrained(tmp_path / "mel")))
+    assert loaded.is_melody and loaded.fingerprint() == mel.fingerprint()

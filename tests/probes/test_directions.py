@@ -1,0 +1,97 @@
+"""ConceptDirections: file round trip, compatibility checks, arithmetic and selection."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from musicrfm.errors import CompatibilityError, ConfigError
+from musicrfm.probes.directions import ConceptDirections
+
+
+def _dirs(concept="notes", classes=("C", "D", "E"), layers=(0, 2, 3), k=2, d=8, seed=0, **meta):
+    g = torch.Generator().manual_seed(seed)
+    v = torch.randn(len(layers), len(classes), k, d, generator=g)
+    v = v / v.norm(dim=-1, keepdim=True)
+    base = dict(model_id="facebook/musicgen-small", num_layers=4, hidden_size=d, pooling="mean")
+    base.update(meta)
+    return ConceptDirections(
+        concept=concept,
+        classes=list(classes),
+        vectors=v,
+        scores=torch.rand(len(layers), len(classes), generator=g),
+        layers=list(layers),
+        eigenvalues=torch.rand(len(layers), len(classes), k, generator=g)
+        .sort(-1, descending=True)
+        .values,
+        meta=base,
+    )
+
+
+def test_save_load_round_trip_is_exact(tmp_path):
+    d = _dirs(hyperparams=[[{"bandwidth": 3.5}]], library_version="0.1.0")
+    d.save(tmp_path / "notes")
+    e = ConceptDirections.load(tmp_path / "notes.json")
+    assert torch.equal(d.vectors, e.vectors)
+    assert torch.equal(d.scores, e.scores)
+    assert torch.equal(d.eigenvalues, e.eigenvalues)
+    assert (e.concept, e.classes, e.layers, e.meta) == (d.concept, d.classes, d.layers, d.meta)
+
+
+def test_compatible_model_passes_and_mismatch_names_every_difference():
+    d = _dirs()
+    d.check_compatible({"model_id": "facebook/musicgen-small", "hidden_size": 8, "num_layers": 4})
+    with pytest.raises(CompatibilityError) as exc:
+        d.check_compatible(
+            {"model_id": "facebook/musicgen-large", "hidden_size": 2048, "num_layers": 48}
+        )
+    msg = str(exc.value)
+    assert "model_id" in msg and "musicgen-large" in msg
+    assert "hidden_size: directions have 8, model has 2048" in msg
+    assert "num_layers" in msg
+    with pytest.raises(CompatibilityError, match=r"layers \[2, 3\] do not exist"):
+        _dirs(num_layers=None).check_compatible({"num_layers": 2, "hidden_size": 8})
+
+
+def test_arithmetic_operators_and_methods():
+    a, b = _dirs(seed=1), _dirs(seed=2)
+    s = a + b
+    torch.testing.assert_close(s.vectors, a.vectors + b.vectors)
+    assert torch.equal(s.scores, torch.minimum(a.scores, b.scores))
+    torch.testing.assert_close((a - b).vectors, a.subtract(b).vectors)
+    torch.testing.assert_close((2.5 * a).vectors, a.vectors * 2.5)
+    torch.testing.assert_close((a * 2.5).vectors, a.scale(2.5).vectors)
+    torch.testing.assert_close((a / 2).vectors, a.vectors / 2)
+    torch.testing.assert_close((-a).vectors, -a.vectors)
+    assert (-a).meta["derived"]["factor"] == -1.0
+    n = s.normalized()
+    torch.testing.assert_close(n.vectors.norm(dim=-1), torch.ones(3, 3, 2))
+    assert a.vectors is not s.vectors and torch.equal(
+        a.vectors, _dirs(seed=1).vectors
+    )  # inputs untouched
+    with pytest.raises(ConfigError, match="same layers"):
+        a + _dirs(layers=(0, 1, 2))
+    with pytest.raises(CompatibilityError, match="model_id"):
+        a + _dirs(model_id="other")
+
+
+def test_selection_of_classes_components_layers():
+    d = _dirs()
+    c = d.select_classes(["E", "C"])
+    assert c.classes == ["E", "C"]
+    assert torch.equal(c.vectors[:, 0], d.vectors[:, 2]) and torch.equal(
+        c.scores[:, 1], d.scores[:, 0]
+    )
+    k = d.select_components(1)
+    assert k.num_components == 1 and torch.equal(k.eigenvalues[..., 0], d.eigenvalues[..., 0])
+    assert torch.equal(d.select_components([1]).vectors[..., 0, :], d.vectors[..., 1, :])
+    ly = d.select_layers([3, 0])
+    assert ly.layers == [3, 0] and torch.equal(ly.vectors[0], d.vectors[2])
+    assert d.select_layers(-1).layers == [3]  # negative counts from the model's top (4 layers)
+    assert torch.equal(d.for_layer(2, "D", 1), d.vectors[1, 1, 1])
+    with pytest.raises(ConfigError, match="unknown class 'F#'"):
+        d.select_classes("F#")
+    with pytest.raises(ConfigError, match="layer 1 not in these directions"):
+        d.select_layers(1)
+    with pytest.raises(ConfigError, match="out of range"):
+        d.select_components([5])
