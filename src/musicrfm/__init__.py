@@ -52,14 +52,14 @@ _LAZY = {
     "train_directions": "musicrfm.probes.training",
     "TrainResult": "musicrfm.probes.training",
     "ConceptDirections": "musicrfm.probes.directions",
-    "Schedule": "musicrfm.steering.schedules",
-    "SteeringDirection": "musicrfm.steering.hooks",
-    "SteeringPlan": "musicrfm.steering.hooks",
-    "apply_plan": "musicrfm.steering.hooks",
-    "compile_plan": "musicrfm.steering.hooks",
-    "generate": "musicrfm.steering.generation",
-    "GenerationResult": "musicrfm.steering.generation",
-    "reproduce": "musicrfm.steering.generation",
+    "Schedule": "musicrfm.steering",
+    "SteeringDirection": "musicrfm.steering",
+    "SteeringPlan": "musicrfm.steering",
+    "apply_plan": "musicrfm.steering",
+    "compile_plan": "musicrfm.steering",
+    "generate": "musicrfm.steering",
+    "GenerationResult": "musicrfm.steering",
+    "reproduce": "musicrfm.steering",
 }
 
 

@@ -78,7 +78,11 @@ def write_atomic(path: str | Path, write: Callable[[Path], Any]) -> Path:
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    return write_atomic(path, lambda tmp: tmp.write_bytes(data))
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+
+    return write_atomic(path, write)
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
