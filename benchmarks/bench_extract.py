@@ -70,7 +70,8 @@ def child(args: argparse.Namespace) -> None:
     import torch
 
     from musicrfm.capture.audio import load_audio
-    from musicrfm.capture.extract import extract_features, read_clip_table
+    from musicrfm.capture.clips import read_clip_table
+    from musicrfm.capture.extract import extract_features
     from musicrfm.models import random_model
 
     adapter = random_model(args.size, seed=0, num_layers=args.layers)

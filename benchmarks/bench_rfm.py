@@ -29,10 +29,13 @@ import pandas as pd
 import torch
 
 from musicrfm.capture.features import FeatureSet
-from musicrfm.probes.rfm import RFM, RFMParams, auc_score
-from musicrfm.probes.training import get_budget, search_rfm, train_directions
+from musicrfm.probes.metrics import auc_score
+from musicrfm.probes.rfm import RFM, RFMParams
+from musicrfm.probes.search import get_budget, search_rfm
+from musicrfm.probes.training import train_directions
+from musicrfm.theory import PITCH_CLASSES
 
-NOTE_NAMES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
+NOTE_NAMES = list(PITCH_CLASSES)
 
 
 def planted_features(
@@ -152,7 +155,7 @@ def part_target(args: argparse.Namespace) -> None:
     if not args.paper_layers:
         return
     # paper budget on a sample: the same balanced subsets and splits as train_directions uses
-    from musicrfm.probes.training import balanced_subset, class_names, make_splits
+    from musicrfm.probes.splits import balanced_subset, class_names, make_splits
 
     labels = fs.rows["label"]
     classes = class_names(labels)

@@ -11,8 +11,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from musicrfm.capture.extract import block_hooks, capture_codes, extract_features, pooled_reference
+from musicrfm.capture.decoder import block_hooks, capture_codes, pooled_reference
+from musicrfm.capture.extract import extract_features
 from musicrfm.capture.features import FeatureSet
+from musicrfm.capture.options import CaptureOptions
 from musicrfm.cli import main
 from musicrfm.errors import CompatibilityError, DatasetError
 from musicrfm.models import MusicGenAdapter, block_output, random_model
@@ -230,6 +232,7 @@ def test_extract_features_end_to_end_with_bad_files(
     for key in ("model_id", "fingerprint", "pooling", "prompt", "layer_convention", "dataset_hash"):
         assert key in fs.meta
     assert fs.meta["pooling"] == "mean" and fs.meta["prompt"] == ""
+    assert CaptureOptions.from_dict(fs.meta["options"]) == CaptureOptions(batch_size=2)
     # one clip checked against a direct capture
     from musicrfm.capture.audio import load_audio
 
@@ -344,6 +347,12 @@ def test_keep_frames_round_trip(tiny: MusicGenAdapter, dataset: Path, tmp_path: 
         tiny, dataset, keep_frames=True, cache_dir=tmp_path / "c", batch_size=3, progress=False
     )
     torch.testing.assert_close(again.frames, fs.frames)
+    # the same options as one value: the same cache entry, the same frames
+    opts = CaptureOptions.from_dict(back.meta["options"])
+    assert opts.keep_frames and opts.batch_size == 3
+    third = extract_features(tiny, dataset, opts, cache_dir=tmp_path / "c", progress=False)
+    assert third.meta["cache"] == fs.meta["cache"]
+    torch.testing.assert_close(third.frames, fs.frames)
 
 
 def test_bad_inputs(tiny: MusicGenAdapter, tmp_path: Path) -> None:

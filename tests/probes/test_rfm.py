@@ -7,16 +7,15 @@ import pytest
 import torch
 
 from musicrfm.errors import ConfigError
-from musicrfm.probes.rfm import (
-    RFM,
-    RFMParams,
+from musicrfm.probes.kernels import (
     agop_from_gradients,
-    auc_score,
     distances,
     kernel_from_distances,
     predictor_gradients,
     solve_krr,
 )
+from musicrfm.probes.metrics import auc_score
+from musicrfm.probes.rfm import RFM, RFMParams
 
 
 def _planted(n=400, d=24, seed=0, noise=0.3):

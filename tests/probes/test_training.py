@@ -13,14 +13,9 @@ from musicrfm.errors import ConfigError, DatasetError
 from musicrfm.probes.baselines import logistic_probe, mean_difference, mlp_probe, ridge_probe
 from musicrfm.probes.directions import ConceptDirections
 from musicrfm.probes.rfm import RFM
-from musicrfm.probes.training import (
-    budget_with,
-    get_budget,
-    make_splits,
-    sample_params,
-    search_rfm,
-    train_directions,
-)
+from musicrfm.probes.search import budget_with, get_budget, sample_params, search_rfm
+from musicrfm.probes.splits import make_splits
+from musicrfm.probes.training import train_directions
 
 TINY = budget_with("fast", n_draws=3, keep=1, iters=2, mc_draws=2, mc_keep=1, mc_iters=1)
 NAMES = ["C", "D", "E", "F"]

@@ -7,7 +7,8 @@ complete and the files that were skipped, so an interrupted run resumes where it
 written but not yet listed is simply redone. Files are written under temporary names and renamed.
 
 A cache folder whose stored key differs from the one asked for is never reused: that raises
-:class:`~musicrfm.errors.CompatibilityError` instead.
+:class:`~musicrfm.errors.CompatibilityError` instead. `MemoryStore` is the same interface without
+the disk, for runs that use no cache.
 """
 
 from __future__ import annotations
@@ -181,3 +182,34 @@ def _diff_keys(stored: dict[str, Any], wanted: dict[str, Any]) -> str:
         if stored.get(n) != json.loads(json.dumps(wanted.get(n), default=str))
     ]
     return "; ".join(diffs[:4]) or "key hash differs"
+
+
+class MemoryStore:
+    """Same interface as FeatureCache, in memory (``use_cache=False``): nothing is resumed."""
+
+    def __init__(self) -> None:
+        self.shards: list[dict[str, torch.Tensor]] = []
+        self.skipped_rows: list[dict[str, Any]] = []
+        self.complete = False
+
+    def done_indices(self) -> set[int]:
+        return set()
+
+    @property
+    def skipped(self) -> list[dict[str, Any]]:
+        return list(self.skipped_rows)
+
+    def add_shard(self, indices, pooled, *, frames=None, frame_lengths=None, skipped=()):  # noqa: ANN001
+        if indices:
+            shard = {"indices": torch.tensor(indices), "pooled": pooled}
+            if frames is not None:
+                shard["frames"] = frames
+                shard["frame_lengths"] = torch.tensor(frame_lengths)
+            self.shards.append(shard)
+        self.skipped_rows.extend(skipped)
+
+    def mark_complete(self) -> None:
+        self.complete = True
+
+    def iter_shards(self):  # noqa: ANN201
+        return iter(self.shards)

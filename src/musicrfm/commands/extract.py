@@ -52,6 +52,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from musicrfm.capture.options import CaptureOptions
+
+    options = CaptureOptions(  # checked before the model is loaded
+        pooling=args.pooling,
+        prompt=None if args.no_prompt else args.prompt,
+        batch_size=args.batch_size,
+        keep_frames=args.keep_frames,
+        max_seconds=args.max_seconds,
+        truncate=args.truncate,
+    )
+
     from musicrfm.capture.extract import extract_features
     from musicrfm.models import load_model
 
@@ -59,15 +70,10 @@ def run(args: argparse.Namespace) -> int:
     fs = extract_features(
         adapter,
         args.data,
-        pooling=args.pooling,
-        prompt=None if args.no_prompt else args.prompt,
-        batch_size=args.batch_size,
-        keep_frames=args.keep_frames,
+        options,
         cache_dir=args.cache_dir,
         use_cache=not args.no_cache,
         progress=not args.no_progress,
-        max_seconds=args.max_seconds,
-        truncate=args.truncate,
     )
     out = fs.save(args.out)
     skipped = fs.meta.get("num_skipped", 0)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from musicrfm.errors import ConfigError
-from musicrfm.probes.rfm import auc_score, r2_score
+from musicrfm.probes.metrics import auc_score, r2_score
 
 METHODS = ("ridge", "logistic", "mean_difference", "mlp")
 
@@ -172,6 +172,24 @@ def mean_difference(
     )
 
 
+def _mlp_net(d: int, hidden: int, out_dim: int, g: torch.Generator) -> torch.nn.Sequential:
+    """d -> hidden -> out_dim, ReLU and dropout 0.2, initialised from ``g`` (not the global
+    RNG, which only drives dropout), so the same seed gives the same network everywhere."""
+    net = torch.nn.Sequential(
+        torch.nn.Linear(d, hidden),
+        torch.nn.ReLU(),
+        torch.nn.Dropout(0.2),
+        torch.nn.Linear(hidden, out_dim),
+    )
+    with torch.no_grad():  # deterministic init from our generator
+        for mod in net:
+            if isinstance(mod, torch.nn.Linear):
+                bound = 1.0 / mod.in_features**0.5
+                mod.weight.uniform_(-bound, bound, generator=g)
+                mod.bias.uniform_(-bound, bound, generator=g)
+    return net
+
+
 def mlp_probe(
     Xt,
     yt,
@@ -198,18 +216,7 @@ def mlp_probe(
     y_mu, y_sd = (
         (float(np.mean(yt)), float(np.std(yt)) or 1.0) if task == "regression" else (0.0, 1.0)
     )
-    net = torch.nn.Sequential(
-        torch.nn.Linear(Xt.shape[1], hidden),
-        torch.nn.ReLU(),
-        torch.nn.Dropout(0.2),
-        torch.nn.Linear(hidden, out_dim),
-    )
-    with torch.no_grad():  # deterministic init from our generator
-        for mod in net:
-            if isinstance(mod, torch.nn.Linear):
-                bound = 1.0 / mod.in_features**0.5
-                mod.weight.uniform_(-bound, bound, generator=g)
-                mod.bias.uniform_(-bound, bound, generator=g)
+    net = _mlp_net(Xt.shape[1], hidden, out_dim, g)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-4)
     if task == "multiclass":
         yt_t = torch.as_tensor(yt, dtype=torch.long)

@@ -1,5 +1,9 @@
 """Recursive Feature Machine (RFM) probes on torch, CPU or GPU.
 
+Kept as one module over ~400 lines: the RFM class (fit, predict, AGOP, save/load) is one
+coherent object that reads best whole; its kernel maths is in :mod:`.kernels`, its metrics in
+:mod:`.metrics`.
+
 An RFM alternates kernel ridge regression with a Laplace-family kernel under a learned metric M
 and an update of M to the Average Gradient Outer Product (AGOP) of the fitted predictor
 (see ``SPEC.md`` section 2.2):
@@ -22,7 +26,6 @@ ill-conditioned.
 from __future__ import annotations
 
 import json
-import logging
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,12 +35,17 @@ import numpy as np
 import torch
 
 from musicrfm.errors import ConfigError
-
-log = logging.getLogger(__name__)
+from musicrfm.probes.kernels import (
+    agop_from_gradients,
+    distances,
+    kernel_from_distances,
+    predictor_gradients,
+    solve_krr,
+    sqrt_psd,
+)
+from musicrfm.probes.metrics import auc_score, multiclass_auc, r2_score
 
 TASKS = ("binary", "multiclass", "regression")
-_EPS_DIST = 1e-10
-_MAX_EXPONENT = 60.0
 FORMAT_VERSION = 1
 
 
@@ -68,181 +76,6 @@ class RFMParams:
     def from_dict(cls, d: dict[str, Any]) -> RFMParams:
         keys = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in d.items() if k in keys})
-
-
-# --------------------------------------------------------------------------- kernel maths
-
-
-def sqrt_psd(M: torch.Tensor) -> torch.Tensor:
-    """Symmetric square root of a PSD matrix (negative eigenvalues clipped)."""
-    vals, vecs = torch.linalg.eigh(M.double())
-    vals = vals.clamp(min=0).sqrt()
-    return ((vecs * vals) @ vecs.T).to(M.dtype)
-
-
-def distances(
-    x: torch.Tensor,
-    z: torch.Tensor,
-    M: torch.Tensor | None = None,
-    *,
-    norm_p: float = 2.0,
-    sqrtM: torch.Tensor | None = None,
-    symmetric: bool = False,
-) -> torch.Tensor:
-    """Matrix of ||x_i - z_j||_M (p=2) or ||S(x_i - z_j)||_p with S = sqrt(M) (p != 2).
-
-    ``M=None`` is the identity. ``symmetric=True`` (x is z) forces an exact zero diagonal.
-    """
-    if norm_p == 2.0:
-        xm = x if M is None else x @ M
-        zm = z if M is None else (xm if symmetric else z @ M)
-        sx = (xm * x).sum(-1)
-        sz = sx if symmetric else (zm * z).sum(-1)
-        d2 = sx[:, None] + sz[None, :] - 2.0 * (xm @ z.T)
-        d2.clamp_(min=0)
-        if symmetric:
-            d2.fill_diagonal_(0)
-        return d2.sqrt_()
-    if M is not None and sqrtM is None:
-        sqrtM = sqrt_psd(M)
-    xs = x if sqrtM is None else x @ sqrtM
-    zs = xs if symmetric else (z if sqrtM is None else z @ sqrtM)
-    out = torch.cdist(xs, zs, p=norm_p)
-    if symmetric:
-        out.fill_diagonal_(0)
-    return out
-
-
-def kernel_from_distances(D: torch.Tensor, bandwidth: float, exponent: float) -> torch.Tensor:
-    """exp(-D^q / L^q), elementwise; values below exp(-60) are set to exactly 0.
-
-    (Tiny kernel values would otherwise become subnormal floats downstream, which makes CPU
-    matrix products tens of times slower; exp(-60) ~ 1e-26 is far below any visible effect.)
-    """
-    E = (D / bandwidth) ** exponent
-    return torch.where(
-        E < _MAX_EXPONENT, torch.exp(-E), torch.zeros((), dtype=E.dtype, device=E.device)
-    )
-
-
-def predictor_gradients(
-    x: torch.Tensor,
-    z: torch.Tensor,
-    alpha: torch.Tensor,
-    M: torch.Tensor | None,
-    params: RFMParams,
-    *,
-    D: torch.Tensor | None = None,
-    sqrtM: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Closed-form gradients of f(z) = sum_i alpha_i K_M(x_i, z) at the rows of z.
-
-    x: (n, d) centres, z: (m, d) points, alpha: (n, c). ``D`` (n, m) may pass precomputed
-    distances. Returns (c, m, d). Terms with ||z - x_i|| below 1e-10 are zeroed (as in xrfm).
-    """
-    L, q, p = params.bandwidth, params.exponent, params.norm_p
-    if D is None:
-        D = distances(x, z, M, norm_p=p, sqrtM=sqrtM)
-    alpha = alpha.to(x.dtype)
-    K = kernel_from_distances(D, L, q)
-    mask = D >= _EPS_DIST
-    if p == 2.0:
-        # W_ij = -(q/L^q) K_ij D_ij^(q-2); grad_l(z_j) = M (s_lj z_j - sum_i alpha_il W_ij x_i)
-        W = K * D.clamp(min=_EPS_DIST).pow(q - 2.0) * mask * (-q / L**q)
-        s = alpha.T @ W  # (c, m)
-        grads = []
-        for lo in range(alpha.shape[1]):
-            b = s[lo][:, None] * z - (W * alpha[:, lo : lo + 1]).T @ x
-            grads.append(b if M is None else b @ M)
-        return torch.stack(grads)
-    # p != 2: d/dz ||S(z - x)||_p^q = q ||u||_p^(q-p) S (|u|^(p-1) sign u), u = S(z - x)
-    if M is not None and sqrtM is None:
-        sqrtM = sqrt_psd(M)
-    xs = x if sqrtM is None else x @ sqrtM
-    zs = z if sqrtM is None else z @ sqrtM
-    coef = K * D.clamp(min=_EPS_DIST).pow(q - p) * mask * (-q / L**q)  # (n, m)
-    c = alpha.shape[1]
-    out = torch.empty(c, z.shape[0], x.shape[1], dtype=x.dtype, device=x.device)
-    step = max(1, int(2**24 // max(1, x.shape[0] * x.shape[1])))
-    for j0 in range(0, z.shape[0], step):
-        u = zs[j0 : j0 + step, None, :] - xs[None, :, :]  # (b, n, d)
-        g = u.abs().pow(p - 1) * u.sign()
-        w = coef[:, j0 : j0 + step].T[None] * alpha.T[:, None, :]  # (c, b, n)
-        out[:, j0 : j0 + step] = torch.einsum("cbn,bnd->cbd", w, g)
-    if sqrtM is not None:
-        out = out @ sqrtM
-    return out
-
-
-def agop_from_gradients(grads: torch.Tensor, center: bool = False) -> torch.Tensor:
-    """sum over outputs and points of g g^T, up to a positive factor (the gradients are first
-    divided by their largest magnitude to keep products out of the subnormal range; the RFM
-    normalises M by its max entry anyway). Centring subtracts the mean over all rows (as xrfm)."""
-    g = grads.reshape(-1, grads.shape[-1])
-    if center:
-        g = g - g.mean(dim=0, keepdim=True)
-    scale = g.abs().max()
-    if float(scale) > 0:
-        g = g / scale
-    return g.T @ g
-
-
-def solve_krr(
-    K: torch.Tensor, Y: torch.Tensor, reg: float, *, solve_dtype: torch.dtype = torch.float64
-) -> tuple[torch.Tensor, float]:
-    """alpha = (K + reg I)^{-1} Y with Cholesky; jitter then eigh fallback. Returns (alpha, jitter)."""
-    A = K.to(solve_dtype).clone()
-    n = A.shape[0]
-    A.diagonal().add_(reg)
-    Yd = Y.to(solve_dtype)
-    scale = float(A.diagonal().abs().mean()) or 1.0
-    jitter = 0.0
-    for k in range(4):
-        Lc, info = torch.linalg.cholesky_ex(A)
-        if int(info) == 0:
-            # two triangular solves (much faster than cholesky_solve on CPU for few columns)
-            tmp = torch.linalg.solve_triangular(Lc, Yd, upper=False)
-            alpha = torch.linalg.solve_triangular(Lc.mT, tmp, upper=True)
-            if bool(torch.isfinite(alpha).all()):
-                return alpha, jitter
-        add = scale * 10.0 ** (-8 + 2 * k)
-        A.diagonal().add_(add)
-        jitter += add
-    log.warning("kernel system ill-conditioned (n=%d, reg=%g): using an eigen-solve", n, reg)
-    vals, vecs = torch.linalg.eigh(A)
-    floor = max(float(vals.max()) * 1e-10, 1e-12)
-    vals = vals.clamp(min=floor)
-    return vecs @ ((vecs.T @ Yd) / vals[:, None]), jitter
-
-
-# --------------------------------------------------------------------------- metrics
-
-
-def auc_score(y: np.ndarray, s: np.ndarray) -> float:
-    """ROC AUC (Mann-Whitney with average ranks for ties)."""
-    y = np.asarray(y).astype(bool).ravel()
-    s = np.asarray(s, dtype=np.float64).ravel()
-    n1 = int(y.sum())
-    n0 = y.size - n1
-    if n1 == 0 or n0 == 0:
-        return float("nan")
-    _, inv, counts = np.unique(s, return_inverse=True, return_counts=True)
-    r = (np.cumsum(counts) - (counts - 1) / 2.0)[inv.ravel()]  # 1-based average ranks
-    return float((r[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
-
-
-def multiclass_auc(y: np.ndarray, scores: np.ndarray) -> float:
-    """Macro one-vs-rest AUC over the classes present in y."""
-    vals = [auc_score(y == c, scores[:, c]) for c in range(scores.shape[1]) if (y == c).any()]
-    vals = [v for v in vals if not math.isnan(v)]
-    return float(np.mean(vals)) if vals else float("nan")
-
-
-def r2_score(y: np.ndarray, pred: np.ndarray) -> float:
-    y = np.asarray(y, dtype=np.float64).ravel()
-    pred = np.asarray(pred, dtype=np.float64).ravel()
-    ss = ((y - y.mean()) ** 2).sum()
-    return float(1.0 - ((y - pred) ** 2).sum() / ss) if ss > 0 else float("nan")
 
 
 # --------------------------------------------------------------------------- the model
@@ -398,35 +231,9 @@ class RFM:
         so any common shift works). ``with_agop=False`` skips the AGOP of the kept predictor when
         it is not needed (e.g. ``iters=0`` screening); ``eigenvectors`` then recomputes it.
         """
-        Xt = _as_tensor(X, "X", check_inputs).to(self.device, self.dtype)
-        Xv = _as_tensor(X_val, "X_val", check_inputs).to(self.device, self.dtype)
-        if Xt.shape[1] != Xv.shape[1]:
-            raise ConfigError(f"X has {Xt.shape[1]} features but X_val has {Xv.shape[1]}")
-        n, d = Xt.shape
-        if n < 2 or Xv.shape[0] < 1:
-            raise ConfigError(
-                f"need at least 2 training and 1 validation rows, got {n} and {Xv.shape[0]}"
-            )
-        if self.task == "multiclass":
-            y_all = np.concatenate([np.asarray(y).ravel(), np.asarray(y_val).ravel()])
-            self.n_outputs = int(n_classes or int(y_all.max()) + 1)
-        elif self.task == "regression":
-            yt = np.asarray(y, dtype=np.float64).ravel()
-            self.y_mean, self.y_std = float(yt.mean()), float(yt.std()) or 1.0
-        self.shift = Xt.mean(0)
-        Xt = Xt - self.shift
-        Xv = Xv - self.shift
-        Y, y_tr = self._targets(y, n, "y")
-        Y_v, y_v = self._targets(y_val, Xv.shape[0], "y_val")
-        if self.task == "binary" and len(np.unique(y_tr)) < 2:
-            raise ConfigError("binary training targets hold a single class")
+        Xt, Xv, Y, Y_v, y_v = self._fit_inputs(X, y, X_val, y_val, n_classes, check_inputs)
         p = self.params
-        gen = torch.Generator().manual_seed(self.seed)
-        if self.agop_max_points and self.agop_max_points < n:
-            agop_idx = torch.randperm(n, generator=gen)[: self.agop_max_points].to(self.device)
-        else:
-            agop_idx = None
-
+        agop_idx = self._agop_rows(Xt.shape[0])
         M: torch.Tensor | None = None
         best: tuple[Any, ...] = ((-math.inf, -math.inf), None, None, None, -1)
         since_best = 0
@@ -438,15 +245,7 @@ class RFM:
             else:
                 D_tr = distances(Xt, Xt, M, norm_p=p.norm_p, sqrtM=sqrtM, symmetric=True)
                 D_v = distances(Xt, Xv, M, norm_p=p.norm_p, sqrtM=sqrtM)
-            K = kernel_from_distances(D_tr, p.bandwidth, p.exponent)
-            alpha, jit = solve_krr(K, Y, p.reg, solve_dtype=self.solve_dtype)
-            self.history.jitter = max(self.history.jitter, jit)
-            alpha_c = alpha.to(self.dtype)
-            out_v = kernel_from_distances(D_v, p.bandwidth, p.exponent).T @ alpha_c
-            cur = self._metric(out_v, y_v)
-            mse = float(((out_v.double() - Y_v) ** 2).mean())
-            self.history.val_metric.append(cur)
-            self.history.val_mse.append(mse)
+            alpha_c, cur, mse = self._solve_and_validate(D_tr, D_v, Y, Y_v, y_v)
             key = self.selection_key(cur, mse)
             improved = key > best[0]
             if improved:
@@ -482,6 +281,65 @@ class RFM:
         if self.task == "multiclass":
             self._fit_temperature(Xv, y_v)
         return self
+
+    def _fit_inputs(
+        self, X: Any, y: Any, X_val: Any, y_val: Any, n_classes: int | None, check_inputs: bool
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, np.ndarray]:
+        """Checked inputs for ``fit``: (train, val) features centred by the training mean, their
+        targets (Y, Y_v) and the validation labels. Sets the target statistics the fit needs
+        first (number of outputs, regression mean/std) and the shift applied to every input."""
+        Xt = _as_tensor(X, "X", check_inputs).to(self.device, self.dtype)
+        Xv = _as_tensor(X_val, "X_val", check_inputs).to(self.device, self.dtype)
+        if Xt.shape[1] != Xv.shape[1]:
+            raise ConfigError(f"X has {Xt.shape[1]} features but X_val has {Xv.shape[1]}")
+        n = Xt.shape[0]
+        if n < 2 or Xv.shape[0] < 1:
+            raise ConfigError(
+                f"need at least 2 training and 1 validation rows, got {n} and {Xv.shape[0]}"
+            )
+        if self.task == "multiclass":
+            y_all = np.concatenate([np.asarray(y).ravel(), np.asarray(y_val).ravel()])
+            self.n_outputs = int(n_classes or int(y_all.max()) + 1)
+        elif self.task == "regression":
+            yt = np.asarray(y, dtype=np.float64).ravel()
+            self.y_mean, self.y_std = float(yt.mean()), float(yt.std()) or 1.0
+        self.shift = Xt.mean(0)
+        Xt = Xt - self.shift
+        Xv = Xv - self.shift
+        Y, y_tr = self._targets(y, n, "y")
+        Y_v, y_v = self._targets(y_val, Xv.shape[0], "y_val")
+        if self.task == "binary" and len(np.unique(y_tr)) < 2:
+            raise ConfigError("binary training targets hold a single class")
+        return Xt, Xv, Y, Y_v, y_v
+
+    def _agop_rows(self, n: int) -> torch.Tensor | None:
+        """The (seeded) training rows the AGOP is estimated on, or None for all of them."""
+        gen = torch.Generator().manual_seed(self.seed)
+        if self.agop_max_points and self.agop_max_points < n:
+            return torch.randperm(n, generator=gen)[: self.agop_max_points].to(self.device)
+        return None
+
+    def _solve_and_validate(
+        self,
+        D_tr: torch.Tensor,
+        D_v: torch.Tensor,
+        Y: torch.Tensor,
+        Y_v: torch.Tensor,
+        y_v: np.ndarray,
+    ) -> tuple[torch.Tensor, float, float]:
+        """One iteration's predictor: kernel ridge coefficients from the train distances, and
+        its validation metric and MSE (recorded in ``history``). Returns (alpha, metric, mse)."""
+        p = self.params
+        K = kernel_from_distances(D_tr, p.bandwidth, p.exponent)
+        alpha, jit = solve_krr(K, Y, p.reg, solve_dtype=self.solve_dtype)
+        self.history.jitter = max(self.history.jitter, jit)
+        alpha_c = alpha.to(self.dtype)
+        out_v = kernel_from_distances(D_v, p.bandwidth, p.exponent).T @ alpha_c
+        cur = self._metric(out_v, y_v)
+        mse = float(((out_v.double() - Y_v) ** 2).mean())
+        self.history.val_metric.append(cur)
+        self.history.val_mse.append(mse)
+        return alpha_c, cur, mse
 
     def _fit_temperature(self, Xv: torch.Tensor, y_v: np.ndarray) -> None:
         """Softmax temperature minimising validation log-loss (a 1-D grid, deterministic)."""

@@ -20,7 +20,8 @@ import torch
 
 from musicrfm.capture.features import FeatureSet
 from musicrfm.probes.baselines import METHODS, run_baselines
-from musicrfm.probes.training import SPLITS, TrainResult
+from musicrfm.probes.splits import SPLITS
+from musicrfm.probes.training import TrainResult
 
 log = logging.getLogger(__name__)
 

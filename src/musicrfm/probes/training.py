@@ -1,35 +1,31 @@
 """Per-layer, per-concept RFM probe training and concept directions (SPEC 2.2-2.3).
 
+Kept as one module over ~400 lines: the steps of `train_directions` (checks, per-layer fits,
+eigenvector signs, metadata) read top to bottom in one place; the search is in :mod:`.search`,
+the label and split steps in :mod:`.splits`, the kernel maths in :mod:`.kernels`.
+
 ``train_directions(features, label_column=...)`` trains, for every requested layer:
 - one-vs-rest binary RFM probes per class on class-balanced subsets (their AGOP eigenvectors are
   the steering directions), or one regression probe (tempo);
 - one multiclass probe (one-hot targets, softmax probabilities) that later classifies generated
   audio and gives the classification table.
 
-Hyper-parameters are searched over the paper's space (bandwidth L ~ logU(1,100), ridge
-~ logU(1e-5,10), q ~ U(0.7,1.4), centred gradients in {no, yes}) with validation AUC (MSE for
-regression). ``budget="paper"`` is the paper's protocol (100 random draws x 15 iterations);
-``budget="fast"`` (default) draws 32 candidates and screens them at iteration 0, where M = I and
-the distance matrices are shared by every draw (one kernel + one Cholesky solve each, ~0.02 CPU-s
-at n=1000), then runs full RFMs (up to 4 iterations, patience 1) only on the best 2. Ties in the
-validation metric are broken by the lower validation MSE.
-
-Why 32 screened draws: about half of the paper's bandwidth range (L < 10 for d=1024 features,
-whose distances are ~50) gives near-chance probes, and 8 draws often hold only 2-3 usable ones.
-On 7 sampled probes (3 layers of musicgen-small-shaped planted features) the iteration-0 screen
-of 32 draws closes half the validation gap to the paper budget (0.0142 -> 0.0069) for ~1.5x
-the time; the rest of the gap is selection bias of the paper search (max over ~1,500 candidates
-on ~210 validation rows): its test AUC is no better than the fast budget's.
+It runs as a few steps, each a small function, in this order: check the inputs and resolve the
+layers (``_check_labels``, ``_resolve_layers``, ``_check_features``); split the rows and encode
+the labels (``split_rows``, ``encode_labels`` in :mod:`.splits`); list the probes to fit and
+their rows (``probe_tasks_for``, ``multiclass_rows``, also in :mod:`.splits`); fit them layer by
+layer (``_fit_layers``: ``_fit_direction_probe``, with the eigenvectors and their signs from
+``_signed_directions``, and ``_fit_multiclass_probe``); assemble the result
+(``_directions_meta``).
 """
 
 from __future__ import annotations
 
+import copy
 import json
-import logging
-import math
 import re
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,249 +37,18 @@ import musicrfm
 from musicrfm.capture.features import FeatureSet
 from musicrfm.errors import ConfigError, DatasetError
 from musicrfm.probes.directions import ConceptDirections
-from musicrfm.probes.rfm import RFM, RFMParams, distances
-
-log = logging.getLogger(__name__)
-
-SPLITS = ("train", "val", "test")
-
-
-@dataclass(frozen=True)
-class Budget:
-    """How much hyper-parameter search to do per probe."""
-
-    name: str
-    n_draws: int  # random draws from the paper's space
-    keep: int  # draws run as full RFMs after the iteration-0 screen (= n_draws: no screen)
-    iters: int  # T
-    patience: int | None  # stop after this many iterations without improvement
-    early_stop_multiplier: float | None  # xrfm's rule: stop when metric < best / multiplier
-    agop_max_points: int | None
-    mc_draws: int  # multiclass probes (and task="multiclass" directions; no row cap for those)
-    mc_keep: int
-    mc_iters: int
-    mc_max_train: int | None  # cap on multiclass training rows (stratified subsample)
-    mc_agop_max_points: int | None
-
-
-BUDGETS = {
-    # measured on planted 12-class features of musicgen-small shapes (benchmarks/bench_rfm.py,
-    # one thread): ~1.2-1.3 CPU-s per one-vs-rest probe (n_train ~1000, d=1024; 8 draws were
-    # ~0.8-0.9), ~2.8 CPU-s per multiclass probe. Screening more draws beat running more
-    # iterations per kept draw: (32, 3, 6, 2) and (48, 3, 4, 1) gained < 0.001 over (32, 2, 4, 1).
-    "fast": Budget("fast", 32, 2, 4, 1, 1.1, None, 4, 1, 2, 2000, 500),
-    "paper": Budget("paper", 100, 100, 15, None, 1.1, None, 100, 100, 15, None, None),
-}
-
-
-def get_budget(budget: str | Budget) -> Budget:
-    if isinstance(budget, Budget):
-        return budget
-    try:
-        return BUDGETS[budget]
-    except KeyError:
-        raise ConfigError(f"unknown budget {budget!r}; valid: {', '.join(BUDGETS)}") from None
-
-
-def sample_params(n: int, seed: int) -> list[RFMParams]:
-    """n draws from the paper's layer-wise space (Table 7); the same seed gives the same draws."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        out.append(
-            RFMParams(
-                bandwidth=float(10 ** rng.uniform(0, 2)),
-                reg=float(10 ** rng.uniform(-5, 1)),
-                exponent=float(rng.uniform(0.7, 1.4)),
-                center_grads=bool(rng.integers(0, 2)),
-            )
-        )
-    return out
-
-
-@dataclass
-class ProbeFit:
-    """The selected probe of one search, with its scores."""
-
-    model: RFM
-    val_metric: float  # the selection metric (AUC, or MSE for regression)
-    draws_tried: int
-    seconds: float
-
-
-def search_rfm(
-    Xt: torch.Tensor,
-    yt: np.ndarray,
-    Xv: torch.Tensor,
-    yv: np.ndarray,
-    *,
-    task: str,
-    budget: Budget,
-    seed: int,
-    device: str = "cpu",
-    n_classes: int | None = None,
-    multiclass: bool = False,
-) -> ProbeFit:
-    """Random search over the paper's space; returns the probe with the best validation metric.
-
-    Work shared between draws: the training mean, and the M = I distance matrices
-    (train x train, train x val), computed once and passed to every draw's iteration 0.
-    """
-    t0 = time.perf_counter()
-    draws_n, keep, iters = (
-        (budget.mc_draws, budget.mc_keep, budget.mc_iters)
-        if multiclass
-        else (budget.n_draws, budget.keep, budget.iters)
-    )
-    draws = sample_params(draws_n, seed)
-    Xt = Xt.to(device, torch.float32)
-    Xv = Xv.to(device, torch.float32)
-    for name, a in (("training", Xt), ("validation", Xv)):
-        if not bool(torch.isfinite(a).all()):
-            raise DatasetError(f"{name} features contain NaN/inf values")
-    mu = Xt.mean(0)
-    D0 = (distances(Xt - mu, Xt - mu, symmetric=True), distances(Xt - mu, Xv - mu))
-    common = dict(
-        task=task,
-        early_stop_multiplier=budget.early_stop_multiplier,
-        patience=budget.patience,
-        agop_max_points=budget.mc_agop_max_points if multiclass else budget.agop_max_points,
-        device=device,
-        seed=seed,
-    )
-    if keep < len(draws):
-        scores = []
-        for i, p in enumerate(draws):
-            m = RFM(p, iters=0, **common).fit(
-                Xt,
-                yt,
-                Xv,
-                yv,
-                n_classes=n_classes,
-                init_distances=D0,
-                with_agop=False,
-                check_inputs=False,
-            )
-            scores.append((*m.best_key, -i))
-        order = sorted(range(len(draws)), key=lambda i: scores[i], reverse=True)
-        candidates = [draws[i] for i in order[:keep]]
-    else:
-        candidates = draws
-    best: tuple[tuple[float, float], RFM] | None = None
-    for p in candidates:
-        m = RFM(p, iters=iters, **common).fit(
-            Xt, yt, Xv, yv, n_classes=n_classes, init_distances=D0, check_inputs=False
-        )
-        if math.isnan(m.history.val_metric[m.history.best_iter]):
-            continue
-        if best is None or m.best_key > best[0]:
-            best = (m.best_key, m)
-    if best is None:
-        raise ConfigError("every hyper-parameter draw gave an undefined validation metric")
-    m = best[1]
-    return ProbeFit(
-        m, m.history.val_metric[m.history.best_iter], len(draws), time.perf_counter() - t0
-    )
-
-
-# --------------------------------------------------------------------------- data handling
-
-
-def make_splits(
-    labels: pd.Series | None, n: int, *, seed: int = 0, fractions=(0.7, 0.15, 0.15)
-) -> np.ndarray:
-    """Seeded 70/15/15 split, stratified by ``labels`` when given. Returns an array of names."""
-    rng = np.random.default_rng(seed)
-    out = np.empty(n, dtype=object)
-    groups = (
-        [np.arange(n)]
-        if labels is None
-        else [np.flatnonzero((labels == v).to_numpy()) for v in pd.unique(labels)]
-    )
-    for idx in groups:
-        idx = rng.permutation(idx)
-        n_tr = int(np.floor(fractions[0] * len(idx) + 0.5 + 1e-9))  # round half up
-        n_va = int(np.floor(fractions[1] * len(idx) + 0.5 + 1e-9))
-        out[idx[:n_tr]] = "train"
-        out[idx[n_tr : n_tr + n_va]] = "val"
-        out[idx[n_tr + n_va :]] = "test"
-    return out
-
-
-def infer_task(labels: pd.Series) -> str:
-    """'regression' for non-integer numbers or many distinct numeric values, else 'binary'."""
-    if pd.api.types.is_numeric_dtype(labels) and not pd.api.types.is_bool_dtype(labels):
-        vals = labels.to_numpy(dtype=np.float64)
-        if not np.all(np.mod(vals, 1) == 0) or len(np.unique(vals)) > 20:
-            return "regression"
-    return "binary"
-
-
-def class_names(labels: pd.Series) -> list[Any]:
-    if isinstance(labels.dtype, pd.CategoricalDtype):
-        present = set(labels.unique())
-        return [c for c in labels.cat.categories if c in present]
-    vals = list(pd.unique(labels))
-    try:
-        return sorted(vals)
-    except TypeError:
-        return sorted(vals, key=str)
-
-
-def balanced_subset(y_bin: np.ndarray, idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """All positives and an equal number of random negatives (or the reverse if fewer negatives)."""
-    pos, neg = idx[y_bin[idx] == 1], idx[y_bin[idx] == 0]
-    m = min(len(pos), len(neg))
-    pos = pos if len(pos) == m else rng.choice(pos, m, replace=False)
-    neg = neg if len(neg) == m else rng.choice(neg, m, replace=False)
-    return np.sort(np.concatenate([pos, neg]))
-
-
-def _check_features(features: FeatureSet, layers: list[int]) -> None:
-    F = features.features
-    if F.shape[1] != len(features.rows):
-        raise DatasetError(f"{F.shape[1]} feature rows but {len(features.rows)} label rows")
-    for layer in layers:
-        bad = ~torch.isfinite(F[layer])
-        if bool(bad.any()):
-            rows = torch.nonzero(bad.any(-1)).flatten()[:5].tolist()
-            raise DatasetError(
-                f"features of layer {layer} contain {int(bad.sum())} NaN/inf values "
-                f"(first rows {rows}); re-extract or drop those clips"
-            )
-
-
-def _resolve_layers(layers: Any, num_layers: int) -> list[int]:
-    if layers is None:
-        return list(range(num_layers))
-    out = []
-    for i in layers:
-        j = int(i) + num_layers if int(i) < 0 else int(i)
-        if not 0 <= j < num_layers:
-            raise ConfigError(
-                f"layer {i} out of range for {num_layers} layers (0..{num_layers - 1})"
-            )
-        out.append(j)
-    return sorted(set(out))
-
-
-def sign_vectors(vecs: torch.Tensor, X: torch.Tensor, y: np.ndarray) -> torch.Tensor:
-    """Flip each row of vecs (k, d) so that X @ v correlates positively with y."""
-    proj = (X.double() - X.double().mean(0)) @ vecs.double().T  # (n, k)
-    yc = torch.as_tensor(np.asarray(y, dtype=np.float64) - np.mean(y), device=proj.device)
-    corr = yc @ proj
-    signs = torch.where(corr < 0, -1.0, 1.0).to(vecs.dtype)
-    return vecs * signs[:, None]
-
-
-def canonical_sign(vecs: torch.Tensor) -> torch.Tensor:
-    """Deterministic sign for unsigned (multiclass) vectors: largest-magnitude entry positive."""
-    idx = vecs.abs().argmax(-1)
-    s = torch.sign(vecs.gather(-1, idx[:, None]))[:, 0]
-    return vecs * torch.where(s == 0, 1.0, s)[:, None]
-
-
-# --------------------------------------------------------------------------- main entry
+from musicrfm.probes.metrics import multiclass_auc
+from musicrfm.probes.rfm import RFM
+from musicrfm.probes.search import SEARCH_SPACE, Budget, get_budget, search_rfm
+from musicrfm.probes.splits import (
+    SPLITS,
+    ProbeTask,
+    encode_labels,
+    infer_task,
+    multiclass_rows,
+    probe_tasks_for,
+    split_rows,
+)
 
 
 @dataclass
@@ -331,7 +96,61 @@ def train_directions(
     """
     t_start = time.perf_counter()
     bud = get_budget(budget)
-    rows = features.rows
+    labels, task = _check_labels(features.rows, label_column, task, components)
+    layer_ids = _resolve_layers(layers, features.num_layers)
+    _check_features(features, layer_ids)
+    k = min(components, features.hidden_size)
+    concept = concept or str(features.meta.get("concept") or label_column)
+
+    split = split_rows(features.rows, labels, task, seed)
+    idx = {s: np.flatnonzero(split == s) for s in SPLITS}
+    classes, y_all = encode_labels(labels, label_column, task, idx)
+    probe_tasks = probe_tasks_for(task, classes, y_all, idx, seed)
+    mc_rows = None
+    if task == "binary" and multiclass_probes and len(classes) >= 3:
+        mc_rows = multiclass_rows(idx, y_all, bud.mc_max_train, seed)
+
+    fits = _fit_layers(
+        features, layer_ids, probe_tasks, mc_rows, y_all, n_classes=len(classes), k=k,
+        budget=bud, seed=seed, device=device, progress=progress, concept=concept,
+    )  # fmt: skip
+    meta = _directions_meta(
+        features, concept=concept, classes=classes, label_column=label_column, task=task,
+        test_scores=fits.test_scores, hyper=fits.hyper, budget=bud, seed=seed, components=k, idx=idx,
+        mc_scores=fits.mc_scores, t_start=t_start,
+    )  # fmt: skip
+    directions = ConceptDirections(
+        concept=concept,
+        classes=[name for name, *_ in probe_tasks],
+        vectors=fits.vectors,
+        scores=fits.val_scores,
+        layers=layer_ids,
+        eigenvalues=fits.eigvals,
+        meta=meta,
+    )
+    return TrainResult(
+        directions=directions,
+        val_scores=fits.val_scores,
+        test_scores=fits.test_scores,
+        hyperparams=fits.hyper,
+        multiclass_probes=fits.mc_probes,
+        multiclass_scores=fits.mc_scores,
+        splits=split,
+        multiclass_rows=mc_rows,
+        labels=y_all,
+        task=task,
+        seconds=time.perf_counter() - t_start,
+    )
+
+
+# --------------------------------------------------------------------------- 1. inputs
+
+
+def _check_labels(
+    rows: pd.DataFrame, label_column: str, task: str, components: int
+) -> tuple[pd.Series, str]:
+    """The label column and the resolved task, checked before any work is done, so that a typo
+    in a column or task name fails at once instead of after the first layer's search."""
     if label_column not in rows.columns:
         raise ConfigError(
             f"label column {label_column!r} not found; columns: {', '.join(map(str, rows.columns))}"
@@ -347,168 +166,257 @@ def train_directions(
         task = infer_task(labels)
     if task not in ("binary", "multiclass", "regression"):
         raise ConfigError(f"unknown task {task!r}; valid: auto, binary, multiclass, regression")
-    layer_ids = _resolve_layers(layers, features.num_layers)
-    _check_features(features, layer_ids)
-    d = features.hidden_size
-    k = min(components, d)
-    concept = concept or str(features.meta.get("concept") or label_column)
+    return labels, task
 
-    # ---- splits
-    if "split" in rows.columns:
-        split = rows["split"].astype(str).str.lower().to_numpy()
-        unknown = set(split) - set(SPLITS)
-        if unknown:
+
+def _resolve_layers(layers: Any, num_layers: int) -> list[int]:
+    """0-based layer numbers, sorted and unique; negative ones count from the top, as in
+    ``FeatureSet.layer``. Out-of-range numbers fail here rather than as an index error."""
+    if layers is None:
+        return list(range(num_layers))
+    out = []
+    for i in layers:
+        j = int(i) + num_layers if int(i) < 0 else int(i)
+        if not 0 <= j < num_layers:
+            raise ConfigError(
+                f"layer {i} out of range for {num_layers} layers (0..{num_layers - 1})"
+            )
+        out.append(j)
+    return sorted(set(out))
+
+
+def _check_features(features: FeatureSet, layers: list[int]) -> None:
+    """Fail early, naming the rows, on NaN/inf features: the kernel solve would otherwise turn
+    them into an undefined metric for every draw, far from their cause."""
+    F = features.features
+    if F.shape[1] != len(features.rows):
+        raise DatasetError(f"{F.shape[1]} feature rows but {len(features.rows)} label rows")
+    for layer in layers:
+        bad = ~torch.isfinite(F[layer])
+        if bool(bad.any()):
+            rows = torch.nonzero(bad.any(-1)).flatten()[:5].tolist()
             raise DatasetError(
-                f"split column has unknown values {sorted(unknown)}; use train/val/test"
+                f"features of layer {layer} contain {int(bad.sum())} NaN/inf values "
+                f"(first rows {rows}); re-extract or drop those clips"
             )
-    else:
-        split = make_splits(labels if task != "regression" else None, len(rows), seed=seed)
-    idx = {s: np.flatnonzero(split == s) for s in SPLITS}
 
-    if task == "regression":
-        y_all = labels.to_numpy(dtype=np.float64)
-        if not np.all(np.isfinite(y_all)):
-            raise DatasetError(f"label column {label_column!r} has NaN/inf values")
-        for s, need in zip(SPLITS, (5, 2, 2)):
-            if len(idx[s]) < need:
-                raise DatasetError(
-                    f"too few samples in split {s!r}: {len(idx[s])} (need >= {need})"
-                )
-        if np.std(y_all[idx["train"]]) == 0:
-            raise DatasetError(f"label column {label_column!r} is constant on the training split")
-        classes = ["value"]
-    else:
-        classes = class_names(labels)
-        if len(classes) < 2:
-            raise DatasetError(
-                f"label column {label_column!r} has a single class {classes[0]!r}; need at least 2"
-            )
-        cls_index = {c: i for i, c in enumerate(classes)}
-        y_all = labels.map(cls_index).to_numpy(dtype=np.int64)
-        for s, need in zip(SPLITS, (2, 1, 1)):
-            counts = np.bincount(y_all[idx[s]], minlength=len(classes))
-            short = [
-                f"{classes[c]!r}: {counts[c]}" for c in range(len(classes)) if counts[c] < need
-            ]
-            if short:
-                raise DatasetError(
-                    f"too few samples in split {s!r} (need >= {need} per class): {', '.join(short)}"
-                )
 
-    # ---- the probe tasks: (name, rfm task, {split: rows}, targets)
-    rng = np.random.default_rng(seed)
-    probe_tasks: list[tuple[str, str, dict[str, np.ndarray], np.ndarray]] = []
-    if task == "binary":
-        for c, name in enumerate(classes):
-            yb = (y_all == c).astype(np.int64)
-            sub = {s: balanced_subset(yb, idx[s], rng) for s in SPLITS}
-            probe_tasks.append((str(name), "binary", sub, yb))
-    elif task == "multiclass":
-        probe_tasks.append(("all", "multiclass", idx, y_all))
-    else:
-        probe_tasks.append(("value", "regression", idx, y_all))
-    mc_rows = None
-    if task == "binary" and multiclass_probes and len(classes) >= 3:
-        mc_rows = dict(idx)
-        cap = bud.mc_max_train
-        if cap is not None and len(mc_rows["train"]) > cap:
-            keep = make_splits(
-                pd.Series(y_all[mc_rows["train"]]),
-                len(mc_rows["train"]),
-                seed=seed,
-                fractions=(cap / len(mc_rows["train"]), 1.0 - cap / len(mc_rows["train"]), 0.0),
-            )
-            mc_rows["train"] = np.sort(mc_rows["train"][keep == "train"])
+# --------------------------------------------------------------------------- 2. per layer
 
-    n_l, n_c = len(layer_ids), len(probe_tasks)
-    vectors = torch.zeros(n_l, n_c, k, d)
-    eigvals = torch.zeros(n_l, n_c, k)
-    val_scores = torch.zeros(n_l, n_c)
-    test_scores = torch.zeros(n_l, n_c)
-    hyper: list[list[dict[str, Any]]] = []
-    mc_probes: dict[int, RFM] = {}
-    mc_scores: dict[int, dict[str, float]] = {}
-    iterator: Any = range(n_l)
-    if progress:
-        from tqdm.auto import tqdm
 
-        iterator = tqdm(iterator, desc=f"train {concept}", unit="layer")
-    for li in iterator:
+@dataclass
+class _LayerFits:
+    """What the per-layer fits give: direction tensors (layers, classes, ...) and probes."""
+
+    vectors: torch.Tensor  # (L, C, k, d)
+    eigvals: torch.Tensor  # (L, C, k)
+    val_scores: torch.Tensor  # (L, C)
+    test_scores: torch.Tensor  # (L, C)
+    hyper: list[list[dict[str, Any]]] = field(default_factory=list)
+    mc_probes: dict[int, RFM] = field(default_factory=dict)
+    mc_scores: dict[int, dict[str, float]] = field(default_factory=dict)
+
+
+def _fit_layers(
+    features: FeatureSet,
+    layer_ids: list[int],
+    probe_tasks: list[ProbeTask],
+    mc_rows: dict[str, np.ndarray] | None,
+    y_all: np.ndarray,
+    *,
+    n_classes: int,
+    k: int,
+    budget: Budget,
+    seed: int,
+    device: str,
+    progress: bool,
+    concept: str,
+) -> _LayerFits:
+    """Every layer's direction probes, then its multiclass probe, one layer at a time.
+
+    Each search gets its own seed (``seed + 1000 * layer + probe``, 999 for the multiclass
+    probe), so a layer's results do not depend on which other layers are trained.
+    """
+    n_l, n_c, d = len(layer_ids), len(probe_tasks), features.hidden_size
+    out = _LayerFits(
+        vectors=torch.zeros(n_l, n_c, k, d),
+        eigvals=torch.zeros(n_l, n_c, k),
+        val_scores=torch.zeros(n_l, n_c),
+        test_scores=torch.zeros(n_l, n_c),
+    )
+    for li in _layer_progress(n_l, concept, progress):
         layer = layer_ids[li]
         X = features.features[layer]
-        hyper.append([])
-        for ci, (_name, rtask, sub, yy) in enumerate(probe_tasks):
-            Xs = {s: X[torch.as_tensor(sub[s])] for s in SPLITS}
-            ys = {s: yy[sub[s]] for s in SPLITS}
-            fit = search_rfm(
-                Xs["train"],
-                ys["train"],
-                Xs["val"],
-                ys["val"],
-                task=rtask,
-                budget=bud,
-                seed=seed + 1000 * layer + ci,
-                device=device,
-                n_classes=len(classes) if rtask == "multiclass" else None,
-                multiclass=rtask == "multiclass",
+        out.hyper.append([])
+        for ci, probe_task in enumerate(probe_tasks):
+            vecs, vals, val_s, test_s, chosen = _fit_direction_probe(
+                X, probe_task, n_classes, k, budget, seed + 1000 * layer + ci, device
             )
-            m = fit.model
-            vals, vecs = m.eigenvectors(k)
-            vecs = vecs.cpu()
-            if rtask == "multiclass":
-                vecs = canonical_sign(vecs)
-            else:
-                vecs = sign_vectors(vecs, Xs["train"], ys["train"])
-            vectors[li, ci] = vecs.float()
-            eigvals[li, ci] = vals.float().cpu()
-            if rtask == "regression":
-                val_scores[li, ci] = m.score(Xs["val"], ys["val"])
-            elif rtask == "multiclass":
-                val_scores[li, ci] = fit.val_metric
-            else:
-                val_scores[li, ci] = m.score(Xs["val"], ys["val"])
-            test_scores[li, ci] = _test_score(m, Xs["test"], ys["test"], len(classes))
-            hyper[-1].append(
-                {
-                    **m.params.to_dict(),
-                    "best_iter": m.history.best_iter,
-                    "val_metric": fit.val_metric,
-                    "draws": fit.draws_tried,
-                    "seconds": round(fit.seconds, 3),
-                    "n_train": len(sub["train"]),
-                }
-            )
+            out.vectors[li, ci] = vecs
+            out.eigvals[li, ci] = vals
+            out.val_scores[li, ci] = val_s
+            out.test_scores[li, ci] = test_s
+            out.hyper[-1].append(chosen)
         if mc_rows is not None:
-            Xs = {s: X[torch.as_tensor(mc_rows[s])] for s in SPLITS}
-            ys = {s: y_all[mc_rows[s]] for s in SPLITS}
-            fit = search_rfm(
-                Xs["train"],
-                ys["train"],
-                Xs["val"],
-                ys["val"],
-                task="multiclass",
-                budget=bud,
-                seed=seed + 1000 * layer + 999,
-                device=device,
-                n_classes=len(classes),
-                multiclass=True,
+            out.mc_probes[layer], out.mc_scores[layer] = _fit_multiclass_probe(
+                X, mc_rows, y_all, n_classes, budget, seed + 1000 * layer + 999, device
             )
-            mc_probes[layer] = fit.model
-            mc_scores[layer] = {
-                "val_accuracy": fit.model.score(Xs["val"], ys["val"]),
-                "test_accuracy": fit.model.score(Xs["test"], ys["test"]),
-                "val_auc": fit.val_metric,
-                **{f"param_{a}": b for a, b in fit.model.params.to_dict().items()},
-                "best_iter": fit.model.history.best_iter,
-            }
+    return out
 
-    score_name = {"binary": "val_auc", "multiclass": "val_auc", "regression": "val_r2"}[task]
+
+def _layer_progress(n_layers: int, concept: str, progress: bool) -> Any:
+    """range(n_layers), with a progress bar when asked (tqdm is imported only then)."""
+    if not progress:
+        return range(n_layers)
+    from tqdm.auto import tqdm
+
+    return tqdm(range(n_layers), desc=f"train {concept}", unit="layer")
+
+
+def _fit_direction_probe(
+    X: torch.Tensor,
+    probe_task: ProbeTask,
+    n_classes: int,
+    k: int,
+    budget: Budget,
+    seed: int,
+    device: str,
+) -> tuple[torch.Tensor, torch.Tensor, float, float, dict[str, Any]]:
+    """Search and fit one direction probe on one layer's features X (n, d).
+
+    Returns (vectors (k, d), eigenvalues (k,), validation score, test score, chosen
+    hyper-parameters). The validation score is AUC for binary probes, R^2 for regression, and
+    the search's macro AUC for a multiclass direction probe (its ``score`` is accuracy).
+    """
+    _name, rtask, sub, yy = probe_task
+    Xs = {s: X[torch.as_tensor(sub[s])] for s in SPLITS}
+    ys = {s: yy[sub[s]] for s in SPLITS}
+    fit = search_rfm(
+        Xs["train"],
+        ys["train"],
+        Xs["val"],
+        ys["val"],
+        task=rtask,
+        budget=budget,
+        seed=seed,
+        device=device,
+        n_classes=n_classes if rtask == "multiclass" else None,
+        multiclass=rtask == "multiclass",
+    )
+    m = fit.model
+    vals, vecs = _signed_directions(m, k, Xs["train"], ys["train"])
+    val_score = fit.val_metric if rtask == "multiclass" else m.score(Xs["val"], ys["val"])
+    chosen = {
+        **m.params.to_dict(),
+        "best_iter": m.history.best_iter,
+        "val_metric": fit.val_metric,
+        "draws": fit.draws_tried,
+        "seconds": round(fit.seconds, 3),
+        "n_train": len(sub["train"]),
+    }
+    return vecs, vals, val_score, _test_score(m, Xs["test"], ys["test"]), chosen
+
+
+def _signed_directions(
+    m: RFM, k: int, X_train: torch.Tensor, y_train: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(eigenvalues, vectors) of the top-k AGOP eigenvectors as float32 on the CPU, with a sign:
+    eigenvectors have none, and steering needs +v to mean "more of the class" (the label-
+    correlation rule), or at least the same sign on every run (multiclass: canonical sign)."""
+    vals, vecs = m.eigenvectors(k)
+    vecs = vecs.cpu()
+    if m.task == "multiclass":
+        vecs = canonical_sign(vecs)
+    else:
+        vecs = sign_vectors(vecs, X_train, y_train)
+    return vals.float().cpu(), vecs.float()
+
+
+def sign_vectors(vecs: torch.Tensor, X: torch.Tensor, y: np.ndarray) -> torch.Tensor:
+    """Flip each row of vecs (k, d) so that X @ v correlates positively with y."""
+    proj = (X.double() - X.double().mean(0)) @ vecs.double().T  # (n, k)
+    yc = torch.as_tensor(np.asarray(y, dtype=np.float64) - np.mean(y), device=proj.device)
+    corr = yc @ proj
+    signs = torch.where(corr < 0, -1.0, 1.0).to(vecs.dtype)
+    return vecs * signs[:, None]
+
+
+def canonical_sign(vecs: torch.Tensor) -> torch.Tensor:
+    """Deterministic sign for unsigned (multiclass) vectors: largest-magnitude entry positive."""
+    idx = vecs.abs().argmax(-1)
+    s = torch.sign(vecs.gather(-1, idx[:, None]))[:, 0]
+    return vecs * torch.where(s == 0, 1.0, s)[:, None]
+
+
+def _test_score(m: RFM, X: torch.Tensor, y: np.ndarray) -> float:
+    """Held-out score on the same scale as the validation one (macro AUC for multiclass)."""
+    if m.task == "multiclass":
+        return multiclass_auc(y, m.decision_function(X).cpu().numpy())
+    return m.score(X, y)
+
+
+def _fit_multiclass_probe(
+    X: torch.Tensor,
+    mc_rows: dict[str, np.ndarray],
+    y_all: np.ndarray,
+    n_classes: int,
+    budget: Budget,
+    seed: int,
+    device: str,
+) -> tuple[RFM, dict[str, float]]:
+    """The layer's multiclass probe (it classifies generated audio later) and its scores."""
+    Xs = {s: X[torch.as_tensor(mc_rows[s])] for s in SPLITS}
+    ys = {s: y_all[mc_rows[s]] for s in SPLITS}
+    fit = search_rfm(
+        Xs["train"],
+        ys["train"],
+        Xs["val"],
+        ys["val"],
+        task="multiclass",
+        budget=budget,
+        seed=seed,
+        device=device,
+        n_classes=n_classes,
+        multiclass=True,
+    )
+    scores = {
+        "val_accuracy": fit.model.score(Xs["val"], ys["val"]),
+        "test_accuracy": fit.model.score(Xs["test"], ys["test"]),
+        "val_auc": fit.val_metric,
+        **{f"param_{a}": b for a, b in fit.model.params.to_dict().items()},
+        "best_iter": fit.model.history.best_iter,
+    }
+    return fit.model, scores
+
+
+# --------------------------------------------------------------------------- 3. the result
+
+
+def _directions_meta(
+    features: FeatureSet,
+    *,
+    concept: str,
+    classes: list[Any],
+    label_column: str,
+    task: str,
+    test_scores: torch.Tensor,
+    hyper: list[list[dict[str, Any]]],
+    budget: Budget,
+    seed: int,
+    components: int,
+    idx: dict[str, np.ndarray],
+    mc_scores: dict[int, dict[str, float]],
+    t_start: float,
+) -> dict[str, Any]:
+    """What the direction files record: the model and capture they come from (so steering can
+    check it runs on the same model), and how they were trained (so they can be reproduced)."""
     meta = {
         key: features.meta.get(key)
         for key in ("model_id", "model_revision", "num_layers", "hidden_size", "pooling", "prompt")
     }
     meta["num_layers"] = meta["num_layers"] or features.num_layers
-    meta["hidden_size"] = meta["hidden_size"] or d
+    meta["hidden_size"] = meta["hidden_size"] or features.hidden_size
+    has_split_column = "split" in features.rows.columns
     meta.update(
         concept=concept,
         classes=[str(c) for c in classes],
@@ -519,60 +427,21 @@ def train_directions(
             "multiclass": "multiclass_agop",
             "regression": "regression",
         }[task],
-        score_name=score_name,
+        score_name={"binary": "val_auc", "multiclass": "val_auc", "regression": "val_r2"}[task],
         test_scores=test_scores.tolist(),
         hyperparams=hyper,
-        budget=bud.name,
-        budget_settings=asdict(bud),
-        search_space={
-            "bandwidth": "logU(1,100)",
-            "reg": "logU(1e-5,10)",
-            "exponent": "U(0.7,1.4)",
-            "center_grads": [False, True],
-        },
+        budget=budget.name,
+        budget_settings=asdict(budget),
+        search_space=copy.deepcopy(SEARCH_SPACE),
         seed=seed,
-        components=k,
+        components=components,
         split_counts={s: len(idx[s]) for s in SPLITS},
-        split_source="column" if "split" in rows.columns else f"stratified 70/15/15, seed {seed}",
+        split_source="column" if has_split_column else f"stratified 70/15/15, seed {seed}",
         multiclass=mc_scores,
         library_version=musicrfm.__version__,
         train_seconds=round(time.perf_counter() - t_start, 2),
     )
-    directions = ConceptDirections(
-        concept=concept,
-        classes=[name for name, *_ in probe_tasks],
-        vectors=vectors,
-        scores=val_scores,
-        layers=layer_ids,
-        eigenvalues=eigvals,
-        meta=meta,
-    )
-    return TrainResult(
-        directions=directions,
-        val_scores=val_scores,
-        test_scores=test_scores,
-        hyperparams=hyper,
-        multiclass_probes=mc_probes,
-        multiclass_scores=mc_scores,
-        splits=split,
-        multiclass_rows=mc_rows,
-        labels=y_all,
-        task=task,
-        seconds=time.perf_counter() - t_start,
-    )
-
-
-def _test_score(m: RFM, X: torch.Tensor, y: np.ndarray, n_classes: int) -> float:
-    if m.task == "multiclass":
-        from musicrfm.probes.rfm import multiclass_auc
-
-        return multiclass_auc(y, m.decision_function(X).cpu().numpy())
-    return m.score(X, y)
-
-
-def budget_with(budget: str | Budget, **changes: Any) -> Budget:
-    """A copy of a named budget with some fields changed (e.g. ``iters=3``)."""
-    return replace(get_budget(budget), **changes)
+    return meta
 
 
 def save_train_result(result: TrainResult, out: str | Path) -> Path:
