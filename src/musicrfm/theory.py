@@ -9,6 +9,11 @@ SynTheory generator (Wei et al. 2024) so that labels match the original dataset:
 - Intervals are labelled by their short name (``"m2"`` .. ``"P8"``); the semitone count is kept
   alongside.
 - A key's tonic sits in the octave around middle C: C..F at MIDI 60..65, F#..B at 54..59.
+
+Over 400 lines on purpose: a third of it is plain data tables (the 128 General MIDI program
+names and families, the 19 progressions, meters, modes, intervals), and the whole module is the
+one place every later stage reads its music-theory names from; split, the tables would only be
+further from the few small functions that read them.
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ import torch
 from musicrfm.errors import ConfigError
 from musicrfm.experiments.controls import CONTROL_KINDS, control_directions
 from musicrfm.probes.directions import ConceptDirections
+from musicrfm.theory import PITCH_CLASSES
 
-CLASSES = ["C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B"]
+CLASSES = list(PITCH_CLASSES)
 
 
 def make_directions(n_layers: int = 4, k: int = 2, d: int = 64, seed: int = 0) -> ConceptDirections:
@@ -102,7 +103,7 @@ def test_bad_input() -> None:
 
 def test_equal_layer_weights_and_schedule_in_compiled_plans() -> None:
     from musicrfm.models import random_model
-    from musicrfm.steering.hooks import compile_plan
+    from musicrfm.steering.compile import compile_plan
     from musicrfm.steering.plan import SteeringPlan
     from musicrfm.steering.schedules import parse_schedule
 

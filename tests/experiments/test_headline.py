@@ -13,7 +13,8 @@ import torch
 
 from musicrfm.errors import ConfigError
 from musicrfm.experiments.demo import DemoConfig
-from musicrfm.experiments.headline import HeadlineConfig, headline_table
+from musicrfm.experiments.headline.config import HeadlineConfig
+from musicrfm.experiments.headline.tables import headline_table
 from musicrfm.theory import PITCH_CLASSES
 
 TARGETS = ("C", "G")
@@ -145,7 +146,7 @@ def test_bad_configs_are_rejected():
 
 
 def test_tradeoff_pools_targets_per_coef_with_the_baseline_first():
-    from musicrfm.experiments.headline import tradeoff_table
+    from musicrfm.experiments.headline.tables import tradeoff_table
 
     trade = tradeoff_table(_frame(hit=0.9, match=0.5))
     assert trade["condition"].tolist() == ["unsteered", "direction", "direction"]
@@ -159,7 +160,7 @@ def test_tradeoff_pools_targets_per_coef_with_the_baseline_first():
 
 
 def test_every_plan_gets_the_configured_layers_rows_and_gate():
-    from musicrfm.experiments.headline import control_jobs, direction_jobs
+    from musicrfm.experiments.headline.config import control_jobs, direction_jobs
     from musicrfm.probes.directions import ConceptDirections
 
     cd = ConceptDirections(
@@ -190,7 +191,7 @@ def test_every_plan_gets_the_configured_layers_rows_and_gate():
 
 
 def test_pipeline_runs_end_to_end_on_a_random_model(tmp_path):
-    from musicrfm.experiments.headline import run_headline
+    from musicrfm.experiments.headline.run import run_headline
 
     data = replace(
         DemoConfig.quick(), clips_per_class=6, prompts=("acoustic piano", "violin"), seconds=0.5,
@@ -269,8 +270,8 @@ def test_a_control_with_no_hits_is_consistent_with_a_low_baseline():
 
 
 def test_the_model_card_shows_the_flip_with_its_n_ci_and_pooled_verdict(tmp_path):
-    from musicrfm.experiments.headline import verdict_lines
-    from musicrfm.mini.gates import record_headline
+    from musicrfm.experiments.headline.tables import verdict_lines
+    from musicrfm.mini.card import record_headline
 
     table, overall = headline_table(_frame(), CFG)
     record = {

@@ -347,7 +347,7 @@ def test_embedding_back_end_defaults_to_activations_and_mfcc_by_config(tiny) -> 
 
 
 def test_fd_compares_like_with_like_when_back_ends_are_mixed() -> None:
-    from musicrfm.experiments.sweep.report import _metrics
+    from musicrfm.experiments.sweep.tables import _metrics
 
     rng = np.random.default_rng(0)
 

@@ -11,7 +11,15 @@ import torch
 
 from musicrfm.errors import CompatibilityError, ConfigError
 from musicrfm.probes.directions import ConceptDirections
-from musicrfm.steering.generation import generate, load_sidecar, reproduce, steps_for, write_results
+from musicrfm.steering.generation import (
+    GenerationOptions,
+    generate,
+    load_sidecar,
+    reproduce,
+    steps_for,
+    write_results,
+)
+from musicrfm.steering.hooks import apply_plan
 from musicrfm.steering.plan import SteeringPlan
 
 CLASSES = ["C", "D", "E"]
@@ -132,20 +140,87 @@ def test_bad_plans_fail_before_generation(adapter, dirs_path, monkeypatch) -> No
         generate(adapter, "x", plan=SteeringPlan.single(cd, "D", 0.5))
 
 
+# ------------------------------------------------------------------------------ one compile
+def _old_path(adapter, prompts, plan, seeds, *, batch, steps):
+    """What generate() did before it compiled once: apply_plan compiling the plan per chunk with
+    the chunk's first seed (as gate seed, unless the plan has one), then a seeded generate."""
+    items = [(p, s) for p in prompts for s in seeds]
+    out = []
+    for start in range(0, len(items), batch):
+        chunk = items[start : start + batch]
+        tok = adapter.tokenize([p for p, _ in chunk])
+        with torch.inference_mode(), apply_plan(adapter, plan, seed=chunk[0][1], total_steps=steps, cfg=True):  # fmt: skip
+            torch.manual_seed(chunk[0][1])
+            audio = adapter.model.generate(**tok, max_new_tokens=steps, do_sample=True, guidance_scale=3.0, temperature=1.0, top_k=250, top_p=1.0)  # fmt: skip
+        out += list(audio.float().numpy())
+    return out
+
+
+@pytest.mark.parametrize("gate_seed", [None, 9])
+@pytest.mark.parametrize("batch", [1, 2, 3])
+def test_the_plan_is_compiled_once_and_the_audio_is_unchanged(
+    adapter, dirs_path, monkeypatch, batch, gate_seed
+) -> None:
+    import musicrfm.steering.generation as gen
+    import musicrfm.steering.hooks as hooks
+
+    calls = []
+    real = gen.compile_plan
+
+    def counting(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    plan = SteeringPlan.multi(dirs_path, {"C": 1.5, "E": -1.0}, gate=0.5, schedule="linear-rise")
+    plan.seed = gate_seed
+    steps = steps_for(SECONDS, adapter)
+    expected = _old_path(adapter, ["a", "b"], plan, [3, 4, 5], batch=batch, steps=steps)
+    monkeypatch.setattr(gen, "compile_plan", counting)
+    monkeypatch.setattr(hooks, "compile_plan", counting)
+    res = generate(adapter, ["a", "b"], plan=plan, seconds=SECONDS, seed=[3, 4, 5], batch=batch)
+    assert len(calls) == 1  # not once more per chunk
+    assert all(np.array_equal(r.audio, e) for r, e in zip(res, expected, strict=True))
+    gates = {r.meta["gate_seed"] for r in res}
+    assert gates == ({gate_seed} if gate_seed is not None else {3, 4, 5} if batch == 1 else gates)
+
+
+# ------------------------------------------------------------------------------ options
+OLD_OPTIONS = {  # a sidecar's "options" as written before GenerationOptions (and before strict)
+    "seconds": SECONDS,
+    "steps": 13,
+    "guidance_scale": 3.0,
+    "temperature": 1.0,
+    "top_k": 250,
+    "top_p": 0.0,
+    "batch": 1,
+    "do_sample": True,
+}
+
+
+def test_generation_options_round_trip_through_sidecars(adapter, dirs_path) -> None:
+    opts = GenerationOptions(seconds=SECONDS, temperature=0.7, top_p=None, batch=2)
+    assert opts.top_p == 0.0 and opts.generate_kwargs(13)["top_p"] == 1.0
+    assert GenerationOptions.from_dict(opts.to_dict(steps=13)) == opts
+    assert GenerationOptions.from_dict(OLD_OPTIONS) == GenerationOptions(seconds=SECONDS)
+    with pytest.raises(ConfigError, match="unknown generation option"):
+        GenerationOptions.from_dict({**OLD_OPTIONS, "cfg_rescale": 0.5})
+    plan = SteeringPlan.single(dirs_path, "D", 1.0, gate=0.5)
+    r = generate(adapter, "x", plan=plan, seed=4, options=GenerationOptions(seconds=SECONDS))[0]
+    assert r.meta["options"] == {**OLD_OPTIONS, "strict": True}
+    # an old sidecar (no "strict", keys in the old order) still reproduces its clip
+    old = dict(r.meta, options=dict(OLD_OPTIONS))
+    assert np.array_equal(reproduce(old, adapter).audio, r.audio)
+    # keyword overrides and options give the same clip
+    same = generate(adapter, "x", plan=plan, seed=4, seconds=SECONDS)[0]
+    assert np.array_equal(same.audio, r.audio)
+
+
 # ------------------------------------------------------------------------------ CLI
 def test_cli_generate_with_flags_then_plan_then_reproduce(
-    tmp_path, adapter, dirs_path, monkeypatch, capsys
+    tmp_path, adapter, dirs_path, capsys
 ) -> None:
-    import musicrfm.models.loader
     from musicrfm.cli import main
 
-    loaded = []
-
-    def fake_load(name, **kw):  # the real loader is tested elsewhere; reuse the built model
-        loaded.append(name)
-        return adapter
-
-    monkeypatch.setattr(musicrfm.models.loader, "load_model", fake_load)
     out = tmp_path / "out.wav"
     args = [
         "generate",
@@ -185,14 +260,44 @@ def test_cli_generate_with_flags_then_plan_then_reproduce(
     assert load_sidecar(out2)["audio_sha256"] == first["audio_sha256"]
     assert main(["generate", "--reproduce", str(out), "-o", str(tmp_path / "again.wav")]) == 0
     assert "identical" in capsys.readouterr().out
-    assert loaded[-1] == adapter.model_id
     # expected mistakes: one line, exit 2
-    assert main(["generate", "x", "--directions", str(dirs_path), "--target", "Q"]) == 2
+    tiny = ["generate", "x", "--model", "random:tiny", "--directions", str(dirs_path)]
+    assert main([*tiny, "--target", "Q"]) == 2
     assert "unknown class" in capsys.readouterr().err
-    assert main(["generate", "x", "--directions", str(dirs_path), "--schedule", "wobble"]) == 2
+    assert main([*tiny, "--target", "D", "--coef", "nan"]) == 2
+    assert "coef) must be finite" in capsys.readouterr().err
+    assert main([*tiny, "--schedule", "wobble"]) == 2
     assert main(["generate", "x", "--plan", "p.toml", "--directions", "d"]) == 2
     err = capsys.readouterr().err
     assert "unknown schedule" in err and "either --plan or --directions" in err
+
+
+@pytest.fixture(scope="module")
+def mini():
+    """The bundled model, loaded for real (no stub)."""
+    from musicrfm.models import load_model
+
+    return load_model("mini")
+
+
+def test_cli_reproduces_a_bundled_model_clip_without_model(tmp_path, mini, capsys) -> None:
+    from musicrfm.cli import main
+
+    g = torch.Generator().manual_seed(3)
+    L, d = mini.num_layers, mini.hidden_size
+    v = torch.randn(L, 2, 1, d, generator=g)
+    meta = {"model_id": mini.model_id, "num_layers": L, "hidden_size": d}
+    cd = ConceptDirections("notes", ["C", "D"], v, torch.rand(L, 2, generator=g), list(range(L)), meta=meta)  # fmt: skip
+    path = cd.save(tmp_path / "dirs" / "notes")
+    plan = SteeringPlan.single(path, "D", 1.0, gate=0.5, layers="top:3")
+    clip = generate(mini, "solo piano", plan=plan, seconds=0.2, seed=7)[0]
+    assert clip.meta["model"]["model_id"] == "musicgen-mini"
+    audio = write_results([clip], tmp_path / "clip.wav")[0]
+    out = tmp_path / "again.wav"
+    assert main(["generate", "--reproduce", str(audio.with_suffix(".json")), "-o", str(out)]) == 0
+    assert "identical" in capsys.readouterr().out
+    again, _ = sf.read(out, always_2d=True, dtype="float32")
+    assert np.array_equal(again.T, clip.audio)
 
 
 def test_cli_crossfade_and_multi(tmp_path, adapter, dirs_path, monkeypatch) -> None:

@@ -12,8 +12,9 @@ import torch
 
 from musicrfm.errors import CompatibilityError, ConfigError
 from musicrfm.probes.directions import ConceptDirections
-from musicrfm.steering.hooks import apply_plan, compile_plan, layer_weights
-from musicrfm.steering.plan import SteeringDirection, SteeringPlan, dumps_toml, parse_layers
+from musicrfm.steering.compile import compile_plan, layer_weights
+from musicrfm.steering.hooks import apply_plan
+from musicrfm.steering.plan import SteeringDirection, SteeringPlan, parse_layers
 from musicrfm.steering.schedules import (
     Schedule,
     constant,
@@ -25,6 +26,7 @@ from musicrfm.steering.schedules import (
     logistic_rise,
     sine,
 )
+from musicrfm.steering.toml_writer import dumps_toml
 
 CLASSES = ["C", "D", "E"]
 
@@ -512,3 +514,32 @@ def test_unconditional_rows_need_guidance(adapter, dirs) -> None:
         plan = SteeringPlan.single(dirs, "D", 1.0, rows=rows)
         with pytest.raises(ConfigError, match="guidance"), apply_plan(adapter, plan, cfg=False):
             pass
+
+
+# --------------------------------------------------------------------------- model adapters
+def test_bare_models_are_wrapped_and_other_types_refused(adapter, dirs) -> None:
+    from musicrfm.errors import ModelError
+    from musicrfm.steering.adapters import as_adapter
+
+    assert as_adapter(adapter) is adapter
+    wrapped = as_adapter(adapter.model)
+    assert wrapped.decoder_layers is adapter.decoder_layers
+    assert (wrapped.num_layers, wrapped.hidden_size) == (adapter.num_layers, adapter.hidden_size)
+    with pytest.raises(ModelError, match="MusicgenForCausalLM"):
+        compile_plan(SteeringPlan.single(dirs, "D", 1.0), adapter.model.decoder)
+    with pytest.raises(ModelError, match="cannot steer a Linear"):
+        apply_plan(torch.nn.Linear(2, 2), None).__enter__()
+
+
+def test_a_compiled_plan_is_applied_as_it_is(adapter, tok, dirs) -> None:
+    plan = SteeringPlan.single(dirs, "D", 2.0, gate=0.5)
+    ref, _, _, _ = run(adapter, tok, plan, steps=6, seed=2)
+    compiled = compile_plan(plan, adapter, seed=7, total_steps=6).with_seed(2)
+    out, session, _, _ = run(adapter, tok, compiled, steps=6, seed=2)  # seed= not used for it
+    assert session.compiled is compiled and torch.equal(out, ref)
+    assert compiled.with_seed(5).seed == 5 and compiled.with_seed(5).unit is compiled.unit
+    other = make_directions(adapter)
+    small = compile_plan(SteeringPlan.single(other, "D", 1.0), adapter)
+    small.num_layers = 2
+    with pytest.raises(ConfigError, match="compiled for 2 layers"), apply_plan(adapter, small):
+        pass

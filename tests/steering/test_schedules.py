@@ -8,6 +8,13 @@ import numpy as np
 import pytest
 
 from musicrfm.errors import ConfigError
+from musicrfm.steering.schedule_registry import (
+    ScheduleKind,
+    canonical_kind,
+    register_schedule,
+    schedule_kinds,
+    unregister_schedule,
+)
 from musicrfm.steering.schedules import (
     PAPER_HORIZON,
     Schedule,
@@ -134,3 +141,66 @@ def test_dict_round_trip(s: Schedule) -> None:
     assert Schedule.from_dict({"kind": "linear-rise", "duration": "2s"}).unit == "seconds"
     with pytest.raises(ConfigError, match="unknown schedule field"):
         Schedule.from_dict({"kind": "sine", "speed": 2})
+
+
+# ------------------------------------------------------------------------------ the registry
+@pytest.fixture
+def square():
+    """A new kind, registered for one test: one record, nothing else to touch."""
+
+    def phi(s: Schedule, t: np.ndarray) -> np.ndarray:
+        period = s.period if s.period is not None else s.horizon
+        return np.where(((t - s.start) % period) < s.duty * period, 1.0, 0.0)
+
+    def check(s: Schedule) -> None:
+        if not 0.0 < s.duty < 1.0:
+            raise ConfigError(f"square duty must be in (0, 1), got {s.duty}")
+
+    kind = register_schedule(
+        ScheduleKind(
+            "square", phi, "on for duty of every period", aliases=("pulse",),
+            params={"period": None, "duty": 0.5}, time_params=("period",), check=check,
+            spec="square[:period=1s,duty=0.5]",
+        )
+    )  # fmt: skip
+    yield kind
+    unregister_schedule("square")
+
+
+def test_a_registered_kind_is_accepted_everywhere(square) -> None:
+    from musicrfm.commands.generate import epilog
+
+    s = parse_schedule("pulse:period=4,duty=0.25")
+    assert s == Schedule("square", period=4, duty=0.25) and s.kind == "square"
+    assert s.values(8).tolist() == [1, 0, 0, 0, 1, 0, 0, 0]
+    assert Schedule("square").duty == 0.5  # defaults from the record
+    secs = parse_schedule("square:period=1s")
+    assert secs.unit == "seconds" and secs.resolve(frame_rate=50).period == 50
+    assert Schedule.from_dict(s.to_dict()) == s
+    assert Schedule.from_dict({"kind": "square", "period": "2s"}).unit == "seconds"
+    with pytest.raises(ConfigError, match="duty"):
+        parse_schedule("square:duty=1.5")
+    with pytest.raises(ConfigError, match="valid: .*duty"):
+        parse_schedule("square:rate=0.5")
+    with pytest.raises(ConfigError, match="square"):  # the valid kinds listed include it
+        parse_schedule("wobble")
+    assert "square[:period=1s,duty=0.5]" in epilog() and "on for duty" in epilog()
+    assert "square" in [k.name for k in schedule_kinds()]
+
+
+def test_registry_rejects_clashes_and_unknown_options(square) -> None:
+    with pytest.raises(ConfigError, match="already registered"):
+        register_schedule(ScheduleKind("square", square.phi, "again"))
+    with pytest.raises(ConfigError, match="already registered"):
+        register_schedule(ScheduleKind("wave", square.phi, "x", aliases=("sin",)))
+    with pytest.raises(ConfigError, match="taken"):
+        ScheduleKind("bad", square.phi, "x", params={"start": 0.0})
+    with pytest.raises(ConfigError, match="unknown option"):
+        Schedule("linear-rise", rate=0.5)  # a parameter of another kind
+    assert canonical_kind("SIGMOID") == "logistic-rise"
+
+
+def test_unregistered_kinds_are_gone() -> None:
+    assert "square" not in [k.name for k in schedule_kinds()]
+    with pytest.raises(ConfigError, match="unknown schedule"):
+        parse_schedule("pulse")

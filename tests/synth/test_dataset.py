@@ -20,6 +20,8 @@ from musicrfm.cli import main
 from musicrfm.errors import ConfigError, DatasetError
 from musicrfm.synth import SynthDataset, generate_dataset, load_dataset
 from musicrfm.synth import generate as gen
+from musicrfm.synth.dataset import write_csv_atomic
+from musicrfm.synth.journal import JOURNAL
 
 SMALL = {"programs": [0, 40], "octaves": [4, 5], "roots": ["C", "E", "G"]}  # 12 note clips
 
@@ -28,7 +30,7 @@ def _digest(folder: Path) -> dict[str, str]:
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(folder.rglob("*"))
-        if p.is_file() and p.name != gen.JOURNAL
+        if p.is_file() and p.name != JOURNAL
     }
 
 
@@ -84,11 +86,11 @@ def test_same_seed_same_bytes_and_resume(tmp_path: Path) -> None:
 
     # simulate an interruption: a half-written file, a lost journal tail, a manifest from earlier
     files = sorted((b / "notes").glob("*.flac"))
-    lines = (b / gen.JOURNAL).read_text().splitlines(keepends=True)
-    (b / gen.JOURNAL).write_text("".join(lines[:5]) + lines[5][:17])
+    lines = (b / JOURNAL).read_text().splitlines(keepends=True)
+    (b / JOURNAL).write_text("".join(lines[:5]) + lines[5][:17])
     files[-1].unlink()
     (b / "notes" / ".x.flac.part").write_bytes(b"half")
-    gen.write_csv_atomic(pd.read_csv(b / "manifest.csv").head(3), b / "manifest.csv")
+    write_csv_atomic(pd.read_csv(b / "manifest.csv").head(3), b / "manifest.csv")
     calls: list[str] = []
     real = gen._render_one
     gen_render = lambda clip: (calls.append(clip.key), real(clip))[1]  # noqa: E731
@@ -231,7 +233,7 @@ def _start_and_stop(argv: list[str], out: Path, lines: int, sig: int) -> int:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    journal = out / gen.JOURNAL
+    journal = out / JOURNAL
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         if journal.is_file() and journal.read_text().count("\n") >= lines:
@@ -246,13 +248,13 @@ def test_interrupted_and_killed_runs_resume_to_the_same_dataset(tmp_path: Path) 
     argv = ["chords", "--limit-per-class", "60", "--seed", "2", "--workers", "2", "--no-progress"]
     out = tmp_path / "stopped"
     assert _start_and_stop(argv, out, 30, signal.SIGINT) == 130  # the CLI's "interrupted" exit
-    journal_ok = [json.loads(x) for x in (out / gen.JOURNAL).read_text().splitlines()]
+    journal_ok = [json.loads(x) for x in (out / JOURNAL).read_text().splitlines()]
     rows = pd.read_csv(out / "manifest.csv")
     assert 30 <= len(rows) == sum(r["status"] == "ok" for r in journal_ok) < 240
     assert json.loads((out / "dataset.json").read_text())["complete"] is False
 
     _start_and_stop(argv, out, len(journal_ok) + 40, signal.SIGKILL)
-    n_before = (out / gen.JOURNAL).read_text().count("\n")
+    n_before = (out / JOURNAL).read_text().count("\n")
     assert n_before < 240, "the run should have been killed half-way"
     assert main(["synth", *argv, "--out", str(out)]) == 0
     fresh = tmp_path / "fresh"

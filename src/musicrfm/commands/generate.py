@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 
 from musicrfm.commands import add_model_argument
 from musicrfm.errors import ConfigError
+from musicrfm.steering.schedule_registry import help_lines as schedule_help_lines
 
 # = musicrfm.steering.plan.ROWS, written out so that parsing the command line does not import torch
 # (tests/test_cli.py checks they agree)
@@ -20,9 +20,9 @@ steering (one direction from flags, or anything richer from --plan):
   --directions DIR --target D --coef 0.5      steer toward class D of those directions
   --layers SPEC     all | top:8 | 3,5,7 | 0-11, and/or a weighting: uniform | linear[:w0] |
                     exp[:kappa[:w0]]; join parts with '+', e.g. top:12+exp:0.95
-  --schedule SPEC   constant | linear-rise | linear-decay | exp-decay[:rate=0.998] |
-                    logistic-rise | sine[:period=4s] | keyframes:0=0,5s=1,10s=0;
-                    times in steps or seconds, e.g. linear-rise:start=2s,duration=6s
+  --schedule SPEC   KIND[:option=value,...], every kind with start= and duration=; times in
+                    steps or seconds, e.g. linear-rise:start=2s,duration=6s. Kinds:
+{schedules}
   --gate P          stochastic gate: steer on a random fraction P of the steps
   --target C,E,G    several classes at once (each with --coef)
   --target C --to G crossfade C -> G over --schedule's window (start/duration)
@@ -34,8 +34,15 @@ examples:
   musicrfm generate --reproduce out.json -o again.wav
 
 Each audio file gets a JSON sidecar (same name, .json) with the full plan, the model id, the
-seed and every option; `--reproduce SIDECAR` regenerates the clip exactly.
+seed and every option; `--reproduce SIDECAR` regenerates the clip exactly (clips of the bundled
+model need no --model).
 """
+
+
+def epilog() -> str:
+    """`EPILOG` with one line per registered schedule kind."""
+    lines = "\n".join(schedule_help_lines(width=16, indent=20))
+    return EPILOG.format(schedules=lines)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -44,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="generate audio from text prompts, optionally steered toward a concept",
         description="Generate music with MusicGen, steering its residual stream with concept "
         "directions (RFM eigenvectors) during generation.",
-        epilog=EPILOG,
+        epilog=epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("prompts", nargs="*", metavar="PROMPT", help="text prompt(s)")
@@ -63,7 +70,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--component", default="0", help="eigenvector index, or a mix like 0:1,1:0.5 (default 0)"
     )
     s.add_argument("--layers", default="all", help="layer selection / weighting (see below)")
-    s.add_argument("--schedule", default="constant", help="time schedule (see below)")
+    s.add_argument(
+        "--schedule", default="constant", metavar="SPEC", help="time schedule phi(t) (see below)"
+    )
     s.add_argument("--gate", type=float, default=1.0, help="gate probability p (default 1)")
     s.add_argument(
         "--rows",
@@ -119,8 +128,6 @@ def build_plan(args: argparse.Namespace):
         if args.target or args.to:
             raise ConfigError("--target needs --directions (or use --plan)")
         return None
-    if not math.isfinite(args.coef):
-        raise ConfigError(f"--coef must be finite, got {args.coef}")
     common = dict(
         component=_component(args.component),
         gate=args.gate,
@@ -152,7 +159,13 @@ def build_plan(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from musicrfm.models import load_model
-    from musicrfm.steering.generation import generate, load_sidecar, reproduce, write_results
+    from musicrfm.steering.generation import (
+        GenerationOptions,
+        generate,
+        load_sidecar,
+        reproduce,
+        write_results,
+    )
 
     if args.reproduce:
         meta = load_sidecar(args.reproduce)
@@ -173,12 +186,8 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--save-plan needs a plan (--directions or --plan)")
         plan.save(args.save_plan)
     model = load_model(args.model, device=args.device, dtype=args.dtype)
-    results = generate(
-        model,
-        args.prompts,
-        plan=plan,
+    options = GenerationOptions(
         seconds=args.seconds,
-        seed=args.seed,
         guidance_scale=args.guidance_scale,
         temperature=args.temperature,
         top_k=args.top_k,
@@ -186,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
         batch=args.batch,
         strict=not args.allow_model_mismatch,
     )
+    results = generate(model, args.prompts, plan=plan, seed=args.seed, options=options)
     for path, r in zip(write_results(results, args.output), results):
         print(f"{path}  ({r.seconds:.2f} s, seed {r.seed}: {r.prompt!r})")
     return 0

@@ -1,25 +1,48 @@
-"""Stage 5, steering: schedules, plans, the hooks that apply them, and generation.
+"""Stage 5, steering: schedules, plans, their compilation, the hooks that apply them, generation.
 
-- :mod:`.schedules` -- φ(t): the paper's schedules, keyframes, callables (a registry of kinds);
-- :mod:`.plan` -- `SteeringDirection` / `SteeringPlan` and their TOML/JSON files;
-- :mod:`.hooks` -- `compile_plan` (a plan checked against a model, as arrays) and `apply_plan`;
-- :mod:`.generation` -- `generate` with a plan, sidecars that reproduce a clip, `reproduce`.
+- :mod:`.schedules` -- φ(t): the paper's schedules, keyframes, callables;
+  :mod:`.schedule_registry` -- their kinds, one record each (`register_schedule` adds one);
+- :mod:`.plan` -- `SteeringDirection` / `SteeringPlan` and their TOML/JSON files
+  (:mod:`.toml_writer` writes the TOML);
+- :mod:`.adapters` -- `as_adapter`: the `ModelAdapter` steering talks to (bare MusicGens wrapped);
+- :mod:`.compile` -- `compile_plan`: a plan checked against a model, as arrays (`CompiledPlan`);
+- :mod:`.hooks` -- `apply_plan`, the forward hooks that add the plan during generation;
+- :mod:`.generation` -- `generate` with a plan and `GenerationOptions`, sidecars, `reproduce`.
+
+Importing this package loads nothing heavy: the names below are imported on first use (PEP 562),
+so that :mod:`.schedules` and :mod:`.plan`'s parsers serve the command line without torch.
 """
 
 from __future__ import annotations
 
-from musicrfm.steering.generation import GenerationResult, generate, reproduce
-from musicrfm.steering.hooks import apply_plan, compile_plan
-from musicrfm.steering.plan import SteeringDirection, SteeringPlan
-from musicrfm.steering.schedules import Schedule
+import importlib
+from typing import Any
 
-__all__ = [
-    "GenerationResult",
-    "Schedule",
-    "SteeringDirection",
-    "SteeringPlan",
-    "apply_plan",
-    "compile_plan",
-    "generate",
-    "reproduce",
-]
+_LAZY = {
+    "GenerationOptions": "musicrfm.steering.generation",
+    "GenerationResult": "musicrfm.steering.generation",
+    "generate": "musicrfm.steering.generation",
+    "reproduce": "musicrfm.steering.generation",
+    "apply_plan": "musicrfm.steering.hooks",
+    "CompiledPlan": "musicrfm.steering.compile",
+    "compile_plan": "musicrfm.steering.compile",
+    "SteeringDirection": "musicrfm.steering.plan",
+    "SteeringPlan": "musicrfm.steering.plan",
+    "Schedule": "musicrfm.steering.schedules",
+    "ScheduleKind": "musicrfm.steering.schedule_registry",
+    "register_schedule": "musicrfm.steering.schedule_registry",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'musicrfm.steering' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_LAZY))

@@ -8,6 +8,10 @@ Batching: prompts × seeds are generated in chunks of ``batch`` items. With ``ba
 default) each item draws from its own random stream, seeded with its seed. With ``batch > 1`` the
 items of a chunk share one sampling stream seeded with the chunk's first seed (that is how torch
 sampling works); the sidecar records the whole chunk so the output still reproduces exactly.
+
+How clips are made travels as one frozen `GenerationOptions` (stored under the sidecar's
+``"options"``; `GenerationOptions.from_dict` reads old sidecars too). The plan is compiled once
+per `generate` call; each chunk only swaps in its gate seed (the plan's, else the chunk's seed).
 """
 
 from __future__ import annotations
@@ -18,16 +22,20 @@ import json
 import logging
 import math
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from torch import nn
 
 from musicrfm.errors import ConfigError, ModelError
-from musicrfm.steering.hooks import apply_plan, compile_plan, resolve_model
+from musicrfm.models.adapter import ModelAdapter
+from musicrfm.steering.adapters import as_adapter
+from musicrfm.steering.compile import CompiledPlan, compile_plan
+from musicrfm.steering.hooks import apply_plan
 from musicrfm.steering.plan import SteeringDirection, SteeringPlan
 
 log = logging.getLogger(__name__)
@@ -73,46 +81,108 @@ def _audio_digest(audio: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(audio, dtype=np.float32).tobytes()).hexdigest()
 
 
-def steps_for(seconds: float, model: Any) -> int:
+def steps_for(seconds: float, model: ModelAdapter | nn.Module) -> int:
     """Decoder steps for ``seconds`` of audio: frames + the codebook delay tail."""
-    view = resolve_model(model)
-    if view.frame_rate is None:
+    adapter = as_adapter(model)
+    if not adapter.frame_rate:
         raise ModelError("the model's frame rate is unknown; cannot convert seconds to steps")
-    delay = getattr(view.adapter, "max_delay", None)
-    if delay is None:
-        delay = (view.num_codebooks or 1) - 1
-    return int(round(seconds * view.frame_rate)) + int(delay)
+    return int(round(seconds * adapter.frame_rate)) + int(adapter.max_delay)
 
 
-def _check_options(
-    seconds: float,
-    guidance_scale: float,
-    temperature: float,
-    top_k: int,
-    top_p: float | None,
-    batch: int,
-) -> None:
-    for name, v in (
-        ("seconds", seconds),
-        ("guidance_scale", guidance_scale),
-        ("temperature", temperature),
-    ):
-        if not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ConfigError(f"{name} must be a finite number, got {v!r}")
-    if seconds <= 0:
-        raise ConfigError(f"seconds must be > 0, got {seconds}")
-    if guidance_scale < 0:
-        raise ConfigError(
-            f"guidance_scale must be >= 0 (1 or less: no guidance), got {guidance_scale}"
-        )
-    if temperature < 0:
-        raise ConfigError(f"temperature must be >= 0 (0: greedy), got {temperature}")
-    if int(top_k) < 0:
-        raise ConfigError(f"top_k must be >= 0 (0: off), got {top_k}")
-    if top_p is not None and not 0.0 <= float(top_p) <= 1.0:
-        raise ConfigError(f"top_p must be in [0, 1] (0 or 1: off), got {top_p}")
-    if int(batch) < 1:
-        raise ConfigError(f"batch must be >= 1, got {batch}")
+@dataclass(frozen=True)
+class GenerationOptions:
+    """How every clip of a `generate` call is made (which clips: its prompts and seeds).
+
+    seconds: audio length; the model runs ``seconds × frame_rate + delay`` steps.
+    guidance_scale: classifier-free guidance (≤ 1: off). temperature: 0 → greedy.
+    top_k: 0 → off. top_p: 0 or 1 → off. batch: items per forward batch (see module doc).
+    strict: require the directions' model id to match the model.
+
+    A sidecar stores them under ``"options"`` (with the derived ``steps`` and ``do_sample``);
+    `from_dict` rebuilds them from any sidecar, old ones included.
+    """
+
+    seconds: float = 5.0
+    guidance_scale: float = 3.0
+    temperature: float = 1.0
+    top_k: int = 250
+    top_p: float = 0.0
+    batch: int = 1
+    strict: bool = True
+
+    DERIVED: ClassVar[tuple[str, ...]] = ("steps", "do_sample")  # written to sidecars, not read
+
+    def __post_init__(self) -> None:
+        for name in ("seconds", "guidance_scale", "temperature"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ConfigError(f"{name} must be a finite number, got {v!r}")
+        if self.seconds <= 0:
+            raise ConfigError(f"seconds must be > 0, got {self.seconds}")
+        if self.guidance_scale < 0:
+            raise ConfigError(
+                f"guidance_scale must be >= 0 (1 or less: no guidance), got {self.guidance_scale}"
+            )
+        if self.temperature < 0:
+            raise ConfigError(f"temperature must be >= 0 (0: greedy), got {self.temperature}")
+        if int(self.top_k) < 0:
+            raise ConfigError(f"top_k must be >= 0 (0: off), got {self.top_k}")
+        if self.top_p is not None and not 0.0 <= float(self.top_p) <= 1.0:
+            raise ConfigError(f"top_p must be in [0, 1] (0 or 1: off), got {self.top_p}")
+        if int(self.batch) < 1:
+            raise ConfigError(f"batch must be >= 1, got {self.batch}")
+        for name, value in (
+            ("seconds", float(self.seconds)),
+            ("guidance_scale", float(self.guidance_scale)),
+            ("temperature", float(self.temperature)),
+            ("top_k", int(self.top_k)),
+            ("top_p", float(self.top_p or 0.0)),
+            ("batch", int(self.batch)),
+            ("strict", bool(self.strict)),
+        ):
+            object.__setattr__(self, name, value)
+
+    @property
+    def cfg(self) -> bool:
+        """Whether the batch carries classifier-free-guidance rows."""
+        return self.guidance_scale > 1
+
+    @property
+    def do_sample(self) -> bool:
+        return self.temperature > 0
+
+    def generate_kwargs(self, steps: int) -> dict[str, Any]:
+        """The keyword arguments of the model's ``generate`` for ``steps`` steps."""
+        kw: dict[str, Any] = {
+            "max_new_tokens": steps,
+            "do_sample": self.do_sample,
+            "guidance_scale": self.guidance_scale if self.cfg else 1.0,  # <= 1: no CFG rows
+        }
+        if self.do_sample:
+            kw.update(
+                temperature=self.temperature,
+                top_k=self.top_k,
+                top_p=self.top_p if self.top_p != 0.0 else 1.0,
+            )
+        return kw
+
+    def to_dict(self, *, steps: int | None = None) -> dict[str, Any]:
+        """The fields, plus the derived ``steps`` (when given) and ``do_sample``."""
+        d: dict[str, Any] = asdict(self)
+        if steps is not None:
+            d["steps"] = int(steps)
+        d["do_sample"] = self.do_sample
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> GenerationOptions:
+        """From a sidecar's ``"options"`` (the derived keys are ignored; a missing field takes
+        its default, as ``strict`` in sidecars written before it existed)."""
+        d = {k: v for k, v in d.items() if k not in cls.DERIVED}
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown generation option(s) {sorted(unknown)} in this sidecar")
+        return cls(**d)
 
 
 def _versions() -> dict[str, str]:
@@ -128,151 +198,119 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _model_info(view: Any) -> dict[str, Any]:
-    if view.adapter is not None and hasattr(view.adapter, "info"):
-        return dict(view.adapter.info())
-    return {
-        "model_id": view.model_id,
-        "num_layers": view.num_layers,
-        "hidden_size": view.hidden_size,
-        "frame_rate": view.frame_rate,
-    }
-
-
 def generate(
-    model: Any,
+    model: ModelAdapter | nn.Module,
     prompts: str | Sequence[str],
     *,
     plan: SteeringPlan | SteeringDirection | None = None,
-    seconds: float = 5.0,
     seed: int | Sequence[int] = 0,
-    guidance_scale: float = 3.0,
-    temperature: float = 1.0,
-    top_k: int = 250,
-    top_p: float | None = 0.0,
-    batch: int = 1,
-    strict: bool = True,
+    options: GenerationOptions | None = None,
+    **overrides: Any,
 ) -> list[GenerationResult]:
     """Generate audio for each prompt and seed (prompt-major order), steered by ``plan``.
 
     Parameters
     ----------
-    model: a `musicrfm.models.MusicGenAdapter` (it supplies the tokenizer).
+    model: a `musicrfm.models.adapter.ModelAdapter` with a tokenizer (``load_model`` /
+        ``random_model``).
     prompts: one prompt or a list.
     plan: `SteeringPlan` (or one `SteeringDirection`); None or coefficient 0 → plain generation.
-    seconds: audio length; the model runs ``seconds × frame_rate + delay`` steps.
+        It is compiled (checked against the model) once for the whole call.
     seed: one seed, or several (each prompt is generated once per seed). Also the gate seed
         unless the plan fixes one.
-    guidance_scale: classifier-free guidance (≤ 1: off). temperature: 0 → greedy.
-    top_k: 0 → off. top_p: 0 or 1 → off. batch: items per forward batch (see module doc).
-    strict: require the directions' model id to match the model.
+    options: `GenerationOptions` (default: its defaults); ``overrides`` change single fields,
+        e.g. ``generate(model, "x", seconds=2, temperature=0)``.
 
     Every check (options, plan against model) runs before the first step is generated.
     """
-    view = resolve_model(model)
-    if view.adapter is None or not hasattr(view.adapter, "tokenize"):
-        raise ModelError(
-            "generate() needs a MusicGenAdapter (musicrfm.models.load_model / random_model)"
-        )
-    adapter = view.adapter
+    adapter = as_adapter(model)
+    opts = replace(options or GenerationOptions(), **overrides)
     prompts = [prompts] if isinstance(prompts, str) else [str(p) for p in prompts]
     if not prompts:
         raise ConfigError("no prompts given")
     seeds = [int(seed)] if isinstance(seed, (int, np.integer)) else [int(s) for s in seed]
     if not seeds:
         raise ConfigError("no seeds given")
-    _check_options(seconds, guidance_scale, temperature, top_k, top_p, batch)
     if isinstance(plan, SteeringDirection):
         plan = SteeringPlan([plan])
-    steps = steps_for(seconds, view)
-    # validate the plan against the model now (errors before any generation)
-    compiled = compile_plan(plan, view, seed=seeds[0], total_steps=steps, strict=strict)
-    cfg = guidance_scale > 1
-    do_sample = temperature > 0
-    gen_kwargs: dict[str, Any] = {
-        "max_new_tokens": steps,
-        "do_sample": do_sample,
-        "guidance_scale": float(guidance_scale) if cfg else 1.0,  # <= 1: no CFG rows
+    steps = steps_for(opts.seconds, adapter)
+    # the plan is checked against the model and compiled once, before any generation; each
+    # chunk only changes its gate seed
+    compiled = compile_plan(plan, adapter, seed=seeds[0], total_steps=steps, strict=opts.strict)
+    common = {
+        "options": opts.to_dict(steps=steps),
+        "plan": plan.to_dict(strict=False) if plan is not None else None,
+        "steered_layers": compiled.steered_layers,
+        "model": dict(adapter.info()),
+        "versions": _versions(),
+        "sample_rate": adapter.sample_rate,
     }
-    if do_sample:
-        gen_kwargs.update(
-            temperature=float(temperature),
-            top_k=int(top_k),
-            top_p=float(top_p) if top_p not in (None, 0, 0.0) else 1.0,
-        )
-    options = {
-        "seconds": float(seconds),
-        "steps": steps,
-        "guidance_scale": float(guidance_scale),
-        "temperature": float(temperature),
-        "top_k": int(top_k),
-        "top_p": float(top_p or 0.0),
-        "batch": int(batch),
-        "do_sample": do_sample,
-        "strict": bool(strict),
-    }
-    plan_dict = plan.to_dict(strict=False) if plan is not None else None
-    info = _model_info(view)
-    versions = _versions()
     items = [(p, s) for p in prompts for s in seeds]
-    results: list[GenerationResult] = []
     log.info(
         "generating %d clip(s) of %.2f s (%d steps), steering layers %s",
         len(items),
-        seconds,
+        opts.seconds,
         steps,
         compiled.steered_layers or "none",
     )
-    for start in range(0, len(items), int(batch)):
-        chunk = items[start : start + int(batch)]
+    results: list[GenerationResult] = []
+    for start in range(0, len(items), opts.batch):
+        chunk = items[start : start + opts.batch]
         chunk_seed = chunk[0][1]
-        audio = _run_chunk(
-            adapter, view, [p for p, _ in chunk], plan, chunk_seed, steps, cfg, gen_kwargs, strict
-        )
         gate_seed = plan.seed if plan is not None and plan.seed is not None else chunk_seed
-        for i, (prompt, s) in enumerate(chunk):
-            a = audio[i]
-            meta = {
-                "kind": "musicrfm.generation",
-                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "prompt": prompt,
-                "seed": s,
-                "chunk": {
-                    "prompts": [p for p, _ in chunk],
-                    "seeds": [x for _, x in chunk],
-                    "index": i,
-                    "rng_seed": chunk_seed,
-                },
-                "gate_seed": gate_seed if plan is not None else None,
-                "options": options,
-                "plan": plan_dict,
-                "steered_layers": compiled.steered_layers,
-                "model": info,
-                "versions": versions,
-                "sample_rate": adapter.sample_rate,
-                "num_samples": int(a.shape[-1]),
-                "audio_sha256": _audio_digest(a),
-            }
-            results.append(GenerationResult(prompt, s, a, int(adapter.sample_rate), meta))
+        audio = _run_chunk(
+            adapter, [p for p, _ in chunk], compiled.with_seed(gate_seed), chunk_seed, steps, opts
+        )
+        gate = gate_seed if plan is not None else None
+        results += _chunk_results(adapter, chunk, audio, chunk_seed, gate, common)
     return results
+
+
+def _chunk_results(
+    adapter: ModelAdapter,
+    chunk: list[tuple[str, int]],
+    audio: np.ndarray,
+    chunk_seed: int,
+    gate_seed: int | None,
+    common: dict[str, Any],
+) -> list[GenerationResult]:
+    """One result per item of a chunk, each with its sidecar record."""
+    out = []
+    for i, (prompt, s) in enumerate(chunk):
+        a = audio[i]
+        meta = {
+            "kind": "musicrfm.generation",
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "prompt": prompt,
+            "seed": s,
+            "chunk": {
+                "prompts": [p for p, _ in chunk],
+                "seeds": [x for _, x in chunk],
+                "index": i,
+                "rng_seed": chunk_seed,
+            },
+            "gate_seed": gate_seed,
+            **common,
+            "num_samples": int(a.shape[-1]),
+            "audio_sha256": _audio_digest(a),
+        }
+        out.append(GenerationResult(prompt, s, a, int(adapter.sample_rate), meta))
+    return out
 
 
 @torch.inference_mode()
 def _run_chunk(
-    adapter: Any,
-    view: Any,
+    adapter: ModelAdapter,
     prompts: list[str],
-    plan: SteeringPlan | None,
+    compiled: CompiledPlan,
     seed: int,
     steps: int,
-    cfg: bool,
-    gen_kwargs: dict[str, Any],
-    strict: bool,
+    opts: GenerationOptions,
 ) -> np.ndarray:
     tok = adapter.tokenize(prompts)
-    with apply_plan(view, plan, seed=seed, total_steps=steps, cfg=cfg, strict=strict):
+    with apply_plan(adapter, compiled, total_steps=steps, cfg=opts.cfg):
         torch.manual_seed(seed)
-        out = view.model.generate(**tok, **gen_kwargs)
+        out = adapter.model.generate(**tok, **opts.generate_kwargs(steps))
     if not isinstance(out, torch.Tensor):  # return_dict_in_generate set in the config
         out = out.sequences
     return out.detach().float().cpu().numpy()
@@ -311,8 +349,11 @@ def load_sidecar(path: str | Path) -> dict[str, Any]:
     return meta
 
 
-def reproduce(sidecar: str | Path | dict[str, Any], model: Any = None) -> GenerationResult:
-    """Regenerate the clip a sidecar describes (loads the model by its id when not given)."""
+def reproduce(
+    sidecar: str | Path | dict[str, Any], model: ModelAdapter | nn.Module | None = None
+) -> GenerationResult:
+    """Regenerate the clip a sidecar describes (loads the model by its id when not given: the
+    bundled model's clips record ``musicgen-mini``, which `load_model` accepts)."""
     meta = sidecar if isinstance(sidecar, dict) else load_sidecar(sidecar)
     if model is None:
         from musicrfm.models import load_model
@@ -328,24 +369,12 @@ def reproduce(sidecar: str | Path | dict[str, Any], model: Any = None) -> Genera
                 "this sidecar's plan used in-memory directions; it cannot be replayed"
             )
         plan = SteeringPlan.from_dict(meta["plan"])
-    o, chunk = meta["options"], meta["chunk"]
+    chunk = meta["chunk"]
     if len(set(chunk["prompts"])) == 1 and len(chunk["prompts"]) > 1:
         prompts, seeds = [chunk["prompts"][0]], chunk["seeds"]
     elif len(set(chunk["seeds"])) == 1:
         prompts, seeds = chunk["prompts"], [chunk["seeds"][0]]
     else:
         raise ConfigError("this sidecar's batch mixes prompts and seeds; regenerate the whole run")
-    results = generate(
-        model,
-        prompts,
-        plan=plan,
-        seconds=o["seconds"],
-        seed=seeds,
-        guidance_scale=o["guidance_scale"],
-        temperature=o["temperature"],
-        top_k=o["top_k"],
-        top_p=o["top_p"],
-        batch=o["batch"],
-        strict=o.get("strict", True),
-    )
-    return results[chunk["index"]]
+    options = GenerationOptions.from_dict(meta["options"])
+    return generate(model, prompts, plan=plan, seed=seeds, options=options)[chunk["index"]]

@@ -9,8 +9,11 @@ At generation step t, for each decoder block ℓ (0-based, its output = the resi
   schedule φ, stochastic gate p (ψ), guidance rows.
 * `SteeringPlan` (:mod:`musicrfm.steering.plan`) is a list of them plus the gate seed; it
   loads from / saves to TOML or JSON.
-* `apply_plan(model, plan)` is a context manager installing forward hooks on the decoder blocks;
-  they are always removed on exit (also on exceptions and Ctrl-C).
+* `compile_plan` (:mod:`musicrfm.steering.compile`) checks a plan against a model and turns it
+  into arrays, a `CompiledPlan`.
+* `apply_plan(model, plan)` is a context manager installing forward hooks on the decoder blocks
+  of a `musicrfm.models.adapter.ModelAdapter`; they are always removed on exit (also on
+  exceptions and Ctrl-C). It takes a plan (compiled on the spot) or a `CompiledPlan`.
 
 How a step is found: a pre-hook on block 0 reads the KV-cache length, so the positions fed by a
 forward call are ``past .. past + S - 1`` and step t is decoder position t (t = 0: BOS). With the
@@ -37,314 +40,19 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from musicrfm.errors import CompatibilityError, ConfigError, ModelError
-from musicrfm.probes.directions import ConceptDirections
-from musicrfm.steering.plan import ROW_GAINS, WEIGHTINGS, SteeringDirection, SteeringPlan
-from musicrfm.steering.schedules import Schedule
+from musicrfm.errors import ConfigError, ModelError
+from musicrfm.models.adapter import ModelAdapter
+from musicrfm.steering.adapters import as_adapter
+from musicrfm.steering.compile import CompiledPlan, compile_plan
+from musicrfm.steering.plan import SteeringDirection, SteeringPlan
 
 log = logging.getLogger(__name__)
-
-
-# ============================================================================ model access
-@dataclass
-class ModelView:
-    """What steering needs from a model, for a `MusicGenAdapter` or a bare transformers model."""
-
-    model: nn.Module
-    layers: nn.ModuleList
-    model_id: str | None
-    num_layers: int
-    hidden_size: int
-    frame_rate: float | None
-    num_codebooks: int | None
-    adapter: Any = None
-    decoder: nn.Module | None = None  # the module owning `layers` (embeddings, blocks, norm)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.layers.parameters()).dtype
-
-
-def resolve_model(obj: Any) -> ModelView:
-    """Accept a `musicrfm.models.MusicGenAdapter`, a `MusicgenForConditionalGeneration`
-    (layers at ``model.decoder.model.decoder.layers``) or a `MusicgenForCausalLM`."""
-    if isinstance(obj, ModelView):
-        return obj
-    if hasattr(obj, "decoder_layers") and hasattr(obj, "model"):
-        layers = obj.decoder_layers
-        frame_rate = getattr(obj, "frame_rate", None)
-        return ModelView(
-            model=obj.model,
-            layers=layers,
-            model_id=getattr(obj, "model_id", None),
-            num_layers=int(getattr(obj, "num_layers", len(layers))),
-            hidden_size=int(obj.hidden_size),
-            frame_rate=float(frame_rate) if frame_rate else None,
-            num_codebooks=getattr(obj, "num_codebooks", None),
-            adapter=obj,
-            decoder=getattr(obj, "decoder_base", None),
-        )
-    model = obj
-    chains = (("decoder", "model", "decoder", "layers"), ("model", "decoder", "layers"))
-    layers = decoder = None
-    for chain in chains:
-        cur, parent = model, None
-        for name in chain:
-            parent, cur = cur, getattr(cur, name, None)
-            if cur is None:
-                break
-        if isinstance(cur, nn.ModuleList):
-            layers, decoder = cur, parent
-            break
-    if layers is None:
-        raise ModelError(
-            f"cannot find MusicGen decoder layers in a {type(obj).__name__}; pass a "
-            "MusicGenAdapter (musicrfm.models) or a MusicgenForConditionalGeneration"
-        )
-    cfg = getattr(model, "config", None)
-    dec_cfg = getattr(cfg, "decoder", cfg)
-    frame_rate = None
-    audio_cfg = getattr(cfg, "audio_encoder", None)
-    if audio_cfg is not None:
-        with contextlib.suppress(Exception):
-            frame_rate = float(audio_cfg.frame_rate)
-    return ModelView(
-        model=model,
-        layers=layers,
-        model_id=getattr(cfg, "_name_or_path", None) or getattr(model, "name_or_path", None),
-        num_layers=len(layers),
-        hidden_size=int(dec_cfg.hidden_size),
-        frame_rate=frame_rate,
-        num_codebooks=getattr(dec_cfg, "num_codebooks", None),
-        decoder=decoder,
-    )
-
-
-# ============================================================================ compilation
-@dataclass
-class CompiledPlan:
-    """A plan checked against one model, as arrays. m indexes directions, ℓ model layers.
-
-    unit: (M, L, d) float64 unit directions q (zero where a direction has no vector).
-    weights: (M, L) w_{ℓ,m}; coefs: (M,) η0; schedules: resolved (in steps);
-    gate_p: (M,); row_gain: (M, 2) gains on the (conditional, unconditional) guidance rows;
-    seed: gate seed.
-    """
-
-    unit: torch.Tensor
-    weights: np.ndarray
-    coefs: np.ndarray
-    schedules: list[Schedule]
-    gate_p: np.ndarray
-    row_gain: np.ndarray
-    seed: int
-    labels: list[str]
-    num_layers: int
-    hidden_size: int
-
-    @property
-    def num_directions(self) -> int:
-        return len(self.labels)
-
-    @property
-    def active(self) -> np.ndarray:
-        """(M,) directions that can add anything (non-zero η0, some weight, p > 0)."""
-        return (self.coefs != 0) & (np.abs(self.weights).sum(1) > 0) & (self.gate_p > 0)
-
-    @property
-    def steered_layers(self) -> list[int]:
-        act = self.active
-        if not act.any():
-            return []
-        return [int(i) for i in np.flatnonzero(np.abs(self.weights[act]).sum(0) > 0)]
-
-    def schedule_values(self, n: int) -> np.ndarray:
-        """(n, M) φ_m(t) for t = 0..n-1."""
-        if not self.schedules:
-            return np.zeros((n, 0))
-        return np.stack([s.values(n) for s in self.schedules], axis=1)
-
-    def gate_values(self, n: int) -> np.ndarray:
-        """(n, M) ψ_m(t) ∈ {0, 1}: one Bernoulli(p_m) draw per step, seeded with (seed, m)."""
-        cols = []
-        for m, p in enumerate(self.gate_p):
-            if p >= 1.0:
-                cols.append(np.ones(n))
-            else:
-                rng = np.random.default_rng([int(self.seed) & 0xFFFFFFFF, m])
-                cols.append((rng.random(n) < p).astype(np.float64))
-        return np.stack(cols, axis=1) if cols else np.zeros((n, 0))
-
-    def factors(self, n: int) -> np.ndarray:
-        """(n, M) φ_m(t)·ψ_m(t)."""
-        return self.schedule_values(n) * self.gate_values(n)
-
-    def addition(self, step: int, layer: int, *, conditional: bool = True) -> torch.Tensor:
-        """The exact vector added to `layer`'s output at `step` (float64), for checking."""
-        f = self.factors(step + 1)[step]
-        total = torch.zeros(self.hidden_size, dtype=torch.float64)
-        for m in range(self.num_directions):
-            gain = self.row_gain[m, 0 if conditional else 1]
-            total += gain * self.coefs[m] * self.weights[m, layer] * f[m] * self.unit[m, layer]
-        return total
-
-
-def layer_weights(
-    scores: np.ndarray,
-    selected: np.ndarray,
-    weighting: str,
-    *,
-    w0: float = 1.0,
-    kappa: float = 0.95,
-) -> np.ndarray:
-    """w_ℓ for one direction: scores (n,), selected (n,) bool. ŝ = min-max over all n scores
-    (NaN counts as the worst); uniform w0, linear w0·ŝ, exponential w0·ŝ^(1/κ); 0 if unselected."""
-    s = np.asarray(scores, dtype=np.float64)
-    finite = np.isfinite(s)
-    if finite.any():
-        lo, hi = s[finite].min(), s[finite].max()
-        shat = np.where(finite, (s - lo) / (hi - lo) if hi > lo else 1.0, 0.0)
-    else:
-        shat = np.zeros_like(s)
-    if weighting == "uniform":
-        w = np.full_like(s, w0)
-    elif weighting == "linear":
-        w = w0 * shat
-    elif weighting == "exponential":
-        w = w0 * np.power(shat, 1.0 / kappa)
-    else:
-        raise ConfigError(f"unknown weighting {weighting!r}; valid: {', '.join(WEIGHTINGS)}")
-    return np.where(selected, w, 0.0)
-
-
-def check_compatible(cd: ConceptDirections, view: ModelView, *, strict: bool = True) -> None:
-    """Directions must come from this model: hidden size and layers always, and the model id
-    too when ``strict`` (`ConceptDirections.check_compatible` does the comparison)."""
-    try:
-        cd.check_compatible(
-            {
-                "model_id": view.model_id if strict else None,
-                "hidden_size": view.hidden_size,
-                "num_layers": view.num_layers,
-            }
-        )
-    except CompatibilityError as exc:
-        if strict and "model_id" in str(exc):
-            raise CompatibilityError(
-                f"{exc} (if they really match, pass strict=False / --allow-model-mismatch)"
-            ) from None
-        raise
-
-
-def _direction_arrays(
-    d: SteeringDirection, view: ModelView, *, strict: bool
-) -> tuple[torch.Tensor, np.ndarray]:
-    cd = d.load()
-    check_compatible(cd, view, strict=strict)
-    if d.target is None:
-        if len(cd.classes) != 1:
-            raise ConfigError(
-                f"directions {cd.concept!r} have classes {', '.join(cd.classes)}: name a target class"
-            )
-        ci = 0
-    else:
-        ci = cd.class_index(d.target)
-    comps = d._components()
-    for k in comps:
-        if k >= cd.num_components:
-            raise ConfigError(
-                f"component {k} out of range: directions {cd.concept!r} keep {cd.num_components}"
-            )
-    vecs = cd.vectors[:, ci].detach().to("cpu", torch.float64)  # (Lc, k, d)
-    v = sum(w * vecs[:, k] for k, w in comps.items())
-    norms = v.norm(dim=-1, keepdim=True)
-    if (norms == 0).any() or not torch.isfinite(v).all():
-        raise ConfigError(f"directions {cd.concept!r}/{d.target} have a zero or non-finite vector")
-    q = v / norms
-    L = view.num_layers
-    avail = np.asarray(cd.layers)
-    scores = cd.scores[:, ci].detach().to("cpu", torch.float64).numpy()
-    if d.layers == "all":
-        cand = np.ones(len(avail), dtype=bool)
-    else:
-        cand = np.zeros(len(avail), dtype=bool)
-        for raw in d.layers:
-            i = raw + L if raw < 0 else raw
-            if not 0 <= i < L:
-                raise ConfigError(f"layer {raw} out of range for a {L}-layer model (0..{L - 1})")
-            where = np.flatnonzero(avail == i)
-            if not len(where):
-                raise ConfigError(
-                    f"directions {cd.concept!r} have no vector for layer {i} (they cover {cd.layers})"
-                )
-            cand[where[0]] = True
-    selected = cand.copy()
-    if d.top_k is not None:
-        k = int(d.top_k)
-        if k > int(cand.sum()):
-            raise ConfigError(f"top_k={k} but only {int(cand.sum())} layers are available")
-        key = np.where(np.isfinite(scores) & cand, scores, -np.inf)
-        order = np.argsort(-key, kind="stable")[:k]
-        selected = np.zeros_like(cand)
-        selected[order] = True
-    w_c = layer_weights(scores, selected, d.weighting, w0=d.w0, kappa=d.kappa)
-    unit = torch.zeros(L, view.hidden_size, dtype=torch.float64)
-    weights = np.zeros(L)
-    unit[avail] = q
-    weights[avail] = w_c
-    return unit, weights
-
-
-def compile_plan(
-    plan: SteeringPlan | SteeringDirection | None,
-    model: Any,
-    *,
-    seed: int = 0,
-    total_steps: int | None = None,
-    strict: bool = True,
-) -> CompiledPlan:
-    """Validate a plan against a model and turn it into arrays. Every check happens here, before
-    any hook is installed or any step generated."""
-    view = resolve_model(model)
-    if plan is None:
-        plan = SteeringPlan()
-    if isinstance(plan, SteeringDirection):
-        plan = SteeringPlan([plan])
-    units, weights, schedules = [], [], []
-    for d in plan.directions:
-        u, w = _direction_arrays(d, view, strict=strict)
-        units.append(u)
-        weights.append(w)
-        sched = d.schedule.resolve(frame_rate=view.frame_rate, horizon=total_steps)
-        sched.values(min(total_steps or 64, 100_000))  # validates callables/values early
-        schedules.append(sched)
-    L, H = view.num_layers, view.hidden_size
-    gate_seed = plan.seed if plan.seed is not None else seed
-    return CompiledPlan(
-        unit=torch.stack(units) if units else torch.zeros(0, L, H, dtype=torch.float64),
-        weights=np.stack(weights) if weights else np.zeros((0, L)),
-        coefs=np.asarray([d.coef for d in plan.directions], dtype=np.float64),
-        schedules=schedules,
-        gate_p=np.asarray([d.gate for d in plan.directions], dtype=np.float64),
-        row_gain=np.asarray([ROW_GAINS[d.rows] for d in plan.directions], dtype=np.float64).reshape(
-            -1, 2
-        ),
-        seed=int(gate_seed),
-        labels=[d.label() for d in plan.directions],
-        num_layers=L,
-        hidden_size=H,
-    )
 
 
 # ============================================================================ hooks
@@ -371,19 +79,19 @@ class SteeringSession:
     """
 
     def __init__(
-        self, view: ModelView, compiled: CompiledPlan, *, cfg: bool, total_steps: int | None
+        self, adapter: ModelAdapter, compiled: CompiledPlan, *, cfg: bool, total_steps: int | None
     ):
-        self.view = view
+        self.adapter = adapter
         self.compiled = compiled
         self.cfg = cfg
         self.steps: list[int] = []
-        self.prefixed = view.decoder is not None and "Melody" in type(view.decoder).__name__
+        self.prefixed = "Melody" in type(adapter.decoder_base).__name__
         self._prefix = 0
         self._handles: list[Any] = []
         act = compiled.active
         self.layers = compiled.steered_layers
         self._slot = {layer: j for j, layer in enumerate(self.layers)}
-        device, self.dtype = view.device, view.dtype
+        device, self.dtype = adapter.device, adapter.dtype
         self.device = device
         idx = np.flatnonzero(act)
         self._idx = idx
@@ -514,14 +222,18 @@ class SteeringSession:
         try:
             if self.prefixed:
                 self._handles.append(
-                    self.view.decoder.register_forward_pre_hook(self._prefix_hook, with_kwargs=True)
+                    self.adapter.decoder_base.register_forward_pre_hook(
+                        self._prefix_hook, with_kwargs=True
+                    )
                 )
             self._handles.append(
-                self.view.layers[0].register_forward_pre_hook(self._pre_hook, with_kwargs=True)
+                self.adapter.decoder_layers[0].register_forward_pre_hook(
+                    self._pre_hook, with_kwargs=True
+                )
             )
             for j, layer in enumerate(self.layers):
                 self._handles.append(
-                    self.view.layers[layer].register_forward_hook(self._make_hook(j))
+                    self.adapter.decoder_layers[layer].register_forward_hook(self._make_hook(j))
                 )
         except BaseException:
             self.remove()
@@ -533,35 +245,45 @@ class SteeringSession:
         self._adds = [None] * len(self.layers)
 
 
-def _infer_cfg(view: ModelView) -> bool:
-    gc = getattr(view.model, "generation_config", None)
+def _infer_cfg(adapter: ModelAdapter) -> bool:
+    gc = getattr(adapter.model, "generation_config", None)
     g = getattr(gc, "guidance_scale", None)
     return g is not None and g > 1
 
 
 @contextlib.contextmanager
 def apply_plan(
-    model: Any,
-    plan: SteeringPlan | SteeringDirection | None,
+    model: ModelAdapter | nn.Module,
+    plan: SteeringPlan | SteeringDirection | CompiledPlan | None,
     *,
     seed: int = 0,
     total_steps: int | None = None,
     cfg: bool | None = None,
     strict: bool = True,
 ) -> Iterator[SteeringSession]:
-    """Steer `model` (a MusicGenAdapter or a transformers MusicGen) inside a ``with`` block.
+    """Steer `model` (a ModelAdapter, or a bare transformers MusicGen) inside a ``with`` block.
 
-    seed: gate seed unless the plan sets one. total_steps: the generation length in steps (the
+    plan: a plan, compiled here with ``seed`` and ``strict``, or a `CompiledPlan` used as it is
+    (it already holds its gate seed). seed: gate seed unless the plan sets one. total_steps: the generation length in steps (the
     horizon for schedules without a duration; default 1500). cfg: whether the batch holds
     classifier-free-guidance rows (conditional first half, unconditional second half); default:
     the model's generation_config.guidance_scale > 1. strict: also require the directions'
     model id to match. An empty plan, or one whose coefficients are all 0, installs no hook.
     """
-    view = resolve_model(model)
-    compiled = compile_plan(plan, view, seed=seed, total_steps=total_steps, strict=strict)
-    session = SteeringSession(
-        view, compiled, cfg=_infer_cfg(view) if cfg is None else bool(cfg), total_steps=total_steps
-    )
+    adapter = as_adapter(model)
+    if isinstance(plan, CompiledPlan):
+        compiled = plan
+        if (compiled.num_layers, compiled.hidden_size) != (adapter.num_layers, adapter.hidden_size):
+            raise ConfigError(
+                f"this plan was compiled for {compiled.num_layers} layers of width "
+                f"{compiled.hidden_size}; the model has {adapter.num_layers} of "
+                f"{adapter.hidden_size}"
+            )
+    else:
+        compiled = compile_plan(plan, adapter, seed=seed, total_steps=total_steps, strict=strict)
+    if cfg is None:
+        cfg = _infer_cfg(adapter)
+    session = SteeringSession(adapter, compiled, cfg=bool(cfg), total_steps=total_steps)
     if session.layers:
         log.debug("steering layers %s with %d direction(s)", session.layers, len(session._idx))
     session.install()

@@ -1,7 +1,10 @@
 """Steering plans: what to add during generation, as data that loads from and saves to TOML/JSON.
 
-Kept apart from the hooks (:mod:`musicrfm.steering.hooks`) so that a plan can be built, checked and
-written without touching a model; `musicrfm.steering.hooks` re-exports every name defined here.
+Kept apart from the hooks (:mod:`musicrfm.steering.hooks`) and from compilation
+(:mod:`musicrfm.steering.compile`) so that a plan can be built, checked and written without
+touching a model. Every number of a direction (coef, w0, kappa, gate, component weights) is
+checked here, once, when the `SteeringDirection` is built. TOML is written by
+:mod:`musicrfm.steering.toml_writer`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from musicrfm.errors import CompatibilityError, ConfigError
 from musicrfm.files import read_config
 from musicrfm.probes.directions import ConceptDirections
 from musicrfm.steering.schedules import Schedule, constant
+from musicrfm.steering.toml_writer import dumps_toml
 
 WEIGHTINGS = ("uniform", "linear", "exponential")
 # Which classifier-free-guidance rows a direction is added to, as (conditional, unconditional)
@@ -166,14 +170,15 @@ class SteeringDirection:
             }
         else:
             self.component = int(self.component)
-        if any(k < 0 for k in self._components()):
+        if any(k < 0 for k in self.components()):
             raise ConfigError("component indices must be >= 0")
         self.schedule = Schedule.from_dict(self.schedule)
         self._loaded: ConceptDirections | None = (
             self.directions if isinstance(self.directions, ConceptDirections) else None
         )
 
-    def _components(self) -> dict[int, float]:
+    def components(self) -> dict[int, float]:
+        """{eigenvector index: weight} (a single index has weight 1)."""
         c = self.component
         return dict(c) if isinstance(c, Mapping) else {int(c): 1.0}
 
@@ -417,52 +422,3 @@ class SteeringPlan:
     def load(cls, path: str | Path) -> SteeringPlan:
         path = Path(path)
         return cls.from_dict(read_config(path, what="plan"), base_dir=path.parent)
-
-
-# ---------------------------------------------------------------------------- TOML writer
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            raise ConfigError(f"cannot write {v!r} to TOML")
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, Mapping):
-        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
-    raise ConfigError(f"cannot write a {type(v).__name__} to TOML")
-
-
-def _toml_key(k: Any) -> str:
-    k = str(k)
-    return k if k.replace("_", "").replace("-", "").isalnum() else json.dumps(k)
-
-
-def dumps_toml(data: Mapping[str, Any], prefix: str = "") -> str:
-    """A small TOML writer for plan-shaped data (scalars, arrays, tables, arrays of tables)."""
-    lines: list[str] = []
-    tables: list[tuple[str, Mapping[str, Any]]] = []
-    arrays: list[tuple[str, list[Mapping[str, Any]]]] = []
-    for k, v in data.items():
-        if v is None:
-            continue
-        if isinstance(v, Mapping):
-            tables.append((k, v))
-        elif isinstance(v, list) and v and all(isinstance(x, Mapping) for x in v):
-            arrays.append((k, v))
-        else:
-            lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
-    out = "\n".join(lines) + ("\n" if lines else "")
-    for k, v in tables:
-        name = f"{prefix}{_toml_key(k)}"
-        out += f"\n[{name}]\n" + dumps_toml(v, prefix=name + ".")
-    for k, items in arrays:
-        name = f"{prefix}{_toml_key(k)}"
-        for item in items:
-            out += f"\n[[{name}]]\n" + dumps_toml(item, prefix=name + ".")
-    return out

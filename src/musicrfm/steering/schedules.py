@@ -2,7 +2,10 @@
 
 A `Schedule` is a small frozen description (kind + parameters) that can be written to TOML/JSON,
 evaluated at a step (`schedule(t)`) or over a whole generation at once (`schedule.values(n)`).
-The paper's forms (SPEC §2.4, horizon T in steps, t' = t - start):
+Every kind is one `ScheduleKind` record in a registry (:mod:`musicrfm.steering.schedule_registry`:
+name, aliases, parameters and their defaults, φ, a help line); `parse_schedule`, `Schedule` and
+the CLI help read the registry, so a new kind is one `register_schedule(ScheduleKind(...))` call. The paper's forms (SPEC §2.4,
+horizon T in steps, t' = t - start):
 
 =================  =========================================================
 ``constant``        ``value`` inside ``[start, start + duration)``, 0 outside
@@ -15,112 +18,136 @@ The paper's forms (SPEC §2.4, horizon T in steps, t' = t - start):
 ``callable``        any ``fn(t) -> float`` (not serialisable)
 =================  =========================================================
 
-Times (``start``, ``duration``, ``period``, keyframe times) are in steps, or in seconds when
-``unit="seconds"``; `resolve` converts them with the model's frame rate (MusicGen: 50 steps/s).
-``duration=None`` means "the whole generation" (the horizon given to `resolve`, else 1500 steps,
-the paper's T). Step t is the decoder position: t = 0 is the BOS/prefill step, and with the
-KV cache each later forward call feeds exactly one new position.
+Times (``start``, ``duration``, a kind's time parameters such as ``period``, keyframe times) are
+in steps, or in seconds when ``unit="seconds"``; `resolve` converts them with the model's frame
+rate (MusicGen: 50 steps/s). ``duration=None`` means "the whole generation" (the horizon given to
+`resolve`, else 1500 steps, the paper's T). Step t is the decoder position: t = 0 is the
+BOS/prefill step, and with the KV cache each later forward call feeds exactly one new position.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from musicrfm.errors import ConfigError
+from musicrfm.steering.schedule_registry import (
+    COMMON_FIELDS,
+    ScheduleKind,
+    check_finite,
+    find_kind,
+    get_kind,
+    schedule_kinds,
+)
 
 PAPER_HORIZON = 1500
-KINDS = (
-    "constant",
-    "linear-rise",
-    "linear-decay",
-    "exp-decay",
-    "logistic-rise",
-    "sine",
-    "keyframes",
-    "callable",
-)
-_ALIASES = {
-    "const": "constant",
-    "none": "constant",
-    "rise": "linear-rise",
-    "linear": "linear-rise",
-    "decay": "linear-decay",
-    "exp": "exp-decay",
-    "exponential-decay": "exp-decay",
-    "logistic": "logistic-rise",
-    "sigmoid": "logistic-rise",
-    "sin": "sine",
-    "piecewise": "keyframes",
-    "keys": "keyframes",
-}
 UNITS = ("steps", "seconds")
 
 
-def _finite(name: str, value: float | None) -> None:
-    if value is not None and not math.isfinite(float(value)):
-        raise ConfigError(f"schedule {name} must be a finite number, got {value!r}")
-
-
-@dataclass(frozen=True)
+# ---------------------------------------------------------------------- Schedule
+@dataclass(frozen=True, init=False)
 class Schedule:
-    """φ(t) ∈ [0, 1] as a function of the generation step. See the module docstring."""
+    """φ(t) ∈ [0, 1] as a function of the generation step. See the module docstring.
 
-    kind: str = "constant"
-    start: float = 0.0
-    duration: float | None = None
-    unit: str = "steps"
-    value: float = 1.0
-    rate: float = 0.998
-    steepness: float = 0.133
-    period: float | None = None
-    phase: float = 0.0
-    points: tuple[tuple[float, float], ...] = ()
-    fn: Callable[[int], float] | None = field(default=None, compare=False, repr=False)
+    ``Schedule(kind, start=..., duration=..., unit=..., <the kind's parameters>...)``; the kind's
+    parameters are read as attributes (``Schedule("exp-decay").rate``).
+    """
 
-    def __post_init__(self) -> None:
-        kind = _ALIASES.get(str(self.kind).lower(), str(self.kind).lower())
-        object.__setattr__(self, "kind", kind)
-        if kind not in KINDS:
-            raise ConfigError(f"unknown schedule {self.kind!r}; valid: {', '.join(KINDS)}")
+    kind: str
+    start: float
+    duration: float | None
+    unit: str
+    params: tuple[tuple[str, float | None], ...]
+    points: tuple[tuple[float, float], ...]
+    fn: Callable[[int], float] | None = field(compare=False, repr=False)
+
+    def __init__(
+        self,
+        kind: str = "constant",
+        *,
+        start: float = 0.0,
+        duration: float | None = None,
+        unit: str = "steps",
+        points: Sequence[tuple[float, float]] = (),
+        fn: Callable[[int], float] | None = None,
+        params: Mapping[str, float | None] | Sequence[tuple[str, float | None]] = (),
+        **options: float | None,
+    ) -> None:
+        spec = get_kind(kind)
+        given = {**dict(params), **options}
+        unknown = set(given) - set(spec.params)
+        if unknown:
+            valid = ", ".join([*COMMON_FIELDS, *spec.params]) + (
+                ", points" if spec.keyframes else ""
+            )
+            raise ConfigError(
+                f"unknown option(s) {sorted(unknown)} for schedule {spec.name!r}; valid: {valid}"
+            )
+        values = tuple((k, given.get(k, d)) for k, d in spec.params.items())
+        for name, value in (
+            ("kind", spec.name),
+            ("start", start),
+            ("duration", duration),
+            ("unit", unit),
+            ("params", values),
+            ("points", tuple((float(t), float(v)) for t, v in points)),
+            ("fn", fn),
+        ):
+            object.__setattr__(self, name, value)
+        self._validate(spec)
+
+    def __getattr__(self, name: str) -> Any:
+        if not name.startswith("_") and name != "params":
+            for key, value in self.__dict__.get("params", ()):
+                if key == name:
+                    return value
+        raise AttributeError(f"a {self.__dict__.get('kind')!r} schedule has no {name!r}")
+
+    def _validate(self, spec: ScheduleKind) -> None:
         if self.unit not in UNITS:
             raise ConfigError(f"schedule unit must be 'steps' or 'seconds', got {self.unit!r}")
-        for name in ("start", "duration", "value", "rate", "steepness", "period", "phase"):
-            _finite(name, getattr(self, name))
+        for name, value in (("start", self.start), ("duration", self.duration), *self.params):
+            check_finite(name, value)
         if self.start < 0:
             raise ConfigError(f"schedule start must be >= 0, got {self.start}")
         if self.duration is not None and self.duration <= 0:
             raise ConfigError(f"schedule duration must be > 0, got {self.duration}")
-        if not 0.0 <= self.value <= 1.0:
-            raise ConfigError(f"constant schedule value must be in [0, 1], got {self.value}")
-        if kind == "exp-decay" and not 0.0 < self.rate <= 1.0:
-            raise ConfigError(f"exp-decay rate must be in (0, 1], got {self.rate}")
-        if kind == "logistic-rise" and self.steepness <= 0:
-            raise ConfigError(f"logistic steepness must be > 0, got {self.steepness}")
-        if self.period is not None and self.period <= 0:
-            raise ConfigError(f"sine period must be > 0, got {self.period}")
-        pts = tuple((float(t), float(v)) for t, v in self.points)
-        object.__setattr__(self, "points", pts)
-        if kind == "keyframes":
-            if not pts:
-                raise ConfigError("a keyframes schedule needs at least one (time, value) point")
-            for t, v in pts:
-                _finite("keyframe time", t)
-                _finite("keyframe value", v)
-                if t < 0:
-                    raise ConfigError(f"keyframe times must be >= 0, got {t}")
-                if not 0.0 <= v <= 1.0:
-                    raise ConfigError(f"keyframe values must be in [0, 1], got {v}")
-            times = [t for t, _ in pts]
-            if any(b <= a for a, b in zip(times, times[1:])):
-                raise ConfigError(f"keyframe times must be strictly increasing, got {times}")
-        if kind == "callable" and not callable(self.fn):
-            raise ConfigError("a 'callable' schedule needs fn=<function of the step>")
+        if self.points and not spec.keyframes:
+            raise ConfigError(f"schedule {spec.name!r} takes no points")
+        if spec.check is not None:
+            spec.check(self)
+
+    @property
+    def spec(self) -> ScheduleKind:
+        """This schedule's registered kind."""
+        return get_kind(self.kind)
+
+    @property
+    def horizon(self) -> float:
+        """T in steps (inf when there is no duration); meaningful after `resolve`."""
+        return math.inf if self.duration is None else float(self.duration)
+
+    def replace(self, **changes: Any) -> Schedule:
+        """A copy with some fields or parameters changed."""
+        kw: dict[str, Any] = {
+            "start": self.start,
+            "duration": self.duration,
+            "unit": self.unit,
+            "points": self.points,
+            "fn": self.fn,
+            "params": dict(self.params),
+        }
+        for key, value in changes.items():
+            if key in kw and key != "params":
+                kw[key] = value
+            else:
+                kw["params"][key] = value
+        return Schedule(changes.get("kind", self.kind), **kw)
 
     # ------------------------------------------------------------------ resolution
     def resolve(self, *, frame_rate: float | None = None, horizon: int | None = None) -> Schedule:
@@ -130,16 +157,19 @@ class Schedule:
             if frame_rate is None or not frame_rate > 0:
                 raise ConfigError("a schedule in seconds needs the model's frame rate")
             scale = float(frame_rate)
+        spec = self.spec
         duration = self.duration * scale if self.duration is not None else None
-        if duration is None and self.kind != "constant":  # a constant with no duration never ends
+        if duration is None and not spec.endless:
             duration = float(horizon) if horizon else float(PAPER_HORIZON)
-        return replace(
-            self,
+        times = {
+            k: v * scale if v is not None else None for k, v in self.params if k in spec.time_params
+        }
+        return self.replace(
             unit="steps",
             start=self.start * scale,
             duration=duration,
-            period=self.period * scale if self.period is not None else None,
             points=tuple((t * scale, v) for t, v in self.points),
+            **times,
         )
 
     # ------------------------------------------------------------------ evaluation
@@ -162,45 +192,17 @@ class Schedule:
             raise ConfigError(
                 "call resolve(frame_rate=...) before evaluating a schedule in seconds"
             )
-        s = self if self.duration is not None or self.kind == "constant" else self.resolve()
+        s = self if self.duration is not None or self.spec.endless else self.resolve()
         return float(s._eval(np.asarray([float(t)]))[0])
 
     def _eval(self, t: np.ndarray) -> np.ndarray:
-        T = math.inf if self.duration is None else float(self.duration)  # resolved
-        u = t - self.start
-        k = self.kind
-        if k == "constant":
-            return np.where((u >= 0) & (u < T), self.value, 0.0)
-        if k == "linear-rise":
-            return np.clip(u / T, 0.0, 1.0)
-        if k == "linear-decay":
-            return 1.0 - np.clip(u / T, 0.0, 1.0)
-        if k == "exp-decay":
-            return np.power(self.rate, np.maximum(u, 0.0))
-        if k == "logistic-rise":
-            z = -(u - T / 2.0) / (T * self.steepness)
-            return 1.0 / (1.0 + np.exp(np.minimum(z, 700.0)))
-        if k == "sine":
-            period = self.period if self.period is not None else T
-            return 0.5 * (1.0 + np.sin(2.0 * math.pi * u / period + self.phase))
-        if k == "keyframes":
-            xs = np.asarray([p[0] for p in self.points])
-            ys = np.asarray([p[1] for p in self.points])
-            return np.interp(t, xs, ys)
-        # callable
-        assert self.fn is not None
-        out = np.empty_like(t)
-        for i, ti in enumerate(t):
-            try:
-                out[i] = float(self.fn(int(ti)))
-            except (TypeError, ValueError) as exc:
-                raise ConfigError(f"schedule callable failed at step {int(ti)}: {exc}") from exc
-        return out
+        return self.spec.phi(self, t)
 
     # ------------------------------------------------------------------ files
     def to_dict(self) -> dict[str, Any]:
         """Only the fields that matter for this kind (TOML/JSON friendly)."""
-        if self.kind == "callable":
+        spec = self.spec
+        if not spec.saveable:
             raise ConfigError(
                 "a schedule given as a Python callable cannot be saved; use keyframes instead"
             )
@@ -211,17 +213,10 @@ class Schedule:
             d["duration"] = self.duration
         if self.unit != "steps":
             d["unit"] = self.unit
-        extra = {
-            "constant": ("value",),
-            "exp-decay": ("rate",),
-            "logistic-rise": ("steepness",),
-            "sine": ("period", "phase"),
-        }.get(self.kind, ())
-        for name in extra:
-            v = getattr(self, name)
-            if v is not None and v != getattr(Schedule, name):
+        for name, v in self.params:
+            if v is not None and v != spec.params[name]:
                 d[name] = v
-        if self.kind == "keyframes":
+        if spec.keyframes:
             d["points"] = [[t, v] for t, v in self.points]
         return d
 
@@ -243,14 +238,16 @@ class Schedule:
             raise ConfigError(
                 f"a schedule must be a table/dict or a string, got {type(d).__name__}"
             )
-        known = {f for f in cls.__dataclass_fields__ if f != "fn"}
-        unknown = set(d) - known
+        kw = dict(d)
+        spec = get_kind(kw.pop("kind", "constant"))
+        known = {*COMMON_FIELDS, *spec.params, *(("points",) if spec.keyframes else ())}
+        unknown = set(kw) - known
         if unknown:
             raise ConfigError(
-                f"unknown schedule field(s) {sorted(unknown)}; valid: {', '.join(sorted(known))}"
+                f"unknown schedule field(s) {sorted(unknown)} for {spec.name!r}; "
+                f"valid: {', '.join(sorted(known))}"
             )
-        kw = dict(d)
-        for k in ("start", "duration", "period"):
+        for k in ("start", "duration", *spec.time_params):
             if isinstance(kw.get(k), str):
                 t, unit = parse_time(kw[k])
                 kw[k] = t
@@ -258,7 +255,7 @@ class Schedule:
                     kw["unit"] = "seconds"
         if "points" in kw:
             kw["points"] = tuple(tuple(p) for p in kw["points"])
-        return cls(**kw)
+        return cls(spec.name, **kw)
 
 
 # ---------------------------------------------------------------------- constructors
@@ -327,14 +324,15 @@ def parse_schedule(spec: str) -> Schedule:
     """Parse a CLI spec, e.g. ``linear-rise``, ``linear-rise:start=2s,duration=6s``,
     ``exp-decay:rate=0.995``, ``sine:period=4s``, ``keyframes:0=0,5s=1,10s=0``.
 
-    All times of one spec must use the same unit (steps or seconds).
+    The options are ``start``, ``duration`` and the kind's parameters (`ScheduleKind.params`);
+    all times of one spec must use the same unit (steps or seconds).
     """
-    kind, _, rest = str(spec).partition(":")
-    kind = _ALIASES.get(kind.strip().lower(), kind.strip().lower())
-    if kind not in KINDS or kind == "callable":
-        raise ConfigError(
-            f"unknown schedule {spec!r}; valid: {', '.join(k for k in KINDS if k != 'callable')}"
-        )
+    name, _, rest = str(spec).partition(":")
+    kind = find_kind(name)
+    if kind is None or not kind.saveable:
+        valid = ", ".join(k.name for k in schedule_kinds(saveable=True))
+        raise ConfigError(f"unknown schedule {spec!r}; valid: {valid}")
+    times = {"start", "duration", *kind.time_params}
     units: set[str] = set()
     kw: dict[str, Any] = {}
     points: list[tuple[float, float]] = []
@@ -343,27 +341,28 @@ def parse_schedule(spec: str) -> Schedule:
         if not eq:
             raise ConfigError(f"schedule option {item!r} must look like name=value")
         key = key.strip()
-        if kind == "keyframes":
+        if kind.keyframes:
             t, unit = parse_time(key)
             if t != 0:  # 0 is 0 in any unit
                 units.add(unit)
             points.append((t, _float(val, "keyframe value")))
-        elif key in {"start", "duration", "period"}:
+        elif key in times:
             t, unit = parse_time(val)
             if t != 0:
                 units.add(unit)
             kw[key] = t
-        elif key in {"value", "rate", "steepness", "phase"}:
+        elif key in kind.params:
             kw[key] = _float(val, key)
         else:
-            raise ConfigError(f"unknown option {key!r} for schedule {kind!r}")
+            valid = ", ".join(sorted(times | set(kind.params)))
+            raise ConfigError(f"unknown option {key!r} for schedule {kind.name!r}; valid: {valid}")
     if len(units) > 1:
         raise ConfigError(f"schedule {spec!r} mixes steps and seconds; use one unit")
     if units == {"seconds"}:
         kw["unit"] = "seconds"
-    if kind == "keyframes":
+    if kind.keyframes:
         kw["points"] = tuple(points)
-    return Schedule(kind, **kw)
+    return Schedule(kind.name, **kw)
 
 
 def _float(text: str, what: str) -> float:

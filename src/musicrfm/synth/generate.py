@@ -4,7 +4,8 @@ How a run stays safe to interrupt: every audio file is written under a temporary
 when complete; each finished clip (rendered or found silent) is appended to ``.progress.jsonl``
 by the main process only; ``manifest.csv`` is rebuilt from that journal (periodically, at the end,
 and when a run stops on an error or Ctrl-C). A second run with the same options skips everything
-already in the journal, so nothing is rendered twice and no half-written file survives.
+already in the journal, so nothing is rendered twice and no half-written file survives (the
+bookkeeping is :mod:`musicrfm.synth.journal`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import json
 import logging
 import multiprocessing as mp
 import os
-import shutil
 import signal
 import threading
 import time
@@ -24,28 +24,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from musicrfm import __version__, theory
+from musicrfm import theory
 from musicrfm.errors import ConfigError, DatasetError
 from musicrfm.files import write_bytes_atomic, write_json_atomic
 from musicrfm.synth.concepts import CONCEPTS, ClipSpec, Selection, clips_for, parse_concepts
-from musicrfm.synth.dataset import (
-    MANIFEST_CSV,
-    META_JSON,
-    SynthDataset,
-    load_dataset,
-    write_csv_atomic,
+from musicrfm.synth.dataset import MANIFEST_CSV, META_JSON, SynthDataset, load_dataset
+from musicrfm.synth.journal import (
+    JOURNAL,
+    check_compatible,
+    dataset_meta,
+    finish,
+    read_journal,
+    remove_partials,
+    warn_if_short_of_space,
+    write_manifest,
 )
 from musicrfm.synth.render import SILENCE_DB, Renderer, RenderOptions, find_soundfont, peak_db
 
 log = logging.getLogger(__name__)
 
-JOURNAL = ".progress.jsonl"
 FORMATS = {"flac": ("FLAC", "PCM_16"), "wav": ("WAV", "PCM_16")}
-# options that change the audio or the rows of clips already made: a resumed run must match them
-FIXED_OPTIONS = ("seed", "sample_rate", "channels", "format", "duration", "soundfont")
-TRAILING = ("duration", "sample_rate", "seed")
 MANIFEST_EVERY_S = 20.0
 
 
@@ -97,21 +96,13 @@ def generate_dataset(
     if duration <= 0 or duration > 20:
         raise ConfigError(f"duration must be in (0, 20] seconds, got {duration}")
     wanted = parse_concepts(concepts)
-    progs = (
-        None
-        if programs is None
-        else tuple(dict.fromkeys(theory.parse_program(p) for p in programs))
-    )
-    if progs is not None and not progs:
-        raise ConfigError("--programs is empty")
-    root_pcs = None if roots is None else tuple(sorted({theory.pitch_class(r) for r in roots}))
-    octs = None if octaves is None else tuple(sorted({_octave(o) for o in octaves}))
+    sel = _selection(programs, roots, octaves, limit_per_class, int(seed))
     sf_path = find_soundfont(soundfont)
     options = {
         "concepts": {k: (list(v) if v is not None else None) for k, v in wanted.items()},
-        "programs": list(progs) if progs is not None else None,
-        "roots": [theory.pitch_class_name(r) for r in root_pcs] if root_pcs is not None else None,
-        "octaves": list(octs) if octs is not None else None,
+        "programs": list(sel.programs) if sel.programs is not None else None,
+        "roots": [theory.pitch_class_name(r) for r in sel.roots] if sel.roots is not None else None,
+        "octaves": list(sel.octaves) if sel.octaves is not None else None,
         "limit_per_class": limit_per_class,
         "seed": int(seed),
         "sample_rate": int(sample_rate),
@@ -122,29 +113,7 @@ def generate_dataset(
     }
     render_opts = RenderOptions(int(sample_rate), int(channels), float(duration))
     Renderer(sf_path, render_opts)  # fail early on bad render options or an unreadable soundfont
-
-    clips: list[ClipSpec] = []
-    for name, labels in wanted.items():
-        concept = CONCEPTS[name]
-        if octs is not None and not concept.uses_octaves:
-            log.info("--octaves does not apply to %s; ignored", name)
-        if progs is not None and not concept.uses_programs:
-            log.info("%s uses its own click sounds; --programs ignored", name)
-        if root_pcs is not None and not concept.uses_roots:
-            log.info("%s has no root; --roots ignored", name)
-        sel = Selection(
-            programs=progs,
-            roots=root_pcs if concept.uses_roots else None,
-            octaves=octs if concept.uses_octaves else None,
-            labels=labels,
-            limit_per_class=limit_per_class,
-            seed=int(seed),
-        )
-        chosen = clips_for(name, sel, duration=float(duration))
-        if not chosen:
-            log.warning("%s: the selection matches no clip", name)
-        clips.extend(chosen)
-
+    clips = _select(wanted, sel, float(duration))
     root = Path(out).expanduser()
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -152,12 +121,82 @@ def generate_dataset(
             (root / name).mkdir(exist_ok=True)
     except OSError as exc:
         raise DatasetError(f"cannot create dataset folder {root}: {exc.strerror or exc}") from exc
-    runs = _check_compatible(root, options)
+    _render_all(root, options, clips, sf_path, render_opts, workers, progress)
+    return load_dataset(root)
+
+
+def _selection(
+    programs: Sequence[int | str] | None,
+    roots: Sequence[int | str] | None,
+    octaves: Sequence[int] | None,
+    limit_per_class: int | None,
+    seed: int,
+) -> Selection:
+    """The options as a :class:`Selection` (programs deduplicated in order, roots and octaves
+    sorted); labels are chosen per concept."""
+    progs = (
+        None
+        if programs is None
+        else tuple(dict.fromkeys(theory.parse_program(p) for p in programs))
+    )
+    if progs is not None and not progs:
+        raise ConfigError("--programs is empty")
+    root_pcs = None if roots is None else tuple(sorted({theory.pitch_class(r) for r in roots}))
+    octs = None if octaves is None else tuple(sorted({_octave(o) for o in octaves}))
+    return Selection(
+        programs=progs, roots=root_pcs, octaves=octs, limit_per_class=limit_per_class, seed=seed
+    )
+
+
+def _select(
+    wanted: Mapping[str, tuple[str, ...] | None], sel: Selection, duration: float
+) -> list[ClipSpec]:
+    """Every concept's selected clips, in the order given; options a concept does not use are
+    logged and dropped for it."""
+    clips: list[ClipSpec] = []
+    for name, labels in wanted.items():
+        concept = CONCEPTS[name]
+        if sel.octaves is not None and not concept.uses_octaves:
+            log.info("--octaves does not apply to %s; ignored", name)
+        if sel.programs is not None and not concept.uses_programs:
+            log.info("%s uses its own click sounds; --programs ignored", name)
+        if sel.roots is not None and not concept.uses_roots:
+            log.info("%s has no root; --roots ignored", name)
+        chosen = clips_for(
+            name,
+            Selection(
+                programs=sel.programs,
+                roots=sel.roots if concept.uses_roots else None,
+                octaves=sel.octaves if concept.uses_octaves else None,
+                labels=labels,
+                limit_per_class=sel.limit_per_class,
+                seed=sel.seed,
+            ),
+            duration=duration,
+        )
+        if not chosen:
+            log.warning("%s: the selection matches no clip", name)
+        clips.extend(chosen)
+    return clips
+
+
+def _render_all(
+    root: Path,
+    options: dict[str, Any],
+    clips: list[ClipSpec],
+    sf_path: Path,
+    render_opts: RenderOptions,
+    workers: int | None,
+    progress: bool,
+) -> None:
+    """Render the clips not in the journal yet; the manifest is saved whatever happens."""
+    fmt = options["format"]
+    runs = check_compatible(root, options)
     if not runs or runs[-1] != options:
         runs.append(options)
-    done = _read_journal(root, fmt)
+    done = read_journal(root, fmt)
     todo = [c for c in clips if f"{c.concept}/{c.key}" not in done]
-    _warn_if_short_of_space(root, len(todo), render_opts, fmt)
+    warn_if_short_of_space(root, len(todo), render_opts, fmt)
     log.info(
         "%s: %d clips selected, %d already done, %d to render",
         root,
@@ -166,11 +205,11 @@ def generate_dataset(
         len(todo),
     )
     try:
-        _remove_partials(root)
-        write_json_atomic(root / META_JSON, _meta(options, runs, done, complete=False))
+        remove_partials(root)
+        write_json_atomic(root / META_JSON, dataset_meta(options, runs, done, complete=False))
         _run(root, todo, done, sf_path, render_opts, fmt, workers, progress)
     except OSError as exc:
-        saved = _finish(root, options, runs, done, complete=False, quiet=True)
+        saved = finish(root, options, runs, done, complete=False, quiet=True)
         n_ok = sum(r["status"] == "ok" for r in done.values())
         kept = (
             f"in {MANIFEST_CSV}" if saved else f"in {JOURNAL} ({MANIFEST_CSV} is rebuilt on resume)"
@@ -182,10 +221,9 @@ def generate_dataset(
             "fix it and run the same command again to resume"
         ) from exc
     except BaseException:
-        _finish(root, options, runs, done, complete=False, quiet=True)
+        finish(root, options, runs, done, complete=False, quiet=True)
         raise
-    _finish(root, options, runs, done, complete=True)
-    return load_dataset(root)
+    finish(root, options, runs, done, complete=True)
 
 
 # ----------------------------------------------------------------------------- execution
@@ -274,7 +312,7 @@ def _run(
             if bar is not None:
                 bar.update(1)
             if time.monotonic() - last_manifest > MANIFEST_EVERY_S:
-                _write_manifest(root, done)
+                write_manifest(root, done)
                 last_manifest = time.monotonic()
             if stop.requested:
                 raise KeyboardInterrupt
@@ -317,21 +355,7 @@ class _StopFlag:
             self._old = None
 
 
-# ----------------------------------------------------------------------------- bookkeeping
-
-
-def _warn_if_short_of_space(root: Path, n: int, opts: RenderOptions, fmt: str) -> None:
-    """Log a warning when the free space looks too small (FLAC ~ 55%, WAV 100% of 16-bit PCM)."""
-    per_clip = opts.duration * opts.sample_rate * opts.channels * 2 * (0.55 if fmt == "flac" else 1)
-    need = n * per_clip
-    try:
-        free = shutil.disk_usage(root).free
-    except OSError:
-        return
-    if need > free:
-        log.warning(
-            "%s has %.1f GB free; %d clips need about %.1f GB", root, free / 1e9, n, need / 1e9
-        )
+# ----------------------------------------------------------------------------- options
 
 
 def _cpu_count() -> int:
@@ -350,137 +374,3 @@ def _octave(value: int | str) -> int:
     if not 0 <= o <= 8:
         raise ConfigError(f"octave must be 0..8 (SynTheory: midi // 12), got {o}")
     return o
-
-
-def _check_compatible(root: Path, options: dict[str, Any]) -> list[dict[str, Any]]:
-    """Refuse a folder made with other fixed options; return the options of earlier runs."""
-    meta_path = root / META_JSON
-    if not meta_path.is_file():
-        if (root / MANIFEST_CSV).exists() and not (root / JOURNAL).exists():
-            raise DatasetError(
-                f"{root} holds a manifest not made by `musicrfm synth`; use another --out"
-            )
-        return []
-    try:
-        meta = json.loads(meta_path.read_text())
-        old = meta.get("options", {})
-    except (OSError, ValueError) as exc:
-        raise DatasetError(f"cannot read {meta_path}: {exc}") from exc
-    diff = [k for k in FIXED_OPTIONS if k in old and old[k] != options[k]]
-    if diff:
-        detail = ", ".join(f"{k}={old[k]!r} (now {options[k]!r})" for k in diff)
-        raise ConfigError(
-            f"{root} was made with {detail}; use the same options to resume or add clips, "
-            "or choose another --out"
-        )
-    return list(meta.get("runs", [old]))
-
-
-def _remove_partials(root: Path) -> None:
-    for part in root.rglob(".*.part"):
-        part.unlink(missing_ok=True)
-
-
-def _read_journal(root: Path, fmt: str) -> dict[str, dict[str, Any]]:
-    """Finished clips from the journal; entries whose audio file vanished are dropped."""
-    done: dict[str, dict[str, Any]] = {}
-    path = root / JOURNAL
-    if not path.is_file():
-        return done
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                record = json.loads(line)
-            except ValueError:  # a line cut short by an interruption
-                continue
-            if record.get("status") == "ok" and not (root / record["row"]["path"]).is_file():
-                continue
-            done[record["id"]] = record
-    return done
-
-
-def _concept_order(concept: str) -> int:
-    names = list(CONCEPTS)
-    return names.index(concept) if concept in names else len(names)
-
-
-def _manifest_rows(done: Mapping[str, dict[str, Any]], seed: int | None) -> pd.DataFrame:
-    records = sorted(
-        (r for r in done.values() if r["status"] == "ok"),
-        key=lambda r: (_concept_order(r["row"]["concept"]), r["index"], r["id"]),
-    )
-    rows = pd.DataFrame([dict(r["row"], seed=seed) for r in records])
-    if rows.empty:
-        return pd.DataFrame(columns=["path", "concept", "label", *TRAILING])
-    cols = [c for c in rows.columns if c not in TRAILING] + [c for c in TRAILING if c in rows]
-    rows = rows[cols]
-    for col in rows.columns:  # integer columns stay integers when other concepts lack them
-        if rows[col].hasnans and _all_ints(r["row"].get(col) for r in records):
-            rows[col] = rows[col].astype("Int64")
-    return rows
-
-
-def _all_ints(values: Iterable[Any]) -> bool:
-    seen = [v for v in values if v is not None]
-    return bool(seen) and all(isinstance(v, int) and not isinstance(v, bool) for v in seen)
-
-
-def _write_manifest(
-    root: Path, done: Mapping[str, dict[str, Any]], seed: int | None = None
-) -> None:
-    if seed is None:
-        try:
-            seed = json.loads((root / META_JSON).read_text())["options"]["seed"]
-        except (OSError, ValueError, KeyError):
-            seed = None
-    write_csv_atomic(_manifest_rows(done, seed), root / MANIFEST_CSV)
-
-
-def _meta(
-    options: dict[str, Any],
-    runs: list[dict[str, Any]],
-    done: Mapping[str, dict[str, Any]],
-    *,
-    complete: bool,
-) -> dict[str, Any]:
-    ok = [r for r in done.values() if r["status"] == "ok"]
-    silent = sorted(r["id"] for r in done.values() if r["status"] == "silent")
-    counts: dict[str, int] = {}
-    for r in sorted(ok, key=lambda r: _concept_order(r["row"]["concept"])):
-        counts[r["row"]["concept"]] = counts.get(r["row"]["concept"], 0) + 1
-    return {
-        "generator": "musicrfm synth",
-        "version": __version__,
-        "complete": complete,
-        "options": options,
-        "runs": runs,
-        "clips": len(ok),
-        "counts": counts,
-        "silent_excluded": len(silent),
-        "silent_threshold_db": SILENCE_DB,
-        "silent_clips": silent,
-        "manifest": MANIFEST_CSV,
-    }
-
-
-def _finish(
-    root: Path,
-    options: dict[str, Any],
-    runs: list[dict[str, Any]],
-    done: Mapping[str, dict[str, Any]],
-    *,
-    complete: bool,
-    quiet: bool = False,
-) -> bool:
-    """Rewrite manifest and dataset.json; with ``quiet``, a failure is logged and False returned."""
-    try:
-        _write_manifest(root, done, options["seed"])
-        write_json_atomic(root / META_JSON, _meta(options, runs, done, complete=complete))
-        return True
-    except OSError as exc:
-        if not quiet:
-            raise DatasetError(
-                f"cannot write the manifest in {root}: {exc.strerror or exc}"
-            ) from exc
-        log.error("could not update manifest.csv or dataset.json in %s: %s", root, exc)
-        return False

@@ -91,82 +91,107 @@ def _meter(value: Any) -> theory.Meter:
     return theory.meter_by_name(f"{nums[0]}/{nums[1]}")
 
 
+def _map_notes(row: Mapping[str, Any]) -> dict[str, Any]:
+    midi = int(row["midi_note_val"])
+    return {
+        "label": str(row["root_note_name"]),
+        "pitch_class": int(row["root_note_pitch_class"]),
+        "note_name": theory.note_name(midi),
+        "octave": int(row.get("octave", midi // 12)),
+        "register": int(row.get("register", 0)),
+        "midi_note": midi,
+        **_program(row),
+    }
+
+
+def _map_intervals(row: Mapping[str, Any]) -> dict[str, Any]:
+    semis = int(row["interval"])
+    return {
+        "label": theory.interval_name(semis),
+        "interval": theory.interval_name(semis),
+        "semitones": semis,
+        "play_style": str(row["play_style_name"]).lower(),
+        "root": str(row["root_note_name"]),
+        "root_pitch_class": int(row["root_note_pitch_class"]),
+        "midi_note": int(row["midi_note_val"]),
+        **_program(row),
+    }
+
+
+def _map_scales(row: Mapping[str, Any]) -> dict[str, Any]:
+    root = str(row["root_note_name"])
+    return {
+        "label": str(row["mode"]),
+        "mode": str(row["mode"]),
+        "root": root,
+        "root_pitch_class": theory.pitch_class(root),
+        "play_style": str(row["play_style_name"]).lower(),
+        **_program(row),
+    }
+
+
+def _map_chords(row: Mapping[str, Any]) -> dict[str, Any]:
+    quality = _CHORD_TYPES[str(row["chord_type"])]
+    return {
+        "label": quality,
+        "quality": quality,
+        "root": str(row["root_note_name"]),
+        "root_pitch_class": int(row["root_note_pitch_class"]),
+        "inversion": _INVERSIONS[str(row["inversion"])],
+        "inversion_figure": str(row["inversion"]),
+        **_program(row),
+    }
+
+
+def _map_progressions(row: Mapping[str, Any]) -> dict[str, Any]:
+    prog = _progression(row["chord_progression"])
+    return {
+        "label": prog.name,
+        "progression": prog.name,
+        "key": str(row["key_note_name"]),
+        "key_pitch_class": int(row["key_note_pitch_class"]),
+        "mode": prog.mode,
+        "tonality": prog.tonality,
+        "degrees": "-".join(map(str, prog.degrees)),
+        **_program(row),
+    }
+
+
+def _map_tempos(row: Mapping[str, Any]) -> dict[str, Any]:
+    bpm = int(row["bpm"])
+    return {"label": str(bpm), "bpm": bpm, **_click(row)}
+
+
+def _map_time_signatures(row: Mapping[str, Any]) -> dict[str, Any]:
+    meter = _meter(row["time_signature"])
+    return {
+        "label": meter.name,
+        "time_signature": meter.name,
+        "beats": meter.beats,
+        "unit": meter.unit,
+        "is_compound": meter.is_compound,
+        "bpm": int(row.get("bpm", 120)),
+        "reverb_level": int(row.get("reverb_level", 0)),
+        **_click(row),
+    }
+
+
+_MAPPERS = {
+    "notes": _map_notes,
+    "intervals": _map_intervals,
+    "scales": _map_scales,
+    "chords": _map_chords,
+    "progressions": _map_progressions,
+    "tempos": _map_tempos,
+    "time_signatures": _map_time_signatures,
+}
+
+
 def map_row(concept: str, row: Mapping[str, Any]) -> dict[str, Any]:
     """SynTheory's columns for one clip -> this library's manifest columns (``label`` first)."""
-    if concept == "notes":
-        midi = int(row["midi_note_val"])
-        out = {
-            "label": str(row["root_note_name"]),
-            "pitch_class": int(row["root_note_pitch_class"]),
-            "note_name": theory.note_name(midi),
-            "octave": int(row.get("octave", midi // 12)),
-            "register": int(row.get("register", 0)),
-            "midi_note": midi,
-            **_program(row),
-        }
-    elif concept == "intervals":
-        semis = int(row["interval"])
-        out = {
-            "label": theory.interval_name(semis),
-            "interval": theory.interval_name(semis),
-            "semitones": semis,
-            "play_style": str(row["play_style_name"]).lower(),
-            "root": str(row["root_note_name"]),
-            "root_pitch_class": int(row["root_note_pitch_class"]),
-            "midi_note": int(row["midi_note_val"]),
-            **_program(row),
-        }
-    elif concept == "scales":
-        root = str(row["root_note_name"])
-        out = {
-            "label": str(row["mode"]),
-            "mode": str(row["mode"]),
-            "root": root,
-            "root_pitch_class": theory.pitch_class(root),
-            "play_style": str(row["play_style_name"]).lower(),
-            **_program(row),
-        }
-    elif concept == "chords":
-        quality = _CHORD_TYPES[str(row["chord_type"])]
-        inversion = _INVERSIONS[str(row["inversion"])]
-        out = {
-            "label": quality,
-            "quality": quality,
-            "root": str(row["root_note_name"]),
-            "root_pitch_class": int(row["root_note_pitch_class"]),
-            "inversion": inversion,
-            "inversion_figure": str(row["inversion"]),
-            **_program(row),
-        }
-    elif concept == "progressions":
-        prog = _progression(row["chord_progression"])
-        out = {
-            "label": prog.name,
-            "progression": prog.name,
-            "key": str(row["key_note_name"]),
-            "key_pitch_class": int(row["key_note_pitch_class"]),
-            "mode": prog.mode,
-            "tonality": prog.tonality,
-            "degrees": "-".join(map(str, prog.degrees)),
-            **_program(row),
-        }
-    elif concept == "tempos":
-        bpm = int(row["bpm"])
-        out = {"label": str(bpm), "bpm": bpm, **_click(row)}
-    elif concept == "time_signatures":
-        meter = _meter(row["time_signature"])
-        out = {
-            "label": meter.name,
-            "time_signature": meter.name,
-            "beats": meter.beats,
-            "unit": meter.unit,
-            "is_compound": meter.is_compound,
-            "bpm": int(row.get("bpm", 120)),
-            "reverb_level": int(row.get("reverb_level", 0)),
-            **_click(row),
-        }
-    else:  # pragma: no cover - guarded by the caller
+    if concept not in _MAPPERS:  # pragma: no cover - guarded by the caller
         raise ConfigError(f"unknown concept {concept!r}")
+    out = _MAPPERS[concept](row)
     skip = {"audio", "is_silent"}
     for k, v in row.items():
         if k not in out and k not in skip and not isinstance(v, (dict, bytes, np.ndarray, list)):
@@ -232,7 +257,6 @@ def load_syntheory(
     Audio is resampled to ``sample_rate`` and mixed to ``channels`` (default 32 kHz mono).
     """
     from musicrfm.synth.concepts import get_concept
-    from musicrfm.synth.render import is_silent
 
     name = get_concept(concept).name
     fmt = str(format).lower()
@@ -245,44 +269,16 @@ def load_syntheory(
     except OSError as exc:
         raise DatasetError(f"cannot create {root}: {exc.strerror or exc}") from exc
 
-    import soundfile as sf
-
     records: list[dict[str, Any]] = []
     silent = 0
     for i, row in enumerate(rows_in):
         if limit is not None and i >= limit:
             break
-        mapped = map_row(name, row)
-        audio, sr = _decode_audio(row["audio"])
-        audio = (
-            audio.mean(axis=1, keepdims=True) if channels == 1 else _to_channels(audio, channels)
-        )
-        if sr != sample_rate:
-            import librosa
-
-            audio = librosa.resample(audio.T, orig_sr=sr, target_sr=sample_rate).T
-        if bool(row.get("is_silent", False)) or is_silent(audio):
+        record = _copy_clip(name, i, row, root, sample_rate, channels, fmt)
+        if record is None:
             silent += 1
-            continue
-        audio = np.clip(audio, -1.0, 1.0)
-        rel = f"{name}/{i:06d}.{fmt}"
-        path = root / rel
-        write_atomic(
-            path,
-            lambda tmp, a=audio: sf.write(
-                str(tmp), a, sample_rate, format=fmt.upper(), subtype="PCM_16"
-            ),
-        )
-        records.append(
-            {
-                "path": rel,
-                "concept": name,
-                **mapped,
-                "duration": round(audio.shape[0] / sample_rate, 6),
-                "sample_rate": sample_rate,
-                "seed": None,
-            }
-        )
+        else:
+            records.append(record)
     rows = pd.DataFrame(records)
     write_csv_atomic(rows, root / MANIFEST_CSV)
     write_json_atomic(
@@ -301,6 +297,48 @@ def load_syntheory(
     )  # fmt: skip
     log.info("%s: %d SynTheory %s clips (%d silent left out)", root, len(records), name, silent)
     return load_dataset(root)
+
+
+def _copy_clip(
+    name: str,
+    i: int,
+    row: Mapping[str, Any],
+    root: Path,
+    sample_rate: int,
+    channels: int,
+    fmt: str,
+) -> dict[str, Any] | None:
+    """Write one hub row's audio (mixed, resampled) as clip ``i``; returns its manifest row, or
+    None for a silent clip (nothing written)."""
+    import soundfile as sf
+
+    from musicrfm.synth.render import is_silent
+
+    mapped = map_row(name, row)
+    audio, sr = _decode_audio(row["audio"])
+    audio = audio.mean(axis=1, keepdims=True) if channels == 1 else _to_channels(audio, channels)
+    if sr != sample_rate:
+        import librosa
+
+        audio = librosa.resample(audio.T, orig_sr=sr, target_sr=sample_rate).T
+    if bool(row.get("is_silent", False)) or is_silent(audio):
+        return None
+    audio = np.clip(audio, -1.0, 1.0)
+    rel = f"{name}/{i:06d}.{fmt}"
+    write_atomic(
+        root / rel,
+        lambda tmp, a=audio: sf.write(
+            str(tmp), a, sample_rate, format=fmt.upper(), subtype="PCM_16"
+        ),
+    )
+    return {
+        "path": rel,
+        "concept": name,
+        **mapped,
+        "duration": round(audio.shape[0] / sample_rate, 6),
+        "sample_rate": sample_rate,
+        "seed": None,
+    }
 
 
 def _to_channels(audio: np.ndarray, channels: int) -> np.ndarray:

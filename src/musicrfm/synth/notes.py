@@ -16,7 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from musicrfm.errors import RenderError
-from musicrfm.synth.render import find_soundfont
+from musicrfm.synth.render import Renderer, RenderOptions
+from musicrfm.synth.spec import ClipSpec, Note
+from musicrfm.theory import PITCH_CLASSES
 
 # Tonal GM programs with a clear, stable pitch, one or more per family, and a short caption name.
 INSTRUMENTS: dict[int, str] = {
@@ -136,9 +138,35 @@ def note_grid(
     return [NoteClip(p, n, v) for p in programs for n in range(low, high + 1) for v in velocities]
 
 
-@functools.lru_cache(maxsize=1)
-def _soundfont_bytes() -> bytes:
-    return find_soundfont().read_bytes()
+def note_spec(
+    clip: NoteClip, *, sampling_rate: int, seconds: float, repeats: int, gate: float
+) -> ClipSpec:
+    """The clip as the :class:`~musicrfm.synth.render.Renderer` takes it: strike i starts at
+    sample ``i * slot`` and ends ``int(slot * gate)`` samples later (``slot`` =
+    ``round(seconds * sampling_rate) // repeats``), so the samples are exactly these."""
+    total = int(round(seconds * sampling_rate))
+    slot = total // repeats
+    held = int(slot * gate)
+    notes = tuple(
+        Note(i * slot / sampling_rate, (i * slot + held) / sampling_rate, n, clip.velocity)
+        for i, n in enumerate(clip.notes_at(repeats))
+    )
+    return ClipSpec(
+        concept="notes",
+        key=f"p{clip.program:03d}_{clip.midi_note:03d}",
+        index=0,
+        label=PITCH_CLASSES[clip.pitch_class],
+        params={},
+        notes=notes,
+        program=clip.program,
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _renderer(sampling_rate: int, seconds: float) -> Renderer:
+    # stereo, then the mean of the channels: TinySoundFont's mono output mixes panned voices
+    # differently (up to 8e-3 after normalisation); this is what the clips were always made of
+    return Renderer(options=RenderOptions(int(sampling_rate), 2, float(seconds)))
 
 
 def render_note(
@@ -151,36 +179,16 @@ def render_note(
 ) -> np.ndarray:
     """Render one clip to mono float32 in [-1, 1], peak-normalised to 0.9.
 
-    The note starts at 0 and every ``seconds / repeats`` seconds, held for ``gate`` of each slot.
+    The note starts at 0 and every ``seconds / repeats`` seconds, held for ``gate`` of each slot;
+    the samples after the last whole slot are silent.
     """
-    import tinysoundfont
-
-    synth = tinysoundfont.Synth(samplerate=sampling_rate)
-    sfid = synth.sfload(_soundfont_bytes())
-    synth.program_select(0, sfid, 0, clip.program)
-    total = int(round(seconds * sampling_rate))
-    slot = total // repeats
-    held = int(slot * gate)
-    pieces: list[np.ndarray] = []
-    for note in clip.notes_at(repeats):
-        synth.noteon(0, note, clip.velocity)
-        pieces.append(_pull(synth, held))
-        synth.noteoff(0, note)
-        pieces.append(_pull(synth, slot - held))
-    audio = np.concatenate(pieces)
-    if audio.size < total:
-        audio = np.pad(audio, (0, total - audio.size))
-    audio = audio[:total]
+    spec = note_spec(clip, sampling_rate=sampling_rate, seconds=seconds, repeats=repeats, gate=gate)
+    audio = _renderer(sampling_rate, seconds).render(spec).mean(axis=1)
+    audio[(int(round(seconds * sampling_rate)) // repeats) * repeats :] = 0.0
     peak = float(np.abs(audio).max())
     if peak < 1e-6:
         raise RenderError(f"silent render for program {clip.program}, note {clip.midi_note}")
     return (0.9 * audio / peak).astype(np.float32)
-
-
-def _pull(synth, samples: int) -> np.ndarray:
-    buf = synth.generate(samples)
-    stereo = np.frombuffer(buf, dtype=np.float32).reshape(-1, 2)
-    return stereo.mean(axis=1)
 
 
 def render_clips(

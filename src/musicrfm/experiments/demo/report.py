@@ -112,21 +112,61 @@ def write_report_html(
     timings: dict[str, float],
     figures: dict[str, Path],
 ) -> Path:
-    from musicrfm.experiments.report import specificity_statement, write_html
+    from musicrfm.experiments.report.page import write_html
+    from musicrfm.experiments.report.tables import specificity_statement
 
-    target = settings["target"]
     rel = {k: Path(os.path.relpath(v, out)).as_posix() for k, v in figures.items()}
+    statement = specificity_statement(comp.rename(columns={"concept_coef": "coef"}))
+    sections = [
+        ("Result", _result_html(summary, settings) + f"<p><b>{html.escape(statement)}</b></p>"),
+        (
+            "Target accuracy by condition",
+            f"<img src='{rel['conditions']}' alt='accuracy by condition'>" + _table_html(summary),
+        ),
+        ("Causal controls (concept minus control, 95% bootstrap CI)", _table_html(comp)),
+    ]
+    if "coef_sweep" in rel:
+        sections.append(("Accuracy vs η0", f"<img src='{rel['coef_sweep']}' alt='sweep'>"))
+    if xf.get("n"):
+        sections.append(_crossfade_section(out, frame, xf, rel))
+    panels = "".join(
+        f"<img src='{rel[k]}' width='520' alt='{k}'>" for k in ("panel_unsteered", "panel_concept")
+        if k in rel
+    )  # fmt: skip
+    sections.append(("Spectrogram and chroma (same prompt and seed)", panels))
+    sections.append(("Listen", _listen_html(out, frame, settings["examples_per_condition"])))
+    sections.append(("How this was made", _how_html(settings)))
+    runtime = ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
+    sections.append(
+        (
+            "Reproduce",
+            f"<pre>{html.escape(settings['command'])}</pre><p>Runtime: {runtime} "
+            f"(total {sum(timings.values()):.0f} s). Every clip's JSON sidecar holds its full "
+            "plan, seed and model info. Per-clip results: <a href='results.csv'>results.csv</a>; "
+            "summary: <a href='summary.csv'>summary.csv</a>.</p>",
+        )
+    )
+    return write_html(out / "index.html", title="MusicRFM demo", sections=sections)
+
+
+def _result_html(summary: pd.DataFrame, settings: dict[str, Any]) -> str:
+    """The headline sentence: steered against unsteered accuracy, with CIs."""
+    target = settings["target"]
     c = summary[summary["condition"] == "concept"].iloc[-1]
     u = summary[summary["condition"] == "unsteered"].iloc[0]
-    headline = (
+    return (
         f"<p class='note'>Steering {html.escape(settings['model_id'])} toward the note "
         f"<b>{target}</b> at η0={c['coef']:g}: the independent chroma detector hears {target} in "
         f"<b>{c['accuracy']:.2f}</b> [{c['ci_low']:.2f}, {c['ci_high']:.2f}] of n={c['n']} clips, "
         f"against {u['accuracy']:.2f} [{u['ci_low']:.2f}, {u['ci_high']:.2f}] unsteered "
         f"(chance 1/12 = 0.083). Intervals are 95% percentile-bootstrap CIs.</p>"
     )
-    statement = specificity_statement(comp.rename(columns={"concept_coef": "coef"}))
-    how = (
+
+
+def _how_html(settings: dict[str, Any]) -> str:
+    """How the data, features, directions, generations and controls were made."""
+    target = settings["target"]
+    return (
         "<ul>"
         f"<li>Training data: {settings['train_clips']} synthetic one-note clips "
         f"({settings['clips_per_class']} per pitch class, {len(settings['programs'])} GM programs, "
@@ -156,62 +196,39 @@ def write_report_html(
         + _judge_item(settings.get("instrument") or {})
         + "</ul>"
     )
-    sections = [
-        ("Result", headline + f"<p><b>{html.escape(statement)}</b></p>"),
-        (
-            "Target accuracy by condition",
-            f"<img src='{rel['conditions']}' alt='accuracy by condition'>" + _table_html(summary),
-        ),
-        ("Causal controls (concept minus control, 95% bootstrap CI)", _table_html(comp)),
-    ]
-    if "coef_sweep" in rel:
-        sections.append(("Accuracy vs η0", f"<img src='{rel['coef_sweep']}' alt='sweep'>"))
-    if xf.get("n"):
-        xf_rows = frame[frame["kind"] == "crossfade"]
-        cells = "".join(
-            _audio_cell(p, out, f"{pr} → detected {lab}")
-            for p, pr, lab in zip(xf_rows["audio_path"], xf_rows["prompt"], xf_rows["label"])
-        )
-        sections.append(
-            (
-                f"Crossfade {xf['a']} → {xf['b']}",
-                f"<img src='{rel['crossfade']}' alt='crossfade trace'>"
-                f"<p>First window detected as {xf['a']} in {xf['starts_on_a']:.2f} of clips; last "
-                f"window detected as {xf['b']} in {xf['ends_on_b']:.2f} (n={xf['n']}). The two "
-                "directions are added with a linear decay and a linear rise over the whole clip "
-                "at the strongest η0 (SteeringPlan.crossfade). Note: a model trained only on "
-                "single sustained notes (like the bundled mini model) has never heard a note "
-                "change mid-clip and tends to hold the note it started with.</p>" + cells,
-            )
-        )
-    panels = "".join(
-        f"<img src='{rel[k]}' width='520' alt='{k}'>" for k in ("panel_unsteered", "panel_concept")
-        if k in rel
-    )  # fmt: skip
-    sections.append(("Spectrogram and chroma (same prompt and seed)", panels))
+
+
+def _crossfade_section(
+    out: Path, frame: pd.DataFrame, xf: dict[str, Any], rel: dict[str, str]
+) -> tuple[str, str]:
+    xf_rows = frame[frame["kind"] == "crossfade"]
+    cells = "".join(
+        _audio_cell(p, out, f"{pr} → detected {lab}")
+        for p, pr, lab in zip(xf_rows["audio_path"], xf_rows["prompt"], xf_rows["label"])
+    )
+    return (
+        f"Crossfade {xf['a']} → {xf['b']}",
+        f"<img src='{rel['crossfade']}' alt='crossfade trace'>"
+        f"<p>First window detected as {xf['a']} in {xf['starts_on_a']:.2f} of clips; last "
+        f"window detected as {xf['b']} in {xf['ends_on_b']:.2f} (n={xf['n']}). The two "
+        "directions are added with a linear decay and a linear rise over the whole clip "
+        "at the strongest η0 (SteeringPlan.crossfade). Note: a model trained only on "
+        "single sustained notes (like the bundled mini model) has never heard a note "
+        "change mid-clip and tends to hold the note it started with.</p>" + cells,
+    )
+
+
+def _listen_html(out: Path, frame: pd.DataFrame, per_condition: int) -> str:
+    """Audio players of the steady clips, a few per (condition, η0)."""
     listen = []
     steady = frame[frame["kind"] == "steady"]
     for (cond, coef), g in steady.groupby(["condition", "coef"], sort=False):
         cells = "".join(
             _audio_cell(p, out, f"{pr} → {lab}")
-            for p, pr, lab in list(zip(g["audio_path"], g["prompt"], g["label"]))[
-                : settings["examples_per_condition"]
-            ]
+            for p, pr, lab in list(zip(g["audio_path"], g["prompt"], g["label"]))[:per_condition]
         )
         listen.append(f"<h3>{html.escape(str(cond))} (η0={coef:g})</h3>{cells}")
-    sections.append(("Listen", "".join(listen)))
-    sections.append(("How this was made", how))
-    runtime = ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
-    sections.append(
-        (
-            "Reproduce",
-            f"<pre>{html.escape(settings['command'])}</pre><p>Runtime: {runtime} "
-            f"(total {sum(timings.values()):.0f} s). Every clip's JSON sidecar holds its full "
-            "plan, seed and model info. Per-clip results: <a href='results.csv'>results.csv</a>; "
-            "summary: <a href='summary.csv'>summary.csv</a>.</p>",
-        )
-    )
-    return write_html(out / "index.html", title="MusicRFM demo", sections=sections)
+    return "".join(listen)
 
 
 def json_default(v: Any) -> Any:
@@ -227,7 +244,8 @@ def json_default(v: Any) -> Any:
 def write_outputs(
     out: Path, frame: pd.DataFrame, summary: pd.DataFrame, comp: pd.DataFrame, xf: dict, tgt: str
 ) -> dict[str, Path]:
-    from musicrfm.experiments.report import plot_accuracy_vs_coef, plot_audio_panels, write_table
+    from musicrfm.experiments.report.figures import plot_accuracy_vs_coef, plot_audio_panels
+    from musicrfm.experiments.report.tables import write_table
 
     files: dict[str, Path] = {}
     per_clip = frame.drop(columns=["probs"], errors="ignore")

@@ -316,7 +316,7 @@ def instrument_adherence(
 
 def summarize(frame: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     from musicrfm.evaluation.metrics import bootstrap_ci
-    from musicrfm.experiments.report import compare_conditions
+    from musicrfm.experiments.report.tables import compare_conditions
 
     steady = frame[frame["kind"] == "steady"].copy()
     steady["correct"] = steady["correct"].astype(bool)

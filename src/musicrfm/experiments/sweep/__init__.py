@@ -5,5 +5,7 @@
 - :mod:`.assets` -- features and directions per concept (trained or loaded);
 - :mod:`.run` -- generation of every condition, resumable;
 - :mod:`.scoring` -- detectors, probe accuracy, embeddings per clip;
-- :mod:`.report` -- the paper's tables, CI bands, traces and an HTML page.
+- :mod:`.tables` -- the paper's tables (with Fréchet distance, MMD, CLAP);
+- :mod:`.figures` -- CI bands, traces and per-layer scores;
+- :mod:`.report` -- the HTML page that puts them together.
 """

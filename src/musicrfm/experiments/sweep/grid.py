@@ -66,7 +66,7 @@ def _ablation_options(axis: str, value: Any) -> dict[str, Any]:
         return {"gate": float(value)}
     if axis == "schedules":
         return {"schedule": str(value)}
-    # weighting: "uniform", "linear[:w0]", "exp[:kappa]" (musicrfm.steering.hooks.parse_layers syntax)
+    # weighting: "uniform", "linear[:w0]", "exp[:kappa]" (musicrfm.steering.plan.parse_layers syntax)
     from musicrfm.steering.plan import parse_layers
 
     parsed = parse_layers(str(value))

@@ -16,6 +16,8 @@ Writes, next to the sweep (default ``<sweep>/report``):
 * figures: accuracy vs η0 with CI bands, detector traces and the multiclass probe's probability
   traces over time for schedules and crossfades (with the schedule overlaid; paper Figure 1), spectrogram/chroma panels of examples;
 * ``index.html`` with all of it and audio players.
+
+The tables are computed in :mod:`.tables` and the trace figures drawn in :mod:`.figures`.
 """
 
 from __future__ import annotations
@@ -27,22 +29,23 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from musicrfm.errors import ConfigError
-from musicrfm.experiments import report as rep
+from musicrfm.experiments.report.figures import plot_accuracy_vs_coef, plot_audio_panels
+from musicrfm.experiments.report.page import write_html
+from musicrfm.experiments.report.tables import (
+    accuracy_table,
+    compare_conditions,
+    specificity_statement,
+    write_table,
+)
+from musicrfm.experiments.sweep.figures import plot_layer_scores, trace_figures
 from musicrfm.experiments.sweep.run import load_results
+from musicrfm.experiments.sweep.tables import TABLES, paper_tables
 
 log = logging.getLogger(__name__)
 
-TABLES = {
-    "table5": ("multi", "Multi-direction steering (paper Table 5)"),
-    "table6": ("schedule", "Time-dependent schedules and crossfades (paper Table 6)"),
-    "table8": ("weighting", "Layer weighting ablation (paper Table 8)"),
-    "table9": ("top_k", "Top-K layer selection ablation (paper Table 9)"),
-    "table10": ("gate", "Injection probability ablation (paper Table 10)"),
-}
 DROP = (
     "embedding",
     "trace_times",
@@ -54,226 +57,7 @@ DROP = (
     "probe_trace_probs",
     "probe_trace_classes",
 )
-
-
-def _metric(fn: Any, a: np.ndarray, b: np.ndarray) -> float:
-    try:
-        return float(fn(a, b))
-    except Exception as e:  # too few clips, degenerate embeddings
-        log.debug("metric failed: %s", e)
-        return float("nan")
-
-
-def _stack(series: pd.Series) -> np.ndarray:
-    return (
-        np.stack([np.asarray(v, dtype=float) for v in series]) if len(series) else np.zeros((0, 1))
-    )
-
-
-def _metrics(
-    group: pd.DataFrame, reference: pd.DataFrame, n_boot: int, seed: int
-) -> dict[str, Any]:
-    from musicrfm.evaluation.metrics import bootstrap_ci, frechet_distance, mmd_rbf
-
-    acc = bootstrap_ci(group["correct"].astype(float).to_numpy(), n_boot=n_boot, seed=seed)
-    row: dict[str, Any] = {
-        "n": int(len(group)),
-        "detector_acc": acc.value,
-        "detector_ci_low": acc.low,
-        "detector_ci_high": acc.high,
-    }
-    if "probe_correct" in group.columns and group["probe_correct"].notna().any():
-        row["probe_acc"] = float(group["probe_correct"].dropna().astype(float).mean())
-    if "embedding" in group.columns and len(reference):
-        if "embedding_backend" in group.columns and "embedding_backend" in reference.columns:
-            # a resumed sweep may mix back-ends: compare like with like (the group's first)
-            g_backend = group["embedding_backend"].fillna("mfcc")  # rows from before the column
-            r_backend = reference["embedding_backend"].fillna("mfcc")
-            backend = g_backend.iloc[0]
-            group, reference = group[g_backend == backend], reference[r_backend == backend]
-            row["embedding"] = str(backend)
-        a, b = _stack(group["embedding"]), _stack(reference["embedding"])
-        ok = len(a) and len(b) and a.shape[1] == b.shape[1]
-        row["fd"] = _metric(frechet_distance, a, b) if ok else float("nan")
-        row["mmd"] = _metric(mmd_rbf, a, b) if ok else float("nan")
-    if "clap" in group.columns and group["clap"].notna().any():
-        row["clap"] = float(group["clap"].mean())
-    if "instrument_match" in group.columns and group["instrument_match"].notna().any():
-        row["instrument_adherence"] = float(group["instrument_match"].dropna().mean())
-    return row
-
-
-def _reference(frame: pd.DataFrame, concept: str) -> pd.DataFrame:
-    ref = frame[(frame["condition"] == "unsteered") & (frame["concept"] == concept)]
-    return ref.drop_duplicates(subset=["prompt", "seed"])
-
-
-def paper_tables(
-    frame: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0
-) -> dict[str, pd.DataFrame]:
-    """The paper-format tables (see the module docstring) for the results of a sweep."""
-    tables: dict[str, pd.DataFrame] = {}
-    main = frame[(frame["kind"] == "main") & (frame["condition"] == "concept")]
-    rows = []
-    for (concept, coef), g in main.groupby(["concept", "coef"], sort=True):
-        rows.append(
-            {
-                "concept": concept,
-                "coef": coef,
-                **_metrics(g, _reference(frame, concept), n_boot, seed),
-            }
-        )
-    long = pd.DataFrame(rows)
-    if not long.empty:
-        value_cols = [
-            c
-            for c in ("fd", "mmd", "clap", "instrument_adherence", "probe_acc", "detector_acc")
-            if c in long.columns
-        ]
-        wide = long.pivot(index="concept", columns="coef", values=value_cols)
-        wide.columns = [f"{m} η0={c:g}" for m, c in wide.columns]
-        tables["table2"] = wide.reset_index()
-        tables["table2_long"] = long
-    for name, (kind, _) in TABLES.items():
-        kinds = ("schedule", "crossfade") if kind == "schedule" else (kind,)
-        part = frame[frame["kind"].isin(kinds)]
-        rows = []
-        keys = ["concept", "coef"] if kind == "multi" else ["kind", "concept", "variant", "coef"]
-        for key, g in part.groupby(keys, sort=True):
-            key = key if isinstance(key, tuple) else (key,)
-            rows.append(
-                {
-                    **dict(zip(keys, key)),
-                    **_metrics(g, _reference(frame, g["concept"].iloc[0]), n_boot, seed),
-                }
-            )
-        if rows:
-            tables[name] = pd.DataFrame(rows)
-    return tables
-
-
-def _mean_trace(
-    group: pd.DataFrame, column: str, times_column: str = "trace_times"
-) -> tuple[np.ndarray, np.ndarray] | None:
-    if column not in group.columns or times_column not in group.columns:
-        return None
-    have = [
-        (np.asarray(t, float), np.asarray(v, float))
-        for t, v in zip(group[times_column], group[column])
-        if isinstance(v, (list, np.ndarray)) and len(v) and isinstance(t, (list, np.ndarray))
-    ]
-    if not have:
-        return None
-    times = [t for t, _ in have]
-    traces = [v for _, v in have]
-    n = min(len(t) for t in traces)
-    return times[0][:n], np.mean([t[:n] for t in traces], axis=0)
-
-
-def _mean_probs(group: pd.DataFrame) -> tuple[list[str], np.ndarray] | None:
-    """Mean over clips of the probe's (windows, classes) softmax traces, and the class names."""
-    if "probe_trace_probs" not in group.columns or "probe_trace_classes" not in group.columns:
-        return None
-    have = [
-        (list(c), np.asarray(p, float))
-        for p, c in zip(group["probe_trace_probs"], group["probe_trace_classes"])
-        if isinstance(p, (list, np.ndarray)) and len(p) and isinstance(c, (list, np.ndarray))
-    ]
-    if not have or any(c != have[0][0] or p.ndim != 2 for c, p in have):
-        return None
-    n = min(len(p) for _, p in have)
-    return have[0][0], np.mean([p[:n] for _, p in have], axis=0)
-
-
-def trace_figures(
-    frame: pd.DataFrame,
-    out: Path,
-    frame_rate: float,
-    seconds: float | None = None,
-    *,
-    source: str = "detector",
-) -> list[tuple[str, Path]]:
-    """Mean probability of the target over time per schedule / crossfade, with the schedule's
-    strength overlaid (the paper's Figure 1). ``source="detector"``: judged by an independent
-    detector; ``source="probe"``: the multiclass RFM probe on the clip's own activations."""
-    from musicrfm.evaluation.detectors import Detection
-    from musicrfm.steering.schedules import Schedule, parse_schedule
-
-    if source not in ("detector", "probe"):
-        raise ConfigError(f"unknown trace source {source!r}; use detector or probe")
-    probe = source == "probe"
-    figs = []
-    part = frame[frame["kind"].isin(["schedule", "crossfade"])]
-    for i, ((kind, concept, variant, target), g) in enumerate(
-        part.groupby(["kind", "concept", "variant", "target"], sort=True)
-    ):
-        prefix, times_column = ("probe_", "probe_trace_times") if probe else ("", "trace_times")
-        tgt = _mean_trace(g, f"{prefix}trace_target", times_column)
-        if tgt is None:
-            continue
-        times, probs, classes = tgt[0], [tgt[1]], [str(target)]
-        sched = None
-        if kind == "crossfade":
-            a = _mean_trace(g, f"{prefix}trace_a", times_column)
-            if a is not None:
-                m = min(len(a[1]), len(probs[0]))
-                probs = [probs[0][:m], a[1][:m]]
-                times = times[:m]
-                classes.append(str(variant).split("->")[0])
-            schedule: Schedule = parse_schedule("linear-rise")
-        else:
-            schedule = parse_schedule(str(variant))
-        if len(times):
-            length = seconds if seconds else float(times[-1]) + float(times[0])
-            horizon = max(int(round(length * frame_rate)), 1)
-            steps = np.arange(horizon)
-            sched = (steps / frame_rate, schedule.values(horizon, frame_rate=frame_rate))
-        matrix = np.stack(probs, axis=1) if len(times) else None
-        full = _mean_probs(g) if probe else None
-        if full is not None and str(target) in full[0] and len(full[1]) == len(times):
-            classes, matrix = list(full[0]), full[1]  # the probe's softmax over all classes
-        det = Detection(
-            concept=concept,
-            label=str(target),
-            confidence=float(np.mean(probs[0])) if len(probs[0]) else 0.0,
-            classes=tuple(classes),
-            times=np.asarray(times),
-            trace_probs=matrix,
-        )
-        title = f"{kind} {variant}: {source} P({target}) over time (mean of {len(g)} clips)"
-        try:
-            path = rep.plot_trace(
-                det,
-                out / "figures" / f"{prefix}trace_{i:02d}.png",
-                title=title,
-                target=str(target),
-                schedule=sched,
-                ylabel=f"{source} probability",
-            )
-        except Exception as e:  # a figure must not sink the report
-            log.warning("trace figure failed for %s %s: %s", kind, variant, e)
-            continue
-        figs.append((title, path))
-    return figs
-
-
-def plot_layer_scores(concepts: dict[str, Any], path: Path) -> Path | None:
-    """Per-layer direction scores (mean over classes) per concept, from ``sweep.json``."""
-    have = {n: c for n, c in concepts.items() if c.get("layer_scores")}
-    if not have:
-        return None
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.0, 3.4), layout="constrained")
-    ax = fig.subplots()
-    for name, c in have.items():
-        ax.plot(c["layers"], c["layer_scores"], marker="o", label=f"{name} ({c.get('score_name')})")
-    ax.set_xlabel("layer (0-based decoder block output)")
-    ax.set_ylabel("validation score")
-    ax.legend(fontsize=7)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path
+Section = tuple[str, str]
 
 
 def build_sweep_report(
@@ -286,22 +70,14 @@ def build_sweep_report(
 ) -> dict[str, Any]:
     """Tables, figures and ``index.html`` for a sweep; returns paths and the specificity text."""
     sweep_dir = Path(sweep_dir)
-    info_path = sweep_dir / "sweep.json"
-    if not info_path.is_file():
-        raise ConfigError(
-            f"{sweep_dir} is not a sweep folder (no sweep.json); run `musicrfm sweep` first"
-        )
-    info = json.loads(info_path.read_text())
-    frame = load_results(sweep_dir)
-    if frame.empty:
-        raise ConfigError(f"{sweep_dir} has no finished conditions yet")
+    info, frame = _load_sweep(sweep_dir)
     out = Path(out) if out is not None else sweep_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     frame["correct"] = frame["correct"].astype(bool)
     flat = frame.drop(columns=[c for c in DROP if c in frame.columns])
     flat.to_csv(out / "results.csv", index=False)
     written: dict[str, Any] = {"results": out / "results.csv"}
-    sections: list[tuple[str, str]] = []
+    sections: list[Section] = []
     n_done, n_all = frame["condition_id"].nunique(), info.get("conditions")
     sections.append(
         (
@@ -314,62 +90,10 @@ def build_sweep_report(
     main = flat[flat["kind"].isin(["main", "unsteered"])]
     statement = "No main-grid conditions finished yet."
     if not main.empty:
-        acc = rep.accuracy_table(main, n_boot=n_boot, seed=seed)
-        written["accuracy"] = rep.write_table(
-            acc, out, "accuracy", title="Target accuracy (95% bootstrap CI)"
-        )[1]
-        fig = rep.plot_accuracy_vs_coef(acc, out / "figures" / "accuracy_vs_coef.png")
-        section = f"<img src='figures/{fig.name}' alt='accuracy vs η0'>" + acc.to_html(
-            index=False, float_format=lambda v: f"{v:.3f}"
-        )
-        if "probe_correct" in main.columns and main["probe_correct"].notna().any():
-            pm = main[main["probe_correct"].notna()].assign(
-                correct=lambda d: d["probe_correct"].astype(bool)
-            )
-            pacc = rep.accuracy_table(pm, n_boot=n_boot, seed=seed)
-            written["probe_accuracy"] = rep.write_table(
-                pacc,
-                out,
-                "probe_accuracy",
-                title="The paper's probe accuracy (circular: a probe on MusicGen's own activations)",
-            )[1]
-            section += "<h3>Probe accuracy (paper's metric)</h3>" + pacc.to_html(
-                index=False, float_format=lambda v: f"{v:.3f}"
-            )
-        sections.append(("Target accuracy vs η0", section))
-        steered = main[main["kind"] == "main"]
-        if steered["condition"].nunique() > 1:
-            comparison = rep.compare_conditions(steered, n_boot=n_boot, seed=seed)
-            statement = rep.specificity_statement(comparison)
-            written["controls"] = rep.write_table(
-                comparison,
-                out,
-                "controls",
-                title="Concept direction minus each control (95% bootstrap CI)",
-            )[1]
-            (out / "controls.md").write_text((out / "controls.md").read_text() + f"\n{statement}\n")
-            sections.append(
-                (
-                    "Causal controls",
-                    f"<p><b>{html.escape(statement)}</b></p>"
-                    + comparison.to_html(index=False, float_format=lambda v: f"{v:.3f}"),
-                )
-            )
-        else:
-            statement = "No controls were run, so specificity is untested."
+        statement = _main_grid_sections(main, out, n_boot, seed, written, sections)
     (out / "specificity.txt").write_text(statement + "\n")
     written["specificity"] = statement
-    tables = paper_tables(frame, n_boot=n_boot, seed=seed)
-    titles = {
-        "table2": "Single-direction steering (paper Table 2)",
-        "table2_long": "Single-direction steering, long form",
-        **{k: v[1] for k, v in TABLES.items()},
-    }
-    for name, table in tables.items():
-        written[name] = rep.write_table(table, out, name, title=titles.get(name, name))[1]
-        sections.append(
-            (titles.get(name, name), table.to_html(index=False, float_format=lambda v: f"{v:.3f}"))
-        )
+    sections += _paper_table_sections(frame, out, n_boot, seed, written)
     layer_fig = plot_layer_scores(info.get("concepts") or {}, out / "figures" / "layer_scores.png")
     if layer_fig is not None:
         sections.append(
@@ -380,21 +104,113 @@ def build_sweep_report(
                 "top-K selection and linear/exponential layer weights.</p>",
             )
         )
-    figs = trace_figures(
-        frame,
-        out,
-        float(info.get("frame_rate") or 50.0),
-        (info.get("config") or {}).get("seconds"),
+    sections += _trace_sections(frame, info, out, written)
+    if examples:
+        sections.append(("Examples", _examples(frame, sweep_dir, out, seed)))
+    written["html"] = write_html(
+        out / "index.html",
+        title=f"MusicRFM sweep: {info.get('config', {}).get('name', sweep_dir.name)}",
+        sections=sections,
     )
+    return written
+
+
+def _load_sweep(sweep_dir: Path) -> tuple[dict[str, Any], pd.DataFrame]:
+    """``sweep.json`` and the results of every finished condition; a clear error otherwise."""
+    info_path = sweep_dir / "sweep.json"
+    if not info_path.is_file():
+        raise ConfigError(
+            f"{sweep_dir} is not a sweep folder (no sweep.json); run `musicrfm sweep` first"
+        )
+    info = json.loads(info_path.read_text())
+    frame = load_results(sweep_dir)
+    if frame.empty:
+        raise ConfigError(f"{sweep_dir} has no finished conditions yet")
+    return info, frame
+
+
+def _html_table(table: pd.DataFrame) -> str:
+    return table.to_html(index=False, float_format=lambda v: f"{v:.3f}")
+
+
+def _main_grid_sections(
+    main: pd.DataFrame,
+    out: Path,
+    n_boot: int,
+    seed: int,
+    written: dict[str, Any],
+    sections: list[Section],
+) -> str:
+    """Accuracy (detector, and the probe's when scored) vs η0 and the causal controls of the main
+    grid; adds their files to ``written`` and sections to ``sections``, returns the specificity
+    sentence."""
+    acc = accuracy_table(main, n_boot=n_boot, seed=seed)
+    written["accuracy"] = write_table(
+        acc, out, "accuracy", title="Target accuracy (95% bootstrap CI)"
+    )[1]
+    fig = plot_accuracy_vs_coef(acc, out / "figures" / "accuracy_vs_coef.png")
+    section = f"<img src='figures/{fig.name}' alt='accuracy vs η0'>" + _html_table(acc)
+    if "probe_correct" in main.columns and main["probe_correct"].notna().any():
+        pm = main[main["probe_correct"].notna()].assign(
+            correct=lambda d: d["probe_correct"].astype(bool)
+        )
+        pacc = accuracy_table(pm, n_boot=n_boot, seed=seed)
+        written["probe_accuracy"] = write_table(
+            pacc,
+            out,
+            "probe_accuracy",
+            title="The paper's probe accuracy (circular: a probe on MusicGen's own activations)",
+        )[1]
+        section += "<h3>Probe accuracy (paper's metric)</h3>" + _html_table(pacc)
+    sections.append(("Target accuracy vs η0", section))
+    steered = main[main["kind"] == "main"]
+    if steered["condition"].nunique() <= 1:
+        return "No controls were run, so specificity is untested."
+    comparison = compare_conditions(steered, n_boot=n_boot, seed=seed)
+    statement = specificity_statement(comparison)
+    written["controls"] = write_table(
+        comparison,
+        out,
+        "controls",
+        title="Concept direction minus each control (95% bootstrap CI)",
+    )[1]
+    (out / "controls.md").write_text((out / "controls.md").read_text() + f"\n{statement}\n")
+    sections.append(
+        (
+            "Causal controls",
+            f"<p><b>{html.escape(statement)}</b></p>" + _html_table(comparison),
+        )
+    )
+    return statement
+
+
+def _paper_table_sections(
+    frame: pd.DataFrame, out: Path, n_boot: int, seed: int, written: dict[str, Any]
+) -> list[Section]:
+    tables = paper_tables(frame, n_boot=n_boot, seed=seed)
+    titles = {
+        "table2": "Single-direction steering (paper Table 2)",
+        "table2_long": "Single-direction steering, long form",
+        **{k: v[1] for k, v in TABLES.items()},
+    }
+    sections = []
+    for name, table in tables.items():
+        written[name] = write_table(table, out, name, title=titles.get(name, name))[1]
+        sections.append((titles.get(name, name), _html_table(table)))
+    return sections
+
+
+def _trace_sections(
+    frame: pd.DataFrame, info: dict[str, Any], out: Path, written: dict[str, Any]
+) -> list[Section]:
+    """Detector traces, then the multiclass probe's probability traces (paper Figure 1)."""
+    frame_rate = float(info.get("frame_rate") or 50.0)
+    seconds = (info.get("config") or {}).get("seconds")
+    sections = []
+    figs = trace_figures(frame, out, frame_rate, seconds)
     if figs:
         sections.append(("Detector traces over time", _figure_list(figs)))
-    probe_figs = trace_figures(
-        frame,
-        out,
-        float(info.get("frame_rate") or 50.0),
-        (info.get("config") or {}).get("seconds"),
-        source="probe",
-    )
+    probe_figs = trace_figures(frame, out, frame_rate, seconds, source="probe")
     if probe_figs:
         written["probe_traces"] = [p for _, p in probe_figs]
         sections.append(
@@ -405,14 +221,7 @@ def build_sweep_report(
                 "the detector traces).</p>" + _figure_list(probe_figs),
             )
         )
-    if examples:
-        sections.append(("Examples", _examples(frame, sweep_dir, out, seed)))
-    written["html"] = rep.write_html(
-        out / "index.html",
-        title=f"MusicRFM sweep: {info.get('config', {}).get('name', sweep_dir.name)}",
-        sections=sections,
-    )
-    return written
+    return sections
 
 
 def _figure_list(figs: list[tuple[str, Path]]) -> str:
@@ -441,7 +250,7 @@ def _examples(frame: pd.DataFrame, sweep_dir: Path, out: Path, seed: int) -> str
             continue
         try:
             y, sr = det.load_audio(audio)
-            panels = rep.plot_audio_panels(
+            panels = plot_audio_panels(
                 y, sr, out / "figures" / f"example_{i:03d}.png", title=caption
             )
         except Exception as e:

@@ -160,6 +160,51 @@ def _run(
     conditions = expand_conditions(cfg)
     minfo = _model_info(model)
     gen_opts = {"seconds": cfg.seconds, **cfg.generation}
+    _write_sweep_info(out, cfg, model, minfo, assets, len(conditions))
+    classifier = None
+    if cfg.instrument_classifier:
+        from musicrfm.evaluation.instrument import InstrumentClassifier
+
+        classifier = InstrumentClassifier.load(cfg.instrument_classifier)
+    iterator: Any = conditions
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(conditions, desc="sweep", unit="condition")
+    finished = skipped = generated = reused = 0
+    for cond in iterator:
+        plan = build_plan(cond, assets, cfg.control_seed)
+        plan_dict = plan.to_dict(strict=False) if plan is not None else None
+        ghash, cid = _condition_hashes(cfg, cond, plan_dict, minfo, gen_opts)
+        record_path = out / "conditions" / f"{cid}.json"
+        if record_path.is_file():
+            skipped += 1
+            continue
+        clips, n_new = _clips(model, cfg, plan, out / "audio" / ghash)
+        generated += n_new
+        reused += len(clips) - n_new
+        rows = _evaluate(cfg, cond, clips, assets, model, classifier, out)
+        for r in rows:
+            r.update(condition_id=cid, generation_hash=ghash, **_plan_columns(cond))
+        record = {"condition": cond.key(), "plan": plan_dict, "rows": rows}
+        _atomic_write(record_path, json.dumps(record, default=_json_default) + "\n")
+        finished += 1
+        log.info("finished %s (%d clips, %d new)", cond.label(), len(clips), n_new)
+        if on_condition is not None:
+            on_condition(cond, finished)
+    results = load_results(out)
+    return SweepRun(out, len(conditions), finished, skipped, generated, reused, results)
+
+
+def _write_sweep_info(
+    out: Path,
+    cfg: SweepConfig,
+    model: Any,
+    minfo: dict[str, Any],
+    assets: Mapping[str, Any],
+    n_conditions: int,
+) -> None:
+    """``sweep.json``: the config, the model, and per concept its classes, layers and scores."""
     _atomic_write(
         out / "sweep.json",
         json.dumps(
@@ -179,67 +224,47 @@ def _run(
                     }
                     for n, a in assets.items()
                 },
-                "conditions": len(conditions),
+                "conditions": n_conditions,
             },
             indent=2,
             default=str,
         ),
     )
-    classifier = None
-    if cfg.instrument_classifier:
-        from musicrfm.evaluation.instrument import InstrumentClassifier
 
-        classifier = InstrumentClassifier.load(cfg.instrument_classifier)
-    iterator: Any = conditions
-    if progress:
-        from tqdm.auto import tqdm
 
-        iterator = tqdm(conditions, desc="sweep", unit="condition")
-    finished = skipped = generated = reused = 0
-    for cond in iterator:
-        plan = build_plan(cond, assets, cfg.control_seed)
-        plan_dict = plan.to_dict(strict=False) if plan is not None else None
-        # the content digest identifies the directions; their file path does not (moving the
-        # sweep or its config must not invalidate the cache)
-        plan_key = copy.deepcopy(plan_dict)
-        for item in (plan_key or {}).get("direction", []):
-            item.pop("directions", None)
-        ghash = _hash(
-            {
-                "model": minfo,
-                "generation": gen_opts,
-                "plan": plan_key,
-                "prompts": cfg.prompts,
-                "seeds": cfg.seeds,
-            }
-        )
-        cid = _hash(
-            {
-                "g": ghash,
-                **cond.key(),
-                "probe": cfg.probe_accuracy,
-                "clf": cfg.instrument_classifier,
-                "clap": cfg.clap_checkpoint,
-            }
-        )
-        record_path = out / "conditions" / f"{cid}.json"
-        if record_path.is_file():
-            skipped += 1
-            continue
-        clips, n_new = _clips(model, cfg, plan, out / "audio" / ghash)
-        generated += n_new
-        reused += len(clips) - n_new
-        rows = _evaluate(cfg, cond, clips, assets, model, classifier, out)
-        for r in rows:
-            r.update(condition_id=cid, generation_hash=ghash, **_plan_columns(cond))
-        record = {"condition": cond.key(), "plan": plan_dict, "rows": rows}
-        _atomic_write(record_path, json.dumps(record, default=_json_default) + "\n")
-        finished += 1
-        log.info("finished %s (%d clips, %d new)", cond.label(), len(clips), n_new)
-        if on_condition is not None:
-            on_condition(cond, finished)
-    results = load_results(out)
-    return SweepRun(out, len(conditions), finished, skipped, generated, reused, results)
+def _condition_hashes(
+    cfg: SweepConfig,
+    cond: Condition,
+    plan_dict: dict[str, Any] | None,
+    minfo: dict[str, Any],
+    gen_opts: dict[str, Any],
+) -> tuple[str, str]:
+    """(generation hash, condition id): the first names the audio folder (clips shared by
+    conditions that generate the same), the second the condition's record."""
+    # the content digest identifies the directions; their file path does not (moving the
+    # sweep or its config must not invalidate the cache)
+    plan_key = copy.deepcopy(plan_dict)
+    for item in (plan_key or {}).get("direction", []):
+        item.pop("directions", None)
+    ghash = _hash(
+        {
+            "model": minfo,
+            "generation": gen_opts,
+            "plan": plan_key,
+            "prompts": cfg.prompts,
+            "seeds": cfg.seeds,
+        }
+    )
+    cid = _hash(
+        {
+            "g": ghash,
+            **cond.key(),
+            "probe": cfg.probe_accuracy,
+            "clf": cfg.instrument_classifier,
+            "clap": cfg.clap_checkpoint,
+        }
+    )
+    return ghash, cid
 
 
 def _json_default(o: Any) -> Any:

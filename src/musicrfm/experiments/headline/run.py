@@ -1,0 +1,172 @@
+"""`musicrfm mini headline`: learn the note directions, run both phases, judge every clip and
+write the report folder."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from musicrfm.experiments.demo.config import default_work_dir, note_name
+from musicrfm.experiments.demo.report import json_default
+from musicrfm.experiments.demo.stages import (
+    auto_coefs,
+    detect_notes,
+    generate_all,
+    instrument_adherence,
+    learn_note_directions,
+    sampling_options,
+)
+from musicrfm.experiments.headline.config import (
+    HeadlineConfig,
+    choose_coefs,
+    control_jobs,
+    direction_jobs,
+)
+from musicrfm.experiments.headline.figures import plot_headline, plot_tradeoff
+from musicrfm.experiments.headline.tables import (
+    TABLE_COLUMNS,
+    headline_markdown,
+    headline_table,
+    tradeoff_table,
+)
+
+log = logging.getLogger(__name__)
+
+
+def run_headline(
+    *,
+    model: Any = "mini",
+    out: str | os.PathLike[str] = "headline-report",
+    work: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    config: HeadlineConfig | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Measure the headline and write ``headline.json``, ``headline.md``, ``results.csv`` and
+    ``headline.png`` into ``out``; returns the JSON record (settings, per-target rows, verdict).
+
+    ``model``: anything :func:`musicrfm.models.load_model` accepts (default: the bundled model).
+    """
+    from musicrfm.models import load_model
+
+    cfg = config or HeadlineConfig()
+    cfg = replace(cfg, targets=tuple(note_name(t) for t in cfg.targets))
+    cfg.validate()
+    out, work_dir = Path(out), Path(work) if work is not None else default_work_dir()
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    adapter = load_model(model, device=device)
+    timings["load"] = time.perf_counter() - t
+    dataset, features, trained = learn_note_directions(
+        adapter, cfg.data, work_dir, seed=seed, device=device, progress=progress, timings=timings
+    )
+    coefs, scale = auto_coefs(features, replace(cfg.data, relative_coefs=cfg.relative_coefs))
+    out.mkdir(parents=True, exist_ok=True)
+    trained.directions.save(out / "directions" / "notes")
+
+    t = time.perf_counter()
+    frame, records, controls = _generate(
+        adapter, trained.directions, cfg, coefs, seed, out, progress
+    )
+    timings["generate"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    frame = pd.concat([frame, detect_notes(controls, progress)[0]], ignore_index=True)
+    inst: dict[str, Any] = {}
+    if cfg.data.instrument_check:
+        frame, inst = instrument_adherence(
+            dataset, frame, records, seed, adapter=adapter, reference=cfg.instrument_reference,
+            judge_folders=judge_folders(adapter, work_dir), progress=progress,
+        )  # fmt: skip
+    table, overall = headline_table(frame, cfg, seed=seed)
+    trade = tradeoff_table(frame, seed=seed)
+    timings["evaluate"] = time.perf_counter() - t
+
+    record = {
+        "overall": overall,
+        "per_target": table.to_dict(orient="records"),
+        "tradeoff": trade.to_dict(orient="records"),
+        "settings": {
+            "model_id": str(adapter.model_id),
+            "coefs": list(coefs),
+            "relative_coefs": list(cfg.relative_coefs),
+            "activation_scale": scale,
+            "sampling": sampling_options(adapter),
+            "instrument_classifier": inst,
+            "seed": seed,
+            "config": json.loads(json.dumps(asdict(cfg), default=list)),
+            "command": command or f"musicrfm mini headline --seed {seed}",
+        },
+        "timings": timings,
+    }
+    record = json.loads(json.dumps(record, default=json_default))  # plain JSON types
+    _write_report(record, frame, table, trade, cfg, out)
+    return record
+
+
+def _generate(
+    adapter: Any,
+    directions: Any,
+    cfg: HeadlineConfig,
+    coefs: tuple[float, ...],
+    seed: int,
+    out: Path,
+    progress: bool,
+) -> tuple[pd.DataFrame, list[Any], list[Any]]:
+    """Phase 1 (baseline + every direction at every η0, labelled to choose each target's η0),
+    then phase 2 (the controls at those η0). Returns phase 1's labelled clips, every record
+    and the controls' records (not labelled yet)."""
+    import torch
+
+    torch.manual_seed(seed)
+    records = generate_all(
+        adapter, direction_jobs(directions, cfg, coefs, seed), cfg.data, out / "audio", progress
+    )
+    frame, _ = detect_notes(records, progress)
+    chosen = choose_coefs(frame, cfg)
+    controls = generate_all(
+        adapter, control_jobs(directions, cfg, chosen, seed), cfg.data, out / "audio", progress
+    )
+    return frame, records + controls, controls
+
+
+def _write_report(
+    record: dict[str, Any],
+    frame: pd.DataFrame,
+    table: pd.DataFrame,
+    trade: pd.DataFrame,
+    cfg: HeadlineConfig,
+    out: Path,
+) -> None:
+    """``headline.json``, ``headline.md``, ``results.csv`` and the two figures."""
+    from musicrfm.experiments.report.tables import to_markdown
+
+    (out / "headline.json").write_text(json.dumps(record, indent=2))
+    shown = [c for c in TABLE_COLUMNS if c in table]
+    (out / "headline.md").write_text(
+        headline_markdown(record, to_markdown(table[shown]), to_markdown(trade))
+    )
+    per_clip = frame.drop(columns=["probs"])
+    per_clip["audio_path"] = [Path(os.path.relpath(p, out)).as_posix() for p in frame["audio_path"]]
+    per_clip.to_csv(out / "results.csv", index=False)
+    plot_headline(table, out / "headline.png", cfg.accuracy_gate)
+    plot_tradeoff(trade, out / "tradeoff.png", cfg.accuracy_gate, cfg.adherence_tolerance)
+
+
+def judge_folders(adapter: Any, work_dir: Path) -> list[Path]:
+    """Where the reference judge is looked for: a work cache per codec (where a new fit is
+    saved), then the model's own folder (``musicrfm mini judge`` puts one there)."""
+    from musicrfm.evaluation.judges import codec_fingerprint, model_folder
+
+    folder = model_folder(adapter)
+    cache = work_dir / "judges" / codec_fingerprint(adapter)
+    return [cache, *([folder] if folder is not None else [])]
