@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from musicrfm.models.codecs.spectral import MODEL_TYPE, SpectralCodecConfig, SpectralCodecModel
+from musicrfm.theory import PITCH_CLASSES
 
 SR = 16_000
 
@@ -85,14 +86,14 @@ def test_codec_keeps_the_pitch_class_of_tones(fitted_codec: SpectralCodecModel) 
         audio = torch.from_numpy(tone(midi))[None, None]
         recon = fitted_codec(audio).audio_values[0, 0].numpy()
         assert detect_pitch(tone(midi), SR)[0] == detect_pitch(recon, SR)[0]
-        names = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+        names = PITCH_CLASSES
         assert detect_pitch(recon, SR)[0] == names[midi % 12]
 
 
 def test_delay_layout_matches_transformers_delay_pattern() -> None:
     from transformers import MusicgenDecoderConfig, MusicgenForCausalLM
 
-    from musicrfm.mini.train import delayed_sequences
+    from musicrfm.mini.model import delayed_sequences
 
     k, t, pad = 4, 6, 32
     decoder = MusicgenForCausalLM(
@@ -116,8 +117,10 @@ def test_delay_layout_matches_transformers_delay_pattern() -> None:
 def test_tiny_mini_model_saves_loads_offline_and_generates(tmp_path, fitted_codec) -> None:
     from transformers import AutoTokenizer, MusicgenForConditionalGeneration
 
+    from musicrfm.mini.config import TrainConfig
+    from musicrfm.mini.export import save_model
+    from musicrfm.mini.model import batch_loss, build_model
     from musicrfm.mini.text import build_tokenizer
-    from musicrfm.mini.train import TrainConfig, batch_loss, build_model, save_model
 
     cfg = TrainConfig(hidden_size=32, num_layers=2, num_heads=2, ffn_dim=64, seconds=0.5)
     tokenizer = build_tokenizer()
@@ -152,8 +155,9 @@ def test_recipe_model_cannot_see_future_codes_or_padding(fitted_codec) -> None:
     Composing MusicgenForConditionalGeneration from parts used to leave the decoder without an
     attention implementation; transformers 5 then ignored the causal mask, so training saw the
     codes it had to predict (loss fell to 0.2 while generation stayed poor)."""
+    from musicrfm.mini.config import TrainConfig
+    from musicrfm.mini.model import build_model, delayed_sequences
     from musicrfm.mini.text import build_tokenizer
-    from musicrfm.mini.train import TrainConfig, build_model, delayed_sequences
 
     cfg = TrainConfig(hidden_size=32, num_layers=2, num_heads=2, ffn_dim=64, seconds=0.5)
     tokenizer = build_tokenizer()
@@ -195,8 +199,9 @@ def test_instrument_gate_needs_well_above_chance(right: int, passed: bool) -> No
     names = ["flute", "violin", "trumpet", "choir"] * 6
 
     class Fixed:  # a classifier whose first `right` answers are the prompted instrument
-        def predict(self, feats):
-            return np.array([n if i < right else "organ" for i, n in enumerate(names)])
+        def predict(self, audios, sr):  # InstrumentClassifier's signature
+            assert len(audios) == len(names) and sr == SR
+            return [n if i < right else "organ" for i, n in enumerate(names)]
 
     clips = np.stack([tone(60 + i % 12, seconds=0.5) for i in range(24)])
     result = generation_gate(clips, SR, 0.0, names, classifier=Fixed())
@@ -211,7 +216,8 @@ def test_train_config_round_trips_through_its_record() -> None:
     import json
     from dataclasses import asdict
 
-    from musicrfm.mini.train import TrainConfig, _grid
+    from musicrfm.mini.codes import _grid
+    from musicrfm.mini.config import TrainConfig
     from musicrfm.synth.notes import INSTRUMENTS, TRAIN_PROGRAMS
 
     one_rhythm = {"rhythms": ((4, 0.9),), "melody_clips": False}
@@ -243,7 +249,8 @@ def test_rhythm_variants_render_their_own_onsets_and_keep_the_split() -> None:
 
     from musicrfm.commands.mini import parse_rhythms
     from musicrfm.errors import ConfigError
-    from musicrfm.mini.train import TrainConfig, _grid
+    from musicrfm.mini.codes import _grid
+    from musicrfm.mini.config import TrainConfig
     from musicrfm.synth.notes import render_clips
 
     rhythms = parse_rhythms("1:0.95,4:0.5")
@@ -270,8 +277,8 @@ def test_model_card_states_the_recipe_and_whether_the_decoder_generalises(tmp_pa
     held-out loss (lowest early then rising, or still near its best)."""
     from dataclasses import asdict
 
-    from musicrfm.mini.gates import write_model_card
-    from musicrfm.mini.train import TrainConfig
+    from musicrfm.mini.card import write_model_card
+    from musicrfm.mini.config import TrainConfig
 
     def card(rhythms, val_losses, codec="spectral") -> str:
         cfg = TrainConfig(steps=3, rhythms=rhythms, melody_clips=len(rhythms) > 1, codec=codec)
@@ -298,7 +305,8 @@ def test_two_note_copies_change_pitch_half_way_and_say_so() -> None:
     from dataclasses import asdict
 
     from musicrfm.evaluation.detectors import detect_note
-    from musicrfm.mini.train import TrainConfig, _grid
+    from musicrfm.mini.codes import _grid
+    from musicrfm.mini.config import TrainConfig
     from musicrfm.synth.notes import caption_for, render_clips
 
     assert TrainConfig().two_note_clips is False  # the bundled model's recipe
@@ -324,7 +332,7 @@ def test_two_note_copies_change_pitch_half_way_and_say_so() -> None:
     audio = render_clips([two[5]], seconds=4.0)[0]
     half = len(audio) // 2
     first, second = detect_note(audio[:half], 16_000), detect_note(audio[half:], 16_000)
-    names = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+    names = PITCH_CLASSES
     assert (first.label, second.label) == (
         names[two[5].midi_note % 12],
         names[two[5].second_note % 12],
@@ -341,7 +349,8 @@ def test_melody_copies_play_a_note_per_strike_and_say_so() -> None:
     """With melody_clips every one-note training clip gets a copy whose strikes each play their
     own note (no pitch class twice in a row, never a held-out pair), captioned "..., melody"."""
     from musicrfm.evaluation.detectors import detect_note
-    from musicrfm.mini.train import TrainConfig, _grid
+    from musicrfm.mini.codes import _grid
+    from musicrfm.mini.config import TrainConfig
     from musicrfm.synth.notes import caption_for, render_clips
 
     assert TrainConfig().melody_clips is True  # the bundled model's recipe
@@ -361,7 +370,7 @@ def test_melody_copies_play_a_note_per_strike_and_say_so() -> None:
     assert mel[0].caption.endswith(", melody") and all(c.melody is None for c in hold)
     clip = mel[7]
     audio = render_clips([clip], seconds=4.0)[0]
-    names = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+    names = PITCH_CLASSES
     heard = [detect_note(audio[i * 16_000 : (i + 1) * 16_000], 16_000).label for i in range(4)]
     assert heard == [names[n % 12] for n in clip.melody]
 

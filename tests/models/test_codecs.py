@@ -12,9 +12,10 @@ from musicrfm.models.codecs.harmonic import (
     HarmonicCodecConfig,
     HarmonicCodecModel,
 )
+from musicrfm.theory import PITCH_CLASSES
 
 SR = 16_000
-NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+NAMES = PITCH_CLASSES
 
 
 def tone(midi: int, seconds: float = 1.0, bright: float = 0.6) -> np.ndarray:
@@ -88,7 +89,8 @@ def test_silent_audio_stays_silent(codec: HarmonicCodecModel) -> None:
 
 def test_recipe_codec_choice_and_old_records() -> None:
     from musicrfm.errors import ConfigError
-    from musicrfm.mini.train import TrainConfig, new_codec
+    from musicrfm.mini.codes import new_codec
+    from musicrfm.mini.config import TrainConfig
 
     assert TrainConfig.from_record({"steps": 10}).codec == "spectral"
     assert TrainConfig.from_record({"steps": 10, "codec": "harmonic"}).codec == "harmonic"
@@ -98,7 +100,7 @@ def test_recipe_codec_choice_and_old_records() -> None:
 
 
 def test_saved_harmonic_codec_loads_by_its_model_type(codec, tmp_path) -> None:
-    from musicrfm.mini.train import load_codec
+    from musicrfm.mini.codes import load_codec
 
     codec.save_pretrained(tmp_path / "codec")
     loaded = load_codec(tmp_path / "codec")
@@ -113,7 +115,8 @@ def test_resuming_an_old_spectral_run_names_the_changed_codec(tmp_path) -> None:
     from dataclasses import asdict
 
     from musicrfm.errors import ConfigError
-    from musicrfm.mini.train import TrainConfig, train
+    from musicrfm.mini.config import TrainConfig
+    from musicrfm.mini.train import train
 
     cfg = TrainConfig(steps=3)
     old = json.loads(json.dumps(asdict(cfg)))

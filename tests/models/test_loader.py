@@ -224,3 +224,118 @@ def test_melody_class_through_the_same_adapter(tmp_path: Path) -> None:
     assert mel.run_decoder(ids, prompt=None) == 0  # unconditional: no prefix
     loaded = load_model(str(mel.save_pretrained(tmp_path / "mel")))
     assert loaded.is_melody and loaded.fingerprint() == mel.fingerprint()
+
+
+# --------------------------------------------------------------------------- names and the bundled model
+REPO = Path(__file__).resolve().parents[2]
+BUNDLED_DIR = REPO / "models" / "musicgen-mini"
+needs_bundled = pytest.mark.skipif(
+    not (BUNDLED_DIR / "config.json").is_file(),
+    reason="models/musicgen-mini is not in this checkout",
+)
+
+
+def test_resolve_name_maps_every_alias() -> None:
+    from musicrfm.models import BUNDLED_NAMES, resolve_name
+    from musicrfm.models.loader import HUB_NAMES
+
+    for name in (*BUNDLED_NAMES, None, "", "  mini "):
+        assert resolve_name(name) == "mini"
+    assert resolve_name("musicgen-small") == "facebook/musicgen-small"
+    for short, hub_id in HUB_NAMES.items():
+        assert resolve_name(short) == hub_id and hub_id.startswith("facebook/")
+    for other in ("facebook/musicgen-small", "random:tiny", "/some/folder", "user/fine-tune"):
+        assert resolve_name(other) == other
+
+
+@needs_bundled
+@pytest.mark.parametrize("name", [*models.BUNDLED_NAMES, None])
+def test_every_bundled_name_loads_the_bundled_model(name: str | None) -> None:
+    adapter = load_model(name)
+    assert adapter.model_id == models.BUNDLED_MODEL_NAME == "musicgen-mini"
+    assert adapter.source == "bundled"
+    assert adapter.local_path == BUNDLED_DIR.resolve()
+    assert adapter.tokenizer is not None
+    assert type(adapter.model).__name__ == "MusicgenForConditionalGeneration"
+
+
+def test_missing_bundled_model_says_how_to_get_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(models, "bundled_model_dirs", lambda: [tmp_path / "nope"])
+    with pytest.raises(ModelError) as exc:
+        load_model("musicgen-mini")
+    text = str(exc.value)
+    assert "musicrfm mini train" in text and "MUSICRFM_MINI_MODEL" in text
+    assert str(tmp_path / "nope") in text and "--model" in text
+
+
+def test_a_loaded_adapter_passes_through(tiny: MusicGenAdapter) -> None:
+    from musicrfm.models import ModelAdapter
+
+    assert isinstance(tiny, ModelAdapter)
+    assert load_model(tiny) is tiny
+    assert load_model(tiny, device="cpu", dtype="bf16") is tiny  # options ignored: already loaded
+    with pytest.raises(ConfigError, match="cannot load a model from a int"):
+        load_model(3)  # type: ignore[arg-type]
+
+
+def test_protocol_lists_what_capture_and_steering_use() -> None:
+    """Every ``adapter.<name>`` that capture and steering read is part of `ModelAdapter`."""
+    import re
+
+    import musicrfm
+    from musicrfm.models import ModelAdapter
+
+    src = Path(musicrfm.__file__).resolve().parent
+    used: set[str] = set()
+    for pkg in ("capture", "steering"):
+        for path in (src / pkg).rglob("*.py"):
+            # `adapter.x` / `view.adapter.x`, not the module path `models.adapter.ModelAdapter`
+            used |= set(re.findall(r"(?<![\w])(?<!models\.)adapter\.([a-z_]\w*)", path.read_text()))
+            used |= set(re.findall(r"getattr\(view\.adapter, \"(\w+)\"", path.read_text()))
+    members = set(dir(ModelAdapter)) | set(ModelAdapter.__annotations__)
+    assert used and used <= members, f"missing from ModelAdapter: {sorted(used - members)}"
+
+
+@needs_bundled
+def test_importing_musicrfm_models_lets_stock_from_pretrained_load_the_bundled_model() -> None:
+    """In fresh interpreters: stock from_pretrained fails on the bundled folder until
+    ``import musicrfm.models`` has registered the codecs (so it is the import that does it)."""
+    import subprocess
+    import sys
+
+    load = (
+        "from transformers import MusicgenForConditionalGeneration as M\n"
+        f"m = M.from_pretrained({str(BUNDLED_DIR)!r})\n"
+        "print('codec', type(m.audio_encoder).__name__)\n"
+    )
+    without = subprocess.run(
+        [sys.executable, "-c", load], capture_output=True, text=True, timeout=300
+    )
+    assert without.returncode != 0 and "musicrfm_" in without.stderr
+    with_import = subprocess.run(
+        [sys.executable, "-c", "import musicrfm.models\n" + load],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert with_import.returncode == 0, with_import.stderr[-2000:]
+    assert "codec HarmonicCodecModel" in with_import.stdout
+
+
+def test_register_codecs_is_idempotent() -> None:
+    from transformers import AutoConfig, AutoModel
+
+    from musicrfm.models import register_codecs
+    from musicrfm.models.codecs.harmonic import HARMONIC_MODEL_TYPE, HarmonicCodecModel
+    from musicrfm.models.codecs.spectral import MODEL_TYPE, SpectralCodecModel
+
+    for _ in range(3):
+        register_codecs()
+    for model_type, cls in (
+        (MODEL_TYPE, SpectralCodecModel),
+        (HARMONIC_MODEL_TYPE, HarmonicCodecModel),
+    ):
+        config = AutoConfig.for_model(model_type)
+        assert type(AutoModel.from_config(config)) is cls

@@ -1,11 +1,19 @@
-"""`musicrfm mini train|gates`: train the bundled mini MusicGen and measure its quality gates."""
+"""`musicrfm mini train|gates|judge|headline`: train the bundled mini MusicGen, measure its
+quality gates and steering headline, fit its timbre judge.
+
+``--model`` means what it means everywhere (:func:`musicrfm.commands.add_model_argument`, any
+name :func:`musicrfm.models.load_model` accepts; default the bundled model). A verb that writes
+into the model's folder (the card, the judge) takes the folder the model was loaded from.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+from pathlib import Path
 
+from musicrfm.commands import add_model_argument
 from musicrfm.commands.generate import GUIDANCE_ROWS
 from musicrfm.errors import ConfigError
 
@@ -23,6 +31,14 @@ def register(subparsers) -> None:
         ),
     )
     sub = parser.add_subparsers(dest="mini_action", metavar="<action>")
+    _register_train(sub)
+    _register_gates(sub)
+    _register_judge(sub)
+    _register_headline(sub)
+    parser.set_defaults(func=lambda args: parser.print_help() or 2)
+
+
+def _register_train(sub) -> None:
     tr = sub.add_parser(
         "train",
         help="run the whole training recipe and write the model folder",
@@ -60,16 +76,22 @@ def register(subparsers) -> None:
     tr.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     tr.add_argument("--no-gates", action="store_true", help="skip measuring the gates at the end")
     tr.set_defaults(func=run)
+
+
+def _register_gates(sub) -> None:
     ga = sub.add_parser(
         "gates",
         help="measure the codec and unsteered-generation gates of a mini model folder",
         description="Measure the gates with detectors independent of MusicGen; update the card.",
     )
-    ga.add_argument("--model", default="models/musicgen-mini", help="mini model folder")
+    add_model_argument(ga, note="; gates.json and the card go into its folder")
     ga.add_argument("--n-per-prompt", type=int, default=None, help="generations per prompt")
     ga.add_argument("--seed", type=int, default=0, help="sampling seed")
     ga.add_argument("--no-card", action="store_true", help="do not rewrite the model card")
     ga.set_defaults(func=run)
+
+
+def _register_judge(sub) -> None:
     ju = sub.add_parser(
         "judge",
         help="fit the reference timbre judge for a model's codec and save it in the model folder",
@@ -81,11 +103,13 @@ def register(subparsers) -> None:
             "codec matches."
         ),
     )  # fmt: skip
-    ju.add_argument("--model", default="models/musicgen-mini", help="model folder or hub id")
+    add_model_argument(ju)
     ju.add_argument("--out", default=None, help="folder to save into (default: the model's)")
     ju.add_argument("--device", default="cpu", help="torch device")
     ju.set_defaults(func=run)
 
+
+def _register_headline(sub) -> None:
     from musicrfm.experiments.headline import HeadlineConfig  # its defaults go into the help
 
     default = HeadlineConfig()
@@ -100,7 +124,7 @@ def register(subparsers) -> None:
             "headline.json/.md/.png and results.csv; records the verdict in a mini model's card."
         ),
     )
-    hl.add_argument("--model", default="models/musicgen-mini", help="model folder, hub id or mini")
+    add_model_argument(hl, note="; a mini model's card records the verdict")
     hl.add_argument("--out", default="headline-report", help="folder for the results")
     hl.add_argument("--work", default=None, help="cache for the note set and features")
     hl.add_argument("--seed", type=int, default=0, help="seed for data, probes and sampling")
@@ -144,12 +168,12 @@ def register(subparsers) -> None:
     )  # fmt: skip
     hl.add_argument("--no-card", action="store_true", help="do not record in the model card")
     hl.set_defaults(func=run)
-    parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.mini_action == "train":
-        from musicrfm.mini.train import TrainConfig, train
+        from musicrfm.mini.config import TrainConfig
+        from musicrfm.mini.train import train
 
         cfg = TrainConfig(seed=args.seed)
         if args.steps is not None:
@@ -171,20 +195,16 @@ def run(args: argparse.Namespace) -> int:
         out = train(args.out, config=cfg, work_dir=args.work_dir, resume=args.resume)
         print(f"model written to {out}")
         if not args.no_gates:
-            from musicrfm.mini import gates as gates_mod
+            from musicrfm.mini.card import record_gates
+            from musicrfm.mini.gates import run_gates
 
-            result = gates_mod.run_gates(out, seed=args.seed, write_card=True)
+            result = run_gates(Path(out).resolve(), seed=args.seed)  # a folder, never a name
+            result["command"] = f"musicrfm mini gates --model {out} --seed {args.seed}"
+            record_gates(out, result)
             print(json.dumps(result["summary"], indent=2))
         return 0
     if args.mini_action == "gates":
-        from musicrfm.mini import gates as gates_mod
-
-        kwargs = {} if args.n_per_prompt is None else {"n_per_prompt": args.n_per_prompt}
-        result = gates_mod.run_gates(
-            args.model, seed=args.seed, write_card=not args.no_card, **kwargs
-        )
-        print(json.dumps(result["summary"], indent=2))
-        return 0 if result["summary"]["all_passed"] else 1
+        return _gates(args)
     if args.mini_action == "headline":
         return _headline(args)
     if args.mini_action == "judge":
@@ -192,20 +212,38 @@ def run(args: argparse.Namespace) -> int:
     raise ConfigError("choose an action: musicrfm mini train | gates | headline | judge")
 
 
+def _gates(args: argparse.Namespace) -> int:
+    from musicrfm.mini.card import record_gates
+    from musicrfm.mini.gates import run_gates
+    from musicrfm.models import load_model
+
+    adapter = load_model(args.model)
+    if not args.no_card and adapter.local_path is None:
+        raise ConfigError(
+            f"{args.model} is not a local folder: there is no folder to keep gates.json and the "
+            "card in; pass --no-card"
+        )
+    kwargs = {} if args.n_per_prompt is None else {"n_per_prompt": args.n_per_prompt}
+    result = run_gates(adapter, seed=args.seed, **kwargs)
+    result["command"] = f"musicrfm mini gates --model {args.model} --seed {args.seed}"
+    if not args.no_card:
+        print(f"model card: {record_gates(adapter.local_path, result)}")
+    print(json.dumps(result["summary"], indent=2))
+    return 0 if result["summary"]["all_passed"] else 1
+
+
 def _judge(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from musicrfm.evaluation.judges import JUDGE_NAME, reference_judge
+    from musicrfm.models import load_model
 
-    from musicrfm.evaluation.judges import JUDGE_NAME, model_folder, reference_judge
-    from musicrfm.experiments.demo.config import load_demo_model
-
-    adapter = load_demo_model(args.model, args.device)
-    folder = Path(args.out) if args.out else model_folder(adapter)
+    adapter = load_model(args.model, device=args.device)
+    folder = Path(args.out) if args.out else adapter.local_path
     if folder is None:
         raise ConfigError(f"{args.model} is not a local folder: say where to save with --out")
     _, report = reference_judge(adapter, [folder], progress=True)
     print(f"judge: {folder / JUDGE_NAME}.safetensors")
     if (folder / "training.json").is_file():  # a mini model folder: its card lists the judge
-        from musicrfm.mini.gates import refresh_model_card
+        from musicrfm.mini.card import refresh_model_card
 
         print(f"model card: {refresh_model_card(folder)}")
     print(
@@ -232,12 +270,12 @@ def parse_rhythms(text: str) -> tuple[tuple[int, float], ...]:
 
 def _headline(args: argparse.Namespace) -> int:
     from dataclasses import replace
-    from pathlib import Path
 
     import torch
 
     from musicrfm.experiments.headline import HeadlineConfig, run_headline
-    from musicrfm.mini import gates as gates_mod
+    from musicrfm.mini.card import record_headline
+    from musicrfm.models import load_model
 
     torch.set_num_threads(max(1, args.threads))
     cfg = HeadlineConfig.quick() if args.quick else HeadlineConfig()
@@ -267,13 +305,14 @@ def _headline(args: argparse.Namespace) -> int:
         + (" --note-set-classifier" if args.note_set_classifier else "")
         + (" --quick" if args.quick else "")
     )
+    adapter = load_model(args.model, device=args.device)  # its folder gets the card
     record = run_headline(
-        model=args.model, out=args.out, work=args.work, seed=args.seed, config=cfg,
+        model=adapter, out=args.out, work=args.work, seed=args.seed, config=cfg,
         device=args.device, command=command,
     )  # fmt: skip
     print(Path(args.out, "headline.md").read_text())
-    folder = Path(args.model)
-    if not args.no_card and (folder / "training.json").exists():
-        gates_mod.record_headline(folder, record)
+    folder = adapter.local_path
+    if not args.no_card and folder is not None and (folder / "training.json").exists():
+        record_headline(folder, record)
         print(f"recorded in {folder / 'README.md'}")
     return 0 if record["overall"]["passed"] else 1

@@ -103,13 +103,20 @@ class ModelAdapter(Protocol):
     """A loaded text-to-music decoder with a codec, as capture and steering see it.
 
     Layers are decoder blocks 0..L-1 from the bottom; block i's output is layer i everywhere.
+    Who uses what: capture (:mod:`musicrfm.capture.extract`) encodes audio, lays the codes out
+    (`decoder_input_from_codes`), conditions on a prompt, runs the bare decoder (`run_decoder`)
+    and hooks `decoder_layers`; steering (:mod:`musicrfm.steering`) hooks `decoder_layers` and
+    `decoder_base`, tokenises prompts, calls ``model.generate`` and converts seconds to steps
+    with `frame_rate` and `max_delay`; both record `info()`. The codec round trip, `codec` and
+    `local_path` serve evaluation (judges) and the mini model's gates.
     """
 
-    model: nn.Module
+    model: nn.Module  # the transformers model (``generate``, ``generation_config``)
     model_id: str
     revision: str | None
-    source: str
-    local_path: Path | None
+    source: str  # "bundled", "local", "hub" or "random"
+    local_path: Path | None  # the folder it was loaded from (None: hub or in memory)
+    tokenizer: Any  # None when the model has none (text prompts then fail in `tokenize`)
     delays: list[int]
 
     @property
@@ -117,6 +124,9 @@ class ModelAdapter(Protocol):
 
     @property
     def decoder_layers(self) -> nn.ModuleList: ...
+
+    @property
+    def codec(self) -> nn.Module: ...  # EnCodec-style ``encode``/``decode``
 
     @property
     def num_layers(self) -> int: ...
@@ -144,6 +154,8 @@ class ModelAdapter(Protocol):
 
     def layer_index(self, index: int) -> int: ...
 
+    def tokenize(self, prompts: Sequence[str]) -> dict[str, torch.Tensor]: ...
+
     def conditioning(self, prompt: str | None, batch_size: int) -> tuple[dict[str, Any], int]: ...
 
     def encode_audio(self, waves: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]: ...
@@ -154,7 +166,17 @@ class ModelAdapter(Protocol):
         self, clips: Sequence[tuple[np.ndarray, int]], *, batch: int = 16
     ) -> list[np.ndarray]: ...
 
-    def decoder_input_from_codes(self, codes: torch.Tensor, frame_mask: torch.Tensor) -> Any: ...
+    def decoder_input_from_codes(
+        self, codes: torch.Tensor, frame_mask: torch.Tensor | None = None
+    ) -> DecoderInputs: ...
+
+    def run_decoder(
+        self,
+        input_ids: torch.Tensor,
+        *,
+        prompt: str | None = "",
+        attention_mask: torch.Tensor | None = None,
+    ) -> int: ...
 
     def fingerprint(self) -> str: ...
 

@@ -10,7 +10,11 @@ Sources a model can come from (:func:`load_model`):
   MusicGen-architecture model (``musicgen-mini`` is also the ``model_id`` its clips record, so
   a clip's sidecar names a model this loader finds again);
 - ``"random:<size>[:seed<N>]"``: a config-built MusicGen with seeded random weights
-  (:func:`random_model`), for offline tests and benchmarks.
+  (:func:`random_model`), for offline tests and benchmarks;
+- an adapter already loaded, returned as it is (so every function that takes "a model" hands
+  whatever it was given to this loader).
+
+It is the only loader: commands, the demo, the headline and the mini model's gates all call it.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import torch
 from torch import nn
 
 from musicrfm.errors import ConfigError, ModelError
-from musicrfm.models.adapter import resolve_device, resolve_dtype
+from musicrfm.models.adapter import ModelAdapter, resolve_device, resolve_dtype
 from musicrfm.models.codecs import register_codecs
 from musicrfm.models.musicgen import MusicGenAdapter
 
@@ -57,8 +61,8 @@ def bundled_model_dirs() -> list[Path]:
     if env:
         dirs.append(Path(env))
     here = Path(__file__).resolve()
-    dirs.append(here.parent / "data" / BUNDLED_MODEL_NAME)  # inside an installed package
-    dirs.append(here.parents[2] / "models" / BUNDLED_MODEL_NAME)  # repository checkout
+    dirs.append(here.parents[1] / "data" / BUNDLED_MODEL_NAME)  # inside an installed package
+    dirs.append(here.parents[3] / "models" / BUNDLED_MODEL_NAME)  # repository checkout
     return dirs
 
 
@@ -95,7 +99,7 @@ def _load_tokenizer(source: str, revision: str | None, model: nn.Module) -> tupl
 
 
 def load_model(
-    name_or_path: str | None = "mini",
+    name_or_path: str | os.PathLike[str] | ModelAdapter | None = "mini",
     *,
     device: str = "cpu",
     dtype: str | torch.dtype = "float32",
@@ -108,12 +112,21 @@ def load_model(
     name_or_path:
         a hub id (``facebook/musicgen-small``) or short hub name (``musicgen-small``), a local
         folder, ``"mini"``/``"musicgen-mini"``/``"default"``/None for the bundled model, or
-        ``"random:<size>[:seed<N>]"`` (see :func:`random_model`).
+        ``"random:<size>[:seed<N>]"`` (see :func:`random_model`). An adapter that is already
+        loaded is returned as it is (``device``, ``dtype`` and ``revision`` are then ignored),
+        so functions taking "a model" can hand whatever they were given to this loader.
     device, dtype:
         ``cpu``/``cuda``/``mps``; ``float32``/``float16``/``bfloat16``.
     revision:
         hub revision (branch, tag or commit).
     """
+    if name_or_path is not None and not isinstance(name_or_path, (str, os.PathLike)):
+        if isinstance(name_or_path, ModelAdapter):
+            return name_or_path  # type: ignore[return-value]
+        raise ConfigError(
+            f"cannot load a model from a {type(name_or_path).__name__}; pass a name, a folder "
+            "or a loaded adapter"
+        )
     torch_dtype = resolve_dtype(dtype)
     dev = resolve_device(device)
     name = resolve_name(name_or_path)
@@ -124,38 +137,13 @@ def load_model(
         )
     if name.startswith("random:"):
         raise ConfigError(f"bad random model spec {name!r}; use random:<tiny|small>[:seed<N>]")
-    source = "local"
-    if name == "mini":
-        found = [d for d in bundled_model_dirs() if (d / "config.json").is_file()]
-        if not found:
-            raise ModelError(
-                "the bundled model musicgen-mini is not available yet (looked in "
-                + ", ".join(str(d) for d in bundled_model_dirs())
-                + "); train it, set MUSICRFM_MINI_MODEL, or pass a hub id / local path / random:tiny"
-            )
-        path = found[0]
-        source = "bundled"
-    else:
-        path = Path(name).expanduser()
     register_codecs()
+    path = _bundled_folder() if name == "mini" else Path(name).expanduser()
     if path.is_dir():
-        cfg_file = path / "config.json"
-        if not cfg_file.is_file():
-            raise ModelError(
-                f"{path} has no config.json; is it a folder written by save_pretrained?"
-            )
-        try:
-            model_type = json.loads(cfg_file.read_text()).get("model_type")
-        except json.JSONDecodeError as exc:
-            raise ModelError(f"{cfg_file} is not valid JSON: {exc}") from None
-        cls = _model_class(model_type, str(path))
-        try:
-            model = cls.from_pretrained(str(path), dtype=torch_dtype)
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise ModelError(f"cannot load the model in {path}: {exc}") from None
-        model_id = str(path.resolve()) if source == "local" else BUNDLED_MODEL_NAME
-        local_path = path.resolve()
-        tok, tok_err = _load_tokenizer(str(path), None, model)
+        source = "bundled" if name == "mini" else "local"
+        model, tok, tok_err = _load_folder(path, torch_dtype)
+        model_id = BUNDLED_MODEL_NAME if source == "bundled" else str(path.resolve())
+        local_path: Path | None = path.resolve()
     else:
         if name.startswith((".", "/", "~")) or name.count("/") > 1 or path.exists():
             raise ModelError(f"no model folder at {name}")
@@ -175,6 +163,41 @@ def load_model(
     )
     log.info("loaded %r", adapter)
     return adapter
+
+
+def _bundled_folder() -> Path:
+    """The first folder of :func:`bundled_model_dirs` holding the bundled model, or a ModelError
+    that says how to get one."""
+    dirs = bundled_model_dirs()
+    for d in dirs:
+        if (d / "config.json").is_file():
+            return d
+    raise ModelError(
+        "the bundled model musicgen-mini is not available (looked in "
+        + ", ".join(str(d) for d in dirs)
+        + "). Train it once with `musicrfm mini train --out models/musicgen-mini` (about 1-2 h "
+        "on 2 CPU cores), set MUSICRFM_MINI_MODEL to a trained copy, or use another model "
+        "(--model): a hub id such as facebook/musicgen-small, a local folder written by "
+        "save_pretrained, or random:tiny"
+    )
+
+
+def _load_folder(path: Path, torch_dtype: torch.dtype) -> tuple:
+    """(model, tokenizer, tokenizer error) from a folder written by ``save_pretrained``."""
+    cfg_file = path / "config.json"
+    if not cfg_file.is_file():
+        raise ModelError(f"{path} has no config.json; is it a folder written by save_pretrained?")
+    try:
+        model_type = json.loads(cfg_file.read_text()).get("model_type")
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{cfg_file} is not valid JSON: {exc}") from None
+    cls = _model_class(model_type, str(path))
+    try:
+        model = cls.from_pretrained(str(path), dtype=torch_dtype)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise ModelError(f"cannot load the model in {path}: {exc}") from None
+    tok, tok_err = _load_tokenizer(str(path), None, model)
+    return model, tok, tok_err
 
 
 def _load_from_hub(name: str, revision: str | None, torch_dtype: torch.dtype) -> tuple:

@@ -122,24 +122,11 @@ class MusicGenAdapter:
     @property
     def bos_token_id(self) -> int:
         """The decoder start token (what ``generate`` puts at position 0 and in the delay gaps)."""
-        gen = getattr(self.model, "generation_config", None)
-        for value in (
-            getattr(gen, "decoder_start_token_id", None),
-            getattr(self.model.config, "decoder_start_token_id", None),
-            getattr(gen, "bos_token_id", None),
-            self.model.config.decoder.bos_token_id,
-        ):
-            if value is not None:
-                return int(value if not isinstance(value, (list, tuple)) else value[0])
-        return self.codebook_size
+        return _bos_token_id(self.model, default=self.codebook_size)
 
     @property
     def pad_token_id(self) -> int:
-        gen = getattr(self.model, "generation_config", None)
-        value = getattr(gen, "pad_token_id", None)
-        if value is None:
-            value = self.model.config.decoder.pad_token_id
-        return int(value if value is not None else self.codebook_size)
+        return _pad_token_id(self.model, default=self.codebook_size)
 
     @property
     def device(self) -> torch.device:
@@ -247,22 +234,7 @@ class MusicGenAdapter:
         per_clip: list[torch.Tensor | None] = [None] * len(arrays)
         for _, idx in groups.items():
             x = torch.from_numpy(np.stack([arrays[i] for i in idx]))[:, None, :]
-            out = self.codec.encode(x.to(device=self.device, dtype=codec_dtype))
-            codes = out.audio_codes if hasattr(out, "audio_codes") else out[0]
-            if codes.ndim == 4:
-                if codes.shape[0] != 1:
-                    raise ModelError(
-                        f"{self.model_id}: the codec returned {codes.shape[0]} chunks; MusicGen needs "
-                        "an unchunked codec (chunk_length_s=None)"
-                    )
-                codes = codes[0]
-            if self.audio_channels == 2 and codes.shape[1] == self.num_codebooks // 2:
-                codes = codes.repeat_interleave(2, dim=1)  # mono audio into a stereo model
-            if codes.shape[1] != self.num_codebooks:
-                raise ModelError(
-                    f"{self.model_id}: the codec gives {codes.shape[1]} codebooks but the decoder "
-                    f"expects {self.num_codebooks}"
-                )
+            codes = self._codes_of(self.codec.encode(x.to(device=self.device, dtype=codec_dtype)))
             for j, i in enumerate(idx):
                 per_clip[i] = codes[j]
         lengths = [int(c.shape[-1]) for c in per_clip]  # type: ignore[union-attr]
@@ -275,6 +247,25 @@ class MusicGenAdapter:
             codes_out[i, :, : lengths[i]] = c.long().cpu()  # type: ignore[union-attr]
             mask[i, : lengths[i]] = True
         return codes_out.to(self.device), mask.to(self.device)
+
+    def _codes_of(self, out: Any) -> torch.Tensor:
+        """The (B, K, T) codes in a codec's ``encode`` output, checked against the decoder."""
+        codes = out.audio_codes if hasattr(out, "audio_codes") else out[0]
+        if codes.ndim == 4:
+            if codes.shape[0] != 1:
+                raise ModelError(
+                    f"{self.model_id}: the codec returned {codes.shape[0]} chunks; MusicGen needs "
+                    "an unchunked codec (chunk_length_s=None)"
+                )
+            codes = codes[0]
+        if self.audio_channels == 2 and codes.shape[1] == self.num_codebooks // 2:
+            codes = codes.repeat_interleave(2, dim=1)  # mono audio into a stereo model
+        if codes.shape[1] != self.num_codebooks:
+            raise ModelError(
+                f"{self.model_id}: the codec gives {codes.shape[1]} codebooks but the decoder "
+                f"expects {self.num_codebooks}"
+            )
+        return codes
 
     @torch.inference_mode()
     def decode_codes(self, codes: torch.Tensor, frame_mask: torch.Tensor | None = None) -> Any:
@@ -392,16 +383,7 @@ class MusicGenAdapter:
     def fingerprint(self) -> str:
         """A short hash of the weights (sampled values of every tensor) and the config."""
         if self._fingerprint is None:
-            h = hashlib.sha256()
-            config = _stable_config(self.model.config.to_dict())
-            h.update(json.dumps(config, sort_keys=True, default=str).encode())
-            for name, tensor in sorted(self.model.state_dict().items()):
-                flat = tensor.detach().reshape(-1)
-                sample = torch.cat([flat[:64], flat[-64:], flat[:: max(1, flat.numel() // 64)]])
-                h.update(name.encode())
-                h.update(str(tuple(tensor.shape)).encode())
-                h.update(sample.float().cpu().numpy().tobytes())
-            self._fingerprint = h.hexdigest()[:20]
+            self._fingerprint = weights_fingerprint(self.model)
         return self._fingerprint
 
     def info(self) -> dict[str, Any]:
@@ -444,6 +426,42 @@ class MusicGenAdapter:
             f"codebooks={self.num_codebooks}, sr={self.sample_rate}, device={self.device}, "
             f"dtype={str(self.dtype).replace('torch.', '')})"
         )
+
+
+def _bos_token_id(model: nn.Module, *, default: int) -> int:
+    """The first decoder start / BOS id set in the generation config or the model config."""
+    gen = getattr(model, "generation_config", None)
+    for value in (
+        getattr(gen, "decoder_start_token_id", None),
+        getattr(model.config, "decoder_start_token_id", None),
+        getattr(gen, "bos_token_id", None),
+        model.config.decoder.bos_token_id,
+    ):
+        if value is not None:
+            return int(value if not isinstance(value, (list, tuple)) else value[0])
+    return default
+
+
+def _pad_token_id(model: nn.Module, *, default: int) -> int:
+    gen = getattr(model, "generation_config", None)
+    value = getattr(gen, "pad_token_id", None)
+    if value is None:
+        value = model.config.decoder.pad_token_id
+    return int(value if value is not None else default)
+
+
+def weights_fingerprint(model: nn.Module) -> str:
+    """A short hash of a model's config and weights (sampled values of every tensor)."""
+    h = hashlib.sha256()
+    config = _stable_config(model.config.to_dict())
+    h.update(json.dumps(config, sort_keys=True, default=str).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        flat = tensor.detach().reshape(-1)
+        sample = torch.cat([flat[:64], flat[-64:], flat[:: max(1, flat.numel() // 64)]])
+        h.update(name.encode())
+        h.update(str(tuple(tensor.shape)).encode())
+        h.update(sample.float().cpu().numpy().tobytes())
+    return h.hexdigest()[:20]
 
 
 _VOLATILE_CONFIG_KEYS = {

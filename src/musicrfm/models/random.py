@@ -84,17 +84,7 @@ def build_random_model(
     num_layers: int | None = None,
 ) -> MusicGenAdapter:
     """See :func:`musicrfm.models.random_model`."""
-    from transformers import (
-        ByT5Tokenizer,
-        EncodecConfig,
-        MusicgenConfig,
-        MusicgenDecoderConfig,
-        MusicgenForConditionalGeneration,
-        MusicgenMelodyConfig,
-        MusicgenMelodyDecoderConfig,
-        MusicgenMelodyForConditionalGeneration,
-        T5Config,
-    )
+    from transformers import ByT5Tokenizer, EncodecConfig, T5Config
 
     base = size
     if size.endswith("-melody"):
@@ -123,24 +113,9 @@ def build_random_model(
     )
     with _quiet_transformers(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        if melody:
-            config = MusicgenMelodyConfig(
-                text_encoder=text_cfg,
-                audio_encoder=codec_cfg,
-                decoder=MusicgenMelodyDecoderConfig(**dec_kwargs),
-                num_chroma=12,
-                chroma_length=spec["chroma_length"],
-            )
-            model = MusicgenMelodyForConditionalGeneration(config)
-        else:
-            config = MusicgenConfig(
-                text_encoder=text_cfg,
-                audio_encoder=codec_cfg,
-                decoder=MusicgenDecoderConfig(**dec_kwargs),
-            )
-            model = MusicgenForConditionalGeneration(config)
-        config.decoder_start_token_id = special
-        config.pad_token_id = special
+        model = _build(text_cfg, codec_cfg, dec_kwargs, melody, spec["chroma_length"])
+        model.config.decoder_start_token_id = special
+        model.config.pad_token_id = special
         _calibrate_codebooks(model.audio_encoder, seed)
     gen = model.generation_config
     gen.decoder_start_token_id = special
@@ -159,6 +134,34 @@ def build_random_model(
         tokenizer=ByT5Tokenizer(),
         source="random",
     )
+
+
+def _build(
+    text_cfg: Any, codec_cfg: Any, dec_kwargs: dict[str, Any], melody: bool, chroma_length: int
+) -> nn.Module:
+    """The MusicGen (or MusicGen-Melody) of these configs, with freshly drawn weights."""
+    from transformers import (
+        MusicgenConfig,
+        MusicgenDecoderConfig,
+        MusicgenForConditionalGeneration,
+        MusicgenMelodyConfig,
+        MusicgenMelodyDecoderConfig,
+        MusicgenMelodyForConditionalGeneration,
+    )
+
+    if melody:
+        config = MusicgenMelodyConfig(
+            text_encoder=text_cfg,
+            audio_encoder=codec_cfg,
+            decoder=MusicgenMelodyDecoderConfig(**dec_kwargs),
+            num_chroma=12,
+            chroma_length=chroma_length,
+        )
+        return MusicgenMelodyForConditionalGeneration(config)
+    config = MusicgenConfig(
+        text_encoder=text_cfg, audio_encoder=codec_cfg, decoder=MusicgenDecoderConfig(**dec_kwargs)
+    )
+    return MusicgenForConditionalGeneration(config)
 
 
 @torch.no_grad()

@@ -1,4 +1,8 @@
-"""What the demo does and what it returns: settings, constants, the model loader."""
+"""What the demo does and what it returns: settings, constants, small helpers.
+
+The demo loads its model with :func:`musicrfm.models.load_model` (which also says how to get
+the bundled model when it is missing).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from musicrfm.errors import ConfigError, ModelError
+from musicrfm.errors import ConfigError
 from musicrfm.files import cache_dir
 
 log = logging.getLogger(__name__)
@@ -145,27 +149,6 @@ def note_name(name: str) -> str:
     from musicrfm.theory import pitch_class, pitch_class_name
 
     return pitch_class_name(pitch_class(name))
-
-
-def load_demo_model(model: Any, device: str) -> Any:
-    from musicrfm.models import MusicGenAdapter, bundled_model_dirs, load_model
-
-    if isinstance(model, MusicGenAdapter):
-        return model
-    name = "mini" if model in (None, "", "mini", "default") else str(model)
-    try:
-        return load_model(name, device=device)
-    except ModelError as exc:
-        if name != "mini":
-            raise
-        raise ModelError(
-            "the bundled model musicgen-mini is missing (looked in "
-            + ", ".join(str(d) for d in bundled_model_dirs())
-            + "). Train it once with `musicrfm mini train --out models/musicgen-mini` "
-            "(about 1-2 h on 2 CPU cores), set MUSICRFM_MINI_MODEL to a trained copy, or run the "
-            "demo on another model with --model (a hub id such as facebook/musicgen-small, or a "
-            f"local folder). ({exc})"
-        ) from None
 
 
 def log_stage(i: int, text: str) -> float:

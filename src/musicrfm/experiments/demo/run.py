@@ -8,7 +8,7 @@ import os
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -19,7 +19,6 @@ from musicrfm.experiments.demo.config import (
     DemoConfig,
     DemoResult,
     default_work_dir,
-    load_demo_model,
     log_stage,
     note_name,
 )
@@ -37,13 +36,16 @@ from musicrfm.experiments.demo.stages import (
 )
 from musicrfm.theory import PITCH_CLASSES
 
+if TYPE_CHECKING:
+    from musicrfm.models import ModelAdapter
+
 log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- main
 def run_demo(
     *,
-    model: Any = "mini",
+    model: str | os.PathLike[str] | ModelAdapter | None = "mini",
     out: str | os.PathLike[str] = "demo-report",
     work: str | os.PathLike[str] | None = None,
     seed: int = 0,
@@ -58,7 +60,8 @@ def run_demo(
 
     Parameters
     ----------
-    model: "mini" (bundled, default), a hub id, a local folder, ``random:tiny``, or an adapter.
+    model: anything :func:`musicrfm.models.load_model` accepts: "mini" (bundled, default), a hub
+        id, a local folder, ``random:tiny``, or an adapter already loaded.
     out: report folder (created; files in it are overwritten).
     work: cache for the synthetic dataset and the features (default :func:`default_work_dir`).
     seed: seeds the dataset sample, probe splits, controls and generation.
@@ -67,6 +70,8 @@ def run_demo(
     config: full control over sizes, prompts, η0, controls.
     """
     import torch
+
+    from musicrfm.models import load_model
 
     cfg = config or (DemoConfig.quick() if quick else DemoConfig())
     if target is not None:
@@ -94,7 +99,7 @@ def run_demo(
     timings: dict[str, float] = {}
 
     t = log_stage(1, f"loading model {model if isinstance(model, str) else type(model).__name__}")
-    adapter = load_demo_model(model, device)
+    adapter = load_model(model, device=device)
     timings["load"] = time.perf_counter() - t
 
     dataset, features, trained = learn_note_directions(
