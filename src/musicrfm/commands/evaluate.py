@@ -15,10 +15,16 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-CONCEPT_CHOICES = ("notes", "chords", "intervals", "tempos")
+
+def _concept_choices() -> tuple[str, ...]:
+    """The registered detectors' concepts (numpy and the front-end load; librosa does not)."""
+    from musicrfm.evaluation.detectors import concepts
+
+    return concepts()
 
 
 def register(subparsers: Any) -> None:
+    choices = _concept_choices()
     parser = subparsers.add_parser(
         "evaluate",
         help="run the model-independent detectors (validation table, label audio files)",
@@ -44,7 +50,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--concepts",
         nargs="+",
-        choices=CONCEPT_CHOICES,
+        choices=choices,
         help="concepts to check (default: all present)",
     )
     p.add_argument("--limit", type=int, help="at most this many clips per concept (seeded sample)")
@@ -63,7 +69,7 @@ def register(subparsers: Any) -> None:
         description="Run one detector on audio files and print label, confidence and details.",
     )
     a.add_argument("files", nargs="+", help="audio files (any rate; resampled)")
-    a.add_argument("--concept", required=True, help="notes, chords, intervals or tempos")
+    a.add_argument("--concept", required=True, help=f"one of {', '.join(choices)} (or an alias)")
     a.add_argument("--pitch-backend", default="chroma", help="notes: chroma, cqt, pyin or crepe")
     a.add_argument("--interval-mode", choices=("melodic", "harmonic"), default="melodic")
     a.add_argument("--trace", action="store_true", help="also print the per-window trace")
@@ -154,38 +160,36 @@ def _detectors(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _detector_options(detect: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """The CLI's detector options that ``detect`` takes: ``--pitch-backend`` as ``method``
+    (notes), ``--interval-mode`` as ``mode`` (intervals)."""
+    import inspect
+
+    given = {"method": args.pitch_backend, "mode": args.interval_mode}
+    params = inspect.signature(detect).parameters
+    return {k: v for k, v in given.items() if k in params}
+
+
 def _audio(args: argparse.Namespace) -> int:
     import numpy as np
 
     from musicrfm.evaluation import detectors as det
 
-    concept = det.concept_name(args.concept)
-    options: dict[str, Any] = {}
-    if concept == "notes":
-        options["method"] = args.pitch_backend
-    elif concept == "intervals":
-        options["mode"] = args.interval_mode
+    record = det.get_detector(args.concept)
+    options = _detector_options(record.detect, args)
     for path in args.files:
-        d = det.detect_file(path, concept, **options)
+        d = det.detect_file(path, record.name, **options)
         if args.json:
-            record = {"file": str(path), **d.to_dict()}
-            record.pop("chord_probs", None)
+            record_out = {"file": str(path), **d.to_dict()}
+            record_out.pop("chord_probs", None)
             if args.trace:
-                record["trace"] = {
+                record_out["trace"] = {
                     "times": np.round(d.times, 3).tolist(),
                     "labels": list(d.trace_labels),
                 }
-            print(json.dumps(record, default=str))
+            print(json.dumps(record_out, default=str))
             continue
-        extra = ""
-        if concept == "chords" and not d.silent:
-            extra = f" root={d.details['root']}"
-        elif concept == "tempos" and not d.silent:
-            extra = f" bpm={d.details['bpm']:.1f}"
-        elif concept == "intervals" and not d.silent:
-            extra = f" direction={d.details['direction']}"
-        elif concept == "notes" and "midi" in d.details:
-            extra = f" midi={d.details['midi']:.1f}"
+        extra = record.describe(d) if record.describe is not None else ""
         print(f"{path}\t{d.label}\tconfidence={d.confidence:.3f}{extra}")
         if args.trace:
             for t, lab in zip(d.times, d.trace_labels):

@@ -64,7 +64,7 @@ class ActivationEmbedding:
     name: str = "activations"
 
     def __post_init__(self) -> None:
-        from musicrfm.capture.extract import POOLINGS
+        from musicrfm.capture.options import POOLINGS
 
         if self.pooling not in POOLINGS:
             raise ConfigError(f"unknown pooling {self.pooling!r}; use one of {', '.join(POOLINGS)}")
@@ -73,7 +73,7 @@ class ActivationEmbedding:
             raise ConfigError("batch_size must be at least 1")
 
     def embed(self, audios: Sequence[Any], sr: int) -> np.ndarray:
-        from musicrfm.capture.extract import capture_codes
+        from musicrfm.capture.decoder import capture_codes
 
         sample_rate = int(self.adapter.sample_rate)
         waves = [prepare_wave(a, sr, sample_rate, name=f"clip {i}") for i, a in enumerate(audios)]
@@ -92,7 +92,7 @@ class ActivationEmbedding:
 
 def activation_frames(adapter: Any, audio: Any, sr: int, *, prompt: str | None = "") -> Any:
     """Per-frame block outputs of one clip: a (L, T, d) float32 tensor, T codec frames."""
-    from musicrfm.capture.extract import capture_codes
+    from musicrfm.capture.decoder import capture_codes
 
     wave = prepare_wave(audio, sr, int(adapter.sample_rate))
     codes, mask = adapter.encode_audio([wave])

@@ -147,7 +147,7 @@ def validate_detectors(
     rows = ds.rows
     if "concept" not in rows.columns:
         raise DatasetError(f"{ds.root} has no `concept` column: cannot tell which detector applies")
-    wanted = [det.concept_name(c) for c in concepts] if concepts else list(det.CONCEPTS)
+    wanted = [det.concept_name(c) for c in concepts] if concepts else list(det.concepts())
     rows = rows[rows["concept"].isin(wanted)]
     if rows.empty:
         raise DatasetError(

@@ -53,17 +53,10 @@ from pathlib import Path
 from typing import Any
 
 from musicrfm.errors import ConfigError
+from musicrfm.evaluation.detectors import registry as detector_registry
 from musicrfm.experiments.controls import CONTROL_KINDS
 from musicrfm.files import read_config
 
-DETECTOR_CONCEPTS = ("notes", "chords", "intervals", "tempos")
-_CONCEPT_ALIASES = {
-    "note": "notes",
-    "pitch_class": "notes",
-    "chord": "chords",
-    "interval": "intervals",
-    "tempo": "tempos",
-}
 PLAN_KEYS = ("layers", "top_k", "weighting", "w0", "kappa", "gate", "schedule", "rows", "component")
 TOP_KEYS = {
     "name",
@@ -144,16 +137,23 @@ class SweepConfig:
         return d
 
 
+def __getattr__(name: str) -> Any:
+    if name == "DETECTOR_CONCEPTS":  # the registered detectors, read when asked (PEP 562)
+        return detector_registry.concepts()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def canonical_concept(name: str) -> str:
-    """The detector concept for a config name ('note' -> 'notes'); ConfigError when unknown."""
-    key = _CONCEPT_ALIASES.get(str(name).lower(), str(name).lower())
-    if key not in DETECTOR_CONCEPTS:
+    """The detector concept for a config name ('note' -> 'notes'); ConfigError when no detector
+    is registered for it (:mod:`musicrfm.evaluation.detectors.registry`)."""
+    record = detector_registry.find_detector(str(name).lower())
+    if record is None:
         raise ConfigError(
             f"unknown concept {name!r} in the sweep config: no independent detector exists for it; "
-            f"known concepts: {', '.join(DETECTOR_CONCEPTS)} (set `detector = ...` in "
+            f"known concepts: {', '.join(detector_registry.concepts())} (set `detector = ...` in "
             f"[concepts.{name}] to use one of them)"
         )
-    return key
+    return record.name
 
 
 def _resolve(base: Path, p: Any) -> str | None:
@@ -188,38 +188,7 @@ def parse_config(data: Mapping[str, Any], *, base_dir: str | Path | None = None)
         raise ConfigError(
             f"unknown sweep config key(s) {sorted(unknown)}; valid: {', '.join(sorted(TOP_KEYS))}"
         )
-    concepts_raw = data.get("concepts")
-    if not concepts_raw or not isinstance(concepts_raw, Mapping):
-        raise ConfigError("the sweep config needs a [concepts.<name>] table per concept")
-    concepts: dict[str, ConceptSpec] = {}
-    for name, spec in concepts_raw.items():
-        spec = dict(spec or {})
-        detector = canonical_concept(spec.pop("detector", name))
-        targets = spec.pop("targets", spec.pop("target", None))
-        if targets is None:
-            raise ConfigError(f"[concepts.{name}] needs targets = [...]")
-        targets = [str(t) for t in (targets if isinstance(targets, (list, tuple)) else [targets])]
-        sources = [k for k in ("directions", "features", "dataset") if spec.get(k)]
-        if not sources:
-            raise ConfigError(
-                f"[concepts.{name}] needs directions = '<files>', features = '<FeatureSet>' or "
-                "dataset = '<synthetic dataset>' to train them"
-            )
-        known = {"directions", "features", "dataset", "label_column", "probes", "train"}
-        bad = set(spec) - known
-        if bad:
-            raise ConfigError(f"[concepts.{name}] has unknown key(s) {sorted(bad)}")
-        concepts[str(name)] = ConceptSpec(
-            name=str(name),
-            detector=detector,
-            targets=targets,
-            directions=_resolve(base, spec.get("directions")),
-            features=_resolve(base, spec.get("features")),
-            dataset=_resolve(base, spec.get("dataset")),
-            label_column=str(spec.get("label_column", "label")),
-            probes=_resolve(base, spec.get("probes")),
-            train=dict(spec.get("train") or {}),
-        )
+    concepts = _parse_concepts(data.get("concepts"), base)
     controls = list(data.get("controls", CONTROL_KINDS))
     bad = [c for c in controls if c not in CONTROL_KINDS]
     if bad:
@@ -228,45 +197,17 @@ def parse_config(data: Mapping[str, Any], *, base_dir: str | Path | None = None)
     prompts = [prompts] if isinstance(prompts, str) else [str(p) for p in prompts]
     if not prompts:
         raise ConfigError("prompts must not be empty")
-    plan = dict(data.get("plan") or {})
-    bad = set(plan) - set(PLAN_KEYS)
-    if bad:
-        raise ConfigError(f"[plan] has unknown key(s) {sorted(bad)}; valid: {', '.join(PLAN_KEYS)}")
+    plan = _table(data, "plan", PLAN_KEYS)
     ablations = {k: list(v) for k, v in dict(data.get("ablations") or {}).items()}
     bad = set(ablations) - {"top_k", "weighting", "gate", "schedules"}
     if bad:
         raise ConfigError(
             f"[ablations] has unknown key(s) {sorted(bad)}; valid: top_k, weighting, gate, schedules"
         )
-    multi = []
-    for i, m in enumerate(data.get("multi") or []):
-        items = list((m or {}).get("directions") or [])
-        if len(items) < 2:
-            raise ConfigError(
-                f"[[multi]] #{i + 1} needs directions = [ {{concept, target, coef}}, ...] (2+)"
-            )
-        for it in items:
-            _check_ref(concepts, it.get("concept"), it.get("target"), f"[[multi]] #{i + 1}")
-        multi.append([dict(it) for it in items])
-    crossfades = []
-    for i, c in enumerate(data.get("crossfades") or []):
-        c = dict(c)
-        for key in ("a", "b"):
-            _check_ref(concepts, c.get("concept"), c.get(key), f"[[crossfades]] #{i + 1}")
-        crossfades.append(c)
-    generation = dict(data.get("generation") or {})
-    bad = set(generation) - set(GENERATION_KEYS)
-    if bad:
-        raise ConfigError(
-            f"[generation] has unknown key(s) {sorted(bad)}; valid: {', '.join(GENERATION_KEYS)}"
-        )
-    embedding = data.get("embedding")
-    if embedding is not None:
-        embedding = str(embedding)
-        if embedding != "mfcc" and not embedding.startswith("activations"):
-            raise ConfigError(
-                f"unknown embedding {embedding!r}; valid: 'activations', 'activations:<layer>', 'mfcc'"
-            )
+    multi = _parse_multi(data.get("multi") or [], concepts)
+    crossfades = _parse_crossfades(data.get("crossfades") or [], concepts)
+    generation = _table(data, "generation", GENERATION_KEYS)
+    embedding = _parse_embedding(data.get("embedding"))
     seconds = _num_list(data.get("seconds", 1.0), "seconds")[0]
     if seconds <= 0:
         raise ConfigError(f"seconds must be > 0, got {seconds}")
@@ -295,6 +236,87 @@ def parse_config(data: Mapping[str, Any], *, base_dir: str | Path | None = None)
         embedding=embedding,
         base_dir=base,
     )
+
+
+def _parse_concepts(raw: Any, base: Path) -> dict[str, ConceptSpec]:
+    if not raw or not isinstance(raw, Mapping):
+        raise ConfigError("the sweep config needs a [concepts.<name>] table per concept")
+    return {str(name): _parse_concept(str(name), spec, base) for name, spec in raw.items()}
+
+
+def _parse_concept(name: str, spec: Any, base: Path) -> ConceptSpec:
+    """One [concepts.<name>] table; its detector comes from the registry."""
+    spec = dict(spec or {})
+    detector = canonical_concept(spec.pop("detector", name))
+    targets = spec.pop("targets", spec.pop("target", None))
+    if targets is None:
+        raise ConfigError(f"[concepts.{name}] needs targets = [...]")
+    targets = [str(t) for t in (targets if isinstance(targets, (list, tuple)) else [targets])]
+    sources = [k for k in ("directions", "features", "dataset") if spec.get(k)]
+    if not sources:
+        raise ConfigError(
+            f"[concepts.{name}] needs directions = '<files>', features = '<FeatureSet>' or "
+            "dataset = '<synthetic dataset>' to train them"
+        )
+    known = {"directions", "features", "dataset", "label_column", "probes", "train"}
+    bad = set(spec) - known
+    if bad:
+        raise ConfigError(f"[concepts.{name}] has unknown key(s) {sorted(bad)}")
+    return ConceptSpec(
+        name=name,
+        detector=detector,
+        targets=targets,
+        directions=_resolve(base, spec.get("directions")),
+        features=_resolve(base, spec.get("features")),
+        dataset=_resolve(base, spec.get("dataset")),
+        label_column=str(spec.get("label_column", "label")),
+        probes=_resolve(base, spec.get("probes")),
+        train=dict(spec.get("train") or {}),
+    )
+
+
+def _table(data: Mapping[str, Any], key: str, valid: tuple[str, ...]) -> dict[str, Any]:
+    """The [key] table, checked against its ``valid`` keys."""
+    table = dict(data.get(key) or {})
+    bad = set(table) - set(valid)
+    if bad:
+        raise ConfigError(f"[{key}] has unknown key(s) {sorted(bad)}; valid: {', '.join(valid)}")
+    return table
+
+
+def _parse_multi(raw: list[Any], concepts: Mapping[str, ConceptSpec]) -> list[list[dict[str, Any]]]:
+    multi = []
+    for i, m in enumerate(raw):
+        items = list((m or {}).get("directions") or [])
+        if len(items) < 2:
+            raise ConfigError(
+                f"[[multi]] #{i + 1} needs directions = [ {{concept, target, coef}}, ...] (2+)"
+            )
+        for it in items:
+            _check_ref(concepts, it.get("concept"), it.get("target"), f"[[multi]] #{i + 1}")
+        multi.append([dict(it) for it in items])
+    return multi
+
+
+def _parse_crossfades(raw: list[Any], concepts: Mapping[str, ConceptSpec]) -> list[dict[str, Any]]:
+    crossfades = []
+    for i, c in enumerate(raw):
+        c = dict(c)
+        for key in ("a", "b"):
+            _check_ref(concepts, c.get("concept"), c.get(key), f"[[crossfades]] #{i + 1}")
+        crossfades.append(c)
+    return crossfades
+
+
+def _parse_embedding(embedding: Any) -> str | None:
+    if embedding is None:
+        return None
+    embedding = str(embedding)
+    if embedding != "mfcc" and not embedding.startswith("activations"):
+        raise ConfigError(
+            f"unknown embedding {embedding!r}; valid: 'activations', 'activations:<layer>', 'mfcc'"
+        )
+    return embedding
 
 
 def _check_ref(concepts: Mapping[str, ConceptSpec], concept: Any, target: Any, where: str) -> None:

@@ -33,7 +33,6 @@ from musicrfm.experiments.controls import control_directions
 from musicrfm.experiments.sweep.assets import ConceptAssets as ConceptAssets
 from musicrfm.experiments.sweep.assets import prepare_concepts as prepare_concepts
 from musicrfm.experiments.sweep.assets import save_train_result as save_train_result
-from musicrfm.experiments.sweep.config import DETECTOR_CONCEPTS as DETECTOR_CONCEPTS
 from musicrfm.experiments.sweep.config import GENERATION_KEYS as GENERATION_KEYS
 from musicrfm.experiments.sweep.config import PLAN_KEYS as PLAN_KEYS
 from musicrfm.experiments.sweep.config import TOP_KEYS as TOP_KEYS

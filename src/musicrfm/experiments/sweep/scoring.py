@@ -111,32 +111,19 @@ def _score(d: Any, detector: str, target: str) -> dict[str, Any]:
     """Like `detectors.score`, from a Detection already computed."""
     from musicrfm.evaluation import detectors as det
 
-    options = {"factors": det.OCTAVE_FACTORS} if detector == "tempos" else {}
-    prob = float("nan")
-    if d.probs is not None and d.classes:
-        key = det.normalize_pitch_class(str(target)) if detector == "notes" else str(target).lower()
-        if key in d.classes:
-            prob = float(d.probs[d.classes.index(key)])
-    row = {
-        "label": d.label,
-        "confidence": float(d.confidence),
-        "correct": det.label_matches(detector, d.label, target, **options),
-        "silent": d.silent,
-        "target_prob": prob,
-    }
-    for key in ("root", "bpm", "semitones", "direction"):
-        if key in d.details:
-            row[key] = d.details[key]
-    return row
+    return det.score_detection(d, detector, target)
 
 
 def _fine_trace(y: Any, sr: int, d: Any, cond: Condition, detector: str) -> Any:
     """For schedules and crossfades: the detector again with windows of 1/8 of the clip (at
-    most 1 s), so the trace can follow the schedule; the clip-level label stays the default."""
-    if cond.kind not in ("schedule", "crossfade") or detector == "tempos":
+    most 1 s), so the trace can follow the schedule; the clip-level label stays the default.
+    Detectors whose trace has no window options (``windowed=False``: tempo) keep theirs."""
+    if cond.kind not in ("schedule", "crossfade"):
         return d
     from musicrfm.evaluation import detectors as det
 
+    if not det.get_detector(detector).windowed:
+        return d
     seconds = float(np.asarray(y).shape[-1]) / float(sr)
     window = min(1.0, max(seconds / 8.0, 0.1))
     try:
@@ -156,25 +143,17 @@ def _trace(d: Any, cond: Condition, detector: str) -> dict[str, Any]:
         return out
 
     def col(target: str) -> list[float]:
-        key = det.normalize_pitch_class(target) if detector == "notes" else target.lower()
-        if key not in d.classes:
-            return []
-        return [float(v) for v in d.trace_probs[:, d.classes.index(key)]]
+        k = det.target_index(detector, d.classes, target)
+        return [] if k is None else [float(v) for v in d.trace_probs[:, k]]
 
     out["trace_target"] = col(cond.target)
     if cond.kind == "crossfade":
         a = cond.terms[0].target
         out["trace_a"] = col(a)
         labels = list(d.trace_labels)
-        if labels:
-            out["start_correct"] = (
-                det.label_matches(detector, labels[0], a) if labels[0] != det.SILENT else False
-            )
-            out["end_correct"] = (
-                det.label_matches(detector, labels[-1], cond.target)
-                if labels[-1] != det.SILENT
-                else False
-            )
+        if labels:  # label_matches counts SILENT as a miss
+            out["start_correct"] = det.label_matches(detector, labels[0], a)
+            out["end_correct"] = det.label_matches(detector, labels[-1], cond.target)
     return out
 
 
