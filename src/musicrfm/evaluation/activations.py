@@ -12,13 +12,17 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from musicrfm.errors import AudioError, ConfigError
 
 log = logging.getLogger(__name__)
+
+
+if TYPE_CHECKING:
+    from musicrfm.models.adapter import ModelAdapter
 
 
 def prepare_wave(audio: Any, sr: int, sample_rate: int, *, name: str = "clip") -> np.ndarray:
@@ -42,7 +46,7 @@ def prepare_wave(audio: Any, sr: int, sample_rate: int, *, name: str = "clip") -
     return np.ascontiguousarray(y, dtype=np.float32)
 
 
-def _check_layer(adapter: Any, layer: int | None) -> int:
+def _check_layer(adapter: ModelAdapter, layer: int | None) -> int:
     n = int(adapter.num_layers)
     layer = n // 2 if layer is None else int(layer)
     if not -n <= layer < n:
@@ -56,7 +60,7 @@ class ActivationEmbedding:
     the clip's frames), the default FD/MMD back-end of a sweep. Same ``embed(audios, sr)``
     protocol as :class:`musicrfm.evaluation.metrics.MFCCEmbedding`; ``hidden_size`` dims."""
 
-    adapter: Any
+    adapter: ModelAdapter
     layer: int | None = None
     pooling: str = "mean"
     prompt: str | None = ""
@@ -90,7 +94,9 @@ class ActivationEmbedding:
         return np.concatenate(out, axis=0)
 
 
-def activation_frames(adapter: Any, audio: Any, sr: int, *, prompt: str | None = "") -> Any:
+def activation_frames(
+    adapter: ModelAdapter, audio: Any, sr: int, *, prompt: str | None = ""
+) -> Any:
     """Per-frame block outputs of one clip: a (L, T, d) float32 tensor, T codec frames."""
     from musicrfm.capture.decoder import capture_codes
 
@@ -113,7 +119,7 @@ def window_frames(n_frames: int, frame_rate: float, window_s: float) -> list[tup
 
 
 def probe_trace(
-    adapter: Any,
+    adapter: ModelAdapter,
     probe: Any,
     layer: int,
     audio: Any,

@@ -15,7 +15,7 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,7 +31,11 @@ JUDGE_VERSION = 1
 JUDGE_SEED = 0
 
 
-def codec_round_trip(adapter: Any, batch: int = 16) -> Any:
+if TYPE_CHECKING:
+    from musicrfm.models.adapter import ModelAdapter
+
+
+def codec_round_trip(adapter: ModelAdapter, batch: int = 16) -> Any:
     """A function (audio, sr) list -> the same clips encoded and decoded by the model's codec:
     what an instrument can sound like when this model generates it."""
 
@@ -70,7 +74,7 @@ def reference_instrument_clips(
     return [(a, sr) for a in audio], [theory.instrument_family(c.program) for c in clips]
 
 
-def codec_fingerprint(adapter: Any) -> str:
+def codec_fingerprint(adapter: ModelAdapter) -> str:
     """sha256 of the codec's class, settings and weights (first 16 hex digits)."""
     codec = adapter.codec
     config = {k: v for k, v in codec.config.to_dict().items() if k != "transformers_version"}
@@ -82,7 +86,9 @@ def codec_fingerprint(adapter: Any) -> str:
     return h.hexdigest()[:16]
 
 
-def judge_key(adapter: Any, notes: tuple[int, int], rhythms: Sequence[Sequence[float]]) -> dict:
+def judge_key(
+    adapter: ModelAdapter, notes: tuple[int, int], rhythms: Sequence[Sequence[float]]
+) -> dict:
     """What a saved judge must match to be reused for ``adapter``."""
     return {
         "version": JUDGE_VERSION,
@@ -93,14 +99,14 @@ def judge_key(adapter: Any, notes: tuple[int, int], rhythms: Sequence[Sequence[f
     }
 
 
-def model_folder(adapter: Any) -> Path | None:
+def model_folder(adapter: ModelAdapter) -> Path | None:
     """The model's local folder, where a judge may travel with it (None for a hub id)."""
     path = getattr(adapter, "local_path", None)
     return Path(path) if path is not None and Path(path).is_dir() else None
 
 
 def find_reference_judge(
-    adapter: Any, folders: Sequence[Path], *, key: dict | None = None
+    adapter: ModelAdapter, folders: Sequence[Path], *, key: dict | None = None
 ) -> tuple[Any, dict[str, Any]] | None:
     """The first saved judge in ``folders`` fitted for this codec, with its report; else None."""
     from musicrfm.evaluation.instrument import InstrumentClassifier
@@ -125,7 +131,7 @@ def find_reference_judge(
 
 
 def reference_judge(
-    adapter: Any,
+    adapter: ModelAdapter,
     folders: Sequence[Path] = (),
     *,
     notes: tuple[int, int] | None = None,

@@ -1,5 +1,8 @@
 """MusicGen and MusicGen-Melody behind one thin adapter.
 
+(Over 400 lines on purpose: it is one class, the only place that knows transformers' MusicGen
+internals, and it reads best whole.)
+
 Everything else in MusicRFM talks to :class:`MusicGenAdapter`, never to ``transformers``
 internals. The adapter knows the decoder blocks (where probes read and steering hooks write),
 the codec (always used through its EnCodec-style ``encode``/``decode`` methods), the text

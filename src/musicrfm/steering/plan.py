@@ -1,5 +1,8 @@
 """Steering plans: what to add during generation, as data that loads from and saves to TOML/JSON.
 
+(Over 400 lines on purpose: `SteeringDirection`'s fields, their checks and their file form are
+one thing, and the layer-spec parser the sweeps share sits beside the field it fills.)
+
 Kept apart from the hooks (:mod:`musicrfm.steering.hooks`) and from compilation
 (:mod:`musicrfm.steering.compile`) so that a plan can be built, checked and written without
 touching a model. Every number of a direction (coef, w0, kappa, gate, component weights) is

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from musicrfm.errors import ConfigError
+
+if TYPE_CHECKING:
+    from musicrfm.models.adapter import ModelAdapter
 
 
 class EmbeddingBackend(Protocol):
@@ -47,7 +50,9 @@ class MFCCEmbedding:
         return np.stack(out) if out else np.zeros((0, 4 * self.n_mfcc))
 
 
-def make_embedding(spec: str | None = None, adapter: Any = None) -> EmbeddingBackend:
+def make_embedding(
+    spec: str | None = None, adapter: ModelAdapter | None = None
+) -> EmbeddingBackend:
     """The FD/MMD back-end named by ``spec``: ``"mfcc"``, ``"activations"`` (MusicGen pooled
     activations of ``adapter``, middle layer) or ``"activations:<layer>"``. The default (None or
     ``""``) is the activations back-end when a model is at hand, MFCC otherwise."""

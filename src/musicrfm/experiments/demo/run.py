@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -76,24 +77,7 @@ def run_demo(
     cfg = config or (DemoConfig.quick() if quick else DemoConfig())
     if target is not None:
         cfg = replace(cfg, target=target)
-    tgt = note_name(cfg.target)
-    b = (
-        note_name(cfg.crossfade_to)
-        if cfg.crossfade_to
-        else PITCH_CLASSES[(PITCH_CLASSES.index(tgt) + 6) % 12]
-    )
-    if b == tgt:
-        b = PITCH_CLASSES[(PITCH_CLASSES.index(tgt) + 6) % 12]
-        log.warning("the crossfade needs two different notes; using %s -> %s", tgt, b)
-    unknown = [k for k in cfg.controls if k not in CONTROL_LABELS]
-    if unknown:
-        raise ConfigError(f"unknown control(s) {unknown}; valid: {', '.join(CONTROL_LABELS)}")
-    if cfg.clips_per_class < 6:
-        raise ConfigError(
-            f"clips_per_class must be at least 6 (train/val/test splits), got {cfg.clips_per_class}"
-        )
-    if not cfg.prompts or cfg.seeds_per_prompt < 1:
-        raise ConfigError("the demo needs at least one prompt and one seed per prompt")
+    tgt, b = _checked_notes(cfg)
     out = Path(out)
     work_dir = Path(work) if work is not None else default_work_dir()
     timings: dict[str, float] = {}
@@ -121,22 +105,87 @@ def run_demo(
     xf = crossfade_summary(extra["detections"], tgt, b, cfg.seconds)
     inst_info: dict[str, Any] = {}
     if cfg.instrument_check:
-        steady = [r for r in records if r["kind"] == "steady"]
-        # the reference judge when the model's folder carries one for its codec (`musicrfm mini
-        # judge`); fitting one here would take longer than the whole demo
-        folder = model_folder(adapter)
-        part, inst_info = instrument_adherence(
-            dataset, frame[frame["kind"] == "steady"], steady, seed, adapter=adapter,
-            judge=find_reference_judge(adapter, [folder] if folder is not None else []),
-        )  # fmt: skip
-        frame = pd.concat([part, frame[frame["kind"] != "steady"]], ignore_index=True)
+        frame, inst_info = _judge_adherence(adapter, dataset, frame, records, seed)
     summary, comp = summarize(frame, seed)
     timings["evaluate"] = time.perf_counter() - t
 
     t = log_stage(7, f"writing the report to {out}")
     files = write_outputs(out, frame, summary, comp, xf, tgt)
+    settings = _settings(adapter, cfg, dataset, trained, coefs, scale, tgt, b, seed, inst_info)
+    settings["quick"] = bool(quick and config is None)
+    settings["command"] = command or (
+        f"musicrfm demo --seed {seed} --target {tgt}" + (" --quick" if quick else "")
+    )
+    figures = {
+        k: v for k, v in files.items() if k.startswith(("panel", "conditions", "crossfade", "coef"))
+    }
+    timings["report"] = 0.0
+    html_path = write_report_html(out, frame, summary, comp, xf, settings, timings, figures)
+    timings["report"] = time.perf_counter() - t
+    # rewrite with the final timing included
+    html_path = write_report_html(out, frame, summary, comp, xf, settings, timings, figures)
+    files["html"] = html_path
+    record = {"settings": settings, "timings": timings, "crossfade": xf,
+              "summary": summary.to_dict(orient="records"),
+              "controls": comp.to_dict(orient="records")}  # fmt: skip
+    (out / "demo.json").write_text(json.dumps(record, indent=2, default=json_default))
+    files["json"] = out / "demo.json"
+    log.info("demo finished in %.0f s: %s", sum(timings.values()), html_path)
+    return DemoResult(out, html_path, summary, comp, frame, xf, settings, timings, files)
+
+
+def _checked_notes(cfg: DemoConfig) -> tuple[str, str]:
+    """The target note and the crossfade's second note, after checking the settings (before
+    any expensive work)."""
+    tgt = note_name(cfg.target)
+    tritone = PITCH_CLASSES[(PITCH_CLASSES.index(tgt) + 6) % 12]
+    b = note_name(cfg.crossfade_to) if cfg.crossfade_to else tritone
+    if b == tgt:
+        b = tritone
+        log.warning("the crossfade needs two different notes; using %s -> %s", tgt, b)
+    unknown = [k for k in cfg.controls if k not in CONTROL_LABELS]
+    if unknown:
+        raise ConfigError(f"unknown control(s) {unknown}; valid: {', '.join(CONTROL_LABELS)}")
+    if cfg.clips_per_class < 6:
+        raise ConfigError(
+            f"clips_per_class must be at least 6 (train/val/test splits), got {cfg.clips_per_class}"
+        )
+    if not cfg.prompts or cfg.seeds_per_prompt < 1:
+        raise ConfigError("the demo needs at least one prompt and one seed per prompt")
+    return tgt, b
+
+
+def _judge_adherence(
+    adapter: ModelAdapter, dataset: Any, frame: pd.DataFrame, records: list[dict], seed: int
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Prompt adherence of the steady clips, by the reference judge when the model's folder
+    carries one for its codec (`musicrfm mini judge`; fitting one here would take longer than
+    the whole demo), else by the note-set classifier."""
+    steady = [r for r in records if r["kind"] == "steady"]
+    folder = model_folder(adapter)
+    part, info = instrument_adherence(
+        dataset, frame[frame["kind"] == "steady"], steady, seed, adapter=adapter,
+        judge=find_reference_judge(adapter, [folder] if folder is not None else []),
+    )  # fmt: skip
+    return pd.concat([part, frame[frame["kind"] != "steady"]], ignore_index=True), info
+
+
+def _settings(
+    adapter: ModelAdapter,
+    cfg: DemoConfig,
+    dataset: Any,
+    trained: Any,
+    coefs: Sequence[float],
+    scale: float,
+    tgt: str,
+    b: str,
+    seed: int,
+    inst_info: dict[str, Any],
+) -> dict[str, Any]:
+    """What the report and demo.json record about the run (the caller adds quick and command)."""
+    cd = trained.directions
     mc = trained.multiclass_scores
-    settings = {
+    return {
         "model_id": str(adapter.model_id),
         "num_layers": int(adapter.num_layers),
         "hidden_size": int(adapter.hidden_size),
@@ -155,9 +204,8 @@ def run_demo(
         "prompts": [p for p in cfg.prompts],
         "sampling": sampling_options(adapter),
         "seed": seed,
-        "quick": bool(quick and config is None),
-        "command": command
-        or f"musicrfm demo --seed {seed} --target {tgt}" + (" --quick" if quick else ""),
+        "quick": False,
+        "command": "",
         "instrument": inst_info,
         "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
         **{
@@ -174,20 +222,3 @@ def run_demo(
             )
         },
     }
-    figures = {
-        k: v for k, v in files.items() if k.startswith(("panel", "conditions", "crossfade", "coef"))
-    }
-    timings["report"] = 0.0
-    html_path = write_report_html(out, frame, summary, comp, xf, settings, timings, figures)
-    timings["report"] = time.perf_counter() - t
-    # rewrite with the final timing included
-    html_path = write_report_html(out, frame, summary, comp, xf, settings, timings, figures)
-    files["html"] = html_path
-    (out / "demo.json").write_text(
-        json.dumps({"settings": settings, "timings": timings, "crossfade": xf,
-                    "summary": summary.to_dict(orient="records"),
-                    "controls": comp.to_dict(orient="records")}, indent=2, default=json_default)
-    )  # fmt: skip
-    files["json"] = out / "demo.json"
-    log.info("demo finished in %.0f s: %s", sum(timings.values()), html_path)
-    return DemoResult(out, html_path, summary, comp, frame, xf, settings, timings, files)

@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------- stages
 def learn_note_directions(
-    adapter: Any,
+    adapter: ModelAdapter,
     cfg: DemoConfig,
     work: Path,
     *,
@@ -69,7 +69,13 @@ def learn_note_directions(
     return dataset, features, trained
 
 
-def note_dataset(adapter: Any, cfg: DemoConfig, work: Path, seed: int, progress: bool) -> Any:
+if TYPE_CHECKING:
+    from musicrfm.models.adapter import ModelAdapter
+
+
+def note_dataset(
+    adapter: ModelAdapter, cfg: DemoConfig, work: Path, seed: int, progress: bool
+) -> Any:
     from musicrfm.synth import generate_dataset
     from musicrfm.synth.notes import TRAIN_PROGRAMS
 
@@ -138,7 +144,7 @@ def demo_jobs(cd: Any, cfg: DemoConfig, coefs: Sequence[float], seed: int, targe
     return jobs
 
 
-def sampling_options(adapter: Any) -> dict[str, float]:
+def sampling_options(adapter: ModelAdapter) -> dict[str, float]:
     """Guidance scale, temperature and top-k from the model's own generation config (the mini
     model recommends its own; MusicGen's hub checkpoints ship guidance 3, top-k 250, T=1)."""
     gc = getattr(getattr(adapter, "model", None), "generation_config", None)
@@ -151,7 +157,7 @@ def sampling_options(adapter: Any) -> dict[str, float]:
 
 
 def generate_all(
-    adapter: Any, jobs: list[Job], cfg: DemoConfig, audio_dir: Path, progress: bool
+    adapter: ModelAdapter, jobs: list[Job], cfg: DemoConfig, audio_dir: Path, progress: bool
 ) -> list[dict[str, Any]]:
     """Generate every job's clips and write them as FLAC + JSON sidecars.
 
@@ -258,7 +264,7 @@ def instrument_adherence(
     frame: pd.DataFrame,
     records: list[dict],
     seed: int,
-    adapter: Any = None,
+    adapter: ModelAdapter | None = None,
     *,
     reference: bool = False,
     judge_folders: Sequence[Path] = (),

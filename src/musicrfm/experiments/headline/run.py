@@ -9,7 +9,7 @@ import os
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -38,6 +38,10 @@ from musicrfm.experiments.headline.tables import (
 )
 
 log = logging.getLogger(__name__)
+
+
+if TYPE_CHECKING:
+    from musicrfm.models.adapter import ModelAdapter
 
 
 def run_headline(
@@ -114,7 +118,7 @@ def run_headline(
 
 
 def _generate(
-    adapter: Any,
+    adapter: ModelAdapter,
     directions: Any,
     cfg: HeadlineConfig,
     coefs: tuple[float, ...],
@@ -162,7 +166,7 @@ def _write_report(
     plot_tradeoff(trade, out / "tradeoff.png", cfg.accuracy_gate, cfg.adherence_tolerance)
 
 
-def judge_folders(adapter: Any, work_dir: Path) -> list[Path]:
+def judge_folders(adapter: ModelAdapter, work_dir: Path) -> list[Path]:
     """Where the reference judge is looked for: a work cache per codec (where a new fit is
     saved), then the model's own folder (``musicrfm mini judge`` puts one there)."""
     from musicrfm.evaluation.judges import codec_fingerprint, model_folder

@@ -20,7 +20,6 @@ from musicrfm.experiments.report.tables import (
     with_correct,
     write_table,
 )
-from musicrfm.theory import PITCH_CLASSES
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +101,8 @@ def build_report(
         "accuracy",
         title="Target accuracy by concept, condition and η0 (95% bootstrap CI)",
     )
-    chance = {
-        c: 1.0 / len(PITCH_CLASSES) if c == "notes" else 1.0 / len(det.CHORD_QUALITIES)
-        for c in ("notes", "chords")
-    }
+    # chance: one over the number of classes, for every detector that names its classes
+    chance = {c: 1.0 / len(d.labels) for c in det.concepts() if (d := det.get_detector(c)).labels}
     acc_fig = plot_accuracy_vs_coef(table, out / "figures" / "accuracy_vs_coef.png", chance=chance)
     sections: list[tuple[str, str]] = []
     n_total = len(frame)

@@ -29,9 +29,9 @@ def with_correct(
     if "correct" not in out.columns:
 
         def hit(row: pd.Series) -> bool:
-            options = (
-                {"factors": tempo_factors} if det.concept_name(row["concept"]) == "tempos" else {}
-            )
+            options = dict(det.get_detector(row["concept"]).score_options)
+            if "factors" in options:
+                options["factors"] = tempo_factors
             return det.label_matches(row["concept"], str(row["label"]), row["target"], **options)
 
         out["correct"] = out.apply(hit, axis=1)

@@ -9,13 +9,17 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from musicrfm.experiments.sweep.config import ConceptSpec, SweepConfig
 from musicrfm.probes.directions import ConceptDirections
 from musicrfm.probes.training import save_train_result
 
 log = logging.getLogger(__name__)
+
+
+if TYPE_CHECKING:
+    from musicrfm.models.adapter import ModelAdapter
 
 
 @dataclass
@@ -47,7 +51,7 @@ def _load_probe(folder: Path) -> tuple[Any, list[str], int] | None:
 
 def prepare_concepts(
     cfg: SweepConfig,
-    model: Any,
+    model: ModelAdapter,
     out: Path,
     directions: Mapping[str, ConceptDirections] | None = None,
 ) -> dict[str, ConceptAssets]:
@@ -81,7 +85,7 @@ def prepare_concepts(
     return assets
 
 
-def _train(spec: ConceptSpec, model: Any, folder: Path) -> ConceptDirections:
+def _train(spec: ConceptSpec, model: ModelAdapter, folder: Path) -> ConceptDirections:
     from musicrfm.capture.extract import extract_features
     from musicrfm.capture.features import FeatureSet
     from musicrfm.probes.training import train_directions

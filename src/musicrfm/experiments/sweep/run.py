@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -50,6 +50,10 @@ from musicrfm.probes.directions import ConceptDirections
 log = logging.getLogger(__name__)
 
 SWEEP_FORMAT_VERSION = 1
+
+
+if TYPE_CHECKING:
+    from musicrfm.models.adapter import ModelAdapter
 
 
 def build_plan(cond: Condition, assets: Mapping[str, ConceptAssets], control_seed: int) -> Any:
@@ -89,7 +93,7 @@ class SweepRun:
     results: pd.DataFrame
 
 
-def _model_info(model: Any) -> dict[str, Any]:
+def _model_info(model: ModelAdapter) -> dict[str, Any]:
     info = dict(model.info()) if hasattr(model, "info") else {}
     return {k: info.get(k) for k in ("model_id", "revision", "fingerprint", "dtype")}
 
@@ -105,7 +109,7 @@ def run_sweep(
     config: SweepConfig | str | Path | Mapping[str, Any],
     out: str | Path,
     *,
-    model: Any = None,
+    model: ModelAdapter | None = None,
     directions: Mapping[str, ConceptDirections] | None = None,
     on_condition: Callable[[Condition, int], None] | None = None,
     progress: bool = False,
@@ -140,7 +144,7 @@ def run_sweep(
 def _run(
     cfg: SweepConfig,
     out: Path,
-    model: Any,
+    model: ModelAdapter,
     directions: Mapping[str, ConceptDirections] | None,
     on_condition: Callable[[Condition, int], None] | None,
     progress: bool,
@@ -198,7 +202,7 @@ def _run(
 def _write_sweep_info(
     out: Path,
     cfg: SweepConfig,
-    model: Any,
+    model: ModelAdapter,
     minfo: dict[str, Any],
     assets: Mapping[str, Any],
     n_conditions: int,
@@ -283,7 +287,7 @@ def _plan_columns(cond: Condition) -> dict[str, Any]:
 
 
 def _clips(
-    model: Any, cfg: SweepConfig, plan: Any, folder: Path
+    model: ModelAdapter, cfg: SweepConfig, plan: Any, folder: Path
 ) -> tuple[list[tuple[str, int, Path]], int]:
     """Audio for every prompt x seed of a plan: reused from ``folder`` or generated there."""
     from musicrfm.steering.generation import generate

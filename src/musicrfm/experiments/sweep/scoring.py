@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,12 +22,16 @@ from musicrfm.experiments.sweep.grid import Condition
 log = logging.getLogger(__name__)
 
 
+if TYPE_CHECKING:
+    from musicrfm.models.adapter import ModelAdapter
+
+
 def _evaluate(
     cfg: SweepConfig,
     cond: Condition,
     clips: Sequence[tuple[str, int, Path]],
     assets: Mapping[str, ConceptAssets],
-    model: Any,
+    model: ModelAdapter,
     classifier: Any,
     out: Path,
 ) -> list[dict[str, Any]]:
@@ -97,7 +101,9 @@ def _evaluate(
     return rows
 
 
-def _embed(cfg: SweepConfig, model: Any, audios: list[Any], sr: int) -> tuple[str, np.ndarray]:
+def _embed(
+    cfg: SweepConfig, model: ModelAdapter, audios: list[Any], sr: int
+) -> tuple[str, np.ndarray]:
     """FD/MMD embeddings of a condition's clips on the configured back-end (``embedding`` in the
     config: ``"activations"`` -- MusicGen pooled activations, the default when a model is at
     hand -- ``"activations:<layer>"`` or ``"mfcc"``); the back-end's name goes in every row."""
@@ -158,7 +164,11 @@ def _trace(d: Any, cond: Condition, detector: str) -> dict[str, Any]:
 
 
 def _probe_rows(
-    rows: list[dict[str, Any]], a: ConceptAssets, paths: list[Path], model: Any, cond: Condition
+    rows: list[dict[str, Any]],
+    a: ConceptAssets,
+    paths: list[Path],
+    model: ModelAdapter,
+    cond: Condition,
 ) -> None:
     """The paper's probe accuracy: the multiclass RFM probe on the clip's own activations."""
     from musicrfm.capture.extract import extract_features
@@ -190,7 +200,7 @@ def _probe_traces(
     a: ConceptAssets,
     audios: list[Any],
     sr: int,
-    model: Any,
+    model: ModelAdapter,
     cond: Condition,
     seconds: float,
 ) -> None:

@@ -28,13 +28,12 @@ import torch
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 
-from musicrfm.models.codecs.spectral import (
-    CodecConfigProperties,
-    EncodecInterface,
+from musicrfm.models.codecs.quantize import (
     fit_residual_codebooks,
     residual_dequantize,
     residual_quantize,
 )
+from musicrfm.models.codecs.spectral import CodecConfigProperties, EncodecInterface
 
 log = logging.getLogger(__name__)
 
