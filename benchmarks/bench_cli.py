@@ -53,7 +53,16 @@ def main() -> None:
         wav = str(tone(Path(tmp) / "g.wav"))
         commands = {
             "musicrfm --help": [py, "-m", "musicrfm", "--help"],
-            "musicrfm evaluate audio": [py, "-m", "musicrfm", "evaluate", "audio", wav],
+            "musicrfm evaluate audio": [
+                py,
+                "-m",
+                "musicrfm",
+                "evaluate",
+                "audio",
+                wav,
+                "--concept",
+                "notes",
+            ],
         }
         base = wall([py, "-c", "import numpy"], repeats=args.repeats)
         print(f"baseline python -c 'import numpy': {base:.2f} s")
