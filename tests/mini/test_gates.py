@@ -113,7 +113,8 @@ def test_record_gates_keeps_the_result_and_names_the_classifier(tmp_path) -> Non
     folder = _bundled_copy(tmp_path)
     result = json.loads((folder / "gates.json").read_text())
     old_row = "prompted instrument recognised (MFCC classifier)"
-    assert old_row in (folder / "README.md").read_text()  # a record from before the change
+    result["generation"].pop("instrument_classifier", None)  # a record from before the change
+    assert old_row in record_gates(folder, result).read_text()
     result["generation"]["instrument_classifier"] = "timbre classifier"
     card = record_gates(folder, result).read_text()
     assert json.loads((folder / "gates.json").read_text()) == result
