@@ -116,13 +116,30 @@ def run_demo(
     settings["command"] = command or (
         f"musicrfm demo --seed {seed} --target {tgt}" + (" --quick" if quick else "")
     )
+    html_path = _write_pages(out, frame, summary, comp, xf, settings, timings, files, t)
+    log.info("demo finished in %.0f s: %s", sum(timings.values()), html_path)
+    return DemoResult(out, html_path, summary, comp, frame, xf, settings, timings, files)
+
+
+def _write_pages(
+    out: Path,
+    frame: pd.DataFrame,
+    summary: pd.DataFrame,
+    comp: pd.DataFrame,
+    xf: dict[str, Any],
+    settings: dict[str, Any],
+    timings: dict[str, float],
+    files: dict[str, Path],
+    started: float,
+) -> Path:
+    """index.html (written twice: the second time with the report stage's own timing) and
+    demo.json; their paths are added to ``files``."""
     figures = {
         k: v for k, v in files.items() if k.startswith(("panel", "conditions", "crossfade", "coef"))
     }
     timings["report"] = 0.0
     html_path = write_report_html(out, frame, summary, comp, xf, settings, timings, figures)
-    timings["report"] = time.perf_counter() - t
-    # rewrite with the final timing included
+    timings["report"] = time.perf_counter() - started
     html_path = write_report_html(out, frame, summary, comp, xf, settings, timings, figures)
     files["html"] = html_path
     record = {"settings": settings, "timings": timings, "crossfade": xf,
@@ -130,8 +147,7 @@ def run_demo(
               "controls": comp.to_dict(orient="records")}  # fmt: skip
     (out / "demo.json").write_text(json.dumps(record, indent=2, default=json_default))
     files["json"] = out / "demo.json"
-    log.info("demo finished in %.0f s: %s", sum(timings.values()), html_path)
-    return DemoResult(out, html_path, summary, comp, frame, xf, settings, timings, files)
+    return html_path
 
 
 def _checked_notes(cfg: DemoConfig) -> tuple[str, str]:
