@@ -7,9 +7,6 @@ listed in `STAGES` (see docs/ARCHITECTURE.md).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from musicrfm.errors import (
     AudioError,
     CompatibilityError,
@@ -19,13 +16,14 @@ from musicrfm.errors import (
     MusicRFMError,
     RenderError,
 )
+from musicrfm.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
 # The pipeline's stages, in the order imports flow: a module may import from its own stage and
 # from earlier ones, never from a later one (tests/test_architecture.py walks the import graph).
 STAGES = (
-    ("base", ("musicrfm", "musicrfm.errors", "musicrfm.theory", "musicrfm.files")),
+    ("base", ("musicrfm", "musicrfm.errors", "musicrfm.lazy", "musicrfm.theory", "musicrfm.files")),
     ("models", ("musicrfm.models",)),
     ("synth", ("musicrfm.synth",)),
     ("capture", ("musicrfm.capture",)),
@@ -63,16 +61,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'musicrfm' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + list(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
 
 __all__ = [

@@ -15,8 +15,7 @@ so that :mod:`.schedules` and :mod:`.plan`'s parsers serve the command line with
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from musicrfm.lazy import lazy_exports
 
 _LAZY = {
     "GenerationOptions": "musicrfm.steering.generation",
@@ -36,13 +35,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'musicrfm.steering' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + list(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
