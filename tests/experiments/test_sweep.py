@@ -11,7 +11,10 @@ import pytest
 import torch
 
 from musicrfm.errors import ConfigError
+from musicrfm.experiments.controls import CONTROL_KINDS
+from musicrfm.experiments.sweep import config as sweep_config
 from musicrfm.experiments.sweep import run as ex
+from musicrfm.experiments.sweep.grid import expand_conditions
 
 CLASSES = ["C", "E", "G"]
 
@@ -61,7 +64,7 @@ def test_unknown_concept_is_a_clear_config_error(tmp_path: Path) -> None:
     with pytest.raises(
         ConfigError, match=r"unknown concept 'timbre'.*notes, chords, intervals, tempos"
     ):
-        ex.parse_config(cfg)
+        sweep_config.parse_config(cfg)
     cfg = {
         "concepts": {"notes": {"directions": "x", "targets": ["C"]}},
         "multi": [
@@ -74,9 +77,9 @@ def test_unknown_concept_is_a_clear_config_error(tmp_path: Path) -> None:
         ],
     }
     with pytest.raises(ConfigError, match=r"concept 'chords' is not defined"):
-        ex.parse_config(cfg)
+        sweep_config.parse_config(cfg)
     with pytest.raises(ConfigError, match="unknown control"):
-        ex.parse_config(
+        sweep_config.parse_config(
             {"concepts": {"notes": {"directions": "x", "targets": ["C"]}}, "controls": ["shuffle"]}
         )
     # through the CLI: one line on stderr, exit code 2, no traceback
@@ -100,7 +103,7 @@ def test_missing_clap_checkpoint_fails_before_generating(tmp_path: Path) -> None
 
 
 def test_grid_expansion_counts() -> None:
-    cfg = ex.parse_config(
+    cfg = sweep_config.parse_config(
         {
             "coefs": [0.2, 0.4],
             "seeds": [0, 1],
@@ -117,7 +120,7 @@ def test_grid_expansion_counts() -> None:
             "crossfades": [{"concept": "notes", "a": "C", "b": "G"}],
         }
     )
-    conds = ex.expand_conditions(cfg)
+    conds = expand_conditions(cfg)
     kinds = pd.Series([c.kind for c in conds]).value_counts().to_dict()
     # per target: 1 unsteered + 2 coefs x (concept + 4 controls) + 3 ablation cells
     assert kinds == {"main": 20, "unsteered": 2, "top_k": 4, "gate": 2, "multi": 2, "crossfade": 1}
@@ -283,7 +286,7 @@ def _planted_sweep(folder: Path, effect: bool) -> Path:
     rng = np.random.default_rng(0)
     (folder / "conditions").mkdir(parents=True)
     (folder / "sweep.json").write_text(json.dumps({"conditions": 6, "model": {}, "config": {}}))
-    for condition in ["unsteered", "concept", *ex.CONTROL_KINDS]:
+    for condition in ["unsteered", "concept", *CONTROL_KINDS]:
         rate = 0.9 if (effect and condition == "concept") else 0.1
         coef = 0.0 if condition == "unsteered" else 0.5
         rows = []
@@ -330,7 +333,7 @@ def test_specificity_statement_follows_a_planted_effect(tmp_path: Path, effect: 
 def test_embedding_back_end_defaults_to_activations_and_mfcc_by_config(tiny) -> None:
     from musicrfm.experiments.sweep.scoring import _embed
 
-    cfg = ex.parse_config({"concepts": {"notes": {"directions": "x", "targets": ["C"]}}})
+    cfg = sweep_config.parse_config({"concepts": {"notes": {"directions": "x", "targets": ["C"]}}})
     t = np.arange(8000) / 16000
     clips = [np.sin(2 * np.pi * f * t).astype(np.float32) for f in (220.0, 440.0)]
     name, emb = _embed(cfg, tiny, clips, 16000)
@@ -378,3 +381,72 @@ def test_config_key_embedding_selects_the_back_end() -> None:
     assert parse_config({**base, "embedding": "activations:2"}).embedding == "activations:2"
     with pytest.raises(ConfigError, match="unknown embedding"):
         parse_config({**base, "embedding": "openl3"})
+
+
+def regression_directions(folder: Path, n_layers: int = 4, d: int = 64) -> Path:
+    """Tempo-like directions: a regression has one direction, class 'value'."""
+    from musicrfm.probes.directions import ConceptDirections
+
+    g = torch.Generator().manual_seed(2)
+    v = torch.nn.functional.normalize(torch.randn(n_layers, 1, 1, d, generator=g), dim=-1)
+    cd = ConceptDirections(
+        "tempos", ["value"], v, torch.rand(n_layers, 1, generator=g), list(range(n_layers)),
+        meta={"task": "regression"},
+    )  # fmt: skip
+    return cd.save(folder / "tempos")
+
+
+def test_a_tempo_sweep_steers_faster_and_slower_and_scores_against_the_baseline(
+    tiny, tmp_path: Path
+) -> None:
+    """A regression direction's targets are 'faster'/'slower' (the sign of η0); a clip is right
+    when its detected BPM is above (below) the median of the unsteered clips."""
+    regression_directions(tmp_path)
+    cfg = {
+        "seconds": 1.0,
+        "seeds": [0, 1],
+        "coefs": [2.0],
+        "concepts": {"tempos": {"directions": str(tmp_path / "tempos"), "targets": ["faster", "slower"]}},
+    }  # fmt: skip
+    run = ex.run_sweep(cfg, tmp_path / "sweep", model=tiny)
+    res = run.results
+    assert set(res["condition"]) == {"unsteered", "concept", "random", "flip", "orthogonal"}
+    assert "bpm" in res.columns and res["bpm"].notna().any()
+    median = float(res.loc[res["condition"] == "unsteered", "bpm"].median())
+    assert np.allclose(res["baseline_median"], median)
+    sign = res["target"].map({"faster": 1.0, "slower": -1.0})
+    assert (res["correct"] == (sign * (res["bpm"] - median) > 0)).all()
+    plans = {
+        (rec["condition"]["target"], rec["condition"]["condition"]): rec["plan"]
+        for rec in (json.loads(p.read_text()) for p in (tmp_path / "sweep" / "conditions").glob("*.json"))
+    }  # fmt: skip
+    faster, slower = plans[("faster", "concept")], plans[("slower", "concept")]
+    assert faster["direction"][0]["target"] == slower["direction"][0]["target"] == "value"
+    assert faster["direction"][0]["coef"] == 2.0 and slower["direction"][0]["coef"] == -2.0
+    from musicrfm.experiments.sweep.report import build_sweep_report
+
+    written = build_sweep_report(tmp_path / "sweep", n_boot=200, examples=True)
+    assert Path(written["html"] if isinstance(written, dict) else written).exists()
+
+
+@pytest.mark.parametrize(
+    ("concept", "make", "target", "says"),
+    [
+        ("tempos", regression_directions, "140", "use target 'faster'"),
+        ("notes", random_directions, "faster", "use one of C, E, G"),
+        ("notes", random_directions, "D", "valid: C, E, G"),
+    ],
+)
+def test_a_target_of_the_wrong_kind_says_what_to_use_before_generating(
+    tiny, tmp_path: Path, concept, make, target, says
+) -> None:
+    make(tmp_path)
+    cfg = {
+        "seconds": 0.3,
+        "seeds": [0],
+        "coefs": [1.0],
+        "concepts": {concept: {"directions": str(tmp_path / concept), "targets": [target]}},
+    }
+    with pytest.raises(ConfigError, match=says):
+        ex.run_sweep(cfg, tmp_path / "sweep", model=tiny)
+    assert not (tmp_path / "sweep" / "audio").exists()

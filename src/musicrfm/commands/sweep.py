@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from musicrfm.experiments.sweep.run import load_config, run_sweep
+    from musicrfm.experiments.sweep.config import load_config
+    from musicrfm.experiments.sweep.run import run_sweep
 
     cfg = load_config(args.config)
     if args.model:

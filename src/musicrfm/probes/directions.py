@@ -69,11 +69,23 @@ class ConceptDirections:
     def num_components(self) -> int:
         return int(self.vectors.shape[2])
 
+    @property
+    def is_regression(self) -> bool:
+        """One direction toward higher values of a numeric label (tempo), not one per class."""
+        return self.meta.get("task") == "regression" or list(self.classes) == ["value"]
+
     def class_index(self, name: str) -> int:
         """Position of a class, with an error listing the valid names."""
         try:
             return self.classes.index(str(name))
         except ValueError:
+            if self.is_regression:
+                raise ConfigError(
+                    f"{name!r} is not a class: the {self.concept!r} directions are a regression "
+                    "(one direction, 'value', toward higher values of the label, e.g. a faster "
+                    "tempo); steer with target 'value' and a positive coef for higher, a "
+                    "negative one for lower (sweeps: target 'faster' or 'slower')"
+                ) from None
             raise ConfigError(
                 f"unknown class {name!r} for concept {self.concept!r}; valid: {', '.join(self.classes)}"
             ) from None

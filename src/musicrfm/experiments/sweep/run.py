@@ -3,8 +3,7 @@
 The config format is described in :mod:`musicrfm.experiments.sweep.config`, the grid in
 :mod:`musicrfm.experiments.sweep.grid`, the directions and probes in
 :mod:`musicrfm.experiments.sweep.assets` and the per-clip metrics in
-:mod:`musicrfm.experiments.sweep.scoring`; this module runs a sweep and caches it. Their public
-names are re-exported here, so ``from musicrfm.experiments.sweep.run import ...`` keeps working.
+:mod:`musicrfm.experiments.sweep.scoring`; this module runs a sweep and caches it.
 
 Each condition (one plan x prompts x seeds) is identified by a hash; its clips live in
 ``audio/<generation hash>/`` (reused by any condition with the same plan and options), its results
@@ -28,22 +27,16 @@ import numpy as np
 import pandas as pd
 
 from musicrfm.errors import ConfigError
-from musicrfm.experiments.controls import CONTROL_KINDS as CONTROL_KINDS
 from musicrfm.experiments.controls import control_directions
-from musicrfm.experiments.sweep.assets import ConceptAssets as ConceptAssets
-from musicrfm.experiments.sweep.assets import prepare_concepts as prepare_concepts
-from musicrfm.experiments.sweep.assets import save_train_result as save_train_result
-from musicrfm.experiments.sweep.config import GENERATION_KEYS as GENERATION_KEYS
-from musicrfm.experiments.sweep.config import PLAN_KEYS as PLAN_KEYS
-from musicrfm.experiments.sweep.config import TOP_KEYS as TOP_KEYS
-from musicrfm.experiments.sweep.config import ConceptSpec as ConceptSpec
-from musicrfm.experiments.sweep.config import SweepConfig as SweepConfig
-from musicrfm.experiments.sweep.config import canonical_concept as canonical_concept
-from musicrfm.experiments.sweep.config import load_config as load_config
-from musicrfm.experiments.sweep.config import parse_config as parse_config
-from musicrfm.experiments.sweep.grid import Condition as Condition
-from musicrfm.experiments.sweep.grid import Term as Term
-from musicrfm.experiments.sweep.grid import expand_conditions as expand_conditions
+from musicrfm.experiments.sweep.assets import ConceptAssets, prepare_concepts
+from musicrfm.experiments.sweep.config import (
+    CHANGE_TARGETS,
+    SweepConfig,
+    load_config,
+    parse_config,
+    steering_target,
+)
+from musicrfm.experiments.sweep.grid import Condition, expand_conditions
 from musicrfm.experiments.sweep.scoring import _evaluate
 from musicrfm.probes.directions import ConceptDirections
 
@@ -66,12 +59,13 @@ def build_plan(cond: Condition, assets: Mapping[str, ConceptAssets], control_see
     dirs = []
     for term in cond.terms:
         cd = assets[term.concept].directions
+        target, coef = steering_target(cd, term.target, term.coef, cond.label())
         if term.control is not None:
-            cd = control_directions(cd, term.control, target=term.target, seed=control_seed)
+            cd = control_directions(cd, term.control, target=target, seed=control_seed)
         opts = dict(term.options)
         if isinstance(opts.get("schedule"), str):
             opts["schedule"] = parse_schedule(opts["schedule"])
-        dirs.append(SteeringDirection(cd, target=term.target, coef=term.coef, **opts))
+        dirs.append(SteeringDirection(cd, target=target, coef=coef, **opts))
     return SteeringPlan(dirs)
 
 
@@ -160,7 +154,7 @@ def _run(
 
         model = load_model(cfg.model, device=cfg.device, dtype=cfg.dtype)
     assets = prepare_concepts(cfg, model, out, directions)
-    conditions = expand_conditions(cfg)
+    conditions = _defined_conditions(expand_conditions(cfg), assets)
     minfo = _model_info(model)
     gen_opts = {"seconds": cfg.seconds, **cfg.generation}
     _write_sweep_info(out, cfg, model, minfo, assets, len(conditions))
@@ -174,9 +168,10 @@ def _run(
         from tqdm.auto import tqdm
 
         iterator = tqdm(conditions, desc="sweep", unit="condition")
+    # every plan is built (and so checked) before anything is generated
+    plans = [build_plan(cond, assets, cfg.control_seed) for cond in conditions]
     finished = skipped = generated = reused = 0
-    for cond in iterator:
-        plan = build_plan(cond, assets, cfg.control_seed)
+    for cond, plan in zip(iterator, plans):
         plan_dict = plan.to_dict(strict=False) if plan is not None else None
         ghash, cid = _condition_hashes(cfg, cond, plan_dict, minfo, gen_opts)
         record_path = out / "conditions" / f"{cid}.json"
@@ -197,6 +192,20 @@ def _run(
             on_condition(cond, finished)
     results = load_results(out)
     return SweepRun(out, len(conditions), finished, skipped, generated, reused, results)
+
+
+def _defined_conditions(
+    conditions: list[Condition], assets: Mapping[str, ConceptAssets]
+) -> list[Condition]:
+    """The grid without the 'other class' control of regression concepts (tempo): a regression
+    has one direction, so there is no other class to steer toward."""
+    regression = {n for n, a in assets.items() if a.directions.is_regression}
+    keep = [c for c in conditions if not (c.condition == "other_class" and c.concept in regression)]
+    if len(keep) < len(conditions):
+        log.info(
+            "no 'other_class' control for regression concept(s) %s", ", ".join(sorted(regression))
+        )
+    return keep
 
 
 def _write_sweep_info(
@@ -329,7 +338,31 @@ def load_results(out: str | Path) -> pd.DataFrame:
             log.warning("skipping unreadable condition record %s", path)
             continue
         rows.extend(rec.get("rows", []))
-    frame = pd.DataFrame(rows)
+    frame = score_changes(pd.DataFrame(rows))
     if "embedding" in frame.columns:
         frame["embedding"] = frame["embedding"].map(np.asarray)
+    return frame
+
+
+def score_changes(frame: pd.DataFrame) -> pd.DataFrame:
+    """``correct`` for clips steered up or down a regression concept ('faster'/'slower'): the
+    detected value is above (below) the median of the concept's unsteered clips, so unsteered
+    clips score about 0.5 and a working direction well above. Needs the detector's numeric
+    value in the row (tempo: ``bpm``)."""
+    if frame.empty or "target" not in frame.columns:
+        return frame
+    change = frame["target"].astype(str).str.lower().map(CHANGE_TARGETS)
+    if change.isna().all():
+        return frame
+    frame = frame.copy()
+    frame["baseline_median"] = np.nan
+    for concept in frame.loc[change.notna(), "concept"].unique():
+        rows = (frame["concept"] == concept) & change.notna()
+        values = pd.to_numeric(frame.get("bpm"), errors="coerce")
+        base = values[(frame["concept"] == concept) & (frame["condition"] == "unsteered")]
+        median = float(base.median()) if base.notna().any() else float("nan")
+        if not np.isfinite(median):
+            log.warning("no unsteered %s clips to compare 'faster'/'slower' against", concept)
+        frame.loc[rows, "baseline_median"] = median
+        frame.loc[rows, "correct"] = (change[rows] * (values[rows] - median) > 0).to_numpy()
     return frame

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from musicrfm.experiments.sweep.assets import ConceptAssets
-from musicrfm.experiments.sweep.config import SweepConfig
+from musicrfm.experiments.sweep.config import CHANGE_TARGETS, SweepConfig
 from musicrfm.experiments.sweep.grid import Condition
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def _evaluate(
                 "error": str(e),
             }
         row.update(scored)
-        if cond.kind == "multi" and d is not None:
+        if cond.kind == "multi" and d is not None and cond.target.lower() not in CHANGE_TARGETS:
             same = [t.target for t in cond.terms if t.concept == cond.concept]
             row["correct"] = any(det.label_matches(spec.detector, d.label, t) for t in same)
         if d is not None:
@@ -114,10 +114,23 @@ def _embed(
 
 
 def _score(d: Any, detector: str, target: str) -> dict[str, Any]:
-    """Like `detectors.score`, from a Detection already computed."""
+    """Like `detectors.score`, from a Detection already computed. A change target ('faster',
+    'slower') has no per-clip answer: ``correct`` is decided against the unsteered clips once
+    they are all in (:func:`musicrfm.experiments.sweep.run.score_changes`)."""
     from musicrfm.evaluation import detectors as det
 
-    return det.score_detection(d, detector, target)
+    if str(target).lower() not in CHANGE_TARGETS:
+        return det.score_detection(d, detector, target)
+    record = det.get_detector(detector)
+    row: dict[str, Any] = {
+        "label": d.label,
+        "confidence": float(d.confidence),
+        "correct": False,
+        "silent": d.silent,
+        "target_prob": float("nan"),
+    }
+    row.update({k: d.details[k] for k in record.row_details if k in d.details})
+    return row
 
 
 def _fine_trace(y: Any, sr: int, d: Any, cond: Condition, detector: str) -> Any:
