@@ -340,3 +340,15 @@ def test_score_row_for_a_results_table() -> None:
     assert tempo["correct"] and np.isnan(tempo["target_prob"])
     silent = det.score(np.zeros(SR), SR, "notes", "C")
     assert silent["silent"] and not silent["correct"]
+
+
+@pytest.mark.parametrize(
+    ("concept", "label", "target", "hit"),
+    [("chords", "minor", "C:min", True), ("chords", "minor", "min", True),
+     ("chords", "minor", "Cm", True), ("chords", "major", "Cm", False),
+     ("chords", "diminished", "°", True), ("intervals", "5", "P4", True),
+     ("intervals", "-5", "perfect fourth", True), ("intervals", "7", "P4", False),
+     ("intervals", "3", "-3", True)],
+)  # fmt: skip
+def test_targets_match_as_users_write_them(concept, label, target, hit):
+    assert det.label_matches(concept, label, target) is hit

@@ -420,9 +420,16 @@ def test_a_tempo_sweep_steers_faster_and_slower_and_scores_against_the_baseline(
         (rec["condition"]["target"], rec["condition"]["condition"]): rec["plan"]
         for rec in (json.loads(p.read_text()) for p in (tmp_path / "sweep" / "conditions").glob("*.json"))
     }  # fmt: skip
+    from musicrfm.probes.directions import ConceptDirections
+
+    cd = ConceptDirections.load(tmp_path / "tempos")
     faster, slower = plans[("faster", "concept")], plans[("slower", "concept")]
-    assert faster["direction"][0]["target"] == slower["direction"][0]["target"] == "value"
-    assert faster["direction"][0]["coef"] == 2.0 and slower["direction"][0]["coef"] == -2.0
+    assert (
+        faster["direction"][0]["target"] == "faster"
+        and slower["direction"][0]["target"] == "slower"
+    )
+    assert faster["direction"][0]["coef"] == slower["direction"][0]["coef"] == 2.0
+    assert cd.sign_of("faster") == 1.0 and cd.sign_of("slower") == -1.0
     from musicrfm.experiments.sweep.report import build_sweep_report
 
     written = build_sweep_report(tmp_path / "sweep", n_boot=200, examples=True)
@@ -432,7 +439,7 @@ def test_a_tempo_sweep_steers_faster_and_slower_and_scores_against_the_baseline(
 @pytest.mark.parametrize(
     ("concept", "make", "target", "says"),
     [
-        ("tempos", regression_directions, "140", "use target 'faster'"),
+        ("tempos", regression_directions, "140", "target 'faster' or 'slower'"),
         ("notes", random_directions, "faster", "use one of C, E, G"),
         ("notes", random_directions, "D", "valid: C, E, G"),
     ],

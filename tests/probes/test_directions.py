@@ -95,3 +95,48 @@ def test_selection_of_classes_components_layers():
         d.select_layers(1)
     with pytest.raises(ConfigError, match="out of range"):
         d.select_components([5])
+
+
+def _user_dirs(concept, classes, meta=None):
+    import torch
+
+    from musicrfm.probes.directions import ConceptDirections
+
+    n = len(classes)
+    v = torch.nn.functional.normalize(torch.randn(2, n, 1, 8), dim=-1)
+    return ConceptDirections(concept, list(classes), v, torch.rand(2, n), [0, 1], meta=meta or {})
+
+
+@pytest.mark.parametrize(
+    ("concept", "classes", "written", "found"),
+    [("notes", ["C", "C#", "D"], "Db", "C#"),
+     ("chords", ["major", "minor", "augmented", "diminished"], "C:min", "minor"),
+     ("chords", ["major", "minor", "augmented", "diminished"], "dim", "diminished"),
+     ("intervals", ["m3", "M3", "P4"], "perfect fourth", "P4"),
+     ("intervals", ["m3", "M3", "P4"], "5", "P4"),
+     ("intervals", ["3", "4", "5"], "P4", "5")],
+)  # fmt: skip
+def test_a_target_is_found_as_users_write_it(concept, classes, written, found):
+    cd = _user_dirs(concept, classes)
+    assert cd.classes[cd.class_index(written)] == found
+
+
+def test_a_typo_lists_the_valid_classes():
+    from musicrfm.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="valid: major, minor"):
+        _user_dirs("chords", ["major", "minor"]).class_index("mjaor")
+
+
+def test_a_regression_is_steered_faster_or_slower():
+    from musicrfm.errors import ConfigError
+
+    cd = _user_dirs("tempos", ["value"], meta={"task": "regression"})
+    assert cd.is_regression and cd.class_index("faster") == cd.class_index("slower") == 0
+    assert (
+        cd.sign_of("faster") == 1.0 and cd.sign_of("slower") == -1.0 and cd.sign_of("value") == 1.0
+    )
+    with pytest.raises(ConfigError, match="'faster' or 'slower'"):
+        cd.class_index("140")
+    with pytest.raises(ConfigError, match="use one of C, D"):
+        _user_dirs("notes", ["C", "D"]).class_index("slower")

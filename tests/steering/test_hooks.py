@@ -543,3 +543,26 @@ def test_a_compiled_plan_is_applied_as_it_is(adapter, tok, dirs) -> None:
     small.num_layers = 2
     with pytest.raises(ConfigError, match="compiled for 2 layers"), apply_plan(adapter, small):
         pass
+
+
+def test_a_regression_direction_steered_slower_compiles_to_a_negative_coefficient(adapter) -> None:
+    """A tempo direction: 'faster' adds +η0 along it, 'slower' -η0 (the plan keeps the word)."""
+    g = torch.Generator().manual_seed(3)
+    v = torch.nn.functional.normalize(
+        torch.randn(adapter.num_layers, 1, 1, adapter.hidden_size, generator=g), dim=-1
+    )
+    cd = ConceptDirections(
+        "tempos", ["value"], v, torch.rand(adapter.num_layers, 1, generator=g),
+        list(range(adapter.num_layers)), meta={"task": "regression"},
+    )  # fmt: skip
+    faster = compile_plan(SteeringPlan.single(cd, target="faster", coef=0.5), adapter)
+    slower = compile_plan(SteeringPlan.single(cd, target="slower", coef=0.5), adapter)
+    assert faster.coefs.tolist() == [0.5] and slower.coefs.tolist() == [-0.5]
+    assert (
+        SteeringPlan.single(cd, target="slower", coef=0.5).to_dict(strict=False)["direction"][0][
+            "target"
+        ]
+        == "slower"
+    )
+    with pytest.raises(ConfigError, match="'faster' or 'slower'"):
+        compile_plan(SteeringPlan.single(cd, target="140", coef=0.5), adapter)

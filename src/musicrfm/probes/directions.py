@@ -15,9 +15,19 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from musicrfm import theory
 from musicrfm.errors import CompatibilityError, ConfigError
 
 LAYER_CONVENTION = "decoder_block_output_0_based"
+# Targets of a regression direction (tempo): which way to push the label (the sign of η0).
+CHANGE_WORDS = {
+    "faster": 1.0,
+    "up": 1.0,
+    "higher": 1.0,
+    "slower": -1.0,
+    "down": -1.0,
+    "lower": -1.0,
+}
 FORMAT_VERSION = 1
 
 
@@ -75,20 +85,38 @@ class ConceptDirections:
         return self.meta.get("task") == "regression" or list(self.classes) == ["value"]
 
     def class_index(self, name: str) -> int:
-        """Position of a class, with an error listing the valid names."""
-        try:
+        """Position of a class as users write it (``Db`` for ``C#``, ``Cm`` or ``min`` for
+        ``minor``, ``5`` or ``perfect fourth`` for ``P4``; ``faster``/``slower`` for a
+        regression's one direction), with an error listing the valid names."""
+        if str(name) in self.classes:
             return self.classes.index(str(name))
-        except ValueError:
-            if self.is_regression:
-                raise ConfigError(
-                    f"{name!r} is not a class: the {self.concept!r} directions are a regression "
-                    "(one direction, 'value', toward higher values of the label, e.g. a faster "
-                    "tempo); steer with target 'value' and a positive coef for higher, a "
-                    "negative one for lower (sweeps: target 'faster' or 'slower')"
-                ) from None
+        change = CHANGE_WORDS.get(str(name).strip().lower())
+        if self.is_regression and change is not None:
+            return 0
+        if change is not None:
             raise ConfigError(
-                f"unknown class {name!r} for concept {self.concept!r}; valid: {', '.join(self.classes)}"
-            ) from None
+                f"target {name!r} pushes a regression (e.g. tempo) direction up or down, but the "
+                f"{self.concept!r} directions are classes: use one of {', '.join(self.classes)}"
+            )
+        for spelled in theory.class_spellings(str(name)):
+            if spelled in self.classes:
+                return self.classes.index(spelled)
+        if self.is_regression:
+            raise ConfigError(
+                f"{name!r} is not a class: the {self.concept!r} directions are a regression "
+                "(one direction, 'value', toward higher values of the label, e.g. a faster "
+                "tempo); steer with target 'faster' or 'slower' (or 'value' and the sign of coef)"
+            )
+        raise ConfigError(
+            f"unknown class {name!r} for concept {self.concept!r}; valid: {', '.join(self.classes)}"
+        )
+
+    def sign_of(self, target: str | None) -> float:
+        """-1 for a regression steered down (``slower``, ``down``, ``lower``), else +1: the
+        sign η0 is applied with."""
+        if target is None or not self.is_regression:
+            return 1.0
+        return float(CHANGE_WORDS.get(str(target).strip().lower(), 1.0))
 
     # ------------------------------------------------------------------ compatibility
     def check_compatible(self, model_info: dict[str, Any]) -> None:

@@ -246,7 +246,9 @@ def compile_plan(
     return CompiledPlan(
         unit=torch.stack(units) if units else torch.zeros(0, L, H, dtype=torch.float64),
         weights=np.stack(weights) if weights else np.zeros((0, L)),
-        coefs=np.asarray([d.coef for d in plan.directions], dtype=np.float64),
+        coefs=np.asarray(
+            [d.coef * d.load().sign_of(d.target) for d in plan.directions], dtype=np.float64
+        ),
         schedules=schedules,
         gate_p=np.asarray([d.gate for d in plan.directions], dtype=np.float64),
         row_gain=np.asarray([ROW_GAINS[d.rows] for d in plan.directions], dtype=np.float64).reshape(

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from musicrfm.errors import ConfigError
 from musicrfm.evaluation.detectors.base import (
     Detection,
     check_silence,
@@ -14,7 +15,7 @@ from musicrfm.evaluation.detectors.base import (
 )
 from musicrfm.evaluation.detectors.registry import Detector, register_detector
 from musicrfm.evaluation.frontend import chromagram, frame_db, prepare_audio
-from musicrfm.theory import PITCH_CLASSES
+from musicrfm.theory import PITCH_CLASSES, chord_quality
 
 CHORD_QUALITIES = ("major", "minor", "augmented", "diminished")
 CHORD_INTERVALS = {
@@ -118,6 +119,19 @@ def detect_chord(
     )
 
 
+def _quality_key(target: Any) -> str:
+    """The quality a target names, as users write it (``minor``, ``min``, ``m``, ``C:min``,
+    ``Cm``...); anything else lower-cased, so it matches nothing."""
+    try:
+        return chord_quality(str(target))
+    except ConfigError:
+        return str(target).strip().lower()
+
+
+def _same_quality(detected: str, target: Any) -> bool:
+    return detected == _quality_key(target)
+
+
 def _describe(d: Detection) -> str:
     return "" if d.silent else f" root={d.details['root']}"
 
@@ -128,6 +142,8 @@ CHORDS = register_detector(
         detect=detect_chord,
         aliases=("chord",),
         labels=CHORD_QUALITIES,
+        match=_same_quality,
+        target_key=_quality_key,
         row_details=("root",),
         describe=_describe,
     )

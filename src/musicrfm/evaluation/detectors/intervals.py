@@ -22,7 +22,7 @@ from musicrfm.evaluation.frontend import (
     get_pitch_tracker,
     prepare_audio,
 )
-from musicrfm.theory import PITCH_CLASSES
+from musicrfm.theory import PITCH_CLASSES, interval_from_text
 
 
 def detect_interval(
@@ -169,7 +169,9 @@ def _harmonic_interval(y: np.ndarray, tuning: float | None) -> Detection:
 
 
 def _same_size(detected: str, target: Any) -> bool:
-    return abs(int(float(detected))) == abs(int(float(target)))
+    """Sizes compared in semitones; a target may be written 5, -5, P4 or 'perfect fourth'."""
+    text = str(target).strip().lstrip("+-")
+    return abs(int(float(detected))) == interval_from_text(text)
 
 
 def _describe(d: Detection) -> str:

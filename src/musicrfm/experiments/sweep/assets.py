@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from musicrfm.experiments.sweep.config import ConceptSpec, SweepConfig, steering_target
+from musicrfm.experiments.sweep.config import ConceptSpec, SweepConfig, check_target
 from musicrfm.probes.directions import ConceptDirections
 from musicrfm.probes.training import save_train_result
 
@@ -77,7 +77,7 @@ def prepare_concepts(
         if spec.probes and probe is None and not (directions and name in directions):
             probe = _load_probe(Path(spec.probes))
         for t in spec.targets:  # a ConfigError saying what to use instead
-            steering_target(cd, t, 1.0, f"[concepts.{name}]")
+            check_target(cd, t, f"[concepts.{name}]")
         a = ConceptAssets(cd)
         if probe is not None:
             a.probe, a.probe_classes, a.probe_layer = probe

@@ -330,39 +330,14 @@ def _check_ref(concepts: Mapping[str, ConceptSpec], concept: Any, target: Any, w
         )
 
 
-# Targets of a regression direction (tempo): which way to push the label, and the sign of η0.
-# A clip steered "faster" is right when its detected value is above the unsteered clips' median.
-CHANGE_TARGETS = {
-    "faster": 1.0,
-    "up": 1.0,
-    "higher": 1.0,
-    "slower": -1.0,
-    "down": -1.0,
-    "lower": -1.0,
-}
-
-
-def steering_target(cd: Any, target: str, coef: float, where: str) -> tuple[str, float]:
-    """The (class, η0) a sweep term steers with: a class of a classification direction as is;
-    ``faster``/``slower`` on a regression direction as its one class ``value`` with the sign.
-    A class on a regression direction, or a change word on a classification direction, is a
-    ConfigError that says what to use instead."""
-    sign = CHANGE_TARGETS.get(str(target).lower())
-    if cd.is_regression:
-        if sign is None:
-            raise ConfigError(
-                f"{where}: target {target!r} names a class, but the {cd.concept!r} directions are a "
-                "regression (toward higher values): use target 'faster' (or 'up') or 'slower' "
-                "(or 'down')"
-            )
-        return "value", sign * float(coef)
-    if sign is not None:
-        raise ConfigError(
-            f"{where}: target {target!r} pushes a regression (tempo) direction up or down, but "
-            f"the {cd.concept!r} directions are classes: use one of {', '.join(cd.classes)}"
-        )
-    cd.class_index(target)  # an unknown class lists the valid ones
-    return str(target), float(coef)
+def check_target(cd: Any, target: str, where: str) -> None:
+    """A ConfigError, before anything is generated, when ``target`` is not something ``cd``
+    can steer toward; its message says what to use instead (the valid classes, or 'faster' /
+    'slower' for a regression such as tempo)."""
+    try:
+        cd.class_index(target)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def load_config(path: str | Path) -> SweepConfig:

@@ -30,15 +30,14 @@ from musicrfm.errors import ConfigError
 from musicrfm.experiments.controls import control_directions
 from musicrfm.experiments.sweep.assets import ConceptAssets, prepare_concepts
 from musicrfm.experiments.sweep.config import (
-    CHANGE_TARGETS,
     SweepConfig,
+    check_target,
     load_config,
     parse_config,
-    steering_target,
 )
 from musicrfm.experiments.sweep.grid import Condition, expand_conditions
 from musicrfm.experiments.sweep.scoring import _evaluate
-from musicrfm.probes.directions import ConceptDirections
+from musicrfm.probes.directions import CHANGE_WORDS, ConceptDirections
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +58,13 @@ def build_plan(cond: Condition, assets: Mapping[str, ConceptAssets], control_see
     dirs = []
     for term in cond.terms:
         cd = assets[term.concept].directions
-        target, coef = steering_target(cd, term.target, term.coef, cond.label())
+        check_target(cd, term.target, cond.label())
         if term.control is not None:
-            cd = control_directions(cd, term.control, target=target, seed=control_seed)
+            cd = control_directions(cd, term.control, target=term.target, seed=control_seed)
         opts = dict(term.options)
         if isinstance(opts.get("schedule"), str):
             opts["schedule"] = parse_schedule(opts["schedule"])
-        dirs.append(SteeringDirection(cd, target=target, coef=coef, **opts))
+        dirs.append(SteeringDirection(cd, target=term.target, coef=term.coef, **opts))
     return SteeringPlan(dirs)
 
 
@@ -351,7 +350,7 @@ def score_changes(frame: pd.DataFrame) -> pd.DataFrame:
     value in the row (tempo: ``bpm``)."""
     if frame.empty or "target" not in frame.columns:
         return frame
-    change = frame["target"].astype(str).str.lower().map(CHANGE_TARGETS)
+    change = frame["target"].astype(str).str.lower().map(CHANGE_WORDS)
     if change.isna().all():
         return frame
     frame = frame.copy()

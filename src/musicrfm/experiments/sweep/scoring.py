@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from musicrfm.experiments.sweep.assets import ConceptAssets
-from musicrfm.experiments.sweep.config import CHANGE_TARGETS, SweepConfig
+from musicrfm.experiments.sweep.config import SweepConfig
 from musicrfm.experiments.sweep.grid import Condition
+from musicrfm.probes.directions import CHANGE_WORDS
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def _evaluate(
                 "error": str(e),
             }
         row.update(scored)
-        if cond.kind == "multi" and d is not None and cond.target.lower() not in CHANGE_TARGETS:
+        if cond.kind == "multi" and d is not None and cond.target.lower() not in CHANGE_WORDS:
             same = [t.target for t in cond.terms if t.concept == cond.concept]
             row["correct"] = any(det.label_matches(spec.detector, d.label, t) for t in same)
         if d is not None:
@@ -119,7 +120,7 @@ def _score(d: Any, detector: str, target: str) -> dict[str, Any]:
     they are all in (:func:`musicrfm.experiments.sweep.run.score_changes`)."""
     from musicrfm.evaluation import detectors as det
 
-    if str(target).lower() not in CHANGE_TARGETS:
+    if str(target).lower() not in CHANGE_WORDS:
         return det.score_detection(d, detector, target)
     record = det.get_detector(detector)
     row: dict[str, Any] = {
