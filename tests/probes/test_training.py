@@ -148,6 +148,27 @@ def test_regression_and_multiclass_tasks():
     assert torch.all(v.gather(1, v.abs().argmax(1, keepdim=True)) > 0)  # canonical sign
 
 
+def test_tempo_labels_written_as_text_are_a_regression():
+    """A synth manifest keeps ``label`` as text ("120"): numbers written as text are still a
+    regression, and the directions come out the same as from numeric labels."""
+    g = torch.Generator().manual_seed(3)
+    n, d = 150, 12
+    u = torch.nn.functional.normalize(torch.randn(d, generator=g), dim=0)
+    X = torch.randn(2, n, d, generator=g)
+    bpm = np.round(120 + 25 * (X[1] @ u).numpy()).astype(int)
+    numeric = FeatureSet(X, pd.DataFrame({"label": bpm}), {"model_id": "m"})
+    text = FeatureSet(X, pd.DataFrame({"label": bpm.astype(str)}), {"model_id": "m"})
+    a = train_directions(numeric, budget=TINY, progress=False).directions
+    b = train_directions(text, budget=TINY, progress=False).directions
+    assert b.meta["task"] == "regression" and b.classes == ["value"]
+    assert torch.equal(a.vectors, b.vectors)
+    with pytest.raises(DatasetError, match="regression needs numeric labels"):
+        train_directions(
+            FeatureSet(X, pd.DataFrame({"label": ["C", "D"] * 75}), {}),
+            task="regression", budget=TINY, progress=False,
+        )  # fmt: skip
+
+
 def test_split_column_is_respected_and_default_split_is_stratified():
     fs, _ = _planted(n_per_class=40, layers=1)
     s = make_splits(fs.rows["label"], len(fs), seed=0)

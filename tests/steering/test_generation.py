@@ -326,3 +326,38 @@ def test_cli_crossfade_and_multi(tmp_path, adapter, dirs_path, monkeypatch) -> N
     assert plan.directions[0].schedule.unit == "seconds"
     ns = parser.parse_args(["generate", "x", "--directions", str(dirs_path), "--target", "C,E"])
     assert [d.target for d in build_plan(ns).directions] == ["C", "E"]
+
+
+def test_cli_steers_a_tempo_direction_slower_and_explains_a_class_target(tmp_path, capsys):
+    """`musicrfm generate --target slower` on a regression direction; `--target 140` is one
+    clear line that says what to use instead."""
+    import json
+
+    import torch
+
+    from musicrfm.cli import main
+    from musicrfm.models import random_model
+    from musicrfm.probes.directions import ConceptDirections
+
+    m = random_model("tiny")
+    g = torch.Generator().manual_seed(5)
+    v = torch.nn.functional.normalize(
+        torch.randn(m.num_layers, 1, 1, m.hidden_size, generator=g), dim=-1
+    )
+    ConceptDirections(
+        "tempos", ["value"], v, torch.rand(m.num_layers, 1, generator=g),
+        list(range(m.num_layers)), meta={"task": "regression", "model_id": m.model_id},
+    ).save(tmp_path / "dirs" / "tempos")  # fmt: skip
+    base = ["generate", "click", "--model", "random:tiny", "--directions", str(tmp_path / "dirs")]
+    out = tmp_path / "slow.wav"
+    assert (
+        main([*base, "--target", "slower", "--coef", "2", "--seconds", "0.3", "-o", str(out)]) == 0
+    )
+    plan = json.loads(out.with_suffix(".json").read_text())["plan"]
+    assert plan["direction"][0]["target"] == "slower"
+    capsys.readouterr()
+    bad = [*base, "--target", "140", "--seconds", "0.3", "-o", str(tmp_path / "x.wav")]
+    assert main(bad) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'faster' or 'slower'" in err[0]
+    assert not (tmp_path / "x.wav").exists()

@@ -45,9 +45,22 @@ def make_splits(
     return out
 
 
+def numeric_labels(labels: pd.Series) -> pd.Series | None:
+    """The labels as numbers when every one is a number (manifests keep ``label`` as text, so a
+    tempo's "120" arrives as a string), else None."""
+    if pd.api.types.is_bool_dtype(labels):
+        return None
+    if pd.api.types.is_numeric_dtype(labels):
+        return labels
+    values = pd.to_numeric(labels, errors="coerce")
+    return values if values.notna().all() else None
+
+
 def infer_task(labels: pd.Series) -> str:
-    """'regression' for non-integer numbers or many distinct numeric values, else 'binary'."""
-    if pd.api.types.is_numeric_dtype(labels) and not pd.api.types.is_bool_dtype(labels):
+    """'regression' for non-integer numbers or many distinct numeric values (numbers written as
+    text count), else 'binary'."""
+    labels = numeric_labels(labels)
+    if labels is not None:
         vals = labels.to_numpy(dtype=np.float64)
         if not np.all(np.mod(vals, 1) == 0) or len(np.unique(vals)) > 20:
             return "regression"

@@ -46,6 +46,7 @@ from musicrfm.probes.splits import (
     encode_labels,
     infer_task,
     multiclass_rows,
+    numeric_labels,
     probe_tasks_for,
     split_rows,
 )
@@ -166,6 +167,14 @@ def _check_labels(
         task = infer_task(labels)
     if task not in ("binary", "multiclass", "regression"):
         raise ConfigError(f"unknown task {task!r}; valid: auto, binary, multiclass, regression")
+    if task == "regression":
+        numbers = numeric_labels(labels)
+        if numbers is None:
+            raise DatasetError(
+                f"a regression needs numeric labels; {label_column!r} holds e.g. "
+                f"{labels.iloc[0]!r} (use --task binary, or a numeric --label-column)"
+            )
+        labels = numbers.astype(float)
     return labels, task
 
 
