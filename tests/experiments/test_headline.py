@@ -288,3 +288,86 @@ def test_the_model_card_shows_the_flip_with_its_n_ci_and_pooled_verdict(tmp_path
     lines = verdict_lines(overall)
     assert any(line.startswith("- Sign-flipped direction") and "True" in line for line in lines)
     assert all(line in card for line in lines)
+
+
+QUALITIES = ("major", "minor", "augmented", "diminished")
+SIZES = ("4", "3", "8", "6")  # an interval detector's labels (semitones): no class probabilities
+
+
+def _class_frame(classes, targets, *, hit: float, flip_to_target: bool = False, probs: bool = True):
+    """A headline's clips for a concept with four classes: the baseline spread over them; per
+    target 10 steered clips (``hit`` of them right), controls that mostly miss, and a flip that
+    avoids the target (or lands on it)."""
+
+    def rows(condition, target, coef, labels):
+        out = []
+        for i, lab in enumerate(labels):
+            p = np.full(4, 0.1)
+            p[classes.index(lab)] = 0.7
+            if condition == "flip" and not flip_to_target:
+                p[classes.index(classes[targets.index(target)])] = 0.0
+            out.append({
+                "condition": condition, "target": target, "coef": coef, "label": lab,
+                "probs": (p / p.sum()).tolist() if probs else [float("nan")] * 4,
+                "prompt": f"p{i % 4}", "seed": i // 4, "instrument_match": 1.0,
+            })  # fmt: skip
+        return out
+
+    data = rows("unsteered", targets[0], 0.0, [classes[i % 4] for i in range(24)])
+    for t, right in zip(targets, classes):
+        n = int(round(hit * 10))
+        data += rows("concept", t, 10.0, [right] * n + [classes[2]] * (10 - n))
+        data += rows("random", t, 10.0, [right] * 2 + [classes[2]] * 8)
+        data += rows("orthogonal", t, 10.0, [right] * 2 + [classes[2]] * 8)
+        data += rows("flip", t, 10.0, [right] * 10 if flip_to_target else [classes[3]] * 10)
+    return pd.DataFrame(data)
+
+
+@pytest.mark.parametrize(
+    ("concept", "classes", "targets"),
+    [("chords", QUALITIES, ("major", "Cm")), ("intervals", SIZES, ("M3", "minor third"))],
+)
+def test_another_concepts_headline_verdict_can_pass_and_fail(concept, classes, targets):
+    """The same verdict for chord qualities (class probabilities) and intervals (hit rates
+    only), with targets matched by the concept's detector rule ("Cm" is minor, "minor third"
+    is 3 semitones)."""
+    from musicrfm.experiments.headline.tables import verdict_lines
+
+    cfg = HeadlineConfig(
+        concept=concept, targets=targets, clips=10, flip_clips=10, baseline_clips=24
+    )
+    probs = concept == "chords"
+
+    def verdict(**kw):
+        return headline_table(_class_frame(classes, targets, probs=probs, **kw), cfg)[1]
+
+    ok = verdict(hit=0.9)
+    assert ok["passed"] and ok["concept"] == concept
+    assert ("flip_pooled_below_baseline" in ok) is probs
+    assert ("flip_hits_at_most_baseline_all" in ok) is not probs
+    assert not verdict(hit=0.5)["passed"]
+    assert not verdict(hit=0.9, flip_to_target=True)["passed"]
+    assert any(f"{concept} classes" in line for line in verdict_lines(ok))
+
+
+@pytest.mark.parametrize("concept", ["chords", "intervals"])
+def test_a_quick_headline_runs_for_other_concepts_on_a_random_model(tmp_path, concept):
+    from musicrfm.experiments.headline.run import run_headline
+
+    data = replace(
+        DemoConfig.quick(), clips_per_class=6, prompts=("acoustic piano", "violin"), seconds=0.5,
+        instrument_check=False,
+    )  # fmt: skip
+    cfg = HeadlineConfig.quick(
+        concept=concept, clips=2, baseline_clips=4, relative_coefs=(0.5,), data=data
+    )
+    record = run_headline(
+        model="random:tiny", out=tmp_path / "out", work=tmp_path / "work", config=cfg,
+        progress=False,
+    )  # fmt: skip
+    targets = [r["target"] for r in record["per_target"]]
+    expected = {"chords": 4, "intervals": 12}[concept]
+    assert len(targets) == expected and record["overall"]["concept"] == concept
+    assert (tmp_path / "out" / "directions" / f"{concept}.safetensors").exists()
+    md = (tmp_path / "out" / "headline.md").read_text()
+    assert f"every {concept} class" in md

@@ -128,7 +128,15 @@ def _register_headline(sub) -> None:
     hl.add_argument("--out", default="headline-report", help="folder for the results")
     hl.add_argument("--work", default=None, help="cache for the note set and features")
     hl.add_argument("--seed", type=int, default=0, help="seed for data, probes and sampling")
-    hl.add_argument("--targets", nargs="+", default=None, help="pitch classes (default: all 12)")
+    hl.add_argument(
+        "--concept",
+        default="notes",
+        choices=("notes", "chords", "intervals"),
+        help="what to steer toward: pitch classes (default), chord qualities or intervals",
+    )
+    hl.add_argument(
+        "--targets", nargs="+", default=None, help="classes to steer toward (default: all)"
+    )
     hl.add_argument("--clips", type=int, default=None, help="clips per target and condition")
     hl.add_argument(
         "--flip-clips", type=int, default=None,
@@ -278,7 +286,10 @@ def _headline(args: argparse.Namespace) -> int:
     from musicrfm.models import load_model
 
     torch.set_num_threads(max(1, args.threads))
-    cfg = HeadlineConfig.quick() if args.quick else HeadlineConfig()
+    concept = {"concept": args.concept}
+    cfg = HeadlineConfig.quick(**concept) if args.quick else HeadlineConfig(**concept)
+    if args.concept != "notes" and not args.targets:
+        cfg = replace(cfg, targets=None)  # every class of the trained directions
     if args.targets:
         cfg = replace(cfg, targets=tuple(args.targets))
     if args.clips is not None:
@@ -294,6 +305,8 @@ def _headline(args: argparse.Namespace) -> int:
         cfg = replace(cfg, instrument_reference=False)
     # the command that reproduces this run, as recorded in the report and the model card
     shown = [("model", args.model), ("seed", args.seed)]
+    if args.concept != "notes":
+        shown.append(("concept", args.concept))
     keys = ("targets", "clips", "flip_clips", "baseline_clips", "relative_coefs", "layers")
     for key in (*keys, "rows", "gate"):
         value = getattr(args, key)
@@ -312,7 +325,9 @@ def _headline(args: argparse.Namespace) -> int:
     )  # fmt: skip
     print(Path(args.out, "headline.md").read_text())
     folder = adapter.local_path
-    if not args.no_card and folder is not None and (folder / "training.json").exists():
+    if args.concept != "notes":
+        print("(only the notes headline is recorded in the model card)")
+    elif not args.no_card and folder is not None and (folder / "training.json").exists():
         record_headline(folder, record)
         print(f"recorded in {folder / 'README.md'}")
     return 0 if record["overall"]["passed"] else 1

@@ -37,18 +37,26 @@ def learn_note_directions(
     device: str = "cpu",
     progress: bool = True,
     timings: dict[str, float] | None = None,
+    concept: str = "notes",
 ) -> tuple[Any, Any, Any]:
-    """Stages 2-4: synthesise the note set, extract pooled features, train the 12 note
-    directions. Returns (dataset, features, TrainResult); the first two are cached in ``work``."""
+    """Stages 2-4: synthesise the training set (the note set, or ``concept``'s clips on the
+    same programs), extract pooled features, train one direction per class. Returns (dataset,
+    features, TrainResult); the first two are cached in ``work``."""
     from musicrfm.capture.extract import extract_features
     from musicrfm.probes.training import train_directions
 
     timings = {} if timings is None else timings
-    t = log_stage(2, f"synthesising {12 * cfg.clips_per_class} one-note clips into {work}")
-    dataset = note_dataset(adapter, cfg, work, seed, progress)
-    counts = dataset.rows["label"].astype(str).value_counts()
-    if len(counts) < 12:
-        raise ModelError(f"the note set has only {len(counts)} pitch classes: {dict(counts)}")
+    if concept == "notes":
+        t = log_stage(2, f"synthesising {12 * cfg.clips_per_class} one-note clips into {work}")
+        dataset = note_dataset(adapter, cfg, work, seed, progress)
+        counts = dataset.rows["label"].astype(str).value_counts()
+        if len(counts) < 12:
+            raise ModelError(f"the note set has only {len(counts)} pitch classes: {dict(counts)}")
+    else:
+        t = log_stage(
+            2, f"synthesising {concept} clips ({cfg.clips_per_class} per class) into {work}"
+        )
+        dataset = concept_dataset(adapter, cfg, work, seed, progress, concept)
     timings["synthesise"] = time.perf_counter() - t
 
     t = log_stage(3, f"extracting features of {len(dataset)} clips (mean pooling, empty prompt)")
@@ -59,10 +67,11 @@ def learn_note_directions(
     timings["extract"] = time.perf_counter() - t
 
     t = log_stage(
-        4, f"training note directions ({features.num_layers} layers x 12 notes + multiclass)"
+        4,
+        f"training {concept} directions ({features.num_layers} layers, one per class + multiclass)",
     )
     trained = train_directions(
-        features, label_column="label", concept="notes", task="binary", budget=cfg.budget,
+        features, label_column="label", concept=concept, task="binary", budget=cfg.budget,
         components=cfg.components, seed=seed, device=device, progress=progress,
     )  # fmt: skip
     timings["train"] = time.perf_counter() - t
@@ -93,6 +102,22 @@ def note_dataset(
         duration=4.0,
         progress=progress,
     )
+
+
+def concept_dataset(
+    adapter: ModelAdapter, cfg: DemoConfig, work: Path, seed: int, progress: bool, concept: str
+) -> Any:
+    """``concept``'s synthetic clips (chords, intervals...) on the prompt instruments' programs,
+    ``cfg.clips_per_class`` per class, at the model's sample rate."""
+    from musicrfm.synth import generate_dataset
+    from musicrfm.synth.notes import TRAIN_PROGRAMS
+
+    sr = int(adapter.sample_rate)
+    folder = work / f"{concept}_{sr}hz_{cfg.clips_per_class}pc_seed{seed}"
+    return generate_dataset(
+        concept, folder, programs=list(TRAIN_PROGRAMS), limit_per_class=cfg.clips_per_class,
+        seed=seed, sample_rate=sr, duration=4.0, progress=progress,
+    )  # fmt: skip
 
 
 def auto_coefs(features: Any, cfg: DemoConfig) -> tuple[tuple[float, ...], float]:
@@ -204,25 +229,31 @@ def generate_all(
     return records
 
 
-def detect_notes(records: list[dict[str, Any]], progress: bool) -> tuple[pd.DataFrame, dict]:
-    """Detector label/confidence/target probability per clip; crossfade traces kept aside."""
-    from musicrfm.evaluation.detectors import detect_note
+def detect_notes(
+    records: list[dict[str, Any]], progress: bool, concept: str = "notes"
+) -> tuple[pd.DataFrame, dict]:
+    """Detector label/confidence/target probability per clip (the note detector, or
+    ``concept``'s); crossfade traces kept aside."""
+    from musicrfm.evaluation import detectors as det
 
+    record = det.get_detector(concept)
+    n_classes = len(record.labels) or 1
     rows, traces = [], []
     with progress_bar(len(records), "detect", progress) as bar:
         for rec in records:
             audio = rec["_audio"][0] if rec["_audio"].ndim == 2 else rec["_audio"]
             crossfade = rec["kind"] == "crossfade"
             opts = {"window_s": 0.5, "hop_s": 0.25} if crossfade else {}
-            d = detect_note(audio, rec["_sr"], **opts)
+            d = det.detect(audio, rec["_sr"], concept, **opts)
             first = rec["target"].split("->")[0]
-            probs = d.probs if d.probs is not None else np.full(12, np.nan)
+            probs = d.probs if d.probs is not None else np.full(n_classes, np.nan)
+            ti = det.target_index(concept, record.labels, first) if record.labels else None
             row = {k: v for k, v in rec.items() if not k.startswith("_")}
             row.update(
                 label=d.label,
                 confidence=float(d.confidence),
-                target_prob=float(probs[PITCH_CLASSES.index(first)]),
-                correct=bool(d.label == first) if not crossfade else np.nan,
+                target_prob=float(probs[ti]) if ti is not None else float("nan"),
+                correct=det.label_matches(concept, d.label, first) if not crossfade else np.nan,
                 probs=probs.tolist(),
             )
             rows.append(row)

@@ -12,16 +12,24 @@ import pandas as pd
 from musicrfm.errors import ConfigError
 from musicrfm.experiments.demo.config import PROMPT_INSTRUMENTS, DemoConfig
 from musicrfm.experiments.demo.stages import Job
+from musicrfm.experiments.headline.matching import hits
 from musicrfm.theory import PITCH_CLASSES
 
 SAME_AS_BASELINE = ("random", "orthogonal", "other_class")
+# classification concepts with a synthetic training set and a detector
+HEADLINE_CONCEPTS = ("notes", "chords", "intervals")
 
 
 @dataclass(frozen=True)
 class HeadlineConfig:
-    """What the headline measures. ``data`` sets the note set, features, prompts and batch."""
+    """What the headline measures. ``data`` sets the training set, features, prompts and batch.
 
-    targets: tuple[str, ...] = PITCH_CLASSES
+    ``concept``: notes (the 12 pitch classes), or any classification concept with a detector
+    and a synthetic dataset (chords: the four qualities; intervals: their sizes); ``targets``
+    None means every class of the trained directions."""
+
+    targets: tuple[str, ...] | None = PITCH_CLASSES
+    concept: str = "notes"
     # the bundled (harmonic-codec) model reaches 0.8 between 0.05x and 0.1x the activation norm
     # for every note; the spectral-codec models needed 0.1x-0.3x (--relative-coefs)
     relative_coefs: tuple[float, ...] = (0.03, 0.05, 0.07, 0.1, 0.15)
@@ -45,9 +53,11 @@ class HeadlineConfig:
 
     @classmethod
     def quick(cls, **changes: Any) -> HeadlineConfig:
-        """Two targets, one η0, a few clips: checks the pipeline, not the model."""
+        """Two targets (notes; every class of another concept), one η0, a few clips: checks the
+        pipeline, not the model."""
+        notes = changes.get("concept", "notes") == "notes"
         base = cls(
-            targets=("C", "G"),
+            targets=("C", "G") if notes else None,
             relative_coefs=(1.0,),
             clips=4,
             baseline_clips=8,
@@ -58,8 +68,13 @@ class HeadlineConfig:
         return replace(base, **changes)
 
     def validate(self) -> None:
-        if not self.targets:
-            raise ConfigError("the headline needs at least one target note")
+        if self.targets is not None and not self.targets:
+            raise ConfigError("the headline needs at least one target")
+        if self.concept not in HEADLINE_CONCEPTS:
+            raise ConfigError(
+                f"the headline steers {', '.join(HEADLINE_CONCEPTS)}, not {self.concept!r} (tempo "
+                "is a regression: use `musicrfm sweep` with targets 'faster' / 'slower')"
+            )
         if self.clips < 2 or self.baseline_clips < max(self.clips, self.n_flip_clips):
             raise ConfigError(
                 f"need clips >= 2 and baseline_clips >= clips and flip_clips (the controls reuse "
@@ -136,7 +151,8 @@ def choose_coefs(frame: pd.DataFrame, cfg: HeadlineConfig) -> dict[str, float]:
         steered = frame[(frame["condition"] == "concept") & (frame["target"] == target)]
         if steered.empty:
             raise ConfigError(f"no steered clips for {target}")
-        rates = (steered["label"] == target).groupby(steered["coef"]).mean()
+        rates = pd.Series(hits(steered, target, cfg.concept), index=steered.index)
+        rates = rates.groupby(steered["coef"]).mean()
         passing = [c for c in sorted(rates.index, key=abs) if rates[c] >= cfg.accuracy_gate]
         chosen[target] = float(passing[0] if passing else rates.idxmax())
     return chosen

@@ -36,6 +36,7 @@ from musicrfm.experiments.headline.tables import (
     headline_table,
     tradeoff_table,
 )
+from musicrfm.theory import PITCH_CLASSES
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,8 @@ def run_headline(
     from musicrfm.models import load_model
 
     cfg = config or HeadlineConfig()
-    cfg = replace(cfg, targets=tuple(note_name(t) for t in cfg.targets))
+    if cfg.concept == "notes":
+        cfg = replace(cfg, targets=tuple(note_name(t) for t in cfg.targets or PITCH_CLASSES))
     cfg.validate()
     out, work_dir = Path(out), Path(work) if work is not None else default_work_dir()
     timings: dict[str, float] = {}
@@ -71,11 +73,13 @@ def run_headline(
     adapter = load_model(model, device=device)
     timings["load"] = time.perf_counter() - t
     dataset, features, trained = learn_note_directions(
-        adapter, cfg.data, work_dir, seed=seed, device=device, progress=progress, timings=timings
-    )
+        adapter, cfg.data, work_dir, seed=seed, device=device, progress=progress, timings=timings,
+        concept=cfg.concept,
+    )  # fmt: skip
+    cfg = _with_targets(cfg, trained.directions)
     coefs, scale = auto_coefs(features, replace(cfg.data, relative_coefs=cfg.relative_coefs))
     out.mkdir(parents=True, exist_ok=True)
-    trained.directions.save(out / "directions" / "notes")
+    trained.directions.save(out / "directions" / cfg.concept)
 
     t = time.perf_counter()
     frame, records, controls = _generate(
@@ -84,7 +88,7 @@ def run_headline(
     timings["generate"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    frame = pd.concat([frame, detect_notes(controls, progress)[0]], ignore_index=True)
+    frame = pd.concat([frame, detect_notes(controls, progress, cfg.concept)[0]], ignore_index=True)
     inst: dict[str, Any] = {}
     if cfg.data.instrument_check:
         frame, inst = instrument_adherence(
@@ -92,7 +96,7 @@ def run_headline(
             judge_folders=judge_folders(adapter, work_dir), progress=progress,
         )  # fmt: skip
     table, overall = headline_table(frame, cfg, seed=seed)
-    trade = tradeoff_table(frame, seed=seed)
+    trade = tradeoff_table(frame, seed=seed, concept=cfg.concept)
     timings["evaluate"] = time.perf_counter() - t
 
     record = {
@@ -135,12 +139,22 @@ def _generate(
     records = generate_all(
         adapter, direction_jobs(directions, cfg, coefs, seed), cfg.data, out / "audio", progress
     )
-    frame, _ = detect_notes(records, progress)
+    frame, _ = detect_notes(records, progress, cfg.concept)
     chosen = choose_coefs(frame, cfg)
     controls = generate_all(
         adapter, control_jobs(directions, cfg, chosen, seed), cfg.data, out / "audio", progress
     )
     return frame, records + controls, controls
+
+
+def _with_targets(cfg: HeadlineConfig, directions: Any) -> HeadlineConfig:
+    """``cfg`` with its targets as the directions spell them (every class when None); a
+    target the directions do not have lists the valid ones."""
+    if cfg.targets is None:
+        return replace(cfg, targets=tuple(directions.classes))
+    return replace(
+        cfg, targets=tuple(directions.classes[directions.class_index(t)] for t in cfg.targets)
+    )
 
 
 def _write_report(

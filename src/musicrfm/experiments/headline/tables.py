@@ -11,7 +11,7 @@ import pandas as pd
 from musicrfm.errors import ConfigError
 from musicrfm.evaluation.metrics import Estimate
 from musicrfm.experiments.headline.config import SAME_AS_BASELINE, HeadlineConfig, choose_coefs
-from musicrfm.theory import PITCH_CLASSES
+from musicrfm.experiments.headline.matching import hits, prob_column
 
 TABLE_COLUMNS = (
     "target", "baseline", "best_coef", "accuracy", "ci_low", "ci_high", "n", "adherence",
@@ -24,7 +24,8 @@ def headline_table(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Per-target rows and the overall verdict from per-clip results.
 
-    ``frame`` needs columns condition, target, coef, label and probs (12 detector probabilities);
+    ``frame`` needs columns condition, target, coef, label and probs (the detector's class
+    probabilities; NaN for a detector without a distribution);
     instrument_match is used when present.
     """
     base = frame[frame["condition"] == "unsteered"]
@@ -42,10 +43,12 @@ def headline_table(
         flip = _control_columns(row, frame, base, base_probs, target, cfg, seed)
         if flip is not None:
             flip_probs.append(flip)
-            flip_classes.append(PITCH_CLASSES.index(target))
+            flip_classes.append(prob_column(cfg.concept, target))
         rows.append(row)
     table = pd.DataFrame(rows)
     overall = _overall(table)
+    if cfg.concept != "notes":  # the notes record stays as it was (the card reads it)
+        overall["concept"] = cfg.concept
     if has_adh:
         overall.update(_adherence_change(pd.concat(best_clips), base, cfg, seed))
     if flip_probs:
@@ -72,7 +75,7 @@ def _target_row(
     adherence), and its steered clips at the chosen η0."""
     from musicrfm.evaluation.metrics import bootstrap_ci
 
-    b = bootstrap_ci((base["label"] == target).to_numpy(float), seed=seed)
+    b = bootstrap_ci(hits(base, target, cfg.concept), seed=seed)
     row: dict[str, Any] = {
         "target": target,
         "baseline": b.value,
@@ -82,7 +85,7 @@ def _target_row(
     }
     steered = frame[(frame["condition"] == "concept") & (frame["target"] == target)]
     accs = {
-        float(c): bootstrap_ci((g["label"] == target).to_numpy(float), seed=seed)
+        float(c): bootstrap_ci(hits(g, target, cfg.concept), seed=seed)
         for c, g in steered.groupby("coef")
     }
     for c, e in accs.items():
@@ -118,15 +121,15 @@ def _control_columns(
         proportion_difference,
     )
 
-    ti = PITCH_CLASSES.index(target)
-    base_hits = (base["label"] == target).to_numpy(float)
+    ti = prob_column(cfg.concept, target)
+    base_hits = hits(base, target, cfg.concept)
     b_low, b_high = row["baseline_ci_low"], row["baseline_ci_high"]
     flip = None
     for kind in cfg.controls:
         g = frame[(frame["condition"] == kind) & (frame["target"] == target)]
         if g.empty:
             continue
-        e = bootstrap_ci((g["label"] == target).to_numpy(float), seed=seed)
+        e = bootstrap_ci(hits(g, target, cfg.concept), seed=seed)
         row.update(
             {kind: e.value, f"{kind}_ci_low": e.low, f"{kind}_ci_high": e.high, f"{kind}_n": e.n}
         )
@@ -135,10 +138,20 @@ def _control_columns(
             # verdict uses the sounder test that also counts the control's own sampling
             # noise: the 95% CI of (control - baseline) contains zero (Newcombe's score
             # interval; a bootstrap is degenerate when the control has no hits at all)
-            d = proportion_difference((g["label"] == target).to_numpy(float), base_hits)
+            d = proportion_difference(hits(g, target, cfg.concept), base_hits)
             row[f"{kind}_within_baseline_ci"] = bool(b_low <= e.value <= b_high)
             row[f"{kind}_consistent_with_baseline"] = bool(d.low <= 0 <= d.high)
-        if kind == "flip":
+        if kind == "flip" and ti is None:
+            # no class probabilities (intervals): the flip is judged by its hit rate, which
+            # must not exceed the baseline's (Newcombe's interval of the difference reported)
+            d = proportion_difference(hits(g, target, cfg.concept), base_hits)
+            row.update(
+                flip_hits_minus_baseline=d.value,
+                flip_hits_ci_low=d.low,
+                flip_hits_ci_high=d.high,
+                flip_hits_at_most_baseline=bool(d.value <= 0),
+            )
+        if kind == "flip" and ti is not None:
             d = bootstrap_difference(
                 np.stack(g["probs"].to_numpy())[:, ti], base_probs[:, ti], seed=seed
             )
@@ -197,6 +210,8 @@ def _verdict(
             [f"{kind}_consistent_with_baseline", f"{kind}_within_baseline_ci"]
             if same
             else ["flip_lower_than_baseline", "flip_below_baseline"]
+            if "flip_lower_than_baseline" in table
+            else ["flip_hits_at_most_baseline"]
         )
         for col in cols:
             if col in table:
@@ -228,9 +243,10 @@ def _pooled_difference(
     return Estimate(value, float(low), float(high), sum(g.size for g in groups))
 
 
-def tradeoff_table(frame: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
+def tradeoff_table(frame: pd.DataFrame, *, seed: int = 0, concept: str = "notes") -> pd.DataFrame:
     """Hit rate and prompt adherence at each η0, pooled over the targets (and unsteered): what a
     stronger push buys in notes and costs in timbre, with 95% CIs."""
+    from musicrfm.evaluation import detectors as det
     from musicrfm.evaluation.metrics import bootstrap_ci
 
     has_adh = "instrument_match" in frame and frame["instrument_match"].notna().any()
@@ -239,9 +255,13 @@ def tradeoff_table(frame: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
     steered = frame[frame["condition"] == "concept"]
     parts += [("direction", g) for _, g in steered.groupby("coef", sort=True)]
     for name, g in parts:
-        hits = bootstrap_ci((g["label"] == g["target"]).to_numpy(float), seed=seed)
-        row = {"condition": name, "coef": float(g["coef"].iloc[0]), "n": hits.n,
-               "hit_rate": hits.value, "hit_ci_low": hits.low, "hit_ci_high": hits.high}  # fmt: skip
+        hit = [
+            float(det.label_matches(concept, str(label), target))
+            for label, target in zip(g["label"], g["target"])
+        ]
+        h = bootstrap_ci(np.asarray(hit), seed=seed)
+        row = {"condition": name, "coef": float(g["coef"].iloc[0]), "n": h.n,
+               "hit_rate": h.value, "hit_ci_low": h.low, "hit_ci_high": h.high}  # fmt: skip
         if has_adh:
             a = bootstrap_ci(g["instrument_match"].dropna().to_numpy(float), seed=seed)
             row.update(adherence=a.value, adherence_ci_low=a.low, adherence_ci_high=a.high)
@@ -257,14 +277,22 @@ COUNT_WORDS = {
     "orthogonal_within_baseline_ci": "orthogonal within the baseline's 95% CI (literal reading)",
     "flip_lower_than_baseline": "flip's mean target probability lower than baseline",
     "flip_below_baseline": "flip's target probability significantly below baseline (own 95% CI)",
+    "flip_hits_at_most_baseline": "flip's hit rate at most the baseline's",
 }
+
+
+def _unit(overall: dict[str, Any]) -> str:
+    """What the targets are called: pitch classes (notes), else e.g. 'chords classes'."""
+    concept = overall.get("concept", "notes")
+    return "pitch classes" if concept == "notes" else f"{concept} classes"
 
 
 def verdict_lines(overall: dict[str, Any]) -> list[str]:
     """The verdict as Markdown bullets (the report and the mini model's card both show them)."""
     o = overall
+    unit = _unit(o)
     lines = [
-        f"- Reached the gate: {o['reach_gate']}/{o['targets']} pitch classes "
+        f"- Reached the gate: {o['reach_gate']}/{o['targets']} {unit} "
         f"(min {o['min_accuracy']:.3f}, mean {o['mean_accuracy']:.3f}; "
         f"unsteered mean {o['mean_baseline']:.3f}).",
     ]
@@ -278,14 +306,14 @@ def verdict_lines(overall: dict[str, Any]) -> list[str]:
     if "flip_prob_pooled_minus_baseline" in o:
         lo, hi = o["flip_prob_pooled_ci"]
         lines.append(
-            f"- Sign-flipped direction, target probability minus baseline pooled over the pitch "
-            f"classes: {o['flip_prob_pooled_minus_baseline']:+.3f} (95% CI [{lo:+.3f}, {hi:+.3f}]);"
+            f"- Sign-flipped direction, target probability minus baseline pooled over the {unit}: "
+            f"{o['flip_prob_pooled_minus_baseline']:+.3f} (95% CI [{lo:+.3f}, {hi:+.3f}]);"
             f" below baseline: {o['flip_pooled_below_baseline']}."
         )
     for key, value in o.items():
         if key.endswith("_count"):
             words = COUNT_WORDS.get(key[:-6], key[:-6].replace("_", " "))
-            lines.append(f"- {words}: {value}/{o['targets']} pitch classes.")
+            lines.append(f"- {words}: {value}/{o['targets']} {unit}.")
     lines.append(f"- All criteria met: {o['passed']}.")
     return lines
 
@@ -294,7 +322,7 @@ def headline_markdown(record: dict[str, Any], table_md: str, tradeoff_md: str = 
     """A short human summary of the verdict, the per-target table, and the trade-off table."""
     s = record["settings"]
     lines = [
-        "# Steering headline: every pitch class",
+        f"# Steering headline: every {_unit(record['overall'])[:-2]}",
         "",
         f"Model `{s['model_id']}`, η0 grid {', '.join(f'{c:g}' for c in s['coefs'])} "
         f"(= {', '.join(f'{r:g}' for r in s['relative_coefs'])} x the median activation norm "
