@@ -26,11 +26,19 @@ steering (one direction from flags, or anything richer from --plan):
   --gate P          stochastic gate: steer on a random fraction P of the steps
   --target C,E,G    several classes at once (each with --coef)
   --target C --to G crossfade C -> G over --schedule's window (start/duration)
+  --notes "C E G"   a note sequence on the beat grid: one keyframed direction per note, at
+                    --coef during its span, 0 elsewhere, crossfading over --fade-beats at each
+                    boundary; one note per bar (--beats-per-bar, default 4) unless
+                    --beats-per-note N / --bars-per-note N; '|' marks bars: "C E | G"
+  --bpm TEMPO       the grid of --notes: 120 (default) or a linear ramp 90..130 (the beats follow
+                    it; the tempo itself is not steered)
 
 examples:
   musicrfm generate "lofi piano" --directions dirs/notes --target D --coef 0.5 \\
       --layers exp:0.95 --gate 0.3 --schedule linear-rise --seconds 10 --seed 0 -o out.wav
   musicrfm generate "jazz trio" --plan plan.toml --seed 0 1 2 -o takes/jazz.flac
+  musicrfm generate "acoustic piano" --directions dirs/notes --notes "C E G" --bpm 120 \\
+      --seconds 6 -o arpeggio.wav
   musicrfm generate --reproduce out.json -o again.wav
 
 Each audio file gets a JSON sidecar (same name, .json) with the full plan, the model id, the
@@ -82,6 +90,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(subtracted from the unconditional rows: the prompt's own rows stay untouched)",
     )
     s.add_argument("--gate-seed", type=int, help="seed of the gate (default: the generation seed)")
+    q = p.add_argument_group("note sequences (see below)")
+    q.add_argument("--notes", metavar="SEQ", help='notes on the beat grid: "C E G", "C E | G"')
+    q.add_argument("--bpm", metavar="TEMPO", help="grid tempo of --notes: 120 (default) or 90..130")
+    q.add_argument("--beats-per-note", type=float, metavar="N", help="default: one bar")
+    q.add_argument("--bars-per-note", type=float, metavar="N", help="note length in bars")
+    q.add_argument("--beats-per-bar", type=float, metavar="N", help="default 4")
+    q.add_argument(
+        "--fade-beats", type=float, metavar="F", help="crossfade at each boundary (default 0.25)"
+    )
     s.add_argument("--save-plan", metavar="FILE", help="also write the plan to FILE (.toml/.json)")
     s.add_argument(
         "--allow-model-mismatch",
@@ -117,6 +134,14 @@ def build_plan(args: argparse.Namespace):
     from musicrfm.steering.plan import SteeringPlan, parse_layers
     from musicrfm.steering.schedules import parse_schedule
 
+    if getattr(args, "notes", None) is not None:
+        return _sequence_plan(args)
+    grid = ["--" + k.replace("_", "-") for k in _GRID if getattr(args, k, None) is not None]
+    if grid:
+        raise ConfigError(
+            f"{', '.join(grid)} set the beat grid of --notes and need it (tempo itself is not "
+            'steered): e.g. --notes "C E G" --bpm 90..130'
+        )
     if args.plan and args.directions:
         raise ConfigError("use either --plan or --directions, not both")
     if args.plan:
@@ -154,6 +179,56 @@ def build_plan(args: argparse.Namespace):
             args.directions, targets, coef=args.coef, schedule=schedule, **common
         )
     plan.seed = args.gate_seed
+    return plan
+
+
+# the flags that set the beat grid of --notes (argparse attribute names)
+_GRID = ("bpm", "beats_per_note", "bars_per_note", "beats_per_bar", "fade_beats")
+
+
+def _sequence_plan(args: argparse.Namespace):
+    """The plan of --notes: one keyframed direction per note on the --bpm grid."""
+    from musicrfm.steering.plan import SteeringPlan, parse_layers
+    from musicrfm.steering.sequence import BPM_FORMS, NoteSequence, Tempo
+
+    if args.plan:
+        raise ConfigError(
+            "use either --notes or --plan (a plan file takes the sequence as a [sequence] table)"
+        )
+    if args.target or args.to:
+        raise ConfigError("--notes sets the targets itself (one per note); drop --target/--to")
+    if not args.directions:
+        raise ConfigError(
+            "--notes needs --directions (note directions), e.g. --directions dirs/notes"
+        )
+    if args.schedule not in (None, "constant"):
+        raise ConfigError(
+            "--notes makes its own schedules (keyframes on the beat grid); drop --schedule"
+        )
+    grid = {k: getattr(args, k) for k in _GRID if getattr(args, k, None) is not None}
+    if "bpm" in grid:
+        try:
+            grid["bpm"] = Tempo.parse(grid["bpm"])
+        except ConfigError:
+            raise ConfigError(f"cannot read --bpm {args.bpm!r}; use {BPM_FORMS}") from None
+    seq = NoteSequence(args.notes, **grid)
+    plan = SteeringPlan.from_sequence(
+        seq,
+        args.directions,
+        args.coef,
+        component=_component(args.component),
+        gate=args.gate,
+        rows=args.rows,
+        seed=args.gate_seed,
+        **parse_layers(args.layers),
+    )
+    seconds = getattr(args, "seconds", None)
+    span = f"{len(seq.spans())} notes over {seq.seconds:.2f} s at {seq.tempo.describe()}"
+    if seconds is not None and abs(seq.seconds - seconds) > 1e-6:
+        what = "the clip ends first" if seq.seconds > seconds else "no steering after it ends"
+        log.info("--notes %r: %s; the clip is %.2f s (%s)", seq.notes, span, seconds, what)
+    else:
+        log.info("--notes %r: %s", seq.notes, span)
     return plan
 
 

@@ -8,6 +8,25 @@ Kept apart from the hooks (:mod:`musicrfm.steering.hooks`) and from compilation
 touching a model. Every number of a direction (coef, w0, kappa, gate, component weights) is
 checked here, once, when the `SteeringDirection` is built. TOML is written by
 :mod:`musicrfm.steering.toml_writer`.
+
+A plan file holds ``format_version``, optional ``seed`` and ``name``, any number of
+``[[direction]]`` tables (the fields of `SteeringDirection`), and optionally a ``[sequence]``
+table (or several, as ``[[sequence]]``): a note sequence on a beat grid that loads as one
+keyframed direction per note (:mod:`musicrfm.steering.sequence`), after the ``[[direction]]``
+ones::
+
+    [sequence]
+    notes = "C E | G"        # spaces between notes, '|' between bars (or "C E G": a bar each)
+    bpm = 120                # or a linear ramp "90..130" (the grid only; tempo is not steered)
+    beats_per_note = 4       # or bars_per_note = 1 (default: one bar); not with '|'
+    beats_per_bar = 4        # default 4
+    fade_beats = 0.25        # crossfade at each boundary, centred on it (default 0.25)
+    directions = "dirs/notes"   # relative to the plan file
+    coef = 0.5               # and any other direction field (layers, gate, rows, component, ...)
+                             # except target and schedule, which the sequence sets
+
+A plan is always saved in its compiled form (``[[direction]]`` tables with keyframes);
+``musicrfm.steering.sequence.sequence_table`` writes the ``[sequence]`` form.
 """
 
 from __future__ import annotations
@@ -371,6 +390,33 @@ class SteeringPlan:
             seed=seed,
         )
 
+    @classmethod
+    def from_sequence(
+        cls,
+        sequence: Any,
+        directions: ConceptDirections | str | Path,
+        coef: float = 0.3,
+        **kw: Any,
+    ) -> SteeringPlan:
+        """A note sequence (a `musicrfm.steering.sequence.NoteSequence` or its text, e.g.
+        ``"C E | G"``) as one keyframed direction per note: ``from_sequence("C E G", dirs, 0.5,
+        layers="exp:0.95")``. ``seed`` and ``name`` go to the plan, the other keywords to every
+        direction."""
+        from musicrfm.steering.sequence import NoteSequence, note_directions
+
+        seed, name = kw.pop("seed", None), kw.pop("name", None)
+        if not isinstance(sequence, NoteSequence):
+            sequence = NoteSequence(sequence)
+        known = set(SteeringDirection.__dataclass_fields__)
+        unknown = set(kw) - known
+        if unknown:
+            raise ConfigError(
+                f"unknown direction field(s) {sorted(unknown)} for a note sequence; valid: "
+                f"{', '.join(sorted(known - {'directions', 'target', 'schedule', 'name'}))}"
+            )
+        items = note_directions(sequence, directions, coef, **kw)
+        return cls([SteeringDirection(**x) for x in items], seed=seed, name=name)
+
     # ----------------------------------------------------------------- files
     def to_dict(self, *, strict: bool = True, relative_to: Path | None = None) -> dict[str, Any]:
         d: dict[str, Any] = {"format_version": PLAN_FORMAT_VERSION}
@@ -394,16 +440,24 @@ class SteeringPlan:
         items = d.pop("direction", d.pop("directions", []))
         if isinstance(items, Mapping):
             items = [items]
+        sequences = d.pop("sequence", [])
+        if isinstance(sequences, Mapping):
+            sequences = [sequences]
         unknown = set(d) - {"seed", "name"}
         if unknown:
             raise ConfigError(
-                f"unknown plan field(s) {sorted(unknown)}; valid: seed, name, [[direction]]"
+                f"unknown plan field(s) {sorted(unknown)}; valid: seed, name, [[direction]], "
+                "[sequence]"
             )
-        return cls(
-            [SteeringDirection.from_dict(x, base_dir=base_dir) for x in items],
-            seed=d.get("seed"),
-            name=d.get("name"),
-        )
+        directions = [SteeringDirection.from_dict(x, base_dir=base_dir) for x in items]
+        if sequences:
+            from musicrfm.steering.sequence import split_table
+
+            for table in sequences:
+                seq, fields = split_table(table, base_dir=base_dir)
+                src, coef = fields.pop("directions"), fields.pop("coef", 0.3)
+                directions += cls.from_sequence(seq, src, coef, **fields).directions
+        return cls(directions, seed=d.get("seed"), name=d.get("name"))
 
     def save(self, path: str | Path) -> Path:
         """Write a ``.toml`` or ``.json`` plan; direction paths are stored relative to it."""
