@@ -23,7 +23,17 @@ __version__ = "0.1.0"
 # The pipeline's stages, in the order imports flow: a module may import from its own stage and
 # from earlier ones, never from a later one (tests/test_architecture.py walks the import graph).
 STAGES = (
-    ("base", ("musicrfm", "musicrfm.errors", "musicrfm.lazy", "musicrfm.theory", "musicrfm.files")),
+    (
+        "base",
+        (
+            "musicrfm",
+            "musicrfm.errors",
+            "musicrfm.lazy",
+            "musicrfm.theory",
+            "musicrfm.spelling",
+            "musicrfm.files",
+        ),
+    ),
     ("models", ("musicrfm.models",)),
     ("synth", ("musicrfm.synth",)),
     ("capture", ("musicrfm.capture",)),

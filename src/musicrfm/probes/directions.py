@@ -15,8 +15,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from musicrfm import theory
 from musicrfm.errors import CompatibilityError, ConfigError
+from musicrfm.spelling import class_spellings
 
 LAYER_CONVENTION = "decoder_block_output_0_based"
 # Targets of a regression direction (tempo): which way to push the label (the sign of η0).
@@ -98,7 +98,7 @@ class ConceptDirections:
                 f"target {name!r} pushes a regression (e.g. tempo) direction up or down, but the "
                 f"{self.concept!r} directions are classes: use one of {', '.join(self.classes)}"
             )
-        for spelled in theory.class_spellings(str(name)):
+        for spelled in class_spellings(str(name)):
             if spelled in self.classes:
                 return self.classes.index(spelled)
         if self.is_regression:

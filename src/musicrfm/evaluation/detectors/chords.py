@@ -15,7 +15,8 @@ from musicrfm.evaluation.detectors.base import (
 )
 from musicrfm.evaluation.detectors.registry import Detector, register_detector
 from musicrfm.evaluation.frontend import chromagram, frame_db, prepare_audio
-from musicrfm.theory import PITCH_CLASSES, chord_quality
+from musicrfm.spelling import chord_quality
+from musicrfm.theory import PITCH_CLASSES
 
 CHORD_QUALITIES = ("major", "minor", "augmented", "diminished")
 CHORD_INTERVALS = {

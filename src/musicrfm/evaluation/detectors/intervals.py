@@ -22,7 +22,8 @@ from musicrfm.evaluation.frontend import (
     get_pitch_tracker,
     prepare_audio,
 )
-from musicrfm.theory import PITCH_CLASSES, interval_from_text
+from musicrfm.spelling import interval_from_text
+from musicrfm.theory import PITCH_CLASSES
 
 
 def detect_interval(
