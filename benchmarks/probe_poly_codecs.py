@@ -1,6 +1,6 @@
 """Which codec carries chords, intervals and tempo? (issue 17 groundwork)
 
-Renders clips of the polyphonic testbed grid (`musicrfm.synth.notes.strike_grid`: single notes,
+Renders clips of the polyphonic testbed grid (`musicrfm.synth.strikes.strike_grid`: single notes,
 harmonic and melodic intervals of 1-12 semitones, triads of four qualities in three inversions,
 each struck on every beat at 60-180 BPM, on the 12 training programs) at the codecs' 16 kHz,
 splits it with `split_strikes` (seeded, stratified by class), fits the spectral codec
@@ -15,6 +15,11 @@ and judges held-out clips with the project's detectors in three conditions:
     mel_only   the spectral codec's analysis and synthesis without its k-means (log-mel ->
                NNLS magnitude -> Griffin-Lim): what the spectral codec could keep with
                perfect codebooks, to tell the quantiser's losses from the mel front end's
+    polyphonic round trip through the polyphonic codec (`PolyphonicCodecModel`: bass note,
+               the set of notes above it, shared harmonic timbre codes; session 9d)
+
+``--codecs`` picks which codecs run (default all three, comma separated; ``mel_only`` comes with
+``spectral``); the originals are always judged, on the same held-out clips.
 
 Per condition and gate it prints k/n, the share and a 95% Wilson interval:
 
@@ -30,6 +35,7 @@ tempo within 4% >= 0.9 (on round trips).
     .venv/bin/python benchmarks/probe_poly_codecs.py --quick    # ~2.5 min, a quarter of n
     .venv/bin/python benchmarks/probe_poly_codecs.py --json /tmp/poly.json
     .venv/bin/python benchmarks/probe_poly_codecs.py --tempo-variants   # ~2 min, originals only
+    .venv/bin/python benchmarks/probe_poly_codecs.py --codecs polyphonic   # originals + one codec
 
 ``--tempo-variants`` skips the codecs and asks what bounds the tempo gate on the originals: the
 tempo detector as is and with a wider tempo prior (``std_bpm=2``), on 4 s and on 8 s renders.
@@ -86,12 +92,20 @@ def group_of(c) -> str:
     return c.concept
 
 
+CODECS = ("spectral", "harmonic", "polyphonic")
+
+
 def fit_codec(kind: str, audio, seed: int, iters: int):
     import torch
 
     from musicrfm.mini.codes import new_codec
 
-    codec = new_codec(kind)
+    if kind == "polyphonic":
+        from musicrfm.models.codecs.polyphonic import PolyphonicCodecConfig, PolyphonicCodecModel
+
+        codec = PolyphonicCodecModel(PolyphonicCodecConfig())
+    else:
+        codec = new_codec(kind)
     feats = torch.cat([codec.fit_features(audio[i : i + 64]) for i in range(0, len(audio), 64)])
     errors = codec.fit_codebooks(feats, iters=iters, seed=seed)
     return codec, [round(float(e), 4) for e in errors]
@@ -187,12 +201,19 @@ def main() -> None:
     ap.add_argument(
         "--tempo-variants", action="store_true", help="only the tempo detector on the originals"
     )
+    ap.add_argument(
+        "--codecs", default=",".join(CODECS), help=f"comma-separated, of {', '.join(CODECS)}"
+    )
     args = ap.parse_args()
+    kinds = [k.strip() for k in args.codecs.split(",") if k.strip()]
+    if unknown := sorted(set(kinds) - set(CODECS)):
+        ap.error(f"unknown codec(s) {', '.join(unknown)}; choose from {', '.join(CODECS)}")
 
     import torch
 
     torch.set_num_threads(1)
-    from musicrfm.synth.notes import TRAIN_PROGRAMS, render_clips, split_strikes, strike_grid
+    from musicrfm.synth.notes import TRAIN_PROGRAMS, render_clips
+    from musicrfm.synth.strikes import split_strikes, strike_grid
     from musicrfm.theory import PITCH_CLASSES
 
     PITCH_INDEX.update({n: i for i, n in enumerate(PITCH_CLASSES)})
@@ -225,7 +246,7 @@ def main() -> None:
 
     conditions: dict[str, np.ndarray] = {"original": eval_audio}
     fit_info: dict[str, object] = {}
-    for kind in ("spectral", "harmonic"):
+    for kind in kinds:
         t = time.time()
         codec, errors = fit_codec(kind, fit_audio, args.seed, args.iters)
         t_fit = time.time() - t

@@ -126,3 +126,96 @@ def test_resuming_an_old_spectral_run_names_the_changed_codec(tmp_path) -> None:
     (work / "train_config.json").write_text(json.dumps(old))
     with pytest.raises(ConfigError, match="codec: 'spectral' -> 'harmonic'"):
         train(tmp_path / "out", config=cfg, work_dir=work, resume=True)
+
+
+# ----------------------------------------------------------------------------- polyphonic codec
+
+
+def chord(notes: tuple[int, ...], seconds: float = 1.0, bright: float = 0.6) -> np.ndarray:
+    """Harmonic tones of ``notes`` sounded together (each as :func:`tone` makes it)."""
+    return sum(tone(m, seconds, bright) for m in notes).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def poly_codec():
+    from musicrfm.models.codecs.polyphonic import PolyphonicCodecConfig, PolyphonicCodecModel
+
+    torch.manual_seed(0)
+    model = PolyphonicCodecModel(PolyphonicCodecConfig(harmonics=12))
+    sets = [(m,) for m in range(55, 79, 3)] + [(m, m + 4, m + 7) for m in range(52, 70, 3)]
+    clips = [chord(s, bright=b) for s in sets for b in (0.3, 0.8)]
+    clips.append(np.zeros_like(clips[0]))
+    model.fit_codebooks(model.fit_features(torch.from_numpy(np.stack(clips))), iters=4, seed=0)
+    return model
+
+
+def test_polyphonic_codec_is_registered_with_auto_classes() -> None:
+    from transformers import AutoConfig, AutoModel
+
+    from musicrfm.models.codecs.polyphonic import (
+        POLYPHONIC_MODEL_TYPE,
+        UPPER_SETS,
+        PolyphonicCodecConfig,
+        PolyphonicCodecModel,
+    )
+
+    config = AutoConfig.for_model(POLYPHONIC_MODEL_TYPE, harmonics=8)
+    model = AutoModel.from_config(config)
+    assert isinstance(model, PolyphonicCodecModel)
+    assert model.codebooks.shape == (2, 512, 8)  # two timbre codebooks; the notes have none
+    assert len(UPPER_SETS) == 1 + 24 + 276
+    with pytest.raises(ValueError, match="num_codebooks >= 3"):
+        PolyphonicCodecModel(PolyphonicCodecConfig(num_codebooks=2))
+    with pytest.raises(ValueError, match="codebook_size >= 301"):
+        PolyphonicCodecModel(PolyphonicCodecConfig(codebook_size=256))
+
+
+def test_upper_set_tokens_round_trip() -> None:
+    from musicrfm.models.codecs.polyphonic import UPPER_SETS, notes_of, upper_token
+
+    assert upper_token(()) == 0
+    assert upper_token((7,)) == 7
+    assert notes_of(60, upper_token((7, 4))) == (60, 64, 67)
+    assert all(upper_token(s) == i for i, s in enumerate(UPPER_SETS))
+
+
+def test_a_triad_round_trips_to_its_three_notes(poly_codec) -> None:
+    from musicrfm.models.codecs.polyphonic import notes_of
+
+    steady = slice(5, 45)
+    for notes in ((60, 64, 67), (57, 60, 64), (52, 56, 60)):
+        codes = poly_codec.encode(torch.from_numpy(chord(notes))[None, None]).audio_codes[0, 0]
+        got = [notes_of(b, u) for b, u in zip(codes[0, steady], codes[1, steady], strict=True)]
+        assert np.mean([g == notes for g in got]) >= 0.9, (notes, got[:5])
+        audio = poly_codec.decode(codes[None, None]).audio_values  # (1, 1, samples)
+        again = poly_codec.encode(audio).audio_codes[0, 0]
+        got = [notes_of(b, u) for b, u in zip(again[0, steady], again[1, steady], strict=True)]
+        assert np.mean([g == notes for g in got]) >= 0.9, (notes, got[:5])
+
+
+def test_a_single_note_has_an_empty_upper_set(poly_codec) -> None:
+    audio = torch.from_numpy(np.stack([tone(57), tone(64), tone(70, bright=0.3)]))[:, None]
+    codes = poly_codec.encode(audio).audio_codes[0]  # (3, 4, T)
+    for row, midi in zip(codes, (57, 64, 70), strict=True):
+        assert torch.all(row[0] == midi), row[0]
+        assert torch.all(row[1] == 0), row[1]
+
+
+def test_polyphonic_codec_follows_encodec(poly_codec, tmp_path) -> None:
+    from musicrfm.mini.codes import load_codec
+    from musicrfm.models.codecs.polyphonic import PolyphonicCodecModel
+
+    audio = torch.from_numpy(np.stack([chord((57, 61, 64), 0.7), tone(66, 0.7)]))[:, None]
+    out = poly_codec(audio)
+    assert out.audio_codes.shape == (1, 2, 4, 35)
+    assert out.audio_values.shape == (2, 1, 35 * 320)
+    assert torch.isfinite(out.audio_values).all()
+    fewest = poly_codec.encode(audio, bandwidth=0.1).audio_codes  # notes alone carry no sound
+    assert fewest.shape[2] == 3
+    assert len(poly_codec.config.target_bandwidths) == 2
+    silent = poly_codec(torch.zeros(1, 1, 6400)).audio_values
+    assert torch.isfinite(silent).all() and float(silent.abs().max()) < 0.05
+    poly_codec.save_pretrained(tmp_path / "poly")
+    loaded = load_codec(tmp_path / "poly")
+    assert isinstance(loaded, PolyphonicCodecModel)
+    assert torch.equal(loaded.codebooks, poly_codec.codebooks)

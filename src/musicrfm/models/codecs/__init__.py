@@ -18,9 +18,16 @@ def register_codecs() -> None:
         HarmonicCodecConfig,
         HarmonicCodecModel,
     )
+    from musicrfm.models.codecs.polyphonic import (
+        POLYPHONIC_MODEL_TYPE,
+        PolyphonicCodecConfig,
+        PolyphonicCodecModel,
+    )
     from musicrfm.models.codecs.spectral import MODEL_TYPE, SpectralCodecConfig, SpectralCodecModel
 
     AutoConfig.register(MODEL_TYPE, SpectralCodecConfig, exist_ok=True)
     AutoModel.register(SpectralCodecConfig, SpectralCodecModel, exist_ok=True)
     AutoConfig.register(HARMONIC_MODEL_TYPE, HarmonicCodecConfig, exist_ok=True)
     AutoModel.register(HarmonicCodecConfig, HarmonicCodecModel, exist_ok=True)
+    AutoConfig.register(POLYPHONIC_MODEL_TYPE, PolyphonicCodecConfig, exist_ok=True)
+    AutoModel.register(PolyphonicCodecConfig, PolyphonicCodecModel, exist_ok=True)

@@ -9,15 +9,17 @@ import pytest
 
 from musicrfm.errors import ConfigError
 from musicrfm.synth.notes import (
-    INTERVAL_MODES,
-    TEMPOS,
     TRAIN_PROGRAMS,
     NoteClip,
-    StrikeClip,
     caption_for,
     note_spec,
     render_clips,
     render_note,
+)
+from musicrfm.synth.strikes import (
+    INTERVAL_MODES,
+    TEMPOS,
+    StrikeClip,
     render_strikes,
     split_strikes,
     strike_grid,

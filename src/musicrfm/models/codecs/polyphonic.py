@@ -1,0 +1,436 @@
+"""A polyphonic harmonic codec: the bass note, the set of notes above it, and a shared timbre.
+
+(Over 400 lines on purpose: the multi-f0 analysis, the token layout and the additive synthesis
+are one codec whose parts must agree, and read best side by side, as in the harmonic codec.)
+
+Why: the harmonic codec carries one note a frame, so chords and harmonic intervals are outside
+what it can represent; the spectral codec's joint log-mel codes lose chords to the quantiser and
+to the mel front end (notes/LEARNINGS.md, session 9b). Here the notes are tokens, as the
+harmonic codec's pitch is:
+
+    audio (16 kHz) -> |STFT| (n_fft 4096: ~3.9 Hz bins, a semitone at 130 Hz is ~2 bins)
+                   -> greedy multi-f0 per frame (50 Hz): harmonic-sieve salience of every MIDI
+                      note in range, pick the best, subtract its (smoothed) harmonics, repeat
+                      while a note keeps ``note_ratio`` of the first one's salience (<= 3 notes)
+                   -> codebook 0 = the lowest note (token = MIDI)
+                      codebook 1 = the notes above it as a set of offsets 1..24 semitones:
+                      0 = none, d = one note d above, 25 + pair index = two notes (301 tokens)
+                   -> |STFT| (n_fft ``amp_n_fft``) at harmonics 1..H of each note; per harmonic
+                      the smallest over the frame's notes (a partial shared with another note
+                      reads too loud) -> log amplitudes -> residual k-means (codebooks 2..K-1)
+    codes -> every note of the frame with the same harmonic amplitudes, additive synthesis
+
+Low-level frames (below ``voicing_db`` of the clip's loudest) keep the last voiced notes, and the
+note tokens are smoothed by a majority over ``smooth_frames`` frames. The timbre vector is shared
+by the notes of a frame (the clips it is for play one instrument, at one velocity); its loudness
+carries the rhythm. A codec for rendered testbed clips (issue 17), not for real music.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import PretrainedConfig, PreTrainedModel
+
+from musicrfm.models.codecs.harmonic import _hold_last_voiced, _upsample, midi_to_hz
+from musicrfm.models.codecs.quantize import (
+    fit_residual_codebooks,
+    residual_dequantize,
+    residual_quantize,
+)
+from musicrfm.models.codecs.spectral import CodecConfigProperties, EncodecInterface
+
+log = logging.getLogger(__name__)
+
+POLYPHONIC_MODEL_TYPE = "musicrfm_polyphonic_codec"
+
+MAX_SPAN = 24
+"""The highest upper note, in semitones above the bass."""
+UPPER_SETS: tuple[tuple[int, ...], ...] = (
+    ((),)
+    + tuple((d,) for d in range(1, MAX_SPAN + 1))
+    + tuple(itertools.combinations(range(1, MAX_SPAN + 1), 2))
+)
+"""Codebook 1's tokens: the offsets above the bass each one stands for (301 sets)."""
+UPPER_TOKEN = {s: i for i, s in enumerate(UPPER_SETS)}
+MAX_NOTES = 3
+
+
+def upper_token(offsets: tuple[int, ...] | list[int]) -> int:
+    """The codebook-1 token of a set of offsets above the bass (sorted, 1..24, at most two)."""
+    return UPPER_TOKEN[tuple(sorted(int(d) for d in offsets))]
+
+
+def notes_of(bass: int, token: int) -> tuple[int, ...]:
+    """The MIDI notes a (bass, upper-set token) pair stands for, lowest first."""
+    token = int(token) if 0 <= int(token) < len(UPPER_SETS) else 0
+    return (int(bass),) + tuple(int(bass) + d for d in UPPER_SETS[token])
+
+
+class PolyphonicCodecConfig(CodecConfigProperties, PretrainedConfig):
+    """Configuration of the polyphonic codec.
+
+    Parameters
+    ----------
+    sampling_rate: audio rate in Hz.
+    hop_length: samples per code frame (``frame_rate = sampling_rate / hop_length``).
+    n_fft: STFT size of the multi-f0 analysis (long: resolves a semitone at 130 Hz).
+    amp_n_fft: STFT size the harmonic amplitudes are read from (short: keeps the strikes).
+    harmonics: harmonic amplitudes per frame (the timbre vector's dimension).
+    salience_harmonics: harmonics the sieve sums per candidate note.
+    salience_decay: the sieve weighs harmonic h by ``h ** -salience_decay``.
+    salience_power: the sieve sums magnitudes to this power.
+    win_length: window of the multi-f0 STFT (<= ``n_fft``: zero-padded, finer bins).
+    fundamental_ratio: a candidate counts only where its fundamental's peak is at least this
+        share of its strongest harmonic's (a sub-octave of a chord explains its partials too).
+    smooth_salience: the sieve reads each harmonic as at most the mean of it and its
+        neighbours (a candidate whose every other harmonic is missing scores lower).
+    smooth_subtraction: subtract a picked note's harmonics smoothed across harmonics (keeps
+        partials shared with other notes) rather than whole.
+    midi_min, midi_max: candidate notes of the multi-f0 analysis.
+    note_ratio: a further note is kept while its salience is at least this share of the first's.
+    smooth_frames: note tokens are the majority over this many frames (odd; 1 = none).
+    voicing_db: frames this far below the clip's loudest keep the previous notes.
+    num_codebooks: bass + upper set + ``num_codebooks - 2`` residual timbre codebooks.
+    codebook_size: entries per codebook (>= 301 for the upper-set codebook).
+    log_floor: floor added to harmonic amplitudes before the log.
+    """
+
+    model_type = POLYPHONIC_MODEL_TYPE
+
+    sampling_rate: int = 16_000
+    hop_length: int = 320
+    n_fft: int = 4096
+    amp_n_fft: int = 1024
+    harmonics: int = 40
+    salience_harmonics: int = 8
+    salience_decay: float = 0.5
+    salience_power: float = 1.0
+    win_length: int = 2048
+    fundamental_ratio: float = 0.1
+    smooth_salience: bool = False
+    smooth_subtraction: bool = False
+    midi_min: int = 33
+    midi_max: int = 108
+    note_ratio: float = 0.3
+    smooth_frames: int = 5
+    voicing_db: float = -40.0
+    num_codebooks: int = 4
+    codebook_size: int = 512
+    log_floor: float = 1e-4
+    audio_channels: int = 1
+    normalize: bool = False
+    chunk_length_s: float | None = None
+    overlap: float | None = None
+
+    min_quantizers = 3  # notes alone carry no sound
+
+    @property
+    def codebook_dim(self) -> int:
+        return self.harmonics
+
+    @property
+    def hidden_size(self) -> int:
+        return self.harmonics
+
+
+class PolyphonicCodecModel(EncodecInterface, PreTrainedModel):
+    """Bass note + upper-note set + residual k-means of shared harmonic log-amplitudes."""
+
+    config_class = PolyphonicCodecConfig
+    config: PolyphonicCodecConfig
+    base_model_prefix = "polyphonic_codec"
+    main_input_name = "input_values"
+    _no_split_modules: list[str] = []
+
+    def __init__(self, config: PolyphonicCodecConfig) -> None:
+        super().__init__(config)
+        k, size, dim = config.num_codebooks - 2, config.codebook_size, config.harmonics
+        if k < 1:
+            raise ValueError("the polyphonic codec needs num_codebooks >= 3 (notes + timbre)")
+        if size < len(UPPER_SETS):
+            raise ValueError(f"the polyphonic codec needs codebook_size >= {len(UPPER_SETS)}")
+        # Timbre centroids: fitted by `fit_codebooks`, stored in safetensors, never trained.
+        self.codebooks = nn.Parameter(torch.zeros(k, size, dim), requires_grad=False)
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:  # centroids come from fit_codebooks
+        return
+
+    def num_frames(self, num_samples: int) -> int:
+        return math.ceil(num_samples / self.config.hop_length)
+
+    # ---------------------------------------------------------------- analysis
+    def analyse(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, samples) audio -> bass MIDI (B, T), upper-set tokens (B, T), log-amps (B, T, H)."""
+        import librosa
+
+        cfg = self.config
+        t = self.num_frames(audio.shape[-1])
+        basses, uppers, timbre = [], [], []
+        window_sum = np.hanning(cfg.amp_n_fft).sum()
+        for y in audio.detach().float().cpu().numpy():
+            if not np.any(y):
+                basses.append(np.full(t, 60))
+                uppers.append(np.zeros(t, dtype=np.int64))
+                timbre.append(np.full((t, cfg.harmonics), math.log(cfg.log_floor)))
+                continue
+            amp = np.abs(librosa.stft(y, n_fft=cfg.amp_n_fft, hop_length=cfg.hop_length))[:, :t]
+            amp = amp * 2 / window_sum
+            level = 10 * np.log10(np.maximum((amp**2).sum(0), 1e-20))
+            voiced = level > level.max() + cfg.voicing_db
+            long = librosa.stft(
+                y, n_fft=cfg.n_fft, win_length=cfg.win_length, hop_length=cfg.hop_length
+            )
+            long = np.abs(long)[:, :t]
+            notes = self.multi_f0(long)  # (T, 3) MIDI, -1 = none
+            bass, upper = _note_tokens(notes)
+            token = np.where(bass >= 0, bass * len(UPPER_SETS) + upper, -1)
+            token = _majority(token, cfg.smooth_frames)
+            voiced &= token >= 0
+            if not voiced.any():
+                token = np.full(t, 60 * len(UPPER_SETS))
+            token = _hold_last_voiced(token, voiced)
+            bass, upper = token // len(UPPER_SETS), token % len(UPPER_SETS)
+            basses.append(bass)
+            uppers.append(upper)
+            timbre.append(self._shared_log_amps(amp, bass, upper))
+        return (
+            torch.from_numpy(np.stack(basses)).to(audio.device),
+            torch.from_numpy(np.stack(uppers)).to(audio.device),
+            torch.from_numpy(np.stack(timbre)).float().to(audio.device),
+        )
+
+    def multi_f0(self, spec: np.ndarray) -> np.ndarray:
+        """(F, T) magnitude of the long STFT -> (T, 3) MIDI notes by salience (-1 = none)."""
+        cfg = self.config
+        df = cfg.sampling_rate / cfg.n_fft
+        nyq = cfg.sampling_rate / 2
+        top = spec.shape[0] - 1
+        spec = spec.copy()
+        t = spec.shape[1]
+        cols = np.arange(t)
+        midi = np.arange(cfg.midi_min, cfg.midi_max + 1)
+        f0 = 440.0 * 2.0 ** ((midi - 69.0) / 12.0)
+        hs = np.arange(1, cfg.salience_harmonics + 1)
+        freqs = f0[:, None] * hs[None, :]  # (M, Hs)
+        weight = np.where(freqs < 0.95 * nyq, hs[None, :] ** -cfg.salience_decay, 0.0)
+        # bins read per (note, harmonic): within +-30 cents, at least the nearest +-1
+        centre = freqs / df
+        half = np.maximum(1, np.ceil(centre * (2 ** (30 / 1200) - 1))).astype(np.int64)
+        width = int(half.max())
+        offsets = np.arange(-width, width + 1)
+        bins = np.round(centre).astype(np.int64)[..., None] + offsets  # (M, Hs, W)
+        inside = np.abs(offsets)[None, None, :] <= half[..., None]
+        bins = np.where(inside, bins, np.round(centre).astype(np.int64)[..., None])
+        bins = np.clip(bins, 0, top)
+        # subtraction: every harmonic below Nyquist, a Hann main lobe of +-2 bins
+        hsub = np.arange(1, 4 * cfg.salience_harmonics + 1)
+        zoom = max(1, round(cfg.n_fft / cfg.win_length))  # bins per bin of the unpadded window
+        lobe_bins = 2 * zoom + 1
+        notes = np.full((t, MAX_NOTES), -1, dtype=np.int64)
+        first = np.zeros(t)
+        active = np.ones(t, dtype=bool)
+        for k in range(MAX_NOTES):
+            comp = spec**cfg.salience_power
+            peaks = comp[bins].max(2)  # (M, Hs, T)
+            real = peaks * (weight > 0)[..., None]
+            if cfg.smooth_salience:
+                peaks = np.minimum(peaks, _moving_mean_axis1(real))
+            sal = np.einsum("mht,mh->mt", peaks, weight)  # (M, T)
+            sal = np.where(real[:, 0] >= cfg.fundamental_ratio * real.max(1), sal, 0.0)
+            for j in range(k):  # a note is picked once
+                picked = notes[:, j] >= 0
+                sal[notes[picked, j] - cfg.midi_min, cols[picked]] = 0.0
+            best = sal.argmax(0)
+            value = sal[best, cols]
+            if k == 0:
+                first = value
+                keep = value > 0
+            else:
+                keep = active & (value >= cfg.note_ratio * first) & (value > 0)
+            notes[keep, k] = midi[best[keep]]
+            active = keep
+            if not keep.any() or k == MAX_NOTES - 1:
+                break
+            # subtract the picked note's harmonics (amplitudes smoothed across harmonics)
+            fsub = f0[best][:, None] * hsub[None, :]  # (T, Hsub)
+            csub = fsub / df
+            b0 = np.clip(np.round(csub).astype(np.int64), 0, top)
+            near = np.stack(
+                [spec[np.clip(b0 + d, 0, top), cols[:, None]] for d in range(-zoom, zoom + 1)]
+            )
+            amp = near.max(0)  # (T, Hsub)
+            smooth = np.minimum(amp, _moving_mean(amp, 3)) if cfg.smooth_subtraction else amp
+            smooth = np.where((fsub < nyq) & keep[:, None], smooth, 0.0)
+            for d in range(-lobe_bins, lobe_bins + 1):
+                b = np.clip(b0 + d, 0, top)
+                lobe = _hann_lobe((b - csub) / zoom)
+                spec[b, cols[:, None]] = np.maximum(0.0, spec[b, cols[:, None]] - smooth * lobe)
+        return notes
+
+    def _shared_log_amps(self, spec: np.ndarray, bass: np.ndarray, upper: np.ndarray) -> np.ndarray:
+        """(F, T) magnitude, the frame's notes -> (T, H) log amplitudes: per harmonic the smallest
+        peak (of 3 bins) over the frame's notes."""
+        cfg = self.config
+        offsets = np.full((len(bass), MAX_NOTES), -1)
+        offsets[:, 0] = 0
+        for i, tok in enumerate(upper):
+            for j, d in enumerate(UPPER_SETS[int(tok)]):
+                offsets[i, j + 1] = d
+        h = np.arange(1, cfg.harmonics + 1)[None, :]
+        cols = np.arange(spec.shape[1])[:, None]
+        top = spec.shape[0] - 1
+        out = np.full((len(bass), cfg.harmonics), np.inf)
+        for j in range(MAX_NOTES):
+            present = offsets[:, j] >= 0
+            f0 = 440.0 * 2.0 ** ((bass + np.maximum(offsets[:, j], 0) - 69.0) / 12.0)
+            freqs = f0[:, None] * h
+            bins = np.round(freqs / (cfg.sampling_rate / cfg.amp_n_fft)).astype(np.int64)
+            peak = np.max([spec[np.clip(bins + d, 0, top), cols] for d in (-1, 0, 1)], axis=0)
+            peak = np.where(freqs < cfg.sampling_rate / 2, peak, 0.0)
+            out = np.where(present[:, None], np.minimum(out, peak), out)
+        return np.log(out + cfg.log_floor)
+
+    # ---------------------------------------------------------------- synthesis
+    def synthesize(
+        self, bass: torch.Tensor, upper: torch.Tensor, timbre: torch.Tensor, length: int
+    ) -> torch.Tensor:
+        """Bass (B, T), upper-set tokens (B, T), log-amplitudes (B, T, H) -> (B, length) audio.
+
+        Three voices: the bass, and the first and second upper notes; a voice with no note in a
+        frame keeps its last frequency at zero amplitude (so its phase stays continuous)."""
+        cfg = self.config
+        table = torch.tensor(
+            [list(s) + [0] * (2 - len(s)) for s in UPPER_SETS], device=bass.device
+        )  # (301, 2)
+        present = torch.tensor(
+            [[j < len(s) for j in range(2)] for s in UPPER_SETS], device=bass.device
+        )
+        tok = upper.clamp(0, len(UPPER_SETS) - 1)
+        voices = [(bass.float(), torch.ones_like(bass, dtype=torch.float32))]
+        for j in range(2):
+            on = present[tok, j]
+            note = (bass + table[tok, j]).float()
+            voices.append((_hold_previous(note, on), on.float()))
+        amps = torch.clamp(torch.exp(timbre.float()) - cfg.log_floor, min=0.0).transpose(1, 2)
+        amps_up = [_upsample(amps[:, h], cfg.hop_length, length) for h in range(cfg.harmonics)]
+        out = torch.zeros(bass.shape[0], length, device=bass.device)
+        for note, gain in voices:
+            f0 = _upsample(midi_to_hz(note.clamp(0, 127)), cfg.hop_length, length)
+            g = _upsample(gain, cfg.hop_length, length)
+            phase = torch.cumsum(2 * math.pi * f0 / cfg.sampling_rate, dim=-1)
+            for h in range(cfg.harmonics):
+                a = torch.where(f0 * (h + 1) < cfg.sampling_rate / 2, amps_up[h] * g, 0.0)
+                out = out + a * torch.sin((h + 1) * phase).float()
+        return out
+
+    # ---------------------------------------------------------------- codec contract
+    def codes_from_audio(self, audio: torch.Tensor, num_quantizers: int) -> torch.Tensor:
+        """(B, samples) audio -> (B, K', T) codes: bass, upper set, then the timbre codes."""
+        bass, upper, timbre = self.analyse(audio)
+        codes = residual_quantize(timbre, self.codebooks[: max(1, num_quantizers - 2)])
+        return torch.cat([bass[:, None], upper[:, None], codes], dim=1)
+
+    def audio_from_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """(B, K', T) codes -> (B, T * hop_length) audio."""
+        bass = codes[:, 0].clamp(0, 127)
+        upper = codes[:, 1].clamp(0, len(UPPER_SETS) - 1)
+        timbre = residual_dequantize(codes[:, 2:], self.codebooks)
+        return self.synthesize(bass, upper, timbre, codes.shape[-1] * self.config.hop_length)
+
+    def fit_features(self, audio: torch.Tensor) -> torch.Tensor:
+        """(B, samples) audio -> (B * T, H) shared harmonic log-amplitude frames."""
+        return self.analyse(audio)[2].reshape(-1, self.config.harmonics)
+
+    @torch.no_grad()
+    def fit_codebooks(
+        self, features: torch.Tensor, *, iters: int = 25, seed: int = 0, max_points: int = 200_000
+    ) -> list[float]:
+        """Fit the timbre codebooks on (N, H) frames; returns residual MSE per stage."""
+        books, errors = fit_residual_codebooks(
+            features.reshape(-1, self.config.harmonics), self.config.num_codebooks - 2,
+            self.config.codebook_size, iters=iters, seed=seed, max_points=max_points,
+        )  # fmt: skip
+        self.codebooks.data.copy_(books)
+        return errors
+
+
+def _note_tokens(notes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 3) picked MIDI notes (-1 = none) -> bass (T,) and upper-set token (T,).
+
+    Notes more than 24 semitones above the lowest are dropped, and of those left the two most
+    salient (picked first) are kept; a frame with no note gets -1 as its bass (held later)."""
+    t = notes.shape[0]
+    bass = np.full(t, -1, dtype=np.int64)
+    upper = np.zeros(t, dtype=np.int64)
+    for i in range(t):
+        row = [int(n) for n in notes[i] if n >= 0]
+        if not row:
+            continue
+        low = min(row)
+        offs = []
+        for n in row:
+            d = n - low
+            if 1 <= d <= MAX_SPAN and d not in offs:
+                offs.append(d)
+        bass[i] = low
+        upper[i] = upper_token(offs[:2])
+    return bass, upper
+
+
+def _majority(tokens: np.ndarray, frames: int) -> np.ndarray:
+    """Each frame's most common token over a centred window (ties: the frame's own)."""
+    if frames <= 1:
+        return tokens.copy()
+    half = frames // 2
+    out = tokens.copy()
+    for i in range(len(tokens)):
+        win = tokens[max(0, i - half) : i + half + 1]
+        win = win[win >= 0]
+        if len(win) == 0:
+            continue
+        values, counts = np.unique(win, return_counts=True)
+        best = counts.max()
+        if tokens[i] >= 0 and counts[values == tokens[i]].sum() == best:
+            continue
+        out[i] = values[np.argmax(counts)]
+    return out
+
+
+def _moving_mean(x: np.ndarray, width: int) -> np.ndarray:
+    """Mean over ``width`` neighbouring harmonics (last axis), edges averaged over what exists."""
+    pad = width // 2
+    padded = np.pad(x, ((0, 0), (pad, pad)), mode="edge")
+    kernel = np.ones(width) / width
+    return np.apply_along_axis(lambda r: np.convolve(r, kernel, mode="valid"), 1, padded)
+
+
+def _moving_mean_axis1(x: np.ndarray) -> np.ndarray:
+    """(M, H, T): the mean of each harmonic and its two neighbours (one at the edges)."""
+    pad = np.pad(x, ((0, 0), (1, 1), (0, 0)), mode="edge")
+    return (pad[:, :-2] + pad[:, 1:-1] + pad[:, 2:]) / 3
+
+
+def _hann_lobe(offset: np.ndarray) -> np.ndarray:
+    """The Hann window's magnitude response at ``offset`` bins, normalised to 1 at 0."""
+    x = np.asarray(offset, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        val = np.sinc(x) / (1 - x**2)
+    val = np.where(np.abs(np.abs(x) - 1) < 1e-9, 0.5, val)
+    return np.abs(np.where(np.abs(x) < 2, val, 0.0))
+
+
+def _hold_previous(note: torch.Tensor, on: torch.Tensor) -> torch.Tensor:
+    """(B, T) notes where ``on``; elsewhere the previous on-frame's note (the first one's before)."""
+    t = note.shape[-1]
+    idx = torch.where(on, torch.arange(t, device=note.device), -1)
+    idx = torch.cummax(idx, dim=-1).values
+    first = torch.where(on.any(-1), on.float().argmax(-1), 0)
+    idx = torch.where(idx < 0, first[:, None], idx)
+    return torch.gather(note, -1, idx)
