@@ -1,5 +1,8 @@
 """Note sequences on a beat grid → one keyframed direction per note (pure: text in, data out).
 
+(Just over 400 lines on purpose: the text grammar, the tempo ramp and the keyframes are one
+compiler, read top to bottom.)
+
 ``"C E G"`` at 120 BPM in 4/4 is C for bar 1, E for bar 2, G for bar 3: each note's direction is
 at full strength during its span and 0 elsewhere, with a short linear crossfade (``fade_beats``,
 a quarter beat by default) centred on every boundary, so the two neighbours' schedules sum to 1
