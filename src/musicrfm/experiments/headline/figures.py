@@ -46,15 +46,17 @@ def plot_tradeoff(trade: pd.DataFrame, path: Path, gate: float, tolerance: float
     return path
 
 
-def plot_headline(table: pd.DataFrame, path: Path, gate: float) -> Path:
-    """Grouped bars per pitch class: baseline, direction (best η0) and controls, with 95% CIs."""
+def plot_headline(table: pd.DataFrame, path: Path, gate: float, concept: str = "notes") -> Path:
+    """Grouped bars per target class: baseline, direction (best η0) and controls, with 95% CIs."""
+    word = {"notes": ("note", "pitch class"), "chords": ("chord quality", "chord quality"),
+            "intervals": ("interval", "interval")}.get(concept, (concept, concept))  # fmt: skip
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     series = [("baseline", "unsteered", "0.6")]
-    series.append(("accuracy", "note direction (best η0)", "tab:blue"))
+    series.append(("accuracy", f"{word[0]} direction (best η0)", "tab:blue"))
     colors = {"random": "tab:orange", "orthogonal": "tab:green", "flip": "tab:red"}
     series += [(k, f"{k} control", colors[k]) for k in colors if k in table]
     x = np.arange(len(table))
@@ -70,8 +72,8 @@ def plot_headline(table: pd.DataFrame, path: Path, gate: float) -> Path:
     ax.axhline(gate, color="k", ls="--", lw=0.8, label=f"gate {gate:g}")
     ax.set_xticks(x, table["target"])
     ax.set_ylim(0, 1.05)
-    ax.set_ylabel("clips detected as the target note")
-    ax.set_title("Steering toward each pitch class (95% bootstrap CIs)")
+    ax.set_ylabel(f"clips detected as the target {word[0]}")
+    ax.set_title(f"Steering toward each {word[1]} (95% bootstrap CIs)")
     ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
