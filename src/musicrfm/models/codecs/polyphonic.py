@@ -39,7 +39,6 @@ from transformers import PretrainedConfig, PreTrainedModel
 
 from musicrfm.models.codecs.harmonic import _hold_last_voiced, _upsample, midi_to_hz
 from musicrfm.models.codecs.quantize import (
-    fit_residual_codebooks,
     residual_dequantize,
     residual_quantize,
 )
@@ -347,18 +346,6 @@ class PolyphonicCodecModel(EncodecInterface, PreTrainedModel):
     def fit_features(self, audio: torch.Tensor) -> torch.Tensor:
         """(B, samples) audio -> (B * T, H) shared harmonic log-amplitude frames."""
         return self.analyse(audio)[2].reshape(-1, self.config.harmonics)
-
-    @torch.no_grad()
-    def fit_codebooks(
-        self, features: torch.Tensor, *, iters: int = 25, seed: int = 0, max_points: int = 200_000
-    ) -> list[float]:
-        """Fit the timbre codebooks on (N, H) frames; returns residual MSE per stage."""
-        books, errors = fit_residual_codebooks(
-            features.reshape(-1, self.config.harmonics), self.config.num_codebooks - 2,
-            self.config.codebook_size, iters=iters, seed=seed, max_points=max_points,
-        )  # fmt: skip
-        self.codebooks.data.copy_(books)
-        return errors
 
 
 def _note_tokens(notes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -162,6 +162,20 @@ class EncodecInterface:
     ``audio_from_codes`` (what `MusicgenForConditionalGeneration` calls on its audio encoder)."""
 
     config: Any
+    codebooks: nn.Parameter  # (K residual codebooks, size, feature dim): fitted, never trained
+
+    @torch.no_grad()
+    def fit_codebooks(
+        self, features: torch.Tensor, *, iters: int = 25, seed: int = 0, max_points: int = 200_000
+    ) -> list[float]:
+        """Fit the residual codebooks on (N, dim) feature frames (``fit_features``): one
+        k-means per stage on what the earlier ones left; returns the residual MSE per stage."""
+        k, size, dim = self.codebooks.shape
+        books, errors = fit_residual_codebooks(
+            features.reshape(-1, dim), k, size, iters=iters, seed=seed, max_points=max_points
+        )
+        self.codebooks.data.copy_(books)
+        return errors
 
     # ---------------------------------------------------------------- EnCodec interface
     def _num_quantizers(self, bandwidth: float | None) -> int:
@@ -371,14 +385,3 @@ class SpectralCodecModel(EncodecInterface, PreTrainedModel):
         return self.log_mel(audio).reshape(-1, self.config.n_mels)
 
     # ---------------------------------------------------------------- fitting
-    @torch.no_grad()
-    def fit_codebooks(
-        self, features: torch.Tensor, *, iters: int = 25, seed: int = 0, max_points: int = 200_000
-    ) -> list[float]:
-        """Fit the residual codebooks on (N, n_mels) log-mel frames; returns residual MSE per stage."""
-        books, errors = fit_residual_codebooks(
-            features.reshape(-1, self.config.n_mels), self.config.num_codebooks,
-            self.config.codebook_size, iters=iters, seed=seed, max_points=max_points,
-        )  # fmt: skip
-        self.codebooks.data.copy_(books)
-        return errors
