@@ -147,18 +147,20 @@ def target_index(concept: str, classes: tuple[str, ...], target: Any) -> int | N
 def score_detection(
     d: Detection, concept: str, target: Any, *, match_options: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """:func:`score`'s row from a :class:`Detection` already computed."""
+    """:func:`score`'s row from a :class:`Detection` already computed. ``target`` None: no
+    per-clip answer (``correct`` False, ``target_prob`` NaN), e.g. a clip steered 'faster',
+    which is judged against other clips later."""
     record = get_detector(concept)
     options = dict(record.score_options if match_options is None else match_options)
     target_prob = float("nan")
-    if d.probs is not None and d.classes:
+    if target is not None and d.probs is not None and d.classes:
         k = target_index(record.name, d.classes, str(target))
         if k is not None:
             target_prob = float(d.probs[k])
     row: dict[str, Any] = {
         "label": d.label,
         "confidence": float(d.confidence),
-        "correct": label_matches(record.name, d.label, target, **options),
+        "correct": target is not None and label_matches(record.name, d.label, target, **options),
         "silent": d.silent,
         "target_prob": target_prob,
     }

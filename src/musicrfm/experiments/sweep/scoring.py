@@ -120,18 +120,8 @@ def _score(d: Any, detector: str, target: str) -> dict[str, Any]:
     they are all in (:func:`musicrfm.experiments.sweep.run.score_changes`)."""
     from musicrfm.evaluation import detectors as det
 
-    if str(target).lower() not in CHANGE_WORDS:
-        return det.score_detection(d, detector, target)
-    record = det.get_detector(detector)
-    row: dict[str, Any] = {
-        "label": d.label,
-        "confidence": float(d.confidence),
-        "correct": False,
-        "silent": d.silent,
-        "target_prob": float("nan"),
-    }
-    row.update({k: d.details[k] for k in record.row_details if k in d.details})
-    return row
+    change = str(target).lower() in CHANGE_WORDS
+    return det.score_detection(d, detector, None if change else target)
 
 
 def _fine_trace(y: Any, sr: int, d: Any, cond: Condition, detector: str) -> Any:
