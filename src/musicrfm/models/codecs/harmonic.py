@@ -114,12 +114,6 @@ class HarmonicCodecModel(EncodecInterface, PreTrainedModel):
         self.codebooks = nn.Parameter(torch.zeros(k, size, dim), requires_grad=False)
         self.post_init()
 
-    def _init_weights(self, module: nn.Module) -> None:  # centroids come from fit_codebooks
-        return
-
-    def num_frames(self, num_samples: int) -> int:
-        return math.ceil(num_samples / self.config.hop_length)
-
     # ---------------------------------------------------------------- analysis
     def analyse(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, samples) audio -> MIDI notes (B, T) and harmonic log-amplitudes (B, T, H)."""

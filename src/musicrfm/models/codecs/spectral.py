@@ -177,6 +177,12 @@ class EncodecInterface:
         self.codebooks.data.copy_(books)
         return errors
 
+    def _init_weights(self, module: nn.Module) -> None:  # centroids come from fit_codebooks
+        return
+
+    def num_frames(self, num_samples: int) -> int:
+        return math.ceil(num_samples / self.config.hop_length)
+
     # ---------------------------------------------------------------- EnCodec interface
     def _num_quantizers(self, bandwidth: float | None) -> int:
         if bandwidth is None or bandwidth <= 0:
@@ -276,9 +282,6 @@ class SpectralCodecModel(EncodecInterface, PreTrainedModel):
         self._dsp_cache: dict[str, torch.Tensor] = {}
         self.post_init()
 
-    def _init_weights(self, module: nn.Module) -> None:  # centroids come from fit_codebooks
-        return
-
     # ---------------------------------------------------------------- analysis / synthesis
     def _dsp(self, name: str) -> torch.Tensor:
         """Fixed DSP tensors (mel filters, window), built on first use on the codebooks' device.
@@ -306,9 +309,6 @@ class SpectralCodecModel(EncodecInterface, PreTrainedModel):
     @property
     def window(self) -> torch.Tensor:
         return self._dsp("window")
-
-    def num_frames(self, num_samples: int) -> int:
-        return math.ceil(num_samples / self.config.hop_length)
 
     def log_mel(self, audio: torch.Tensor) -> torch.Tensor:
         """(B, samples) audio -> (B, T, n_mels) log-mel magnitudes, T = ceil(samples / hop)."""
