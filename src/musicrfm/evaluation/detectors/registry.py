@@ -43,6 +43,8 @@ class Detector:
     windowed: ``detect`` takes ``window_s``/``hop_s`` for its per-window trace, so a finer trace
       can be asked for (schedules, crossfades).
     row_details: ``Detection.details`` keys copied into a results row.
+    value_key: the row detail that is the detector's numeric reading (tempo: ``bpm``): what a
+      clip steered 'faster' / 'slower' is judged on; None for a detector without one.
     describe: a short text of the details worth printing after the label (the CLI).
     """
 
@@ -55,6 +57,7 @@ class Detector:
     target_key: Callable[[Any], str] = _lower
     windowed: bool = True
     row_details: tuple[str, ...] = ()
+    value_key: str | None = None
     describe: Callable[[Detection], str] | None = None
 
     def __call__(self, audio: Any, sr: int, **options: Any) -> Detection:

@@ -142,6 +142,7 @@ TEMPOS = register_detector(
         score_options={"factors": OCTAVE_FACTORS},
         windowed=False,
         row_details=("bpm",),
+        value_key="bpm",
         describe=_describe,
     )
 )

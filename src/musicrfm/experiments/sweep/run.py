@@ -346,8 +346,10 @@ def load_results(out: str | Path) -> pd.DataFrame:
 def score_changes(frame: pd.DataFrame) -> pd.DataFrame:
     """``correct`` for clips steered up or down a regression concept ('faster'/'slower'): the
     detected value is above (below) the median of the concept's unsteered clips, so unsteered
-    clips score about 0.5 and a working direction well above. Needs the detector's numeric
-    value in the row (tempo: ``bpm``)."""
+    clips score about 0.5 and a working direction well above. The value is the row detail the
+    concept's detector names as its numeric reading (``Detector.value_key``; tempo: ``bpm``)."""
+    from musicrfm.evaluation import detectors as det
+
     if frame.empty or "target" not in frame.columns:
         return frame
     change = frame["target"].astype(str).str.lower().map(CHANGE_WORDS)
@@ -357,7 +359,14 @@ def score_changes(frame: pd.DataFrame) -> pd.DataFrame:
     frame["baseline_median"] = np.nan
     for concept in frame.loc[change.notna(), "concept"].unique():
         rows = (frame["concept"] == concept) & change.notna()
-        values = pd.to_numeric(frame.get("bpm"), errors="coerce")
+        detector = str(frame.loc[rows, "detector"].iloc[0])
+        key = det.get_detector(detector).value_key
+        if key is None or key not in frame.columns:
+            log.warning(
+                "the %s detector has no numeric reading to judge 'faster'/'slower' by", detector
+            )
+            continue
+        values = pd.to_numeric(frame[key], errors="coerce")
         base = values[(frame["concept"] == concept) & (frame["condition"] == "unsteered")]
         median = float(base.median()) if base.notna().any() else float("nan")
         if not np.isfinite(median):
