@@ -400,3 +400,30 @@ def test_bundled_model_loads_with_stock_transformers_and_keeps_pitch() -> None:
         with torch.no_grad():
             recon = model.audio_encoder(torch.from_numpy(note)[None, None]).audio_values
         assert detect_note(recon[0, 0].numpy(), SR).label == name
+
+
+def test_strike_recipe_holds_out_every_class_and_never_names_it() -> None:
+    """--data strikes trains on notes, intervals and triads at many tempi; every (concept,
+    class) keeps held-out clips, and no caption names a note, chord, interval or tempo."""
+    from musicrfm.errors import ConfigError
+    from musicrfm.mini.codes import _fit_subset, recipe_clips
+    from musicrfm.mini.config import TrainConfig
+    from musicrfm.mini.train import _captions
+    from musicrfm.synth.strikes import StrikeClip
+
+    cfg = TrainConfig(data="strikes", programs=(0, 40), codec_fit_clips=50)
+    train, hold = recipe_clips(cfg)
+    assert all(isinstance(c, StrikeClip) for c in train + hold)
+    classes = {(c.concept, c.label) for c in train + hold}
+    assert {(c.concept, c.label) for c in hold} == classes
+    assert {c.concept for c in train} == {"notes", "intervals", "chords"}
+    assert len({c.bpm for c in train}) == 13
+    captions = _captions(train, np.random.default_rng(0), cfg)
+    words = {"major", "minor", "augmented", "diminished", "bpm", "fifth", "chord", "interval"}
+    assert not any(w in cap.lower() for cap in captions for w in words)
+    assert {cap.split(",")[0] for cap in captions} == {"acoustic piano", "violin"}
+    subset = _fit_subset(train, cfg)
+    assert len(subset) == 50 and subset == sorted(subset, key=train.index)
+    assert _fit_subset(train, cfg) == subset  # seeded
+    with pytest.raises(ConfigError, match="unknown recipe data"):
+        recipe_clips(TrainConfig(data="waltzes"))

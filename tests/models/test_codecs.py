@@ -95,6 +95,7 @@ def test_recipe_codec_choice_and_old_records() -> None:
     assert TrainConfig.from_record({"steps": 10}).codec == "spectral"
     assert TrainConfig.from_record({"steps": 10, "codec": "harmonic"}).codec == "harmonic"
     assert isinstance(new_codec("harmonic"), HarmonicCodecModel)
+    assert new_codec("polyphonic").config.model_type == "musicrfm_polyphonic_codec"
     with pytest.raises(ConfigError, match="unknown codec"):
         new_codec("neural")
 
@@ -219,3 +220,20 @@ def test_polyphonic_codec_follows_encodec(poly_codec, tmp_path) -> None:
     loaded = load_codec(tmp_path / "poly")
     assert isinstance(loaded, PolyphonicCodecModel)
     assert torch.equal(loaded.codebooks, poly_codec.codebooks)
+
+
+def test_window_peaks_equal_a_gather_of_every_bin() -> None:
+    """The multi-f0 sieve's sparse-table maxima are exactly the maxima of every bin of every
+    (clipped) window, the slow way it was first written."""
+    from musicrfm.models.codecs.polyphonic import _window_peaks
+
+    rng = np.random.default_rng(0)
+    comp = rng.random((300, 7))
+    centre = rng.integers(0, 300, size=(9, 5))
+    half = rng.integers(1, 40, size=(9, 5))
+    slow = np.empty((9, 5, 7))
+    for i in range(9):
+        for j in range(5):
+            lo, hi = max(0, centre[i, j] - half[i, j]), min(299, centre[i, j] + half[i, j])
+            slow[i, j] = comp[lo : hi + 1].max(0)
+    assert np.array_equal(_window_peaks(comp, centre, half), slow)

@@ -68,10 +68,23 @@ def _register_train(sub) -> None:
         "(default: on, the bundled model's recipe)",
     )  # fmt: skip
     tr.add_argument(
-        "--codec", choices=("spectral", "harmonic"), default=None,
+        "--codec", choices=("spectral", "harmonic", "polyphonic"), default=None,
         help="harmonic (default: codebook 0 is the MIDI note, the others the note-relative "
-        "harmonic amplitudes; monophonic) or spectral (log-mel k-means, codes are joint "
-        "pitch x timbre spectra; the recipe before session 7)",
+        "harmonic amplitudes; monophonic), polyphonic (bass note, the set of notes above it, "
+        "shared harmonic amplitudes; carries intervals and triads) or spectral (log-mel "
+        "k-means, codes are joint pitch x timbre spectra; the recipe before session 7)",
+    )  # fmt: skip
+    tr.add_argument(
+        "--data", choices=("notes", "strikes"), default=None,
+        help="notes (default: one note per clip in four rhythms + melody copies, the bundled "
+        "model) or strikes (single notes, intervals 1-12 melodic and harmonic, triads of four "
+        "qualities in three inversions, struck on the beat at 60-180 BPM; the polyphonic "
+        "testbed, e.g. with --codec polyphonic)",
+    )  # fmt: skip
+    tr.add_argument(
+        "--codec-fit-clips", type=int, default=None,
+        help="fit the codec's codebooks on a seeded subset of this many training clips "
+        "(default: all)",
     )  # fmt: skip
     tr.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     tr.add_argument("--no-gates", action="store_true", help="skip measuring the gates at the end")
@@ -200,6 +213,12 @@ def run(args: argparse.Namespace) -> int:
             cfg.melody_clips = args.melodies
         if args.codec is not None:
             cfg.codec = args.codec
+        if args.data is not None:
+            cfg.data = args.data
+        if args.codec_fit_clips is not None:
+            if args.codec_fit_clips < 1:
+                raise ConfigError("--codec-fit-clips must be at least 1")
+            cfg.codec_fit_clips = args.codec_fit_clips
         out = train(args.out, config=cfg, work_dir=args.work_dir, resume=args.resume)
         print(f"model written to {out}")
         if not args.no_gates:

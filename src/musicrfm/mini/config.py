@@ -53,7 +53,15 @@ class TrainConfig:
     # instrument (records without the field: False)
     melody_clips: bool = True
     holdout: float = 0.08
-    # codec: "harmonic" (codebook 0 is the MIDI note, the others the note-relative harmonic
+    # "notes": the note clips above (one note per clip in four rhythms, melody copies; the
+    # bundled musicgen-mini), or "strikes": :func:`musicrfm.synth.strikes.strike_grid` (single
+    # notes, melodic and harmonic intervals 1-12, triads of four qualities in three inversions,
+    # struck on the beat at 60-180 BPM; the polyphonic testbed of issue 17; `rhythms`,
+    # `velocities`, `two_note_clips` and `melody_clips` do not apply)
+    data: str = "notes"
+    # codec: "polyphonic" (codebook 0 the bass note, 1 the set of notes above it, 2-3 shared
+    # harmonic amplitudes; carries triads and intervals, session 9d) for the strike data, or
+    # "harmonic" (codebook 0 is the MIDI note, the others the note-relative harmonic
     # amplitudes), so that a push toward a note need not move the instrument, or "spectral"
     # (log-mel k-means; codes are joint pitch x timbre spectra). Measured in session 7: the
     # harmonic model reaches 0.8 on every note at 0.05-0.1x the activation norm with prompt
@@ -61,6 +69,10 @@ class TrainConfig:
     # spectral)
     codec: str = "harmonic"
     codec_iters: int = 20
+    # fit the codec's codebooks on at most this many training clips (a seeded subset; None: all
+    # of them). The polyphonic codec analyses ~5 clips a second, and k-means sees at most 200k
+    # frames anyway, so its recipe fits on 1500 clips, as benchmarks/probe_poly_codecs.py does
+    codec_fit_clips: int | None = None
     # bookkeeping
     checkpoint_every: int = 250
     eval_every: int = 250

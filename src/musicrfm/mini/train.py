@@ -35,6 +35,7 @@ from musicrfm.mini.config import TrainConfig, default_work_dir
 from musicrfm.mini.export import load_checkpoint, save_checkpoint, save_model
 from musicrfm.mini.model import batch_loss, build_model
 from musicrfm.synth.notes import NoteClip, caption_for
+from musicrfm.synth.strikes import StrikeClip
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +43,19 @@ log = logging.getLogger(__name__)
 _FREE_ON_RESUME = {"steps", "temperature", "top_k", "guidance_scale"}
 
 
-def _captions(clips: list[NoteClip], rng: np.random.Generator, cfg: TrainConfig) -> list[str]:
+def _captions(
+    clips: list[NoteClip | StrikeClip], rng: np.random.Generator, cfg: TrainConfig
+) -> list[str]:
+    """Training captions: instrument and (unless dropped) register; a note clip's two-note or
+    melody copy says so, a strike clip never names its notes, chord, interval or tempo."""
     out = []
     for c in clips:
         register = None if rng.random() < cfg.register_dropout else c.register
-        out.append(
-            caption_for(
-                c.instrument, register, two_notes=c.second_note is not None,
-                melody=c.melody is not None,
-            )
-        )  # fmt: skip
+        if isinstance(c, NoteClip):
+            two, melody = c.second_note is not None, c.melody is not None
+            out.append(caption_for(c.instrument, register, two_notes=two, melody=melody))
+        else:
+            out.append(caption_for(c.instrument, register))
     return out
 
 

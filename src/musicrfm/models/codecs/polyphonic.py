@@ -216,12 +216,7 @@ class PolyphonicCodecModel(EncodecInterface, PreTrainedModel):
         # bins read per (note, harmonic): within +-30 cents, at least the nearest +-1
         centre = freqs / df
         half = np.maximum(1, np.ceil(centre * (2 ** (30 / 1200) - 1))).astype(np.int64)
-        width = int(half.max())
-        offsets = np.arange(-width, width + 1)
-        bins = np.round(centre).astype(np.int64)[..., None] + offsets  # (M, Hs, W)
-        inside = np.abs(offsets)[None, None, :] <= half[..., None]
-        bins = np.where(inside, bins, np.round(centre).astype(np.int64)[..., None])
-        bins = np.clip(bins, 0, top)
+        nearest = np.clip(np.round(centre).astype(np.int64), 0, top)  # (M, Hs)
         # subtraction: every harmonic below Nyquist, a Hann main lobe of +-2 bins
         hsub = np.arange(1, 4 * cfg.salience_harmonics + 1)
         zoom = max(1, round(cfg.n_fft / cfg.win_length))  # bins per bin of the unpadded window
@@ -231,7 +226,7 @@ class PolyphonicCodecModel(EncodecInterface, PreTrainedModel):
         active = np.ones(t, dtype=bool)
         for k in range(MAX_NOTES):
             comp = spec**cfg.salience_power
-            peaks = comp[bins].max(2)  # (M, Hs, T)
+            peaks = _window_peaks(comp, nearest, half)  # (M, Hs, T)
             real = peaks * (weight > 0)[..., None]
             if cfg.smooth_salience:
                 peaks = np.minimum(peaks, _moving_mean_axis1(real))
@@ -340,6 +335,29 @@ class PolyphonicCodecModel(EncodecInterface, PreTrainedModel):
     def fit_features(self, audio: torch.Tensor) -> torch.Tensor:
         """(B, samples) audio -> (B * T, H) shared harmonic log-amplitude frames."""
         return self.analyse(audio)[2].reshape(-1, self.config.harmonics)
+
+
+def _window_peaks(comp: np.ndarray, centre: np.ndarray, half: np.ndarray) -> np.ndarray:
+    """(F, T) spectrum, centre bins and half-widths (M, Hs) -> (M, Hs, T): the largest value of
+    bins centre +- half (clipped to the spectrum) in every frame. A sparse table of running
+    maxima over 2**k bins answers each window with two lookups: the same numbers as gathering
+    every bin of every window, without the (M, Hs, W, T) array."""
+    top = comp.shape[0] - 1
+    lo, hi = np.maximum(centre - half, 0), np.minimum(centre + half, top)
+    length = hi - lo + 1
+    level = np.floor(np.log2(length)).astype(np.int64)
+    table = [comp]
+    while 2 ** len(table) <= length.max():
+        prev, step = table[-1], 2 ** (len(table) - 1)
+        nxt = prev.copy()
+        nxt[:-step] = np.maximum(prev[:-step], prev[step:])
+        table.append(nxt)
+    out = np.empty((*centre.shape, comp.shape[1]), dtype=comp.dtype)
+    for k in np.unique(level):
+        sel = level == k
+        a, b = lo[sel], hi[sel] - 2**k + 1
+        out[sel] = np.maximum(table[k][a], table[k][b])
+    return out
 
 
 def _note_tokens(notes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
