@@ -52,7 +52,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import math  # noqa: E402
 import time  # noqa: E402
 from collections import defaultdict  # noqa: E402
 
@@ -60,17 +59,16 @@ import numpy as np  # noqa: E402
 
 SR = 16_000
 SECONDS = 4.0
-GATES = {"quality": 0.9, "root": 0.9, "harmonic_interval": 0.9, "pitch_class": 0.95, "tempo": 0.9}
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """The Wilson 95% interval of k/n (NaN for no clips)."""
+    from musicrfm.evaluation.metrics import wilson_interval
+
     if n == 0:
         return (float("nan"), float("nan"))
-    p = k / n
-    den = 1 + z * z / n
-    mid = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return (max(0.0, mid - half), min(1.0, mid + half))
+    est = wilson_interval(k, n)
+    return (est.low, est.high)
 
 
 def pick_eval(held: list, per: dict[str, int], seed: int) -> list:
@@ -135,37 +133,11 @@ def mel_only(codec, audio) -> np.ndarray:
     return np.concatenate(out)
 
 
-def judge(clip, y: np.ndarray) -> dict[str, bool]:
-    """The gates this clip counts in, each True when the detector agrees with its label."""
-    from musicrfm.evaluation import detectors as det
+def judge(clip, y: np.ndarray) -> dict:
+    """The gates this clip counts in (the mini strike gates' own judge)."""
+    from musicrfm.mini.strike_gates import judge_strike
 
-    row: dict[str, bool] = {}
-    if clip.concept == "chords":
-        d = det.detect(y, SR, "chords")
-        row["quality"] = det.label_matches("chords", d.label, clip.quality)
-        root = d.details.get("root")
-        row["root"] = root == clip.root
-        if clip.quality == "augmented" and root is not None:
-            diff = (PITCH_INDEX[root] - clip.root_pitch_class) % 12
-            row["root_aug_mod_M3"] = diff % 4 == 0
-        else:
-            row["root_aug_mod_M3"] = row["root"]
-    elif clip.concept == "intervals":
-        mode = "harmonic" if clip.interval_mode == "harmonic" else "melodic"
-        d = det.detect(y, SR, "intervals", mode=mode)
-        row[f"{mode}_interval"] = det.label_matches("intervals", d.label, clip.semitones)
-    else:
-        d = det.detect(y, SR, "notes")
-        row["pitch_class"] = det.label_matches("notes", d.label, clip.root)
-    t = det.detect(y, SR, "tempos")
-    bpm = float(t.details.get("bpm", float("nan"))) if not t.silent else float("nan")
-    row["tempo"] = det.tempo_match(bpm, clip.bpm, tolerance=0.04)
-    row["tempo_octave"] = det.tempo_match(bpm, clip.bpm, tolerance=0.04, factors=det.OCTAVE_FACTORS)
-    row["_bpm"] = bpm  # type: ignore[assignment]
-    return row
-
-
-PITCH_INDEX: dict[str, int] = {}
+    return judge_strike(clip, y, SR)
 
 
 def tempo_variants(evals: list) -> None:
@@ -214,9 +186,7 @@ def main() -> None:
     torch.set_num_threads(1)
     from musicrfm.synth.notes import TRAIN_PROGRAMS, render_clips
     from musicrfm.synth.strikes import split_strikes, strike_grid
-    from musicrfm.theory import PITCH_CLASSES
 
-    PITCH_INDEX.update({n: i for i, n in enumerate(PITCH_CLASSES)})
     t0 = time.time()
     grid = strike_grid(TRAIN_PROGRAMS, seed=args.seed)
     train, held = split_strikes(grid, holdout=0.1, seed=args.seed)
@@ -291,6 +261,8 @@ def main() -> None:
             e = results[name][key]
             ci = f" [{e['lo']:.2f},{e['hi']:.2f}]" if "lo" in e else ""
             line += f"{e['k']:>5d}/{e['n']:<4d}{e['share']:.3f}{ci:>13s}"
+        from musicrfm.mini.strike_gates import GATES
+
         gate = GATES.get(key)
         print(line + (f"   gate >= {gate}" if gate else ""))
     print(f"\ntotal {time.time() - t0:.0f} s")

@@ -198,3 +198,24 @@ def test_split_is_stratified_and_disjoint() -> None:
     classes = {(c.concept, c.label) for c in grid}
     assert {(c.concept, c.label) for c in held} == classes
     assert abs(len(held) / len(grid) - 0.1) < 0.02
+
+
+def test_tempo_specs_render_as_a_dataset_labelled_by_bpm(tmp_path) -> None:
+    """Strike clips as a tempo dataset: labels are the BPM (numbers: probes on them are
+    regressions), the strike's own concept kept; a folder made from other specs is refused."""
+    import pytest
+
+    from musicrfm.errors import ConfigError
+    from musicrfm.probes.splits import numeric_labels
+    from musicrfm.synth.generate import generate_dataset, render_specs
+    from musicrfm.synth.strikes import StrikeClip, tempo_specs
+
+    clips = [StrikeClip.note(0, 60, bpm=80), StrikeClip.triad(40, 57, "minor", 0, bpm=150)]
+    ds = render_specs(tempo_specs(clips), tmp_path / "t", name="a", sample_rate=16000, workers=1)
+    by_label = dict(zip(ds.rows["label"].astype(str), ds.rows["strike_concept"]))
+    assert by_label == {"80": "notes", "150": "chords"}
+    assert numeric_labels(ds.rows["label"]) is not None
+    again = render_specs(tempo_specs(clips), tmp_path / "t", name="a", sample_rate=16000, workers=1)
+    assert len(again) == 2  # resumed, nothing added
+    with pytest.raises(ConfigError, match="specs"):
+        generate_dataset("notes", tmp_path / "t", limit_per_class=1, sample_rate=16000, workers=1)

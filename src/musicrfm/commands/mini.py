@@ -144,8 +144,9 @@ def _register_headline(sub) -> None:
     hl.add_argument(
         "--concept",
         default="notes",
-        choices=("notes", "chords", "intervals"),
-        help="what to steer toward: pitch classes (default), chord qualities or intervals",
+        choices=("notes", "chords", "intervals", "tempos"),
+        help="what to steer toward: pitch classes (default), chord qualities, intervals, or "
+        "tempo (a signed regression direction: faster / slower, judged by the detected BPM)",
     )
     hl.add_argument(
         "--targets", nargs="+", default=None, help="classes to steer toward (default: all)"
@@ -338,6 +339,15 @@ def _headline(args: argparse.Namespace) -> int:
         + (" --quick" if args.quick else "")
     )
     adapter = load_model(args.model, device=args.device)  # its folder gets the card
+    if args.concept == "tempos":
+        from musicrfm.experiments.headline.tempo import run_tempo_headline
+
+        record = run_tempo_headline(
+            model=adapter, out=args.out, work=args.work, seed=args.seed, config=cfg,
+            device=args.device, command=command,
+        )  # fmt: skip
+        print(Path(args.out, "headline.md").read_text())
+        return 0 if record["overall"]["passed"] else 1
     record = run_headline(
         model=adapter, out=args.out, work=args.work, seed=args.seed, config=cfg,
         device=args.device, command=command,

@@ -151,6 +151,15 @@ def _generalisation_words(hist: list[dict[str, Any]]) -> str:
 
 def _codec_words(codec: str) -> list[str]:
     """The model card's description of the recipe's codec."""
+    if codec == "polyphonic":
+        return [
+            "- Codec (`audio_encoder`, model_type `musicrfm_polyphonic_codec`): 16 kHz audio ->",
+            "  a greedy multi-f0 analysis (harmonic sieve on a 3.9 Hz-bin STFT) per 50 Hz frame ->",
+            "  codebook 0 is the lowest MIDI note, codebook 1 the set of (up to two) notes above it",
+            "  (1-24 semitones up; 301 of 512 tokens), codebooks 2-3 residual k-means of 40 harmonic",
+            "  log-amplitudes shared by the frame's notes. Decoding is additive synthesis of each",
+            "  note. EnCodec's encode/decode interface.",
+        ]
     if codec == "harmonic":
         return [
             "- Codec (`audio_encoder`, model_type `musicrfm_harmonic_codec`): 16 kHz audio -> YIN",
@@ -180,24 +189,35 @@ def write_model_card(folder: Path, info: dict[str, Any], gates: dict[str, Any] |
     return path
 
 
-_INTRO = [
-    "# musicgen-mini",
-    "",
-    "A small text-to-music model with MusicGen's architecture, trained from scratch by MusicRFM's",
-    "recipe (`musicrfm mini train`) on rendered note clips. It is the offline default model",
-    "on which MusicRFM's steering is verified end to end. Load it with `musicrfm.load_model('mini')`,",
-    "or with the stock transformers classes once `musicrfm.models` is imported (importing it",
-    "registers the model's codec with transformers' Auto classes):",
-    "",
-    "```python",
-    "import musicrfm.models  # registers the codecs with transformers",
-    "from transformers import AutoTokenizer, MusicgenForConditionalGeneration",
-    "model = MusicgenForConditionalGeneration.from_pretrained('models/musicgen-mini')",
-    "tok = AutoTokenizer.from_pretrained('models/musicgen-mini')",
-    "audio = model.generate(**tok(['acoustic piano'], return_tensors='pt'), max_new_tokens=203)",
-    "```",
-    "",
-]
+def _intro(folder: Path, strikes: bool) -> list[str]:
+    """The card's title and how to load the model."""
+    name = folder.name
+    what = (
+        ["recipe (`musicrfm mini train --data strikes`) on rendered single notes, intervals and",
+         "triads struck on the beat at 60-180 BPM: the polyphonic testbed on which chords,",
+         "intervals and tempo are steered."]
+        if strikes
+        else ["recipe (`musicrfm mini train`) on rendered note clips. It is the offline default",
+              "model on which MusicRFM's steering is verified end to end."]
+    )  # fmt: skip
+    return [
+        f"# {name}",
+        "",
+        "A small text-to-music model with MusicGen's architecture, trained from scratch by MusicRFM's",
+        *what,
+        f"Load it with `musicrfm.load_model('{name}')`, or with the stock transformers classes once",
+        "`musicrfm.models` is imported (importing it registers the model's codec with",
+        "transformers' Auto classes):",
+        "",
+        "```python",
+        "import musicrfm.models  # registers the codecs with transformers",
+        "from transformers import AutoTokenizer, MusicgenForConditionalGeneration",
+        f"model = MusicgenForConditionalGeneration.from_pretrained('models/{name}')",
+        f"tok = AutoTokenizer.from_pretrained('models/{name}')",
+        "audio = model.generate(**tok(['acoustic piano'], return_tensors='pt'), max_new_tokens=203)",
+        "```",
+        "",
+    ]
 
 
 def _recipe_lines(folder: Path, info: dict[str, Any]) -> list[str]:
@@ -211,9 +231,8 @@ def _recipe_lines(folder: Path, info: dict[str, Any]) -> list[str]:
     size_mb = sum(p.stat().st_size for p in folder.glob("*.safetensors")) / 1e6
     # read through from_record, so a record older than a field reads as the recipe that made it
     recipe = TrainConfig.from_record(cfg)
-    two_notes, melodies, rhythms = recipe.two_note_clips, recipe.melody_clips, recipe.rhythms
     lines = [
-        *_INTRO,
+        *_intro(folder, recipe.data == "strikes"),
         "## Parts",
         "",
         *_codec_words(recipe.codec),
@@ -226,6 +245,61 @@ def _recipe_lines(folder: Path, info: dict[str, Any]) -> list[str]:
         "",
         "## Training data and recipe",
         "",
+        *_data_lines(recipe, cfg, info),
+        f"- {cfg.get('steps')} steps of batch {cfg.get('batch_size')}, AdamW lr {cfg.get('lr')} "
+        f"(warm-up, cosine), caption dropout {cfg.get('caption_dropout')} for classifier-free guidance, "
+        f"register dropout {cfg.get('register_dropout')}, seed {cfg.get('seed')}.",
+        f"- Final held-out loss {last_val:.3f}, last training-batch loss {last_train:.3f} "
+        "(cross-entropy per code). " + _holdout_words(recipe) + _generalisation_words(hist)
+        if last_val and last_train is not None
+        else "",
+        f"- Training time: {info.get('train_seconds_total', info.get('train_seconds_this_run', 0)) / 60:.0f}"
+        " min in total (rendering, codec fit, decoder) on 2 CPU cores shared with other jobs"
+        f" ({cfg.get('threads', 1)} torch thread(s)).",
+        "- Generation defaults: sampling, top-k "
+        f"{cfg.get('top_k')}, temperature {cfg.get('temperature', 1.0)}, guidance scale "
+        f"{cfg.get('guidance_scale')}; 203 new tokens = 4 s.",
+        "",
+        f"Reproduce: `{_train_command(folder, recipe)}`.",
+        "",
+    ]
+    lines += [f"- {note}" for note in info.get("notes", [])]
+    if info.get("notes"):
+        lines.append("")
+    return lines
+
+
+def _holdout_words(recipe: Any) -> str:
+    if recipe.data == "strikes":
+        return f"Held-out clips: {recipe.holdout:.0%} of each (concept, class), never heard in training. "
+    return "Held-out clips are (program, note) pairs never heard in training. "
+
+
+def _train_command(folder: Path, recipe: Any) -> str:
+    """The `musicrfm mini train` command line that reproduces this recipe."""
+    command = f"musicrfm mini train --out models/{folder.name} --steps {recipe.steps} --seed {recipe.seed}"
+    if recipe.data == "strikes":
+        command += " --data strikes"
+        if recipe.codec_fit_clips is not None:
+            command += f" --codec-fit-clips {recipe.codec_fit_clips}"
+        return command + f" --codec {recipe.codec}"
+    return (
+        command
+        + f" --rhythms {','.join(f'{r}:{g:g}' for r, g in recipe.rhythms)}"
+        + (" --two-notes" if recipe.two_note_clips else "")
+        + (" --melodies" if recipe.melody_clips else " --no-melodies")
+        + f" --codec {recipe.codec}"
+    )
+
+
+def _data_lines(recipe: Any, cfg: dict[str, Any], info: dict[str, Any]) -> list[str]:
+    """The card's bullets on the training clips and captions."""
+    if recipe.data == "strikes":
+        from musicrfm.mini.strike_card import strike_data_lines
+
+        return strike_data_lines(recipe, info)
+    two_notes, melodies, rhythms = recipe.two_note_clips, recipe.melody_clips, recipe.rhythms
+    return [
         f"- Clips: one MIDI note (MIDI {cfg.get('low_note')}-{cfg.get('high_note')}) struck in "
         f"{cfg.get('seconds')} s {_rhythm_words(rhythms)}, velocities {cfg.get('velocities')}, on {len(cfg.get('programs', ())) or 28} tonal GM programs "
         f"({', '.join(INSTRUMENTS.get(p, str(p)) for p in cfg.get('programs', ()))}), rendered "
@@ -247,38 +321,15 @@ def _recipe_lines(folder: Path, info: dict[str, Any]) -> list[str]:
         + f"{info.get('train_clips')} training clips; {info.get('holdout_clips')} held out by (program, note).",
         "- Captions name the instrument and the register ('acoustic piano, low register'), never",
         "  the pitch: unsteered, the model chooses a note itself.",
-        f"- {cfg.get('steps')} steps of batch {cfg.get('batch_size')}, AdamW lr {cfg.get('lr')} "
-        f"(warm-up, cosine), caption dropout {cfg.get('caption_dropout')} for classifier-free guidance, "
-        f"register dropout {cfg.get('register_dropout')}, seed {cfg.get('seed')}.",
-        f"- Final held-out loss {last_val:.3f}, last training-batch loss {last_train:.3f} "
-        "(cross-entropy per code). Held-out clips are (program, note) pairs never heard in "
-        "training. " + _generalisation_words(hist)
-        if last_val and last_train is not None
-        else "",
-        f"- Training time: {info.get('train_seconds_total', info.get('train_seconds_this_run', 0)) / 60:.0f}"
-        " min in total (rendering, codec fit, decoder) on 2 CPU cores shared with other jobs"
-        f" ({cfg.get('threads', 1)} torch thread(s)).",
-        "- Generation defaults: sampling, top-k "
-        f"{cfg.get('top_k')}, temperature {cfg.get('temperature', 1.0)}, guidance scale "
-        f"{cfg.get('guidance_scale')}; 203 new tokens = 4 s.",
-        "",
-        "Reproduce: `musicrfm mini train --out models/musicgen-mini "
-        f"--steps {cfg.get('steps')} --seed {cfg.get('seed')}"
-        + f" --rhythms {','.join(f'{r}:{g:g}' for r, g in rhythms)}"
-        + (" --two-notes" if two_notes else "")
-        + (" --melodies" if melodies else " --no-melodies")
-        + f" --codec {recipe.codec}"
-        + "`.",
-        "",
     ]
-    lines += [f"- {note}" for note in info.get("notes", [])]
-    if info.get("notes"):
-        lines.append("")
-    return lines
 
 
 def _gates_lines(gates: dict[str, Any]) -> list[str]:
     """The card's table of quality gates and the notes under it."""
+    if "calibration" not in gates:  # a strike-recipe model's gates
+        from musicrfm.mini.strike_card import strike_gates_lines
+
+        return strike_gates_lines(gates)
     s, c, g, cal = gates["summary"], gates["codec"], gates["generation"], gates["calibration"]
     ok = {True: "pass", False: "FAIL"}
     lines = [

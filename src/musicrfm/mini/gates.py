@@ -189,6 +189,14 @@ def run_gates(
     cfg = TrainConfig.from_record(training_info(adapter.local_path).get("train_config", {}))
     torch.set_num_threads(max(1, threads))  # >1 thread is far slower on a loaded, shared CPU
     sr = adapter.sample_rate
+    shown = (
+        model if isinstance(model, (str, os.PathLike)) else adapter.local_path or adapter.model_id
+    )
+    if cfg.data == "strikes":  # the polyphonic testbed: chords, intervals, tempo
+        from musicrfm.mini.strike_gates import run_strike_gates
+
+        result = run_strike_gates(adapter, cfg, seed=seed, n_per_prompt=2 * n_per_prompt)
+        return {**result, "command": f"musicrfm mini gates --model {shown} --seed {seed}"}
 
     # codec: clips never used to fit the codebooks or train the decoder
     _, hold = _grid(cfg)
@@ -218,9 +226,6 @@ def run_gates(
     t1 = time.time()
     generate_clips(adapter, [instruments[0]], seed=seed)
     single = time.time() - t1
-    shown = (
-        model if isinstance(model, (str, os.PathLike)) else adapter.local_path or adapter.model_id
-    )
     return {
         "summary": _summary(codec, generation, single),
         "codec": codec,

@@ -39,8 +39,9 @@ from musicrfm.synth.strikes import StrikeClip
 
 log = logging.getLogger(__name__)
 
-# Settings that may change on --resume: the step budget and generation-only defaults.
-_FREE_ON_RESUME = {"steps", "temperature", "top_k", "guidance_scale"}
+# Settings that may change on --resume: the step budget, the thread count (speed only) and
+# generation-only defaults.
+_FREE_ON_RESUME = {"steps", "threads", "temperature", "top_k", "guidance_scale"}
 
 
 def _captions(
@@ -152,7 +153,7 @@ def train(
 
 def _prepare_work(cfg: TrainConfig, work: Path, resume: bool) -> Path:
     """The work folder, with the config recorded: a run with other settings is refused on
-    ``resume`` (unless only the step budget or generation defaults changed) and starts afresh
+    ``resume`` (unless only the step budget, threads or generation defaults changed) and starts afresh
     without it; a run with the same settings keeps its cached stages, and its checkpoint only
     on ``resume``."""
     work.mkdir(parents=True, exist_ok=True)

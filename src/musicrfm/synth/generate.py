@@ -125,6 +125,49 @@ def generate_dataset(
     return load_dataset(root)
 
 
+def render_specs(
+    specs: Sequence[ClipSpec],
+    out: str | os.PathLike[str],
+    *,
+    name: str,
+    sample_rate: int = 32000,
+    duration: float = 4.0,
+    seed: int = 0,
+    workers: int | None = None,
+    progress: bool = False,
+) -> SynthDataset:
+    """Render clips built elsewhere (e.g. :func:`musicrfm.synth.strikes.tempo_specs`) into a
+    dataset folder, with :func:`generate_dataset`'s journal, resume and manifest. ``name`` and
+    ``seed`` describe how the specs were made: a folder made from other specs is refused."""
+    concepts = sorted({s.concept for s in specs})
+    if not specs:
+        raise ConfigError("no clips to render")
+    sf_path = find_soundfont(None)
+    options = {
+        "concepts": {c: None for c in concepts},
+        "specs": name,
+        "programs": sorted({int(s.program) for s in specs if s.program is not None}),
+        "roots": None,
+        "octaves": None,
+        "limit_per_class": None,
+        "seed": int(seed),
+        "sample_rate": int(sample_rate),
+        "channels": 1,
+        "format": "flac",
+        "duration": float(duration),
+        "soundfont": sf_path.name,
+    }
+    root = Path(out).expanduser()
+    try:
+        for concept in concepts:
+            (root / concept).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatasetError(f"cannot create dataset folder {root}: {exc.strerror or exc}") from exc
+    render_opts = RenderOptions(int(sample_rate), 1, float(duration))
+    _render_all(root, options, list(specs), sf_path, render_opts, workers, progress)
+    return load_dataset(root)
+
+
 def _selection(
     programs: Sequence[int | str] | None,
     roots: Sequence[int | str] | None,

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 JOURNAL = ".progress.jsonl"
 # options that change the audio or the rows of clips already made: a resumed run must match them
-FIXED_OPTIONS = ("seed", "sample_rate", "channels", "format", "duration", "soundfont")
+FIXED_OPTIONS = ("seed", "sample_rate", "channels", "format", "duration", "soundfont", "specs")
 TRAILING = ("duration", "sample_rate", "seed")
 
 
@@ -59,9 +59,9 @@ def check_compatible(root: Path, options: dict[str, Any]) -> list[dict[str, Any]
         old = meta.get("options", {})
     except (OSError, ValueError) as exc:
         raise DatasetError(f"cannot read {meta_path}: {exc}") from exc
-    diff = [k for k in FIXED_OPTIONS if k in old and old[k] != options[k]]
+    diff = [k for k in FIXED_OPTIONS if k in old and old[k] != options.get(k)]
     if diff:
-        detail = ", ".join(f"{k}={old[k]!r} (now {options[k]!r})" for k in diff)
+        detail = ", ".join(f"{k}={old[k]!r} (now {options.get(k)!r})" for k in diff)
         raise ConfigError(
             f"{root} was made with {detail}; use the same options to resume or add clips, "
             "or choose another --out"

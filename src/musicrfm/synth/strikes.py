@@ -285,6 +285,19 @@ def strike_grid(
     return clips
 
 
+def tempo_specs(clips: Sequence[StrikeClip], *, seconds: float = 4.0) -> list[ClipSpec]:
+    """The clips as a tempo dataset's specs: concept ``tempos``, label the BPM (a number, so
+    probes on it are regressions), the note / interval / chord kept in the params."""
+    from dataclasses import replace
+
+    out = []
+    for c in clips:
+        spec = strike_spec(c, seconds=seconds)
+        params = {**spec.params, "strike_concept": c.concept, "strike_label": c.label}
+        out.append(replace(spec, concept="tempos", label=f"{c.bpm:g}", params=params))
+    return out
+
+
 def split_strikes(
     clips: Sequence[StrikeClip], *, holdout: float = 0.1, seed: int = 0
 ) -> tuple[list[StrikeClip], list[StrikeClip]]:

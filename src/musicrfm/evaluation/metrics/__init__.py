@@ -29,6 +29,7 @@ from musicrfm.evaluation.metrics.stats import (
     grouped_accuracy,
     proportion_difference,
     target_accuracy,
+    wilson_interval,
 )
 
 __all__ = [
@@ -47,4 +48,5 @@ __all__ = [
     "mmd_rbf",
     "proportion_difference",
     "target_accuracy",
+    "wilson_interval",
 ]

@@ -95,6 +95,19 @@ def bootstrap_difference(
     return Estimate(float(x.mean() - y.mean()), float(low), float(high), min(x.size, y.size))
 
 
+def wilson_interval(k: int, n: int, *, confidence: float = 0.95) -> Estimate:
+    """k hits of n as a share with its Wilson score interval (keeps its coverage at 0/n and n/n,
+    where a bootstrap collapses to a point)."""
+    from scipy.stats import binomtest
+
+    if n <= 0:
+        raise ConfigError("a share needs at least one trial")
+    if not 0 <= k <= n:
+        raise ConfigError(f"k must be 0..n, got {k} of {n}")
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence, method="wilson")
+    return Estimate(k / n, float(ci.low), float(ci.high), int(n), confidence)
+
+
 def proportion_difference(
     a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray, *, confidence: float = 0.95
 ) -> Estimate:

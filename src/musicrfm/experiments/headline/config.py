@@ -73,7 +73,8 @@ class HeadlineConfig:
         if self.concept not in HEADLINE_CONCEPTS:
             raise ConfigError(
                 f"the headline steers {', '.join(HEADLINE_CONCEPTS)}, not {self.concept!r} (tempo "
-                "is a regression: use `musicrfm sweep` with targets 'faster' / 'slower')"
+                "is a regression: `musicrfm mini headline --concept tempos` measures faster / "
+                "slower, or use `musicrfm sweep` with targets 'faster' / 'slower')"
             )
         if self.clips < 2 or self.baseline_clips < max(self.clips, self.n_flip_clips):
             raise ConfigError(
