@@ -125,3 +125,31 @@ def test_cli_registers_demo():
 
     args = build_parser().parse_args(["demo", "--quick", "--target", "F#", "--out", "x"])
     assert args.quick and args.target == "F#" and Path(args.out) == Path("x")
+
+
+def test_chord_part_runs_and_shows_in_the_report(tmp_path):
+    """The chord part learns chord directions, steers toward one quality with the controls and
+    is judged by the chord detector (plumbing on a random model: it steers nothing)."""
+    from musicrfm.experiments.demo import DemoConfig
+    from musicrfm.experiments.demo.chords import run_chord_part
+    from musicrfm.experiments.demo.report import _chord_section
+
+    cfg = DemoConfig.quick(chord_model="random:tiny", prompts=("violin",), seeds_per_prompt=2,
+                           clips_per_class=6, seconds=1.0)  # fmt: skip
+    chords = run_chord_part(cfg, tmp_path / "work", tmp_path / "out", progress=False)
+    conditions = [r["condition"] for r in chords["summary"]]
+    assert conditions[:2] == ["unsteered", "concept"] and {"random", "flip"} <= set(conditions)
+    assert chords["target"] == "minor" and all(r["n"] == 2 for r in chords["summary"])
+    title, body = _chord_section(chords)
+    assert "polyphonic testbed" in title and "minor" in body
+    assert (tmp_path / "out" / "results_chords.csv").is_file()
+
+
+def test_a_missing_chord_model_skips_the_chord_part_with_a_notice(tmp_path, caplog):
+    from musicrfm.experiments.demo import DemoConfig
+    from musicrfm.experiments.demo.run import _chord_part
+
+    cfg = DemoConfig.quick(chord_model=str(tmp_path / "no-such-model"))
+    assert _chord_part(cfg, tmp_path, tmp_path, 0, "cpu", False) is None
+    assert "no chord part" in caplog.text
+    assert _chord_part(DemoConfig.quick(), tmp_path, tmp_path, 0, "cpu", False) is None

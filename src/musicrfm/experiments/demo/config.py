@@ -72,6 +72,11 @@ class DemoConfig:
     batch: int = 16
     instrument_check: bool = True
     examples_per_condition: int = 4
+    # the chord part (experiments.demo.chords): one chord quality on the polyphonic testbed
+    # (None: no chord part; skipped with a notice when that model is not in the checkout)
+    chord_model: str | None = "musicgen-mini-poly"
+    chord_target: str = "minor"
+    chord_relative_coef: float = 0.15
 
     def prompt_texts(self) -> list[str]:
         """The prompts as given to the model: instrument, then ", <register> register" if set."""
@@ -91,6 +96,7 @@ class DemoConfig:
             instrument_check=False,
             examples_per_condition=2,
             controls=("random", "flip"),
+            chord_model=None,
         )
         return replace(base, **changes)
 

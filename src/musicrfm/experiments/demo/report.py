@@ -129,6 +129,8 @@ def write_report_html(
         sections.append(("Accuracy vs η0", f"<img src='{rel['coef_sweep']}' alt='sweep'>"))
     if xf.get("n"):
         sections.append(_crossfade_section(out, frame, xf, rel))
+    if settings.get("chords"):
+        sections.append(_chord_section(settings["chords"]))
     panels = "".join(
         f"<img src='{rel[k]}' width='520' alt='{k}'>" for k in ("panel_unsteered", "panel_concept")
         if k in rel
@@ -160,6 +162,29 @@ def _result_html(summary: pd.DataFrame, settings: dict[str, Any]) -> str:
         f"<b>{c['accuracy']:.2f}</b> [{c['ci_low']:.2f}, {c['ci_high']:.2f}] of n={c['n']} clips, "
         f"against {u['accuracy']:.2f} [{u['ci_low']:.2f}, {u['ci_high']:.2f}] unsteered "
         f"(chance 1/12 = 0.083). Intervals are 95% percentile-bootstrap CIs.</p>"
+    )
+
+
+def _chord_section(chords: dict[str, Any]) -> tuple[str, str]:
+    """The chord part: steering toward one chord quality on the polyphonic testbed."""
+    summary = pd.DataFrame(chords["summary"])
+    shown = [c for c in ("condition", "coef", "accuracy", "ci_low", "ci_high", "n", "adherence",
+                         "detected") if c in summary]  # fmt: skip
+    c = summary[summary["condition"] == "concept"].iloc[-1]
+    u = summary[summary["condition"] == "unsteered"].iloc[0]
+    text = (
+        f"<p class='note'>The note model is monophonic, so chords are steered on the second "
+        f"bundled model, {html.escape(chords['model_id'])} (trained on notes, intervals and "
+        f"triads at 60-180 BPM). Toward <b>{html.escape(chords['target'])}</b> at "
+        f"η0={c['coef']:g} ({chords['relative_coef']:g}x the median activation norm), the chord "
+        f"detector hears a {html.escape(chords['target'])} triad in <b>{c['accuracy']:.2f}</b> "
+        f"[{c['ci_low']:.2f}, {c['ci_high']:.2f}] of n={c['n']} clips, against "
+        f"{u['accuracy']:.2f} [{u['ci_low']:.2f}, {u['ci_high']:.2f}] unsteered (chance 1/4). "
+        "Controls as for the note.</p>"
+    )
+    return (
+        "Chord quality on the polyphonic testbed",
+        text + _table_html(summary[shown]) + _table_html(pd.DataFrame(chords["controls"])),
     )
 
 

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from musicrfm.errors import ConfigError
-from musicrfm.evaluation.judges import find_reference_judge, model_folder
 from musicrfm.experiments.demo.config import (
     CONTROL_LABELS,
     DemoConfig,
@@ -30,7 +29,7 @@ from musicrfm.experiments.demo.stages import (
     demo_jobs,
     detect_notes,
     generate_all,
-    instrument_adherence,
+    judge_adherence,
     learn_note_directions,
     sampling_options,
     summarize,
@@ -105,13 +104,17 @@ def run_demo(
     xf = crossfade_summary(extra["detections"], tgt, b, cfg.seconds)
     inst_info: dict[str, Any] = {}
     if cfg.instrument_check:
-        frame, inst_info = _judge_adherence(adapter, dataset, frame, records, seed)
+        frame, inst_info = judge_adherence(adapter, dataset, frame, records, seed)
     summary, comp = summarize(frame, seed)
     timings["evaluate"] = time.perf_counter() - t
+    chords = _chord_part(cfg, work_dir, out, seed, device, progress)
+    if chords is not None:
+        timings["chords"] = sum(chords["timings"].values())
 
     t = log_stage(7, f"writing the report to {out}")
     files = write_outputs(out, frame, summary, comp, xf, tgt)
     settings = _settings(adapter, cfg, dataset, trained, coefs, scale, tgt, b, seed, inst_info)
+    settings["chords"] = chords
     settings["quick"] = bool(quick and config is None)
     settings["command"] = command or (
         f"musicrfm demo --seed {seed} --target {tgt}" + (" --quick" if quick else "")
@@ -150,6 +153,24 @@ def _write_pages(
     return html_path
 
 
+def _chord_part(
+    cfg: DemoConfig, work: Path, out: Path, seed: int, device: str, progress: bool
+) -> dict[str, Any] | None:
+    """The chord part on the polyphonic testbed, or None (with a notice) when the config has
+    none or that model is not in this checkout."""
+    from musicrfm.errors import ModelError
+    from musicrfm.experiments.demo.chords import run_chord_part
+
+    if not cfg.chord_model:
+        return None
+    log_stage(6, f"chord part: steering toward {cfg.chord_target} on {cfg.chord_model}")
+    try:
+        return run_chord_part(cfg, work, out, seed=seed, device=device, progress=progress)
+    except ModelError as exc:
+        log.warning("no chord part: %s", exc)
+        return None
+
+
 def _checked_notes(cfg: DemoConfig) -> tuple[str, str]:
     """The target note and the crossfade's second note, after checking the settings (before
     any expensive work)."""
@@ -169,21 +190,6 @@ def _checked_notes(cfg: DemoConfig) -> tuple[str, str]:
     if not cfg.prompts or cfg.seeds_per_prompt < 1:
         raise ConfigError("the demo needs at least one prompt and one seed per prompt")
     return tgt, b
-
-
-def _judge_adherence(
-    adapter: ModelAdapter, dataset: Any, frame: pd.DataFrame, records: list[dict], seed: int
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Prompt adherence of the steady clips, by the reference judge when the model's folder
-    carries one for its codec (`musicrfm mini judge`; fitting one here would take longer than
-    the whole demo), else by the note-set classifier."""
-    steady = [r for r in records if r["kind"] == "steady"]
-    folder = model_folder(adapter)
-    part, info = instrument_adherence(
-        dataset, frame[frame["kind"] == "steady"], steady, seed, adapter=adapter,
-        judge=find_reference_judge(adapter, [folder] if folder is not None else []),
-    )  # fmt: skip
-    return pd.concat([part, frame[frame["kind"] != "steady"]], ignore_index=True), info
 
 
 def _settings(

@@ -351,6 +351,23 @@ def instrument_adherence(
     return frame, info
 
 
+def judge_adherence(
+    adapter: ModelAdapter, dataset: Any, frame: pd.DataFrame, records: list[dict], seed: int
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Prompt adherence of the steady clips, by the reference judge when the model's folder
+    carries one for its codec (`musicrfm mini judge`; fitting one here would take longer than
+    the whole demo), else by the note-set classifier."""
+    from musicrfm.evaluation.judges import find_reference_judge, model_folder
+
+    steady = [r for r in records if r["kind"] == "steady"]
+    folder = model_folder(adapter)
+    part, info = instrument_adherence(
+        dataset, frame[frame["kind"] == "steady"], steady, seed, adapter=adapter,
+        judge=find_reference_judge(adapter, [folder] if folder is not None else []),
+    )  # fmt: skip
+    return pd.concat([part, frame[frame["kind"] != "steady"]], ignore_index=True), info
+
+
 def summarize(frame: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     from musicrfm.evaluation.metrics import bootstrap_ci
     from musicrfm.experiments.report.tables import compare_conditions
