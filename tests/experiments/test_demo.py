@@ -113,7 +113,9 @@ def test_missing_bundled_model_says_how_to_train(tmp_path, monkeypatch):
     from musicrfm.experiments.demo import run_demo
 
     monkeypatch.setattr(
-        musicrfm.models.loader, "bundled_model_dirs", lambda: [tmp_path / "nothing"]
+        musicrfm.models.loader,
+        "bundled_model_dirs",
+        lambda folder="musicgen-mini": [tmp_path / "nothing"],
     )
     with pytest.raises(ModelError, match="musicrfm mini train"):
         run_demo(model="mini", out=tmp_path / "out", work=tmp_path / "work", progress=False)

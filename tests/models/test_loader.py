@@ -194,13 +194,17 @@ def test_save_pretrained_then_load_local_dir(tiny: MusicGenAdapter, tmp_path: Pa
 def test_bundled_model_missing_then_found(
     tiny: MusicGenAdapter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(models, "bundled_model_dirs", lambda: [tmp_path / "nope"])
+    monkeypatch.setattr(
+        models, "bundled_model_dirs", lambda folder="musicgen-mini": [tmp_path / "nope"]
+    )
     with pytest.raises(ModelError, match="musicgen-mini is not available"):
         load_model("mini")
     with pytest.raises(ModelError, match="musicgen-mini"):
         load_model(None)
     tiny.save_pretrained(tmp_path / "mini")
-    monkeypatch.setattr(models, "bundled_model_dirs", lambda: [tmp_path / "mini"])
+    monkeypatch.setattr(
+        models, "bundled_model_dirs", lambda folder="musicgen-mini": [tmp_path / "mini"]
+    )
     adapter = load_model("default")
     assert adapter.model_id == "musicgen-mini" and adapter.source == "bundled"
 
@@ -262,7 +266,9 @@ def test_every_bundled_name_loads_the_bundled_model(name: str | None) -> None:
 def test_missing_bundled_model_says_how_to_get_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(models, "bundled_model_dirs", lambda: [tmp_path / "nope"])
+    monkeypatch.setattr(
+        models, "bundled_model_dirs", lambda folder="musicgen-mini": [tmp_path / "nope"]
+    )
     with pytest.raises(ModelError) as exc:
         load_model("musicgen-mini")
     text = str(exc.value)
@@ -339,3 +345,25 @@ def test_register_codecs_is_idempotent() -> None:
     ):
         config = AutoConfig.for_model(model_type)
         assert type(AutoModel.from_config(config)) is cls
+
+
+def test_the_polyphonic_testbed_has_its_own_bundled_name(tmp_path, monkeypatch) -> None:
+    """`mini-poly` / `musicgen-mini-poly` name the second bundled model; when its folder is
+    missing the error says how to train it (the default model's env override does not apply)."""
+    import pytest
+
+    from musicrfm.errors import ModelError
+    from musicrfm.models import (
+        POLY_MODEL_NAME,
+        bundled_model_dirs,
+        load_model,
+        loader,
+        resolve_name,
+    )
+
+    assert resolve_name("mini-poly") == resolve_name(POLY_MODEL_NAME) == "mini-poly"
+    monkeypatch.setenv("MUSICRFM_MINI_MODEL", str(tmp_path))
+    assert all(d.name == POLY_MODEL_NAME for d in bundled_model_dirs(POLY_MODEL_NAME))
+    monkeypatch.setattr(loader, "bundled_model_dirs", lambda folder: [tmp_path / folder])
+    with pytest.raises(ModelError, match="--data strikes --codec polyphonic"):
+        load_model("mini-poly")

@@ -26,6 +26,7 @@ from musicrfm.models.codecs import register_codecs
 from musicrfm.models.loader import (
     BUNDLED_MODEL_NAME,
     BUNDLED_NAMES,
+    POLY_MODEL_NAME,
     bundled_model_dirs,
     load_model,
     random_model,
@@ -38,6 +39,7 @@ register_codecs()
 __all__ = [
     "BUNDLED_MODEL_NAME",
     "BUNDLED_NAMES",
+    "POLY_MODEL_NAME",
     "POSITION_CONVENTION",
     "DecoderInputs",
     "ModelAdapter",

@@ -6,6 +6,7 @@ Sources a model can come from (:func:`load_model`):
   fine-tunes), from the network or the local hub cache; the short names in `HUB_NAMES`
   (``musicgen-small``...) stand for them;
 - a local folder written by ``save_pretrained``;
+- ``mini-poly`` / ``musicgen-mini-poly``: the second bundled model, the polyphonic testbed;
 - one of `BUNDLED_NAMES` (``mini``, ``musicgen-mini``, ``default``) or None: the bundled small
   MusicGen-architecture model (``musicgen-mini`` is also the ``model_id`` its clips record, so
   a clip's sidecar names a model this loader finds again);
@@ -38,6 +39,9 @@ log = logging.getLogger(__name__)
 
 BUNDLED_MODEL_NAME = "musicgen-mini"
 BUNDLED_NAMES = ("mini", BUNDLED_MODEL_NAME, "default")
+POLY_MODEL_NAME = "musicgen-mini-poly"
+"""The second bundled model: the polyphonic testbed (notes, intervals, triads at 60-180 BPM)."""
+POLY_NAMES = ("mini-poly", POLY_MODEL_NAME)
 HUB_NAMES = {
     f"musicgen-{size}": f"facebook/musicgen-{size}"
     for size in ("small", "medium", "large", "melody", "melody-large", "stereo-small")
@@ -51,18 +55,20 @@ def resolve_name(name_or_path: str | None) -> str:
     name = "" if name_or_path is None else str(name_or_path).strip()
     if name in ("", *BUNDLED_NAMES):
         return "mini"
+    if name in POLY_NAMES:
+        return "mini-poly"
     return HUB_NAMES.get(name, name)
 
 
-def bundled_model_dirs() -> list[Path]:
-    """Where the bundled mini model may live (env override first)."""
+def bundled_model_dirs(folder: str = BUNDLED_MODEL_NAME) -> list[Path]:
+    """Where a bundled model may live (for the default one, the env override first)."""
     dirs = []
     env = os.environ.get("MUSICRFM_MINI_MODEL")
-    if env:
+    if env and folder == BUNDLED_MODEL_NAME:
         dirs.append(Path(env))
     here = Path(__file__).resolve()
-    dirs.append(here.parents[1] / "data" / BUNDLED_MODEL_NAME)  # inside an installed package
-    dirs.append(here.parents[3] / "models" / BUNDLED_MODEL_NAME)  # repository checkout
+    dirs.append(here.parents[1] / "data" / folder)  # inside an installed package
+    dirs.append(here.parents[3] / "models" / folder)  # repository checkout
     return dirs
 
 
@@ -138,11 +144,12 @@ def load_model(
     if name.startswith("random:"):
         raise ConfigError(f"bad random model spec {name!r}; use random:<tiny|small>[:seed<N>]")
     register_codecs()
-    path = _bundled_folder() if name == "mini" else Path(name).expanduser()
+    bundled = {"mini": BUNDLED_MODEL_NAME, "mini-poly": POLY_MODEL_NAME}.get(name)
+    path = _bundled_folder(bundled) if bundled else Path(name).expanduser()
     if path.is_dir():
-        source = "bundled" if name == "mini" else "local"
+        source = "bundled" if bundled else "local"
         model, tok, tok_err = _load_folder(path, torch_dtype)
-        model_id = BUNDLED_MODEL_NAME if source == "bundled" else str(path.resolve())
+        model_id = bundled or str(path.resolve())
         local_path: Path | None = path.resolve()
     else:
         if name.startswith((".", "/", "~")) or name.count("/") > 1 or path.exists():
@@ -165,13 +172,21 @@ def load_model(
     return adapter
 
 
-def _bundled_folder() -> Path:
-    """The first folder of :func:`bundled_model_dirs` holding the bundled model, or a ModelError
+def _bundled_folder(folder: str = BUNDLED_MODEL_NAME) -> Path:
+    """The first folder of :func:`bundled_model_dirs` holding a bundled model, or a ModelError
     that says how to get one."""
-    dirs = bundled_model_dirs()
+    dirs = bundled_model_dirs(folder)
     for d in dirs:
         if (d / "config.json").is_file():
             return d
+    if folder == POLY_MODEL_NAME:
+        raise ModelError(
+            f"the bundled model {POLY_MODEL_NAME} is not available (looked in "
+            + ", ".join(str(d) for d in dirs)
+            + f"). Train it with `musicrfm mini train --out models/{POLY_MODEL_NAME} --data "
+            "strikes --codec polyphonic --codec-fit-clips 1500 --steps 3000` (about 1.5 h on "
+            "2 CPU cores)"
+        )
     raise ModelError(
         "the bundled model musicgen-mini is not available (looked in "
         + ", ".join(str(d) for d in dirs)
