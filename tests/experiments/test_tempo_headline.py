@@ -79,3 +79,17 @@ def test_a_quick_tempo_headline_runs_on_a_random_model(tmp_path) -> None:
     assert json.loads((tmp_path / "out" / "headline.json").read_text())["rows"] == record["rows"]
     assert (tmp_path / "out" / "tempo.png").stat().st_size > 0
     assert len(record["probe_r2"]["val"]) == 4  # one regression probe per layer
+    # a mini model's card keeps it beside the notes headline, in its own file
+    from dataclasses import asdict
+
+    from musicrfm.mini.card import record_headline
+    from musicrfm.mini.config import TrainConfig
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "training.json").write_text(json.dumps({"train_config": asdict(TrainConfig())}))
+    card = record_headline(folder, record, "tempos").read_text()
+    assert json.loads((folder / "headline-tempos.json").read_text()) == record
+    assert not (folder / "headline.json").exists()
+    assert "## Steering tempo (a signed regression direction)" in card
+    assert f"All criteria met: {record['overall']['passed']}" in card

@@ -302,7 +302,6 @@ def _headline(args: argparse.Namespace) -> int:
     import torch
 
     from musicrfm.experiments.headline import HeadlineConfig, run_headline
-    from musicrfm.mini.card import record_headline
     from musicrfm.models import load_model
 
     torch.set_num_threads(max(1, args.threads))
@@ -347,16 +346,22 @@ def _headline(args: argparse.Namespace) -> int:
             device=args.device, command=command,
         )  # fmt: skip
         print(Path(args.out, "headline.md").read_text())
+        _record_in_card(args, adapter, record)
         return 0 if record["overall"]["passed"] else 1
     record = run_headline(
         model=adapter, out=args.out, work=args.work, seed=args.seed, config=cfg,
         device=args.device, command=command,
     )  # fmt: skip
     print(Path(args.out, "headline.md").read_text())
-    folder = adapter.local_path
-    if args.concept != "notes":
-        print("(only the notes headline is recorded in the model card)")
-    elif not args.no_card and folder is not None and (folder / "training.json").exists():
-        record_headline(folder, record)
-        print(f"recorded in {folder / 'README.md'}")
+    _record_in_card(args, adapter, record)
     return 0 if record["overall"]["passed"] else 1
+
+
+def _record_in_card(args: argparse.Namespace, adapter, record: dict) -> None:
+    """Keep a headline in a mini model's folder and card (unless --no-card)."""
+    from musicrfm.mini.card import record_headline
+
+    folder = adapter.local_path
+    if not args.no_card and folder is not None and (folder / "training.json").exists():
+        record_headline(folder, record, args.concept)
+        print(f"recorded in {folder / 'README.md'}")

@@ -30,10 +30,18 @@ def record_gates(folder: str | Path, result: dict[str, Any]) -> Path:
     return refresh_model_card(folder)
 
 
-def record_headline(folder: str | Path, record: dict[str, Any]) -> Path:
+HEADLINE_FILES = {"notes": "headline.json", "chords": "headline-chords.json",
+                  "intervals": "headline-intervals.json", "tempos": "headline-tempos.json"}  # fmt: skip
+"""Where each concept's headline is kept in a model folder (notes: the original name)."""
+_TITLES = {"notes": ("each pitch class (the headline)", "note"),
+           "chords": ("each chord quality", "quality"),
+           "intervals": ("each interval", "interval")}  # fmt: skip
+
+
+def record_headline(folder: str | Path, record: dict[str, Any], concept: str = "notes") -> Path:
     """Keep a headline result (musicrfm.experiments.headline) beside the model and in its card."""
     folder = Path(folder)
-    (folder / "headline.json").write_text(json.dumps(record, indent=2))
+    (folder / HEADLINE_FILES[concept]).write_text(json.dumps(record, indent=2))
     return refresh_model_card(folder)
 
 
@@ -47,15 +55,72 @@ def refresh_model_card(folder: str | Path) -> Path:
 
 
 def _headline_lines(folder: Path) -> list[str]:
-    path = folder / "headline.json"
-    if not path.exists():
-        return []
-    rec = json.loads(path.read_text())
-    s = rec["settings"]
+    """Every concept's headline the folder keeps, notes first."""
+    lines: list[str] = []
+    for concept, name in HEADLINE_FILES.items():
+        path = folder / name
+        if not path.exists():
+            continue
+        rec = json.loads(path.read_text())
+        if concept == "tempos":
+            lines += _tempo_lines(rec)
+        else:
+            lines += _class_headline_lines(rec, concept)
+    return lines
+
+
+def _tempo_lines(rec: dict[str, Any]) -> list[str]:
+    """The tempo headline: median detected BPM by signed η0, the controls, the verdict."""
+    v, s = rec["overall"], rec["settings"]
     lines = [
-        "## Steering toward each pitch class (the headline)",
+        "## Steering tempo (a signed regression direction)",
         "",
-        f"Measured by `{s['command']}`: note directions trained on this model's activations, "
+        f"Measured by `{s['command']}`: one tempo direction per layer (RFM regression probes on "
+        "strike clips at 60-180 BPM, signed by their correlation with the BPM); η0 > 0 is "
+        "'faster', η0 < 0 'slower'; the tempo detector's BPM of every clip, the median's change "
+        "against the unsteered median with a bootstrap 95% CI.",
+        "",
+        "| condition | η0 | median BPM | change [95% CI] | adherence | n |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in sorted(
+        rec["rows"],
+        key=lambda r: (r["condition"] not in ("unsteered", "faster", "slower"), r["coef"]),
+    ):
+        adh = f"{r['adherence']:.2f}" if r.get("adherence") is not None else ""
+        lines.append(
+            f"| {r['condition']} | {r['coef']:+.2f} | {r['median_bpm']:.1f} | {r['change']:+.3f} "
+            f"[{r['change_ci'][0]:+.3f}, {r['change_ci'][1]:+.3f}] | {adh} | {r['n']} |"
+        )
+    lines += ["", f"- Medians rise monotonically with η0: {v['monotone']}."]
+    for w in ("faster", "slower"):
+        d = v[w]
+        controls = ", ".join(
+            f"{k} {c['change']:+.3f} [{c['ci'][0]:+.3f}, {c['ci'][1]:+.3f}]"
+            for k, c in d["controls"].items()
+        )
+        lines.append(
+            f"- {w}: best η0 {d['coef']:+.2f} moves the median {d['change']:+.3f} "
+            f"(>= 20%: {d['moved_20pct']}), adherence change {d['adherence_change']:+.3f}; "
+            f"controls at equal norm: {controls}."
+        )
+    if "flip" in v:
+        f = v["flip"]
+        lines.append(
+            f"- The sign-flipped 'faster' direction: {f['change']:+.3f} [{f['ci'][0]:+.3f}, {f['ci'][1]:+.3f}] (slows down: {f['slows_down']})."
+        )
+    lines += [f"- All criteria met: {v['passed']}.", ""]
+    return lines
+
+
+def _class_headline_lines(rec: dict[str, Any], concept: str) -> list[str]:
+    """A classification concept's headline: per class the best η0, hits, controls, verdict."""
+    s = rec["settings"]
+    title, column = _TITLES.get(concept, (concept, "class"))
+    lines = [
+        f"## Steering toward {title}",
+        "",
+        f"Measured by `{s['command']}`: {concept} directions trained on this model's activations, "
         f"η0 = {', '.join(f'{c:.1f}' for c in s['coefs'])} "
         f"({', '.join(f'{r:g}' for r in s['relative_coefs'])} x the median activation norm), "
         "best η0 = the smallest reaching 0.8 (else the best); controls at that η0; same "
@@ -63,7 +128,7 @@ def _headline_lines(folder: Path) -> list[str]:
         + str(rec["per_target"][0]["n_baseline"])
         + "); adherence = the timbre classifier hears the prompted instrument family.",
         "",
-        "| note | unsteered | best η0 | steered [95% CI] | random | orthogonal | flip "
+        f"| {column} | unsteered | best η0 | steered [95% CI] | random | orthogonal | flip "
         "| flip: target probability − unsteered [95% CI] |",
         "|---|---|---|---|---|---|---|---|",
     ]
