@@ -77,7 +77,7 @@ def test_gate_classifier_is_the_projects_instrument_classifier(mini) -> None:
 
 def _bundled_copy(tmp_path: Path) -> Path:
     """The bundled folder's records (weights linked, not copied)."""
-    folder = tmp_path / "mini"
+    folder = tmp_path / BUNDLED.name  # the card is titled with the folder's name
     folder.mkdir()
     for p in BUNDLED.iterdir():
         if p.suffix == ".safetensors":

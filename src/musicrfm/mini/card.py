@@ -117,10 +117,11 @@ def _class_headline_lines(rec: dict[str, Any], concept: str) -> list[str]:
     """A classification concept's headline: per class the best η0, hits, controls, verdict."""
     s = rec["settings"]
     title, column = _TITLES.get(concept, (concept, "class"))
+    noun = {"notes": "note", "chords": "chord-quality"}.get(concept, column)
     lines = [
         f"## Steering toward {title}",
         "",
-        f"Measured by `{s['command']}`: {concept} directions trained on this model's activations, "
+        f"Measured by `{s['command']}`: {noun} directions trained on this model's activations, "
         f"η0 = {', '.join(f'{c:.1f}' for c in s['coefs'])} "
         f"({', '.join(f'{r:g}' for r in s['relative_coefs'])} x the median activation norm), "
         "best η0 = the smallest reaching 0.8 (else the best); controls at that η0; same "
