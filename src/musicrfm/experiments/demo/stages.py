@@ -304,9 +304,10 @@ def instrument_adherence(
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Prompt adherence: does the offline timbre classifier hear the prompted instrument family?
 
-    The classifier is fitted on the note set's clips and, with ``adapter``, also on their codec
-    round trips: generated audio always comes out of the codec, and a classifier that only heard
-    clean renders mistakes codec colouring for another instrument.
+    The classifier is fitted on the training set's clips (the note set, or the concept's set:
+    any clip names its program) and, with ``adapter``, also on their codec round trips: generated
+    audio always comes out of the codec, and a classifier that only heard clean renders mistakes
+    codec colouring for another instrument.
 
     ``reference=True`` fits a small MLP on :func:`reference_instrument_clips` (every prompt
     instrument at every note of the three registers, in four rhythms) and their codec round
@@ -328,7 +329,7 @@ def instrument_adherence(
     else:
         augment = codec_round_trip(adapter) if adapter is not None else None
         clf, report = train_instrument_classifier(
-            dataset, concepts=("notes",), seed=seed, augment=augment
+            dataset, concepts=tuple(dataset.concepts), seed=seed, augment=augment
         )
     adh = prompt_adherence(
         clf,
