@@ -171,7 +171,7 @@ def generation_spread(audio: np.ndarray, sr: int) -> dict[str, Any]:
     labels: dict[str, list[str]] = {"notes": [], "chords": [], "intervals": [], "tempos": []}
     for y in audio:
         labels["notes"].append(det.detect(y, sr, "notes").label)
-        labels["chords"].append(str(det.detect(y, sr, "chords").details.get("quality")))
+        labels["chords"].append(str(det.detect(y, sr, "chords").label))  # a quality or none
         labels["intervals"].append(det.detect(y, sr, "intervals", mode="harmonic").label)
         t = det.detect(y, sr, "tempos")
         bpm = float(t.details.get("bpm", float("nan"))) if not t.silent else float("nan")
