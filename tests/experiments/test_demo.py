@@ -141,9 +141,9 @@ def test_chord_part_runs_and_shows_in_the_report(tmp_path):
     chords = run_chord_part(cfg, tmp_path / "work", tmp_path / "out", progress=False)
     conditions = [r["condition"] for r in chords["summary"]]
     assert conditions[:2] == ["unsteered", "concept"] and {"random", "flip"} <= set(conditions)
-    assert chords["target"] == "minor" and all(r["n"] == 2 for r in chords["summary"])
+    assert chords["target"] == "augmented" and all(r["n"] == 2 for r in chords["summary"])
     title, body = _chord_section(chords)
-    assert "polyphonic testbed" in title and "minor" in body
+    assert "polyphonic testbed" in title and "augmented" in body
     assert (tmp_path / "out" / "results_chords.csv").is_file()
 
 

@@ -55,7 +55,10 @@ def run_chord_part(
     t = time.perf_counter()
     adapter = load_model(cfg.chord_model, device=device)
     timings["load"] = time.perf_counter() - t
-    part = replace(cfg, crossfade_clips=0, relative_coefs=(cfg.chord_relative_coef,), coefs=None)
+    part = replace(
+        cfg, crossfade_clips=0, relative_coefs=(cfg.chord_relative_coef,), coefs=None,
+        seeds_per_prompt=cfg.chord_seeds_per_prompt,
+    )  # fmt: skip
     dataset, features, trained = learn_note_directions(
         adapter, part, work / "chords", seed=seed, device=device, progress=progress,
         timings=timings, concept="chords",
