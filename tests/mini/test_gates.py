@@ -75,11 +75,11 @@ def test_gate_classifier_is_the_projects_instrument_classifier(mini) -> None:
     assert result["instrument_chance"] == 0.5
 
 
-def _bundled_copy(tmp_path: Path) -> Path:
-    """The bundled folder's records (weights linked, not copied)."""
-    folder = tmp_path / BUNDLED.name  # the card is titled with the folder's name
+def _bundled_copy(tmp_path: Path, source: Path = BUNDLED) -> Path:
+    """A bundled folder's records (weights linked, not copied)."""
+    folder = tmp_path / source.name  # the card is titled with the folder's name
     folder.mkdir()
-    for p in BUNDLED.iterdir():
+    for p in source.iterdir():
         if p.suffix == ".safetensors":
             (folder / p.name).symlink_to(p)
         elif p.is_file():
@@ -88,14 +88,17 @@ def _bundled_copy(tmp_path: Path) -> Path:
 
 
 @needs_bundled
-def test_bundled_card_is_what_the_card_writer_makes_of_its_folder(tmp_path) -> None:
-    """models/musicgen-mini/README.md is regenerated, never hand-edited: rewriting it from the
+@pytest.mark.parametrize("name", ["musicgen-mini", "musicgen-mini-poly"])
+def test_bundled_card_is_what_the_card_writer_makes_of_its_folder(tmp_path, name) -> None:
+    """models/<bundled>/README.md is regenerated, never hand-edited: rewriting it from the
     folder's records gives the same text."""
     from musicrfm.mini.card import refresh_model_card
 
-    folder = _bundled_copy(tmp_path)
+    folder = _bundled_copy(tmp_path, REPO / "models" / name)
     (folder / "README.md").unlink()
-    assert refresh_model_card(folder).read_text() == (BUNDLED / "README.md").read_text()
+    assert (
+        refresh_model_card(folder).read_text() == (REPO / "models" / name / "README.md").read_text()
+    )
 
 
 @needs_bundled
