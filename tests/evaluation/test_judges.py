@@ -112,7 +112,7 @@ def test_the_demo_judges_with_the_judge_its_model_folder_carries(fitted, tmp_pat
     monkeypatch.setattr(judge_mod, "REFERENCE_NOTES", SMALL["notes"])
     monkeypatch.setattr(judge_mod, "REFERENCE_RHYTHMS", SMALL["rhythms"])
     assert run("no-folder")["classifier"] == "note set (logistic)"
-    monkeypatch.setattr("musicrfm.experiments.demo.run.model_folder", lambda adapter: folder)
+    monkeypatch.setattr("musicrfm.evaluation.judges.model_folder", lambda adapter: folder)
     assert run("with-judge")["classifier"] == "reference (MLP)"
 
 
