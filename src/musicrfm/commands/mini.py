@@ -224,9 +224,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"model written to {out}")
         if not args.no_gates:
             from musicrfm.mini.card import record_gates
-            from musicrfm.mini.gates import run_gates
+            from musicrfm.mini.strike_gates import run_model_gates
 
-            result = run_gates(Path(out).resolve(), seed=args.seed)  # a folder, never a name
+            result = run_model_gates(Path(out).resolve(), seed=args.seed)  # a folder, not a name
             result["command"] = f"musicrfm mini gates --model {out} --seed {args.seed}"
             record_gates(out, result)
             print(json.dumps(result["summary"], indent=2))
@@ -242,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _gates(args: argparse.Namespace) -> int:
     from musicrfm.mini.card import record_gates
-    from musicrfm.mini.gates import run_gates
+    from musicrfm.mini.strike_gates import run_model_gates
     from musicrfm.models import load_model
 
     adapter = load_model(args.model)
@@ -252,7 +252,7 @@ def _gates(args: argparse.Namespace) -> int:
             "card in; pass --no-card"
         )
     kwargs = {} if args.n_per_prompt is None else {"n_per_prompt": args.n_per_prompt}
-    result = run_gates(adapter, seed=args.seed, **kwargs)
+    result = run_model_gates(adapter, seed=args.seed, **kwargs)
     result["command"] = f"musicrfm mini gates --model {args.model} --seed {args.seed}"
     if not args.no_card:
         print(f"model card: {record_gates(adapter.local_path, result)}")

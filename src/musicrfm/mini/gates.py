@@ -192,11 +192,6 @@ def run_gates(
     shown = (
         model if isinstance(model, (str, os.PathLike)) else adapter.local_path or adapter.model_id
     )
-    if cfg.data == "strikes":  # the polyphonic testbed: chords, intervals, tempo
-        from musicrfm.mini.strike_gates import run_strike_gates
-
-        result = run_strike_gates(adapter, cfg, seed=seed, n_per_prompt=2 * n_per_prompt)
-        return {**result, "command": f"musicrfm mini gates --model {shown} --seed {seed}"}
 
     # codec: clips never used to fit the codebooks or train the decoder
     _, hold = _grid(cfg)

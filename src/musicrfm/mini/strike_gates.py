@@ -258,3 +258,28 @@ def run_strike_gates(
 def _share(values: list[bool]) -> dict[str, Any]:
     return {"k": int(sum(values)), "n": len(values),
             "share": float(np.mean(values)) if values else float("nan")}  # fmt: skip
+
+
+def run_model_gates(
+    model: Any = "mini", *, seed: int = 0, n_per_prompt: int = 4, threads: int = 1
+) -> dict[str, Any]:
+    """The gates of any mini model: the strike gates for a strike-recipe model (with twice the
+    unsteered clips: its spread is judged over more classes), else the note gates."""
+    import os
+
+    import torch
+
+    from musicrfm.mini.config import TrainConfig
+    from musicrfm.mini.gates import run_gates, training_info
+    from musicrfm.models import load_model
+
+    adapter = load_model(model)
+    cfg = TrainConfig.from_record(training_info(adapter.local_path).get("train_config", {}))
+    if cfg.data != "strikes":
+        return run_gates(adapter, seed=seed, n_per_prompt=n_per_prompt, threads=threads)
+    torch.set_num_threads(max(1, threads))
+    shown = (
+        model if isinstance(model, (str, os.PathLike)) else adapter.local_path or adapter.model_id
+    )
+    result = run_strike_gates(adapter, cfg, seed=seed, n_per_prompt=2 * n_per_prompt)
+    return {**result, "command": f"musicrfm mini gates --model {shown} --seed {seed}"}
