@@ -41,6 +41,7 @@ STAGES = (
     ("steering", ("musicrfm.steering",)),
     ("evaluation", ("musicrfm.evaluation",)),
     ("experiments", ("musicrfm.experiments",)),
+    ("studio", ("musicrfm.studio",)),
     ("mini", ("musicrfm.mini",)),
     ("cli", ("musicrfm.commands", "musicrfm.cli", "musicrfm.__main__")),
 )

@@ -13,6 +13,16 @@ import musicrfm.commands
 from musicrfm import __version__
 from musicrfm.errors import MusicRFMError
 
+# what Ctrl-C keeps, per verb: these verbs write each finished piece as they go and skip it when
+# run again; the others start over
+RESUMABLE = ("demo", "extract", "generate", "sweep", "synth")
+INTERRUPTED = {
+    "resumable": "interrupted: work done so far is kept; run the same command again to resume.",
+    "mini": "interrupted: run the same command again (`mini train --resume` continues from the "
+    "last checkpoint).",
+    "other": "interrupted: this command does not resume; run it again to start over.",
+}
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -43,12 +53,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MusicRFMError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the disk or the operating system said no: still one line
+        print(f"error: {os_error_line(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print(
-            "interrupted: work done so far is kept; run the same command again to resume.",
-            file=sys.stderr,
-        )
+        kind = "resumable" if args.verb in RESUMABLE else args.verb
+        print(INTERRUPTED.get(kind, INTERRUPTED["other"]), file=sys.stderr)
         return 130
+
+
+def os_error_line(exc: OSError) -> str:
+    """An OSError as one line naming the file: ``cannot write x.wav: No space left on device``."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    if exc.filename is None:
+        return what
+    name = exc.filename if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
+    return f"{name}: {what}"
 
 
 if __name__ == "__main__":

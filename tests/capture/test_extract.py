@@ -439,3 +439,113 @@ def test_a_clip_the_model_fails_on_is_skipped_not_fatal(
     assert fs.rows["note"].tolist() == ["C", "D", "E", "G"]
     errors = {Path(s["path"]).name: s["error"] for s in fs.meta["skipped"]}
     assert "codec exploded" in errors["03_F.wav"] and len(errors) == 3
+
+
+# ----------------------------------------------------------------------------- issue 22
+def test_progress_is_saved_by_time_too_so_a_kill_loses_little(
+    tiny: MusicGenAdapter, dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With FLUSH_SECONDS elapsed, every batch is a shard even below shard_size; a crash after
+    two batches keeps them; the resumed result is the uninterrupted one."""
+    import musicrfm.capture.runner as runner
+
+    reference = extract_features(tiny, dataset, use_cache=False, progress=False)
+    monkeypatch.setattr(runner, "FLUSH_SECONDS", 0.0)
+    original = tiny.encode_audio
+    n = {"calls": 0}
+
+    def killed(waves):  # noqa: ANN001, ANN202
+        n["calls"] += 1
+        if n["calls"] == 3:
+            raise SystemExit("killed")  # no flush can run after a SIGKILL; this one bypasses it
+        return original(waves)
+
+    monkeypatch.setattr(tiny, "encode_audio", killed)
+    monkeypatch.setattr(runner._ShardBuffer, "flush", _flush_unless_exiting(runner))
+    cache = tmp_path / "cache"
+    with pytest.raises(SystemExit):
+        extract_features(tiny, dataset, cache_dir=cache, batch_size=2, progress=False)
+    (entry,) = cache.iterdir()
+    state = json.loads((entry / "manifest.json").read_text())
+    assert [len(s["indices"]) for s in state["shards"]] == [1, 2]  # shard_size 256 not reached
+    monkeypatch.setattr(tiny, "encode_audio", original)
+    resumed = extract_features(tiny, dataset, cache_dir=cache, batch_size=2, progress=False)
+    torch.testing.assert_close(resumed.features, reference.features, atol=ATOL, rtol=1e-4)
+    assert resumed.rows.equals(reference.rows)
+
+
+def _flush_unless_exiting(runner):  # noqa: ANN001, ANN202
+    """`_ShardBuffer.flush` that does nothing while a SystemExit unwinds (as after SIGKILL)."""
+    import sys
+
+    real = runner._ShardBuffer.flush
+
+    def flush(self, store):  # noqa: ANN001, ANN202
+        if isinstance(sys.exc_info()[1], SystemExit):
+            return None
+        return real(self, store)
+
+    return flush
+
+
+def test_a_model_that_fails_on_every_clip_stops_at_once_and_records_nothing(
+    tiny: MusicGenAdapter, dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """E.g. --dtype float16 on a CPU: one error after the first batch, not a run that skips
+    every clip and writes an empty set (which `train` then crashed on)."""
+    import musicrfm.capture.runner as runner
+
+    monkeypatch.setattr(runner, "FAIL_FAST", 2)
+    calls = []
+
+    def broken(waves):  # noqa: ANN001, ANN202
+        calls.append(len(waves))
+        raise RuntimeError("\"slow_conv2d_cpu\" not implemented for 'Half'")
+
+    monkeypatch.setattr(tiny, "encode_audio", broken)
+    cache = tmp_path / "cache"
+    with pytest.raises(DatasetError, match="failed on the first 3 clips and worked on none.*Half"):
+        extract_features(tiny, dataset, cache_dir=cache, batch_size=4, progress=False)
+    assert calls == [3, 1, 1, 1]  # the first batch, whole then clip by clip; no second batch
+    (entry,) = cache.iterdir()
+    state = json.loads((entry / "manifest.json").read_text())
+    assert not any("model failed" in s["error"] for s in state["skipped"])
+    assert not state["complete"]
+
+
+def test_the_cli_refuses_to_write_an_empty_feature_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "bad.wav").write_bytes(b"nope")
+    pd.DataFrame({"path": ["bad.wav"], "label": ["C"]}).to_csv(tmp_path / "manifest.csv")
+    argv = ["extract", "--data", str(tmp_path), "--model", "random:tiny", "--no-cache"]
+    assert main([*argv, "--out", str(tmp_path / "f"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "all 1 were skipped" in err[0] and "nothing was written" in err[0]
+    assert not (tmp_path / "f").exists()
+
+
+def test_two_writers_of_one_cache_entry_lose_nothing(
+    tiny: MusicGenAdapter, dataset: Path, tmp_path: Path
+) -> None:
+    """Shards have unique names and each writer takes in the other's before writing."""
+    from musicrfm.capture.cache import FeatureCache
+
+    key = {"k": 1}
+    a = FeatureCache.open(tmp_path, key, num_rows=4, num_layers=1, hidden_size=2)
+    b = FeatureCache.open(tmp_path, key, num_rows=4, num_layers=1, hidden_size=2)
+    a.add_shard([0, 1], torch.ones(1, 2, 2))
+    b.add_shard([2, 3], torch.zeros(1, 2, 2))  # b never saw a's shard
+    c = FeatureCache.open(tmp_path, key, num_rows=4, num_layers=1, hidden_size=2)
+    assert c.done_indices() == {0, 1, 2, 3}
+    assert sorted(int(i) for s in c.iter_shards() for i in s["indices"]) == [0, 1, 2, 3]
+    assert not [p for p in a.folder.iterdir() if p.name.startswith(".")]
+
+
+def test_a_damaged_cache_manifest_names_the_folder(tmp_path: Path) -> None:
+    from musicrfm.capture.cache import FeatureCache
+
+    a = FeatureCache.open(tmp_path, {"k": 1}, num_rows=1, num_layers=1, hidden_size=1)
+    (a.folder / "manifest.json").write_text('{"format": 1}')
+    with pytest.raises(DatasetError, match="incomplete.*delete"):
+        FeatureCache.open(tmp_path, {"k": 1}, num_rows=1, num_layers=1, hidden_size=1)

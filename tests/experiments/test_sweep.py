@@ -457,3 +457,35 @@ def test_a_target_of_the_wrong_kind_says_what_to_use_before_generating(
     with pytest.raises(ConfigError, match=says):
         ex.run_sweep(cfg, tmp_path / "sweep", model=tiny)
     assert not (tmp_path / "sweep" / "audio").exists()
+
+
+def test_a_cut_short_condition_record_is_run_again_and_a_damaged_sweep_json_is_named(
+    tiny, tmp_path: Path
+) -> None:
+    """A record cut short (a full disk, a stopped copy) used to count as done forever."""
+    from musicrfm.experiments.sweep.report import build_sweep_report
+
+    random_directions(tmp_path)
+    cfg = {
+        "seconds": 0.3,
+        "seeds": [0],
+        "coefs": [1.0],
+        "controls": ["flip"],
+        "concepts": {"notes": {"directions": str(tmp_path / "notes"), "targets": ["C"]}},
+    }
+    out = tmp_path / "sweep"
+    first = ex.run_sweep(cfg, out, model=tiny)
+    victim = sorted((out / "conditions").glob("*.json"))[0]
+    whole = victim.read_text()
+    victim.write_text(whole[: len(whole) // 2])
+    run = ex.run_sweep(cfg, out, model=tiny)
+    assert (run.skipped, run.finished, run.generated_clips) == (first.conditions - 1, 1, 0)
+    assert json.loads(victim.read_text())["rows"] == json.loads(whole)["rows"]
+    assert len(run.results) == len(first.results)
+
+    (out / "sweep.json").write_text('{"format_version": 1, "conf')
+    with pytest.raises(ConfigError, match="sweep.json is damaged.*run the same `musicrfm sweep`"):
+        build_sweep_report(out)
+    (out / "sweep.json").write_text('{"format_version": 1, "config": 5, "concepts": []}')
+    with pytest.raises(ConfigError, match="sweep.json is damaged \\(config, concepts must be a t"):
+        build_sweep_report(out)

@@ -367,3 +367,46 @@ def test_the_polyphonic_testbed_has_its_own_bundled_name(tmp_path, monkeypatch) 
     monkeypatch.setattr(loader, "bundled_model_dirs", lambda folder: [tmp_path / folder])
     with pytest.raises(ModelError, match="--data strikes --codec polyphonic"):
         load_model("mini-poly")
+
+
+# ----------------------------------------------------------------------------- issue 22
+@pytest.mark.parametrize("device", ["tpu", "foo", "cuda:x", "cuda:99"])
+def test_a_device_that_is_not_here_is_one_model_error(device: str) -> None:
+    with pytest.raises(ModelError, match=repr(device)):
+        models.check_device(device)
+    with pytest.raises(ModelError, match=repr(device)):
+        load_model("random:tiny", device=device)
+    assert models.check_device("cpu") == torch.device("cpu")
+
+
+def test_pickle_weights_are_refused_unless_the_user_opts_in(
+    tiny: MusicGenAdapter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder holding only pytorch_model.bin: loading it would unpickle (run code)."""
+    folder = tiny.save_pretrained(tmp_path / "m")
+    (folder / "model.safetensors").unlink()
+    (folder / "pytorch_model.bin").write_bytes(b"not really a pickle")
+    monkeypatch.delenv(models.PICKLE_ENV, raising=False)
+    with pytest.raises(ModelError, match="only pickle weights \\(pytorch_model.bin\\).*save_pretr"):
+        load_model(str(folder))
+    assert models.pickle_allowed() is False
+    monkeypatch.setenv(models.PICKLE_ENV, "1")
+    assert models.pickle_allowed() is True
+    with pytest.raises(ModelError, match="cannot load the model in"):  # opted in: torch tries
+        load_model(str(folder))
+
+
+def test_quiet_loads_restore_transformers_settings() -> None:
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bar = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    with models._quiet_transformers(warnings=False, progress=False):
+        assert hf_logging.get_verbosity() == hf_logging.ERROR
+        assert not hf_logging.is_progress_bar_enabled()
+    assert (hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()) == (verbosity, bar)
+
+
+def test_the_bundled_model_loads_without_config_warnings_or_a_bar(capfd) -> None:
+    load_model("mini", progress=False)
+    err = capfd.readouterr().err
+    assert "Model config" not in err and "Loading weights" not in err

@@ -140,3 +140,55 @@ def test_a_regression_is_steered_faster_or_slower():
         cd.class_index("140")
     with pytest.raises(ConfigError, match="use one of C, D"):
         _user_dirs("notes", ["C", "D"]).class_index("slower")
+
+
+# ----------------------------------------------------------------------------- damaged files
+def _cut(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+@pytest.mark.parametrize(
+    ("which", "damage", "words"),
+    [
+        ("safetensors", _cut, "notes.safetensors is damaged: not a readable safetensors file"),
+        ("safetensors", lambda b: b"", "notes.safetensors is damaged"),
+        ("safetensors", lambda b: b"\x08\x00\x00\x00\x00\x00\x00\x00garbage!", "damaged"),
+        ("json", _cut, "notes.json is damaged: not valid JSON"),
+        ("json", lambda b: b"[1, 2]", "notes.json is damaged: it is not a JSON object"),
+        ("json", lambda b: b.replace(b'"classes"', b'"klasses"'), "no 'classes' \\(list\\) field"),
+        ("json", lambda b: b.replace(b'"C"', b'"C", "X"'), "do not belong together"),
+    ],
+)
+def test_a_damaged_direction_file_names_the_file_and_what_to_do(
+    tmp_path, which, damage, words
+) -> None:
+    base = _dirs().save(tmp_path / "notes")
+    path = base.with_name(f"notes.{which}")
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(CompatibilityError, match=f"{words}.*train the directions again"):
+        ConceptDirections.load(tmp_path)
+
+
+def test_saved_files_are_readable_like_any_other_and_leave_no_temporary(tmp_path) -> None:
+    import os
+    import stat
+
+    base = _dirs().save(tmp_path / "notes")
+    modes = {stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    mask = os.umask(0)
+    os.umask(mask)
+    assert modes == {0o666 & ~mask}  # the .safetensors used to be 0600, the .json 0644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.json", "notes.safetensors"]
+    assert base == tmp_path / "notes"
+
+
+def test_directions_record_the_norms_a_relative_coef_multiplies(tmp_path) -> None:
+    from musicrfm.probes.directions import record_activation_norms
+
+    d = _dirs()
+    assert d.activation_norm() is None  # files from before it was recorded
+    feats = torch.ones(3, 5, 4) * torch.tensor([1.0, 2.0, 3.0])[:, None, None]  # norms 2, 4, 6
+    record_activation_norms(d, feats)
+    assert d.meta["activation_norms"] == [2.0, 4.0, 6.0] and d.activation_norm() == 4.0
+    d.save(tmp_path / "n")
+    assert ConceptDirections.load(tmp_path / "n").activation_norm() == 4.0

@@ -361,3 +361,116 @@ def test_cli_steers_a_tempo_direction_slower_and_explains_a_class_target(tmp_pat
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'faster' or 'slower'" in err[0]
     assert not (tmp_path / "x.wav").exists()
+
+
+# ----------------------------------------------------------------------------- issue 22
+def test_each_clip_is_written_as_it_is_made_and_a_rerun_skips_it(
+    tmp_path, adapter, dirs_path, monkeypatch
+) -> None:
+    """Ctrl-C after the first clip keeps it; the same call again generates only the rest, and
+    the files are those of an uninterrupted run; another command over them regenerates."""
+    import musicrfm.steering.generation as gen
+
+    plan = SteeringPlan.single(dirs_path, "D", 2.0, gate=0.5)
+    kw = dict(plan=plan, seed=[0, 1, 2], seconds=SECONDS)
+    whole = [r for _, r in gen.generate_files(adapter, "x", tmp_path / "whole", **kw)]
+    real, calls = gen._run_chunk, []
+
+    def interrupt_second(*a):  # noqa: ANN002, ANN202
+        calls.append(a[3])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a)
+
+    monkeypatch.setattr(gen, "_run_chunk", interrupt_second)
+    out = tmp_path / "takes"
+    with pytest.raises(KeyboardInterrupt):
+        list(gen.generate_files(adapter, "x", out, **kw))
+    assert [p.name for p in sorted(out.glob("*.wav"))] == ["000_x_s0.wav"]
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary left
+    calls.clear()
+    monkeypatch.setattr(gen, "_run_chunk", lambda *a: (calls.append(a[3]), real(*a))[1])
+    again = list(gen.generate_files(adapter, "x", out, **kw))
+    assert calls == [1, 2] and again[0][1] is None  # seed 0 was kept
+    for (path, _), ref in zip(again, whole):
+        audio, _sr = sf.read(path, always_2d=True, dtype="float32")
+        assert np.array_equal(audio.T, ref.audio)
+    calls.clear()
+    changed = dict(kw, plan=SteeringPlan.single(dirs_path, "D", 3.0, gate=0.5))
+    assert all(r is not None for _, r in gen.generate_files(adapter, "x", out, **changed))
+    assert calls == [0, 1, 2]  # other settings: regenerated, not skipped
+
+
+def test_an_existing_folder_is_an_output_folder_whatever_its_name(tmp_path) -> None:
+    from musicrfm.steering.generation import output_paths_for
+
+    (tmp_path / "takes.wav").mkdir()
+    assert output_paths_for([("x", 0)], tmp_path / "takes.wav") == [
+        tmp_path / "takes.wav" / "000_x_s0.wav"
+    ]
+    assert output_paths_for([("x", 0)], tmp_path / "new.wav") == [tmp_path / "new.wav"]
+
+
+def test_sidecars_record_the_thread_count_and_reproduce_sets_it(
+    tmp_path, adapter, monkeypatch
+) -> None:
+    clip = generate(adapter, "x", seconds=SECONDS, seed=3)[0]
+    assert clip.meta["torch_threads"] == torch.get_num_threads()
+    meta = json.loads(json.dumps(clip.meta))
+    meta["torch_threads"] = 3
+    seen = []
+    real = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (seen.append(n), real(n))[1])
+    before = torch.get_num_threads()
+    back = reproduce(meta, adapter)
+    assert seen == [3, before] and torch.get_num_threads() == before
+    from musicrfm.steering.generation import reproduce_note
+
+    del meta["torch_threads"]
+    assert "does not record the torch thread count" in reproduce_note(meta, back)
+
+
+@pytest.mark.parametrize(
+    ("damage", "words"),
+    [
+        (lambda m: "{cut", "damaged \\(not JSON"),
+        (lambda m: {**m, "chunk": None}, "no chunk record"),
+        (lambda m: {**m, "chunk": {**m["chunk"], "seeds": ["a"]}}, "chunk.seeds must be"),
+        (lambda m: {**m, "chunk": {**m["chunk"], "index": 5}}, "chunk.index 5"),
+        (lambda m: {**m, "model": {}}, "no model.model_id"),
+        (lambda m: {**m, "options": {**m["options"], "top_k": "x"}}, "options:"),
+        (lambda m: {**m, "torch_threads": "two"}, "torch_threads must be an integer"),
+    ],
+)
+def test_a_damaged_sidecar_names_the_file(tmp_path, adapter, damage, words) -> None:
+    clip = generate(adapter, "x", seconds=SECONDS, seed=0)[0]
+    path = clip.save(tmp_path / "x.wav").with_suffix(".json")
+    bad = damage(json.loads(path.read_text()))
+    path.write_text(bad if isinstance(bad, str) else json.dumps(bad))
+    with pytest.raises(ConfigError, match=f"{path.name}.*{words}|{words}.*{path.name}"):
+        load_sidecar(path)
+
+
+def test_seeds_and_length_are_checked_before_generating(adapter) -> None:
+    with pytest.raises(ConfigError, match="out of range"):
+        generate(adapter, "x", seconds=SECONDS, seed=2**70)
+    with pytest.raises(ConfigError, match="a seed must be an integer"):
+        generate(adapter, "x", seconds=SECONDS, seed=["abc"])
+    with pytest.raises(ConfigError, match="positions for 512"):
+        generate(adapter, "x", seconds=11.0, seed=0)
+
+
+def test_sidecars_record_each_eta0_absolute_and_relative(tmp_path, adapter, dirs_path) -> None:
+    cd = ConceptDirections.load(dirs_path)
+    cd.meta["activation_norm"] = 8.0
+    normed = cd.save(tmp_path / "normed")
+    plan = SteeringPlan.single(normed, "D", "0.25x")
+    clip = generate(adapter, "x", plan=plan, seconds=SECONDS, seed=0)[0]
+    assert clip.meta["strength"] == [
+        {"direction": "notes:D", "eta0": 2.0, "relative": 0.25, "activation_norm": 8.0}
+    ]
+    assert clip.meta["plan"]["direction"][0]["coef"] == "0.25x"
+    assert clip.meta["plan"]["direction"][0]["eta0"] == 2.0
+    same = generate(adapter, "x", plan=SteeringPlan.single(normed, "D", 2.0), seconds=SECONDS)[0]
+    assert np.array_equal(same.audio, clip.audio)  # 0.25x of 8 is η0 = 2
+    assert np.array_equal(reproduce(clip.meta, adapter).audio, clip.audio)

@@ -4,7 +4,11 @@ One folder per key (model fingerprint/revision, dataset manifest hash, capture o
 hold ``indices`` (manifest row positions), ``pooled`` (L, b, d) and, with per-frame capture,
 ``frames`` (L, sum of frames, d) + ``frame_lengths``. The manifest lists the shards that are
 complete and the files that were skipped, so an interrupted run resumes where it stopped: a shard
-written but not yet listed is simply redone. Files are written under temporary names and renamed.
+written but not yet listed is simply redone. Files are written under unique temporary names and
+renamed (`musicrfm.files.write_atomic`); shard names carry a random part, so two processes
+filling the same entry never overwrite each other's shards, and each merges the other's shards
+into the manifest before writing it (with a warning: the work is done twice, but nothing is
+lost). A damaged manifest is one error naming the folder.
 
 A cache folder whose stored key differs from the one asked for is never reused: that raises
 :class:`~musicrfm.errors.CompatibilityError` instead. `MemoryStore` is the same interface without
@@ -17,14 +21,16 @@ import hashlib
 import json
 import logging
 import re
+import secrets
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from musicrfm.errors import CompatibilityError, DatasetError
+from musicrfm.files import save_tensors_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +73,7 @@ class FeatureCache:
         manifest = folder / "manifest.json"
         shape = {"num_rows": num_rows, "num_layers": num_layers, "hidden_size": hidden_size}
         if manifest.is_file():
-            try:
-                state = json.loads(manifest.read_text())
-            except json.JSONDecodeError as exc:
-                raise DatasetError(
-                    f"feature cache manifest {manifest} is corrupt ({exc}); delete {folder}"
-                ) from None
+            state = _read_manifest(manifest)
             stored = state.get("key")
             if (
                 stored != json.loads(json.dumps(key, default=str))
@@ -138,7 +139,7 @@ class FeatureCache:
         skipped = list(skipped)
         if indices:
             number = len(self.state["shards"])
-            name = f"shard-{number:05d}.safetensors"
+            name = f"shard-{number:05d}-{secrets.token_hex(4)}.safetensors"
             tensors = {
                 "indices": torch.tensor(indices, dtype=torch.long),
                 "pooled": pooled.detach().to("cpu", torch.float32).contiguous(),
@@ -146,9 +147,7 @@ class FeatureCache:
             if frames is not None:
                 tensors["frames"] = frames.detach().to("cpu", torch.float32).contiguous()
                 tensors["frame_lengths"] = torch.tensor(frame_lengths, dtype=torch.long)
-            tmp = self.folder / (name + ".tmp")
-            save_file(tensors, str(tmp))
-            tmp.replace(self.folder / name)
+            save_tensors_atomic(self.folder / name, tensors)
             self.state["shards"].append({"file": name, "indices": [int(i) for i in indices]})
         self.state["skipped"].extend(skipped)
         if indices or skipped:
@@ -169,9 +168,55 @@ class FeatureCache:
                 ) from None
 
     def _write_manifest(self) -> None:
-        tmp = self.folder / "manifest.json.tmp"
-        tmp.write_text(json.dumps(self.state, indent=1))
-        tmp.replace(self.folder / "manifest.json")
+        """Write the manifest, first taking in shards another process listed meanwhile."""
+        path = self.folder / "manifest.json"
+        if path.is_file():
+            try:
+                theirs = json.loads(path.read_text())
+            except (OSError, ValueError):
+                theirs = {}
+            mine = {s["file"] for s in self.state["shards"]}
+            done = self.done_indices()
+            new = [
+                s
+                for s in theirs.get("shards", [])
+                if s.get("file") not in mine and not done & {int(i) for i in s.get("indices", [])}
+            ]
+            if new:
+                log.warning(
+                    "another process is filling the same feature cache %s; taking in its %d "
+                    "shard(s) (the work is done twice, nothing is lost)",
+                    self.folder,
+                    len(new),
+                )
+                self.state["shards"].extend(new)
+                seen = self.done_indices()
+                self.state["skipped"].extend(
+                    x for x in theirs.get("skipped", []) if int(x["index"]) not in seen
+                )
+        write_text_atomic(path, json.dumps(self.state, indent=1))
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    """A cache entry's manifest, checked enough to resume from; damage is one error."""
+    try:
+        state = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetError(
+            f"feature cache manifest {path} is corrupt ({exc}); delete {path.parent}"
+        ) from None
+    ok = (
+        isinstance(state, dict)
+        and isinstance(state.get("shards"), list)
+        and isinstance(state.get("skipped"), list)
+        and all(isinstance(x, dict) and "file" in x and "indices" in x for x in state["shards"])
+        and all(isinstance(x, dict) and "index" in x for x in state["skipped"])
+    )
+    if not ok:
+        raise DatasetError(
+            f"feature cache manifest {path} is incomplete (no shard list); delete {path.parent}"
+        )
+    return state
 
 
 def _diff_keys(stored: dict[str, Any], wanted: dict[str, Any]) -> str:

@@ -13,6 +13,7 @@ before loading anything.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -44,8 +45,23 @@ class CaptureOptions:
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
             raise ConfigError(f"unknown pooling {self.pooling!r}; use one of {', '.join(POOLINGS)}")
-        if self.batch_size < 1:
-            raise ConfigError("batch_size must be at least 1")
+        for name in ("batch_size", "shard_size"):
+            value = getattr(self, name)
+            if value is None and name == "shard_size":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name} must be a whole number >= 1, got {value!r}")
+        m = self.max_seconds
+        if m is not None and (
+            isinstance(m, bool) or not isinstance(m, (int, float)) or not math.isfinite(m) or m <= 0
+        ):
+            raise ConfigError(
+                f"max_seconds must be a number of seconds > 0 (or None: no limit), got {m!r}"
+            )
+        if self.prompt is not None and not isinstance(self.prompt, str):
+            raise ConfigError(
+                f"prompt must be text (or None: the null condition), got {self.prompt!r}"
+            )
 
     def with_changes(self, **changes: Any) -> CaptureOptions:
         """A copy with some fields changed; unknown names are a ConfigError, not ignored."""

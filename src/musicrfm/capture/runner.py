@@ -3,13 +3,19 @@
 `run_capture` reads the clips not yet in the store (a :class:`~musicrfm.capture.cache.FeatureCache`
 or a :class:`~musicrfm.capture.cache.MemoryStore`), batches them by length, runs the codec and
 one decoder pass per batch (:func:`~musicrfm.capture.decoder.capture_codes`) and writes shards,
-so an interrupted run keeps what it did. A file that cannot be read, or that the model fails on,
-is skipped and listed, never fatal. `assemble_features` reads the shards back in manifest order.
+so an interrupted run keeps what it did: a shard is written every ``clips_per_shard`` clips or
+every `FLUSH_SECONDS`, whichever comes first, so a SIGKILL loses at most that much. A file that
+cannot be read, or that the model fails on, is skipped and listed -- unless the model fails on
+the first `FAIL_FAST` clips it is given (or all of them, when fewer) before any clip worked:
+that is the model or its settings (a dtype the device cannot run), so it is one error, not a
+run that skips everything; those clips are not recorded as done.
+`assemble_features` reads the shards back in manifest order.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import numpy as np
@@ -20,10 +26,15 @@ from musicrfm.capture.clips import ClipTable
 from musicrfm.capture.decoder import CAPTURE_VERSION, LAYER_CONVENTION, capture_codes
 from musicrfm.capture.features import FeatureSet
 from musicrfm.capture.options import CaptureOptions
-from musicrfm.errors import AudioError
+from musicrfm.errors import AudioError, DatasetError
 from musicrfm.models import POSITION_CONVENTION, MusicGenAdapter
 
 log = logging.getLogger(__name__)
+
+# a shard is written at least this often (seconds of capture), whatever its size
+FLUSH_SECONDS = 60.0
+# the model failing on this many clips before any worked stops the run (see the module doc)
+FAIL_FAST = 4
 
 # what a FeatureSet's meta copies of the model's info
 MODEL_INFO_KEYS = (
@@ -111,6 +122,9 @@ def run_capture(
         unit="clip",
         desc="extract",
     )
+    worked = False  # has the model captured any clip in this run?
+    early: list[dict[str, Any]] = []  # the model's failures before any clip worked
+    flushed = time.monotonic()
     try:
         for start in range(0, len(todo), options.batch_size):
             batch = todo[start : start + options.batch_size]
@@ -133,10 +147,27 @@ def run_capture(
                         {"index": i, "path": str(table.paths[i]), "error": str(exc)}
                     )
             if ok:
+                before = len(buffer.skipped)
                 _capture_batch(adapter, table, ok, waves, buffer, options)
+                failed = buffer.skipped[before:]
+                worked = worked or len(failed) < len(ok)
+                if not worked:
+                    early += failed
+                    readable = len(todo) - sum(1 for e in buffer.skipped if e not in early)
+                    if len(early) >= min(FAIL_FAST, readable):
+                        buffer.skipped = [e for e in buffer.skipped if e not in early]
+                        info = adapter.info()
+                        raise DatasetError(
+                            f"the model failed on the first {len(early)} clips and worked on "
+                            f"none, so it would fail on all: {early[0]['error']} (dtype "
+                            f"{info.get('dtype')} on {info.get('device')}; float32 runs "
+                            "everywhere)"
+                        )
             bar.update(len(batch))
-            if len(buffer.indices) >= options.clips_per_shard:
+            due = time.monotonic() - flushed >= FLUSH_SECONDS
+            if len(buffer.indices) >= options.clips_per_shard or (due and buffer.indices):
                 buffer.flush(store)
+                flushed = time.monotonic()
     finally:
         buffer.flush(store)  # keep what was done, even when interrupted
         bar.close()

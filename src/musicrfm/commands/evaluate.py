@@ -1,6 +1,7 @@
 """`musicrfm evaluate`: model-independent detectors and the instrument classifier.
 
 musicrfm evaluate detectors --data DATASET_DIR [--out DIR]   validation table on labelled clips
+musicrfm evaluate mixes --out DIR [--soundfont fluidr3]        render the full-mix validation set
 musicrfm evaluate audio FILES... --concept notes             label given audio files
 musicrfm evaluate instrument --data DATASET_DIR --out FILE    train the timbre classifier
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +32,9 @@ def register(subparsers: Any) -> None:
         help="run the model-independent detectors (validation table, label audio files)",
         description=(
             "Judge audio with detectors that do not use MusicGen: pitch class (chroma or a pitch "
-            "tracker), chord quality/root (chroma templates), interval and tempo (beat tracking); "
-            "validate them on a labelled synthetic dataset; train the instrument classifier."
+            "tracker), chord quality/root, interval, tempo (beat tracking), lead melody, key, "
+            "scale mode, meter and chord progression; validate them on a labelled synthetic "
+            "dataset or on rendered full mixes; train the instrument classifier."
         ),
     )
     sub = parser.add_subparsers(dest="evaluate_action", metavar="<action>")
@@ -40,9 +43,11 @@ def register(subparsers: Any) -> None:
         "detectors",
         help="detector accuracy per concept on a labelled dataset (e.g. from `musicrfm synth`)",
         description=(
-            "Run every detector on a labelled dataset folder and print/write the accuracy table "
-            "with bootstrap 95% CIs. Exits 1 when a detector misses its target (pitch class on "
-            "tonal notes >= 0.95, chord quality >= 0.85)."
+            "Run every detector on a labelled dataset folder (from `musicrfm synth` or "
+            "`musicrfm evaluate mixes`) and print/write the accuracy table with Wilson 95% "
+            "intervals, and a calibration table and figure with --out. Exits 1 when a detector "
+            "misses its target (pitch class on tonal notes >= 0.95, chord quality >= 0.85; on "
+            "mixes: chord per bar >= 0.85, key >= 0.9, tempo >= 0.9, lead >= 0.9, meter >= 0.8)."
         ),
     )
     p.add_argument("--data", required=True, help="dataset folder with manifest.csv")
@@ -50,8 +55,16 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--concepts",
         nargs="+",
-        choices=choices,
-        help="concepts to check (default: all present)",
+        choices=(*choices, "mixes"),
+        help="concepts to check (default: all present; mixes: the full-mix set)",
+    )
+    p.add_argument(
+        "--backend",
+        action="append",
+        default=[],
+        metavar="CONCEPT=NAME[,NAME]",
+        help="back-ends to compare, e.g. lead=salience,basic-pitch tempos=librosa,essentia "
+        "(default lead=salience, tempos=librosa)",
     )
     p.add_argument("--limit", type=int, help="at most this many clips per concept (seeded sample)")
     p.add_argument(
@@ -63,6 +76,29 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for sampling and bootstrap CIs")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
+    m = sub.add_parser(
+        "mixes",
+        help="render the full-mix validation set (drums, bass, chords, lead; known labels)",
+        description=(
+            "Render multi-track arrangements (SynTheory's 19 progressions, one chord a bar, "
+            "4/4 and 3/4, 60-180 BPM, a lead melody; levels and reverb seeded) with their labels: "
+            "key and mode, chord per bar, tempo, meter, lead notes. Same seed, same labels."
+        ),
+    )
+    m.add_argument("--out", required=True, help="dataset folder (audio/, manifest.csv)")
+    m.add_argument("--count", type=int, default=57, help="arrangements (default 57: 3 x 19)")
+    m.add_argument(
+        "--soundfont",
+        default="timgm6mb",
+        help="timgm6mb (default), fluidr3 (Debian fluid-soundfont-gm) or a .sf2 path",
+    )
+    m.add_argument(
+        "--renderer",
+        choices=("tinysoundfont", "fluidsynth"),
+        help="default: tinysoundfont for TimGM6mb, fluidsynth for any other soundfont",
+    )
+    m.add_argument("--seed", type=int, default=0)
+
     a = sub.add_parser(
         "audio",
         help="label audio files with one detector",
@@ -72,6 +108,7 @@ def register(subparsers: Any) -> None:
     a.add_argument("--concept", required=True, help=f"one of {', '.join(choices)} (or an alias)")
     a.add_argument("--pitch-backend", default="chroma", help="notes: chroma, cqt, pyin or crepe")
     a.add_argument("--interval-mode", choices=("melodic", "harmonic"), default="melodic")
+    a.add_argument("--backend", help="lead: salience or basic-pitch; tempos: librosa or essentia")
     a.add_argument("--trace", action="store_true", help="also print the per-window trace")
     a.add_argument("--json", action="store_true", help="one JSON object per file")
 
@@ -106,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
         return _detectors(args)
     if action == "audio":
         return _audio(args)
+    if action == "mixes":
+        return _mixes(args)
     if action == "instrument":
         return _instrument(args)
     args._parser.print_help()
@@ -128,27 +167,47 @@ def _markdown(frame: Any) -> str:
 
 
 def _detectors(args: argparse.Namespace) -> int:
-    from musicrfm.evaluation.validation import breakdown, validate_detectors
+    from musicrfm.errors import ConfigError
+    from musicrfm.evaluation.validation import (
+        breakdown,
+        calibration,
+        plot_calibration,
+        skipped_checks,
+        validate_detectors,
+    )
 
+    backends: dict[str, list[str]] = {}
+    for item in args.backend:
+        concept, sep, names = item.partition("=")
+        if not sep or not names:
+            raise ConfigError(f"--backend takes CONCEPT=NAME[,NAME], got {item!r}")
+        backends[concept.strip()] = [n.strip() for n in names.split(",") if n.strip()]
     summary, per_clip = validate_detectors(
         args.data,
         concepts=args.concepts,
         limit=args.limit,
         pitch_backends=tuple(args.pitch_backend),
+        backends=backends,
         seed=args.seed,
         progress=not args.no_progress,
     )
     table = _markdown(summary)
     print(table, end="")
+    for note in skipped_checks(per_clip):
+        print(f"skipped: {note}")
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         summary.to_csv(out / "detectors.csv", index=False)
         (out / "detectors.md").write_text(
             "# Detector validation\n\n"
-            f"Dataset: `{args.data}`; bootstrap 95% CIs (seed {args.seed}); n = clips.\n\n" + table
+            f"Dataset: `{args.data}`; Wilson 95% intervals; k right of n scored items "
+            "(clips; bars or lead notes for per-bar and per-note tasks).\n\n" + table
         )
         per_clip.to_csv(out / "per_clip.csv", index=False)
+        curve = calibration(per_clip)
+        curve.to_csv(out / "calibration.csv", index=False)
+        plot_calibration(curve, out / "calibration.png")
         for column in ("instrument_family", "octave"):
             if column in per_clip.columns and per_clip[column].notna().any():
                 concept = "notes" if column == "octave" else None
@@ -162,23 +221,45 @@ def _detectors(args: argparse.Namespace) -> int:
 
 def _detector_options(detect: Any, args: argparse.Namespace) -> dict[str, Any]:
     """The CLI's detector options that ``detect`` takes: ``--pitch-backend`` as ``method``
-    (notes), ``--interval-mode`` as ``mode`` (intervals)."""
+    (notes), ``--interval-mode`` as ``mode`` (intervals), ``--backend`` as ``backend``."""
     import inspect
 
     given = {"method": args.pitch_backend, "mode": args.interval_mode}
+    if getattr(args, "backend", None):
+        given["backend"] = args.backend
     params = inspect.signature(detect).parameters
     return {k: v for k, v in given.items() if k in params}
+
+
+def _mixes(args: argparse.Namespace) -> int:
+    from musicrfm.synth.arrangements import write_mix_set
+
+    renderer = args.renderer or (
+        "tinysoundfont" if args.soundfont.lower() == "timgm6mb" else "fluidsynth"
+    )
+    root = write_mix_set(
+        args.out, count=args.count, soundfont=args.soundfont, backend=renderer, seed=args.seed
+    )
+    print(f"wrote {args.count} mixes to {root} ({renderer}, {args.soundfont})")
+    return 0
 
 
 def _audio(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from musicrfm.errors import AudioError
     from musicrfm.evaluation import detectors as det
 
     record = det.get_detector(args.concept)
     options = _detector_options(record.detect, args)
+    failed = 0
     for path in args.files:
-        d = det.detect_file(path, record.name, **options)
+        try:
+            d = det.detect_file(path, record.name, **options)
+        except AudioError as exc:
+            print(f"{path}\terror: {exc}", file=sys.stderr)
+            failed += 1
+            continue
         if args.json:
             record_out = {"file": str(path), **d.to_dict()}
             record_out.pop("chord_probs", None)
@@ -194,7 +275,9 @@ def _audio(args: argparse.Namespace) -> int:
         if args.trace:
             for t, lab in zip(d.times, d.trace_labels):
                 print(f"  {t:7.2f}s  {lab}")
-    return 0
+    if failed:
+        print(f"{failed} of {len(args.files)} files could not be labelled", file=sys.stderr)
+    return 2 if failed else 0
 
 
 def _instrument(args: argparse.Namespace) -> int:

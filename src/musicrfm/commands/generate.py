@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from musicrfm.commands import add_model_argument
+from musicrfm.commands import add_model_argument, add_threads_argument, apply_threads, check_device
 from musicrfm.errors import ConfigError
 from musicrfm.steering.schedule_registry import help_lines as schedule_help_lines
 
@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 EPILOG = """\
 steering (one direction from flags, or anything richer from --plan):
   --directions DIR --target D --coef 0.5      steer toward class D of those directions
+  --coef 0.1x       relative: 0.1 x the median activation norm of the directions' features
   --layers SPEC     all | top:8 | 3,5,7 | 0-11, and/or a weighting: uniform | linear[:w0] |
                     exp[:kappa[:w0]]; join parts with '+', e.g. top:12+exp:0.95
   --schedule SPEC   KIND[:option=value,...], every kind with start= and duration=; times in
@@ -42,8 +43,9 @@ examples:
   musicrfm generate --reproduce out.json -o again.wav
 
 Each audio file gets a JSON sidecar (same name, .json) with the full plan, the model id, the
-seed and every option; `--reproduce SIDECAR` regenerates the clip exactly (clips of the bundled
-model need no --model).
+seed, the torch thread count and every option; `--reproduce SIDECAR` regenerates the clip
+exactly (clips of the bundled model need no --model). Each clip is written as soon as it is
+made; run an interrupted command again and the clips it finished are kept, not regenerated.
 """
 
 
@@ -68,12 +70,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda or mps (default cpu)")
     p.add_argument("--dtype", default="float32", help="float32, float16 or bfloat16")
+    add_threads_argument(p)
     s = p.add_argument_group("steering")
     s.add_argument("--plan", help="a steering plan file (.toml or .json)")
     s.add_argument("--directions", help="concept directions (file base or folder)")
     s.add_argument("--target", help="class to steer toward (comma-separated for several)")
     s.add_argument("--to", help="crossfade from --target to this class")
-    s.add_argument("--coef", type=float, default=0.3, help="coefficient eta0 (default 0.3)")
+    s.add_argument(
+        "--coef",
+        type=_coef,
+        default=0.3,
+        help="coefficient eta0 (default 0.3), or relative: 0.1x = 0.1 x the median activation "
+        "norm of the features the directions were trained on",
+    )
     s.add_argument(
         "--component", default="0", help="eigenvector index, or a mix like 0:1,1:0.5 (default 0)"
     )
@@ -115,7 +124,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--batch", type=int, default=1, help="clips per forward batch (default 1)")
     g.add_argument("-o", "--output", default="out.wav", help=".wav/.flac file, or a folder")
     g.add_argument("--reproduce", metavar="SIDECAR", help="regenerate the clip a sidecar describes")
+    g.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="regenerate clips even when the same command already wrote them",
+    )
     p.set_defaults(func=run)
+
+
+def _coef(text: str) -> float | str:
+    """--coef: a number (eta0), or '<number>x' (relative, resolved against the directions)."""
+    import re
+
+    if re.fullmatch(r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*[x×]\s*", text):
+        return text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a number (eta0) nor relative like 0.1x"
+        ) from None
 
 
 def _component(text: str):
@@ -236,32 +264,36 @@ def run(args: argparse.Namespace) -> int:
     from musicrfm.models import load_model
     from musicrfm.steering.generation import (
         GenerationOptions,
-        generate,
+        check_outputs,
+        check_seeds,
+        generate_files,
         load_sidecar,
+        output_paths_for,
         reproduce,
-        write_results,
+        reproduce_note,
     )
 
+    apply_threads(args.threads)
+    check_device(args.device)
     if args.reproduce:
         meta = load_sidecar(args.reproduce)
+        out = output_paths_for([(meta["prompt"], meta["seed"])], args.output)
+        check_outputs(out)
         info = meta["model"]
         model = load_model(
             args.model or info["model_id"], device=args.device, dtype=info.get("dtype", args.dtype)
         )
         result = reproduce(meta, model)
         same = result.meta["audio_sha256"] == meta.get("audio_sha256")
-        path = write_results([result], args.output)[0]
-        print(f"{path}  ({'identical to' if same else 'DIFFERS from'} {args.reproduce})")
-        return 0 if same else 1
+        path = result.save(out[0])
+        if same:
+            print(f"{path}  (identical to {args.reproduce})")
+            return 0
+        print(f"{path}  (DIFFERS from {args.reproduce}: {reproduce_note(meta, result)})")
+        return 1
     if not args.prompts:
         raise ConfigError("give at least one prompt (or --reproduce SIDECAR)")
-    plan = build_plan(args)
-    if args.save_plan:
-        if plan is None:
-            raise ConfigError("--save-plan needs a plan (--directions or --plan)")
-        plan.save(args.save_plan)
-    model = load_model(args.model, device=args.device, dtype=args.dtype)
-    options = GenerationOptions(
+    options = GenerationOptions(  # checked before anything is loaded
         seconds=args.seconds,
         guidance_scale=args.guidance_scale,
         temperature=args.temperature,
@@ -270,7 +302,26 @@ def run(args: argparse.Namespace) -> int:
         batch=args.batch,
         strict=not args.allow_model_mismatch,
     )
-    results = generate(model, args.prompts, plan=plan, seed=args.seed, options=options)
-    for path, r in zip(write_results(results, args.output), results):
-        print(f"{path}  ({r.seconds:.2f} s, seed {r.seed}: {r.prompt!r})")
+    seeds = check_seeds(args.seed)
+    check_outputs(output_paths_for([(p, s) for p in args.prompts for s in seeds], args.output))
+    plan = build_plan(args)
+    if args.save_plan:
+        if plan is None:
+            raise ConfigError("--save-plan needs a plan (--directions or --plan)")
+        plan.save(args.save_plan)
+    model = load_model(args.model, device=args.device, dtype=args.dtype)
+    files = generate_files(
+        model,
+        args.prompts,
+        args.output,
+        plan=plan,
+        seed=seeds,
+        options=options,
+        resume=not args.no_resume,
+    )
+    for path, r in files:
+        if r is None:
+            print(f"{path}  (already made by this command: kept)")
+        else:
+            print(f"{path}  ({r.seconds:.2f} s, seed {r.seed}: {r.prompt!r})")
     return 0

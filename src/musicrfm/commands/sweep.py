@@ -36,14 +36,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from musicrfm.errors import ConfigError
     from musicrfm.experiments.sweep.config import load_config
     from musicrfm.experiments.sweep.run import run_sweep
+    from musicrfm.files import check_writable
 
     cfg = load_config(args.config)
     if args.model:
         cfg.model = args.model
-    if args.threads:
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads must be at least 1, got {args.threads}")
         cfg.threads = args.threads
+    check_writable(args.out, what="--out", folder=True)
     result = run_sweep(cfg, args.out, progress=not args.no_progress)
     print(
         f"{result.conditions} conditions: {result.finished} run now, {result.skipped} already "

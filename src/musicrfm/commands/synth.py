@@ -113,6 +113,17 @@ def run(args: argparse.Namespace) -> int:
         )
     if not args.out:
         raise ConfigError("--out DIR is required (the dataset folder)")
+    if args.soundfont:
+        from pathlib import Path
+
+        sf2 = Path(args.soundfont).expanduser()
+        if sf2.is_dir():
+            found = sorted(p.name for p in sf2.glob("*.sf2"))
+            hint = f" (it holds {', '.join(found[:3])})" if found else ""
+            raise ConfigError(f"--soundfont {sf2} is a folder; give the .sf2 file itself{hint}")
+    from musicrfm.files import check_writable
+
+    check_writable(args.out, what="--out", folder=True)
     if args.from_hub:
         if len(args.concepts) != 1 or ":" in args.concepts[0]:
             raise ConfigError("--from-hub copies one whole concept at a time, e.g. `synth notes`")

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
+from typing import Any
+
+from musicrfm.commands import add_threads_argument, apply_threads, check_device
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--layers", type=int, nargs="*", default=None, help="0-based layers (default: all)"
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
+    add_threads_argument(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-multiclass", action="store_true", help="skip the multiclass probes")
     p.add_argument(
@@ -53,10 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from musicrfm.capture.features import FeatureSet
     from musicrfm.errors import ConfigError
+    from musicrfm.files import check_writable
+    from musicrfm.probes.directions import record_activation_norms
     from musicrfm.probes.tables import (
         compare_probes,
         plot_direction_scores,
@@ -66,13 +70,19 @@ def run(args: argparse.Namespace) -> int:
     from musicrfm.probes.training import save_train_result, train_directions
 
     out = Path(args.out)
-    features = FeatureSet.load(args.features)
+    apply_threads(args.threads)
+    check_device(args.device)
+    if args.components < 1:
+        raise ConfigError(f"--components must be at least 1, got {args.components}")
+    check_writable(out, what="--out", folder=True)
     baselines = [b for b in (args.baselines or "").split(",") if b and b != "none"]
     from musicrfm.probes.baselines import METHODS
 
     unknown = [b for b in baselines if b not in METHODS]
     if unknown:
         raise ConfigError(f"unknown baselines {unknown}; valid: {', '.join(METHODS)}")
+    features = load_features(args.features)
+    check_class_counts(features.rows, args.label_column, args.task, args.features)
     result = train_directions(
         features,
         label_column=args.label_column,
@@ -87,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     d = result.directions
+    record_activation_norms(d, features.features)  # what a relative --coef 0.1x multiplies
     base = save_train_result(result, out)
     written = [base.name + ".safetensors", base.name + ".json"]
     if result.multiclass_probes:
@@ -105,6 +116,70 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{d.concept}: {len(d.layers)} layers x {len(d.classes)} directions "
         f"({d.meta['score_name']} best layer {d.layers[best]}: {float(d.scores[best].mean()):.3f}) "
-        f"in {result.seconds:.1f}s -> {out}/ ({', '.join(written)})"
+        f"in {result.seconds:.1f}s -> {out}/ ({', '.join(written)}); median activation norm "
+        f"{d.meta['activation_norm']:.3g} (--coef 0.1x = {0.1 * d.meta['activation_norm']:.3g})"
     )
     return 0
+
+
+def load_features(folder: str | Path) -> Any:
+    """A FeatureSet folder; damaged files (cut short, not safetensors/parquet/JSON) are one
+    error naming the folder and what to do, not a parser's traceback."""
+    from musicrfm.capture.features import FeatureSet
+    from musicrfm.errors import DatasetError, MusicRFMError
+
+    try:
+        return FeatureSet.load(folder)
+    except MusicRFMError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - safetensors, pyarrow and json each raise their own
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise DatasetError(
+            f"the feature set in {folder} is damaged ({type(exc).__name__}: {first}); extract "
+            f"it again (`musicrfm extract --data ... --out {folder}`)"
+        ) from None
+
+
+def min_clips_per_class(task: str) -> int:
+    """The fewest clips of a class that the seeded 70/15/15 split gives enough of in every
+    split (classes: 2 train, 1 val, 1 test; regression: 5, 2, 2 clips in all)."""
+    from musicrfm.probes.splits import make_splits
+
+    need = (
+        {"train": 5, "val": 2, "test": 2}
+        if task == "regression"
+        else {"train": 2, "val": 1, "test": 1}
+    )
+    for n in range(1, 200):
+        split = list(make_splits(None, n))
+        if all(split.count(k) >= v for k, v in need.items()):
+            return n
+    return 200
+
+
+def check_class_counts(rows: Any, label_column: str, task: str, where: str | Path) -> None:
+    """One error listing every class with too few clips for the split, before any training
+    (the library would stop at the first short split, naming only that split)."""
+    from musicrfm.errors import DatasetError
+    from musicrfm.probes.splits import infer_task
+
+    if label_column not in rows.columns or "split" in rows.columns:
+        return  # the library's own errors name the column; a given split is checked there
+    labels = rows[label_column]
+    kind = infer_task(labels) if task == "auto" else task
+    need = min_clips_per_class(kind)
+    if kind == "regression":
+        if len(labels) < need:
+            raise DatasetError(
+                f"{where} has {len(labels)} clips; a regression probe needs at least {need} "
+                "(70/15/15 train/val/test split)"
+            )
+        return
+    counts = labels.value_counts()
+    short = [f"{c!r}: {n}" for c, n in counts.items() if n < need]
+    if short:
+        raise DatasetError(
+            f"{where}: too few clips for the 70/15/15 train/val/test split, which needs at least "
+            f"{need} per class: {', '.join(short)}; render or extract more clips of those "
+            "classes (or drop them)"
+        )

@@ -27,6 +27,8 @@ def load_audio(path: str | Path, sr: int = SAMPLE_RATE) -> tuple[np.ndarray, int
     import soundfile as sf
 
     path = Path(path)
+    if path.is_dir():
+        raise AudioError(f"{path} is a directory, not an audio file")
     if not path.is_file():
         raise AudioError(f"audio file not found: {path}")
     try:
@@ -90,6 +92,26 @@ def _quiet_librosa() -> Iterator[None]:
 
 # ----------------------------------------------------------------------------- chroma
 
+_MEMO: dict[tuple[str, str, int, float | None], np.ndarray] = {}
+_MEMO_SIZE = 8
+
+
+def _memo(
+    kind: str, y: np.ndarray, sr: int, tuning: float | None, compute: Callable[[], np.ndarray]
+) -> np.ndarray:
+    """The last few CQTs by content: the detectors of one clip (chord, key, lead, meter,
+    progression) share one analysis instead of recomputing it. Returns a read-only array."""
+    import hashlib
+
+    key = (kind, hashlib.sha1(np.ascontiguousarray(y).view(np.uint8)).hexdigest(), int(sr), tuning)
+    if key not in _MEMO:
+        if len(_MEMO) >= _MEMO_SIZE:
+            _MEMO.pop(next(iter(_MEMO)))
+        value = compute()
+        value.setflags(write=False)
+        _MEMO[key] = value
+    return _MEMO[key]
+
 
 def chromagram(y: np.ndarray, sr: int = SAMPLE_RATE, *, tuning: float | None = 0.0) -> np.ndarray:
     """Unnormalised CQT chroma (12, frames) over C1..B7, hop :data:`HOP`.
@@ -99,35 +121,41 @@ def chromagram(y: np.ndarray, sr: int = SAMPLE_RATE, *, tuning: float | None = 0
     """
     import librosa
 
-    with _quiet_librosa():
-        return librosa.feature.chroma_cqt(
-            y=y,
-            sr=sr,
-            hop_length=HOP,
-            fmin=librosa.note_to_hz("C1"),
-            n_octaves=7,
-            bins_per_octave=36,
-            norm=None,
-            tuning=tuning,
-        )
+    def compute() -> np.ndarray:
+        with _quiet_librosa():
+            return librosa.feature.chroma_cqt(
+                y=y,
+                sr=sr,
+                hop_length=HOP,
+                fmin=librosa.note_to_hz("C1"),
+                n_octaves=7,
+                bins_per_octave=36,
+                norm=None,
+                tuning=tuning,
+            )
+
+    return _memo("chroma", y, sr, tuning, compute)
 
 
 def cqt36(y: np.ndarray, sr: int = SAMPLE_RATE, *, tuning: float | None = 0.0) -> np.ndarray:
     """CQT magnitude, 36 bins per octave from C1 over 7 octaves (bin ``3k`` is MIDI ``24 + k``)."""
     import librosa
 
-    with _quiet_librosa():
-        return np.abs(
-            librosa.cqt(
-                y,
-                sr=sr,
-                hop_length=HOP,
-                fmin=librosa.note_to_hz("C1"),
-                n_bins=84 * 3,
-                bins_per_octave=36,
-                tuning=tuning,
+    def compute() -> np.ndarray:
+        with _quiet_librosa():
+            return np.abs(
+                librosa.cqt(
+                    y,
+                    sr=sr,
+                    hop_length=HOP,
+                    fmin=librosa.note_to_hz("C1"),
+                    n_bins=84 * 3,
+                    bins_per_octave=36,
+                    tuning=tuning,
+                )
             )
-        )
+
+    return _memo("cqt", y, sr, tuning, compute)
 
 
 # ----------------------------------------------------------------------------- pitch trackers

@@ -2,8 +2,17 @@
 
 :func:`validate_detectors` runs every applicable detector on every clip of a dataset folder
 (``manifest.csv`` with ``path``, ``concept``, ``label`` and the concept's parameter columns, as
-written by ``musicrfm synth``) and returns a per-clip table and a summary table of accuracy with
-bootstrap 95% CIs, n and the target where the issue sets one.
+written by ``musicrfm synth``, or the full-mix set of :mod:`musicrfm.synth.arrangements`) and
+returns a per-clip table and a summary table of accuracy with Wilson 95% intervals, k, n and the
+target where an issue sets one.
+
+Full mixes (``concept == "mixes"``) are judged on every concept they are labelled with: key,
+the chord of every bar (the detector run on that bar's audio), the progression, tempo (strict,
+octave errors forgiven, and the octave errors counted on their own), meter, the pitch class and
+MIDI pitch of every lead note, the interval between consecutive lead notes, and the clip's
+main lead pitch class (by the note detector and by the lead detector). Rows of one clip are
+not independent (four bars, a dozen lead notes), so the intervals of per-bar and per-note
+tasks are narrower than the clip count alone would allow.
 
 "Tonal" notes are defined before looking at any result: GM programs outside
 :data:`UNPITCHED_PROGRAMS` (timpani, orchestra hit, the percussive family 112-119 and the sound
@@ -14,7 +23,8 @@ pitch notation). Chromatic percussion (vibraphone, marimba, ...) counts as tonal
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +33,7 @@ import pandas as pd
 
 from musicrfm.errors import AudioError, DatasetError
 from musicrfm.evaluation import detectors as det
-from musicrfm.evaluation.metrics import bootstrap_ci
+from musicrfm.evaluation.detectors.lead import note_pitch, pitch_class_shares
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +41,34 @@ UNPITCHED_PROGRAMS = frozenset({47, 55, *range(112, 128)})
 """GM programs (0-based) without a clear pitch: timpani, orchestra hit, percussive, effects."""
 TONAL_OCTAVES = (2, 3, 4, 5, 6)
 """SynTheory octaves (``midi // 12``) counted as tonal notes: MIDI 24-83."""
-TARGETS = {"notes/pitch class (tonal)": 0.95, "chords/quality": 0.85}
+TARGETS = {
+    "notes/pitch class (tonal)": 0.95,
+    "chords/quality": 0.85,
+    "mixes/chord per bar (root+quality)": 0.85,
+    "mixes/key": 0.9,
+    "mixes/bpm within 4%": 0.9,
+    "mixes/lead pitch class per note": 0.9,
+    "mixes/meter": 0.8,
+}
+"""Issue targets by ``concept/task`` (issue 19 for the full mixes)."""
+DEFAULT_BACKENDS: dict[str, tuple[str, ...]] = {
+    "lead": ("salience",),
+    "tempos": ("librosa",),
+    "intervals": ("cqt",),
+}
+"""Back-ends compared per concept unless ``backends`` says otherwise."""
+
+
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion k/n: unlike a bootstrap it does not collapse to
+    [1, 1] when every clip is right (``(0.0, 1.0)`` for n = 0)."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def sample_per_group(rows: pd.DataFrame, column: str, limit: int, seed: int) -> pd.DataFrame:
@@ -52,77 +89,287 @@ def is_tonal(row: pd.Series | dict[str, Any]) -> bool:
 
 
 def _root_ok(detected: str, truth: str, quality: str) -> bool:
+    if detected in (det.SILENT, det.NO_CHORD):
+        return False
     a = det.PITCH_CLASSES.index(det.normalize_pitch_class(detected))
     b = det.PITCH_CLASSES.index(det.normalize_pitch_class(truth))
     # an augmented triad is symmetric: its root is only defined up to a major third
     return (a - b) % 4 == 0 if quality == "augmented" else a == b
 
 
-def _clip_rows(row: pd.Series, y: np.ndarray, sr: int, pitch_backends: Sequence[str]) -> list[dict]:
-    concept = row["concept"]
-    base = {k: row.get(k) for k in ("path", "concept", "label", "program", "instrument_family")}
-    out: list[dict] = []
+class _Rows:
+    """Collects per-clip rows that share a clip's base fields."""
+
+    def __init__(self, row: pd.Series) -> None:
+        keys = ("path", "concept", "label", "program", "instrument_family")
+        self.base = {k: row.get(k) for k in keys}
+        self.rows: list[dict] = []
 
     def add(
-        task: str, detector: str, truth: Any, d: det.Detection, correct: bool, **extra: Any
+        self,
+        task: str,
+        detector: str,
+        truth: Any,
+        predicted: Any,
+        confidence: float,
+        correct: bool,
+        **extra: Any,
     ) -> None:
-        out.append(
+        self.rows.append(
             {
-                **base,
+                **self.base,
                 "task": task,
                 "detector": detector,
                 "truth": str(truth),
-                "predicted": d.label,
-                "confidence": d.confidence,
+                "predicted": str(predicted),
+                "confidence": float(confidence),
                 "correct": bool(correct),
                 **extra,
             }
         )
 
-    if concept == "notes":
+
+def _tempo_rows(out: _Rows, y: np.ndarray, sr: int, bpm: float, backends: Sequence[str]) -> None:
+    for backend in backends:
+        d = det.detect_tempo(y, sr, backend=backend)
+        est = float(d.details.get("bpm", np.nan))
+        name = f"beat tracking ({backend})"
+        strict = det.tempo_match(est, bpm)
+        octave = det.tempo_match(est, bpm, factors=det.OCTAVE_FACTORS)
+        out.add("bpm within 4%", name, bpm, d.label, d.confidence, strict, bpm_estimate=est)
+        out.add(
+            "bpm within 4%, octave errors allowed",
+            name,
+            bpm,
+            d.label,
+            d.confidence,
+            octave,
+            bpm_estimate=est,
+        )
+        if octave:  # the octave errors on their own: of the clips right up to an octave
+            out.add(
+                "tempo octave right (of those right up to an octave)",
+                name,
+                bpm,
+                d.label,
+                d.confidence,
+                strict,
+            )
+
+
+def _clip_rows(
+    row: pd.Series,
+    y: np.ndarray,
+    sr: int,
+    pitch_backends: Sequence[str],
+    backends: dict[str, tuple[str, ...]],
+) -> list[dict]:
+    concept = row["concept"]
+    out = _Rows(row)
+    if concept == "mixes":
+        _mix_rows(out, row, y, sr, backends)
+    elif concept == "notes":
         extra = {"octave": row.get("octave"), "tonal": is_tonal(row)}
         for backend in pitch_backends:
             d = det.detect_note(y, sr, method=backend)
             ok = d.label != det.SILENT and d.label == det.normalize_pitch_class(row["label"])
-            add("pitch class", backend, row["label"], d, ok, **extra)
+            out.add("pitch class", backend, row["label"], d.label, d.confidence, ok, **extra)
     elif concept == "chords":
         d = det.detect_chord(y, sr)
         quality = str(row.get("quality", row["label"]))
-        add(
-            "quality",
-            "chroma templates",
-            quality,
-            d,
-            d.label == quality,
-            inversion=row.get("inversion"),
+        inv = {"inversion": row.get("inversion")}
+        out.add(
+            "quality", "chroma templates", quality, d.label, d.confidence, d.label == quality, **inv
         )
         if "root" in row and isinstance(row["root"], str) and not d.silent:
-            ok = _root_ok(d.details["root"], row["root"], quality) and d.label == quality
-            add("root+quality", "chroma templates", f"{row['root']}:{quality}", d, ok)
+            ok = d.label == quality and _root_ok(d.details["root"], row["root"], quality)
+            out.add(
+                "root+quality",
+                "chroma templates",
+                f"{row['root']}:{quality}",
+                d.details["chord"],
+                d.confidence,
+                ok,
+            )
     elif concept == "intervals":
         semis = int(row["semitones"])
         style = row.get("play_style", "up")
         if style == "unison":
             d = det.detect_interval(y, sr, mode="harmonic")
-            add("semitones (harmonic)", "cqt peaks", semis, d, d.label == str(semis))
+            out.add(
+                "semitones (harmonic)",
+                "cqt peaks",
+                semis,
+                d.label,
+                d.confidence,
+                d.label == str(semis),
+            )
         else:
-            d = det.detect_interval(y, sr, mode="melodic", tracker="cqt")
-            ok = d.label == str(semis) and d.details.get("direction") == style
-            add("semitones+direction (melodic)", "cqt peaks", f"{semis} {style}", d, ok)
+            for tracker in backends["intervals"]:
+                d = det.detect_interval(y, sr, mode="melodic", tracker=tracker)
+                ok = d.label == str(semis) and d.details.get("direction") == style
+                out.add(
+                    "semitones+direction (melodic)",
+                    "cqt peaks" if tracker == "cqt" else f"{tracker} tracker",
+                    f"{semis} {style}",
+                    d.label,
+                    d.confidence,
+                    ok,
+                )
     elif concept == "tempos":
-        d = det.detect_tempo(y, sr)
-        bpm = float(row.get("bpm", row["label"]))
-        est = float(d.details.get("bpm", np.nan))
-        add("bpm within 4%", "beat tracking", bpm, d, det.tempo_match(est, bpm), bpm_estimate=est)
-        add(
-            "bpm within 4%, octave errors allowed",
-            "beat tracking",
-            bpm,
-            d,
-            det.tempo_match(est, bpm, factors=det.OCTAVE_FACTORS),
-            bpm_estimate=est,
+        _tempo_rows(out, y, sr, float(row.get("bpm", row["label"])), backends["tempos"])
+    elif concept == "scales":
+        d = det.detect_scale(y, sr)
+        out.add(
+            "mode", "mode templates", row["label"], d.label, d.confidence, d.label == row["label"]
         )
-    return out
+    elif concept == "progressions":
+        d = det.detect_progression(y, sr)
+        ok = det.label_matches("progressions", d.label, row["label"])
+        out.add("progression", "key + chords per segment", row["label"], d.label, d.confidence, ok)
+    elif concept == "time_signatures":
+        d = det.detect_meter(y, sr)
+        truth = str(row["label"])
+        out.add("time signature", "beat accents", truth, d.label, d.confidence, d.label == truth)
+        grouping = _pulses_per_bar(truth)
+        out.add(
+            "beats per bar (2, 3 or 4)",
+            "beat accents",
+            grouping,
+            d.details.get("beats_per_bar"),
+            d.confidence,
+            d.details.get("beats_per_bar") == grouping,
+        )
+    return out.rows
+
+
+def _relative_key(key: str) -> str:
+    """The relative minor of a major key and the relative major of a minor one."""
+    tonic, mode = key.split(":")
+    pc = det.PITCH_CLASSES.index(tonic)
+    if mode == "major":
+        return f"{det.PITCH_CLASSES[(pc + 9) % 12]}:minor"
+    return f"{det.PITCH_CLASSES[(pc + 3) % 12]}:major"
+
+
+def _pulses_per_bar(name: str) -> int:
+    """Beats a bar groups at the pulse a beat tracker follows (6/8 = two dotted quarters)."""
+    beats = int(name.split("/")[0])
+    return beats // 3 if beats in (6, 9, 12) else beats
+
+
+def _mix_rows(
+    out: _Rows, row: pd.Series, y: np.ndarray, sr: int, backends: dict[str, tuple[str, ...]]
+) -> None:
+    import json
+
+    key = det.detect_key(y, sr)
+    out.add("key", "key profiles", row["key"], key.label, key.confidence, key.label == row["key"])
+    out.add(
+        "mode",
+        "key profiles",
+        row["mode"],
+        key.details.get("mode"),
+        key.confidence,
+        key.details.get("mode") == row["mode"],
+    )
+    relative = key.label in (row["key"], _relative_key(row["key"]))
+    out.add(
+        "key up to relative major/minor",
+        "key profiles",
+        row["key"],
+        key.label,
+        key.confidence,
+        relative,
+    )
+    bars = json.loads(row["bar_times"])
+    for i, chord in enumerate(str(row["chords"]).split("|")):
+        clip = y[int(bars[i] * sr) : int(bars[i + 1] * sr)]
+        d = det.detect_chord(clip, sr)
+        root, quality = chord.split(":")
+        named = d.details.get("chord", d.label)
+        ok = d.label == quality and _root_ok(d.details["root"], root, quality)
+        out.add(
+            "chord per bar (root+quality)",
+            "chroma templates",
+            chord,
+            named,
+            d.confidence,
+            ok,
+            bar=i,
+        )
+        out.add(
+            "chord per bar (quality)",
+            "chroma templates",
+            quality,
+            d.label,
+            d.confidence,
+            d.label == quality,
+            bar=i,
+        )
+    prog = det.detect_progression(y, sr)
+    out.add(
+        "progression",
+        "key + chords per segment",
+        row["progression"],
+        prog.label,
+        prog.confidence,
+        det.label_matches("progressions", prog.label, row["progression"]),
+    )
+    _tempo_rows(out, y, sr, float(row["bpm"]), backends["tempos"])
+    meter = det.detect_meter(y, sr)
+    out.add(
+        "meter",
+        "beat accents",
+        row["time_signature"],
+        meter.label,
+        meter.confidence,
+        meter.label == row["time_signature"],
+    )
+    notes = json.loads(row["lead_notes"])
+    durations = np.zeros(12)
+    for start, end, pitch in notes:
+        durations[int(pitch) % 12] += end - start
+    main_pc = det.PITCH_CLASSES[int(np.argmax(durations))]
+    note = det.detect_note(y, sr)
+    out.add(
+        "main lead pitch class (clip)",
+        "chroma (detect_note)",
+        main_pc,
+        note.label,
+        note.confidence,
+        note.label == main_pc,
+    )
+    for backend in backends["lead"]:
+        track = det.lead_track(det.prepare_audio(y, sr), backend=backend)
+        heard = [note_pitch(track, s, e) for s, e, _ in notes]
+        name = f"lead ({backend})"
+        for (start, _, pitch), got in zip(notes, heard):
+            pc_ok = got is not None and got % 12 == pitch % 12
+            out.add(
+                "lead pitch class per note",
+                name,
+                pitch % 12,
+                got if got is None else got % 12,
+                1.0,
+                pc_ok,
+                start=start,
+            )
+            out.add("lead MIDI per note", name, pitch, got, 1.0, got == pitch, start=start)
+        for k in range(1, len(notes)):
+            truth = notes[k][2] - notes[k - 1][2]
+            got = None if heard[k] is None or heard[k - 1] is None else heard[k] - heard[k - 1]
+            out.add("interval between lead notes", name, truth, got, 1.0, got == truth)
+        shares = pitch_class_shares(track.midi)  # what detect_lead labels, without a 2nd pass
+        label = det.PITCH_CLASSES[int(np.argmax(shares))]
+        out.add(
+            "main lead pitch class (clip)",
+            name,
+            main_pc,
+            label,
+            float(shares.max()),
+            label == main_pc,
+        )
 
 
 def validate_detectors(
@@ -131,6 +378,7 @@ def validate_detectors(
     concepts: Sequence[str] | None = None,
     limit: int | None = None,
     pitch_backends: Sequence[str] = ("chroma",),
+    backends: Mapping[str, Sequence[str]] | None = None,
     seed: int = 0,
     n_boot: int = 2000,
     progress: bool = False,
@@ -138,16 +386,20 @@ def validate_detectors(
     """Run the detectors on a labelled dataset; return ``(summary, per_clip)``.
 
     ``limit`` keeps at most that many clips per concept (a seeded random sample). ``pitch_backends``
-    lists the note detectors to compare ("chroma", "pyin", "crepe", ...). Unreadable or silent
-    clips are counted as misses (predicted "error"/"silent"), never skipped.
+    lists the note detectors to compare ("chroma", "pyin", "crepe", ...); ``backends`` the
+    back-ends of other detectors (``{"lead": ["salience", "basic-pitch"], "tempos": ["librosa",
+    "essentia"]}``; default :data:`DEFAULT_BACKENDS`). Unreadable or silent clips are counted
+    as misses (predicted "error"/"silent"), never skipped. A manifest may name its audio
+    column ``file`` instead of ``path``. ``n_boot`` is kept for callers; intervals are Wilson's.
     """
-    from musicrfm.synth import load_dataset
-
-    ds = dataset if hasattr(dataset, "rows") else load_dataset(dataset)
+    chosen = {k: tuple(v) for k, v in DEFAULT_BACKENDS.items()}
+    for concept, names in (backends or {}).items():
+        chosen[det.concept_name(concept)] = tuple(names)
+    ds = dataset if hasattr(dataset, "rows") else _load(dataset)
     rows = ds.rows
     if "concept" not in rows.columns:
         raise DatasetError(f"{ds.root} has no `concept` column: cannot tell which detector applies")
-    wanted = [det.concept_name(c) for c in concepts] if concepts else list(det.concepts())
+    wanted = [_concept_of(c) for c in concepts] if concepts else [*det.concepts(), "mixes"]
     rows = rows[rows["concept"].isin(wanted)]
     if rows.empty:
         raise DatasetError(
@@ -176,13 +428,33 @@ def validate_detectors(
                 }
             )
             continue
-        records.extend(_clip_rows(row, y, sr, tuple(pitch_backends)))
+        records.extend(_clip_rows(row, y, sr, tuple(pitch_backends), chosen))
     per_clip = pd.DataFrame(records)
     return summarize(per_clip, seed=seed, n_boot=n_boot), per_clip
 
 
+def _load(folder: str | Path) -> Any:
+    """The dataset at ``folder``; a manifest whose audio column is ``file`` is read as ``path``."""
+    from musicrfm.synth import SynthDataset, load_dataset
+
+    manifest = Path(folder) / "manifest.csv"
+    if manifest.is_file():
+        head = pd.read_csv(manifest, nrows=0).columns
+        if "path" not in head and "file" in head:
+            rows = pd.read_csv(manifest, dtype={"label": str}).rename(columns={"file": "path"})
+            return SynthDataset(Path(folder), rows)
+    return load_dataset(folder)
+
+
+def _concept_of(name: str) -> str:
+    """A detector concept, or ``mixes`` (the full-mix set, judged on every concept)."""
+    return "mixes" if str(name).lower() in ("mixes", "mix") else det.concept_name(name)
+
+
 def summarize(per_clip: pd.DataFrame, *, seed: int = 0, n_boot: int = 2000) -> pd.DataFrame:
-    """The detector-accuracy table from :func:`validate_detectors`' per-clip rows."""
+    """The detector-accuracy table from :func:`validate_detectors`' per-clip rows: k, n,
+    accuracy and its Wilson 95% interval per (concept, task, detector, subset); ``seed`` and
+    ``n_boot`` are accepted for callers of the bootstrap version."""
     groups: list[tuple[str, str, str, str, pd.DataFrame]] = []
     for (concept, task, detector), g in per_clip.groupby(
         ["concept", "task", "detector"], sort=False
@@ -204,7 +476,8 @@ def summarize(per_clip: pd.DataFrame, *, seed: int = 0, n_boot: int = 2000) -> p
     for concept, task, detector, subset, g in groups:
         if g.empty:
             continue
-        est = bootstrap_ci(g["correct"].astype(float).to_numpy(), n_boot=n_boot, seed=seed)
+        k, n = int(g["correct"].astype(bool).sum()), len(g)
+        low, high = wilson_interval(k, n)
         target = TARGETS.get(f"{concept}/{task}")
         rows.append(
             {
@@ -212,12 +485,13 @@ def summarize(per_clip: pd.DataFrame, *, seed: int = 0, n_boot: int = 2000) -> p
                 "task": task,
                 "detector": detector,
                 "subset": subset,
-                "n": est.n,
-                "accuracy": round(est.value, 4),
-                "ci_low": round(est.low, 4),
-                "ci_high": round(est.high, 4),
+                "k": k,
+                "n": n,
+                "accuracy": round(k / n, 4),
+                "ci_low": round(low, 4),
+                "ci_high": round(high, 4),
                 "target": target,
-                "meets_target": None if target is None else bool(est.value >= target),
+                "meets_target": None if target is None else bool(k / n >= target),
             }
         )
     return pd.DataFrame(rows)
@@ -229,3 +503,88 @@ def breakdown(per_clip: pd.DataFrame, column: str, *, concept: str | None = None
     frame = frame.dropna(subset=[column])
     out = frame.groupby(["task", "detector", column])["correct"].agg(["mean", "size"]).reset_index()
     return out.rename(columns={"mean": "accuracy", "size": "n"})
+
+
+def skipped_checks(rows: pd.DataFrame) -> list[str]:
+    """Checks a manifest's columns cannot support, each with the reason (the CLI prints them)."""
+    out = []
+    concepts = set(rows["concept"].dropna()) if "concept" in rows else set()
+    if "notes" in concepts and not {"octave", "program"} <= set(rows.columns):
+        out.append(
+            "notes: 'pitch class (tonal)' needs octave and program columns (all notes count)"
+        )
+    if "chords" in concepts and "root" not in rows.columns:
+        out.append("chords: 'root+quality' skipped: the manifest has no root column")
+    if "intervals" in concepts and "semitones" not in rows.columns:
+        out.append("intervals: skipped: the manifest has no semitones column")
+    return out
+
+
+def calibration(per_clip: pd.DataFrame, bins: int = 5) -> pd.DataFrame:
+    """Accuracy per confidence bin (equal width on [0, 1]) for every task whose confidence
+    varies: a calibrated detector's accuracy tracks its mean confidence."""
+    rows = []
+    frame = per_clip.dropna(subset=["confidence"])
+    for (concept, task, detector), g in frame.groupby(["concept", "task", "detector"], sort=False):
+        conf = g["confidence"].astype(float).clip(0, 1)
+        if conf.nunique() < 2:
+            continue
+        edges = np.linspace(0, 1, bins + 1)
+        which = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
+        for b in range(bins):
+            sel = which == b
+            if not sel.any():
+                continue
+            k, n = int(g["correct"][sel].astype(bool).sum()), int(sel.sum())
+            low, high = wilson_interval(k, n)
+            rows.append(
+                {
+                    "concept": concept,
+                    "task": task,
+                    "detector": detector,
+                    "bin": f"{edges[b]:.1f}-{edges[b + 1]:.1f}",
+                    "n": n,
+                    "mean_confidence": round(float(conf[sel].mean()), 4),
+                    "accuracy": round(k / n, 4),
+                    "ci_low": round(low, 4),
+                    "ci_high": round(high, 4),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+_NOT_PLOTTED = r"\(quality\)|octave errors allowed|tempo octave right|^mode$|relative"
+
+
+def plot_calibration(table: pd.DataFrame, path: str | Path) -> Path | None:
+    """Reliability curves (accuracy against mean confidence per bin), one line per main task
+    (the quality-only, octave-forgiving, mode and relative-key variants share their task's
+    confidence and are left out of the figure; the table has them)."""
+    if table.empty:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = table[~table["task"].str.contains(_NOT_PLOTTED)]
+    table = shown if not shown.empty else table
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="calibrated")
+    for (task, detector), g in table.groupby(["task", "detector"], sort=False):
+        ax.errorbar(
+            g["mean_confidence"],
+            g["accuracy"],
+            yerr=[g["accuracy"] - g["ci_low"], g["ci_high"] - g["accuracy"]],
+            marker="o",
+            capsize=2,
+            label=f"{task} ({detector}), n={int(g['n'].sum())}",
+        )
+    ax.set(
+        xlabel="mean confidence in bin", ylabel="accuracy (Wilson 95%)", xlim=(0, 1), ylim=(0, 1.02)
+    )
+    ax.legend(fontsize=6, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

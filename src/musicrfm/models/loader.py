@@ -16,14 +16,22 @@ Sources a model can come from (:func:`load_model`):
   whatever it was given to this loader).
 
 It is the only loader: commands, the demo, the headline and the mini model's gates all call it.
+
+Weights load from safetensors only: a folder (or hub repo) that has only pickle weights
+(``pytorch_model.bin``) is refused with a line saying how to convert it, because unpickling runs
+code from the file; ``allow_pickle=True`` or ``MUSICRFM_ALLOW_PICKLE=1`` opts in. A device is
+checked (`check_device`) before anything loads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import pickle
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +55,51 @@ HUB_NAMES = {
     for size in ("small", "medium", "large", "melody", "melody-large", "stereo-small")
 }
 _RANDOM_RE = re.compile(r"^random:(?P<size>[a-z0-9_-]+)(?::seed(?P<seed>\d+))?$")
+PICKLE_ENV = "MUSICRFM_ALLOW_PICKLE"
+DEVICES = "cpu, cuda, cuda:N or mps"
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """The device, checked to exist here; anything else (``tpu``, ``cuda:x``, ``cuda`` without a
+    GPU, ``cuda:3`` on a one-GPU machine) is one ModelError line, the same in every verb."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ModelError(f"unknown device {str(device)!r}; use {DEVICES}") from None
+    dev = resolve_device(str(dev))
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ModelError(
+            f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA "
+            f"device(s) (cuda:0 .. cuda:{torch.cuda.device_count() - 1})"
+        )
+    return dev
+
+
+def pickle_allowed(allow: bool | None = None) -> bool:
+    """Whether pickle weights may be loaded: ``allow``, else ``$MUSICRFM_ALLOW_PICKLE``."""
+    if allow is not None:
+        return bool(allow)
+    return os.environ.get(PICKLE_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+@contextlib.contextmanager
+def _quiet_transformers(*, warnings: bool, progress: bool) -> Iterator[None]:
+    """transformers' config warnings off (``warnings=False``) and its weight-loading progress
+    bar off (``progress=False``) while a model loads; both restored afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bar = hf_logging.is_progress_bar_enabled()
+    if not warnings:
+        hf_logging.set_verbosity_error()
+    if not progress:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bar:
+            hf_logging.enable_progress_bar()
 
 
 def resolve_name(name_or_path: str | None) -> str:
@@ -110,6 +163,8 @@ def load_model(
     device: str = "cpu",
     dtype: str | torch.dtype = "float32",
     revision: str | None = None,
+    progress: bool = True,
+    allow_pickle: bool | None = None,
 ) -> MusicGenAdapter:
     """Load a MusicGen or MusicGen-Melody text-to-music model.
 
@@ -125,6 +180,11 @@ def load_model(
         ``cpu``/``cuda``/``mps``; ``float32``/``float16``/``bfloat16``.
     revision:
         hub revision (branch, tag or commit).
+    progress:
+        show transformers' weight-loading progress bar.
+    allow_pickle:
+        load pickle weights (``pytorch_model.bin``) when there are no safetensors; default
+        ``$MUSICRFM_ALLOW_PICKLE``. Unpickling runs code from the file: only for files you trust.
     """
     if name_or_path is not None and not isinstance(name_or_path, (str, os.PathLike)):
         if isinstance(name_or_path, ModelAdapter):
@@ -134,7 +194,7 @@ def load_model(
             "or a loaded adapter"
         )
     torch_dtype = resolve_dtype(dtype)
-    dev = resolve_device(device)
+    dev = check_device(device)
     name = resolve_name(name_or_path)
     m = _RANDOM_RE.match(name)
     if m:
@@ -144,18 +204,22 @@ def load_model(
     if name.startswith("random:"):
         raise ConfigError(f"bad random model spec {name!r}; use random:<tiny|small>[:seed<N>]")
     register_codecs()
+    pickle_ok = pickle_allowed(allow_pickle)
     bundled = {"mini": BUNDLED_MODEL_NAME, "mini-poly": POLY_MODEL_NAME}.get(name)
     path = _bundled_folder(bundled) if bundled else Path(name).expanduser()
     if path.is_dir():
         source = "bundled" if bundled else "local"
-        model, tok, tok_err = _load_folder(path, torch_dtype)
+        # the bundled models' configs carry token ids transformers warns about; nothing to fix
+        with _quiet_transformers(warnings=not bundled, progress=progress):
+            model, tok, tok_err = _load_folder(path, torch_dtype, pickle_ok)
         model_id = bundled or str(path.resolve())
         local_path: Path | None = path.resolve()
     else:
         if name.startswith((".", "/", "~")) or name.count("/") > 1 or path.exists():
             raise ModelError(f"no model folder at {name}")
         model_id, source, local_path = name, "hub", None
-        model, tok, tok_err = _load_from_hub(name, revision, torch_dtype)
+        with _quiet_transformers(warnings=True, progress=progress):
+            model, tok, tok_err = _load_from_hub(name, revision, torch_dtype, pickle_ok)
     model = model.to(dev).eval()
     if revision is None:
         revision = getattr(model.config, "_commit_hash", None)
@@ -197,25 +261,46 @@ def _bundled_folder(folder: str = BUNDLED_MODEL_NAME) -> Path:
     )
 
 
-def _load_folder(path: Path, torch_dtype: torch.dtype) -> tuple:
+def pickle_refusal(where: str, names: list[str]) -> ModelError:
+    """The error for pickle-only weights: why, how to convert, how to opt in."""
+    return ModelError(
+        f"{where} has only pickle weights ({', '.join(names)}), and loading pickle runs code "
+        'from the file. Convert them once, on a machine you trust: python -c "from transformers '
+        "import MusicgenForConditionalGeneration as M; M.from_pretrained('SRC', "
+        "use_safetensors=False).save_pretrained('DST')\" (writes model.safetensors), or opt in "
+        f"with {PICKLE_ENV}=1"
+    )
+
+
+def _load_folder(path: Path, torch_dtype: torch.dtype, allow_pickle: bool = False) -> tuple:
     """(model, tokenizer, tokenizer error) from a folder written by ``save_pretrained``."""
     cfg_file = path / "config.json"
     if not cfg_file.is_file():
         raise ModelError(f"{path} has no config.json; is it a folder written by save_pretrained?")
     try:
-        model_type = json.loads(cfg_file.read_text()).get("model_type")
-    except json.JSONDecodeError as exc:
+        config = json.loads(cfg_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelError(f"{cfg_file} is not valid JSON: {exc}") from None
+    model_type = config.get("model_type") if isinstance(config, dict) else None
     cls = _model_class(model_type, str(path))
+    safe = list(path.glob("*.safetensors")) + list(path.glob("*.safetensors.index.json"))
+    pickles = sorted(p.name for p in path.iterdir() if p.suffix in (".bin", ".pt", ".pth"))
+    if not safe and pickles and not allow_pickle:
+        raise pickle_refusal(str(path), pickles)
     try:
-        model = cls.from_pretrained(str(path), dtype=torch_dtype)
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise ModelError(f"cannot load the model in {path}: {exc}") from None
+        model = cls.from_pretrained(
+            str(path), dtype=torch_dtype, use_safetensors=None if allow_pickle else True
+        )
+    except (OSError, ValueError, KeyError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelError(f"cannot load the model in {path}: {text}") from None
     tok, tok_err = _load_tokenizer(str(path), None, model)
     return model, tok, tok_err
 
 
-def _load_from_hub(name: str, revision: str | None, torch_dtype: torch.dtype) -> tuple:
+def _load_from_hub(
+    name: str, revision: str | None, torch_dtype: torch.dtype, allow_pickle: bool = False
+) -> tuple:
     from transformers import AutoConfig
 
     hint = (
@@ -236,9 +321,17 @@ def _load_from_hub(name: str, revision: str | None, torch_dtype: torch.dtype) ->
         ) from None
     cls = _model_class(getattr(config, "model_type", None), name)
     try:
-        model = cls.from_pretrained(name, revision=revision, dtype=torch_dtype)
+        model = cls.from_pretrained(
+            name,
+            revision=revision,
+            dtype=torch_dtype,
+            use_safetensors=None if allow_pickle else True,
+        )
     except (OSError, ValueError) as exc:
-        raise ModelError(f"{hint}. ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        if "does not appear to have" in text and "safetensors" in text and not allow_pickle:
+            raise pickle_refusal(repr(name), ["no model.safetensors"]) from None
+        raise ModelError(f"{hint}. ({type(exc).__name__}: {text})") from None
     tok, tok_err = _load_tokenizer(name, revision, model)
     return model, tok, tok_err
 

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from musicrfm.errors import CompatibilityError, ConfigError
+from musicrfm.files import save_tensors_atomic, write_text_atomic
 from musicrfm.spelling import class_spellings
 
 LAYER_CONVENTION = "decoder_block_output_0_based"
@@ -110,6 +111,14 @@ class ConceptDirections:
         raise ConfigError(
             f"unknown class {name!r} for concept {self.concept!r}; valid: {', '.join(self.classes)}"
         )
+
+    def activation_norm(self) -> float | None:
+        """The median norm of the pooled block outputs these directions were trained on, over
+        clips and layers (``meta["activation_norm"]``, `record_activation_norms`): the unit of a
+        relative η0 (``0.1x`` = 0.1 × it). None when the file predates it."""
+        value = self.meta.get("activation_norm")
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+        return float(value) if ok else None
 
     def sign_of(self, target: str | None) -> float:
         """-1 for a regression steered down (``slower``, ``down``, ``lower``), else +1: the
@@ -309,9 +318,7 @@ class ConceptDirections:
         }
         if self.eigenvalues is not None:
             tensors["eigenvalues"] = self.eigenvalues.contiguous().float()
-        tmp = base.with_name(base.name + ".safetensors.tmp")
-        save_file(tensors, str(tmp))
-        tmp.replace(base.with_name(base.name + ".safetensors"))
+        save_tensors_atomic(base.with_name(base.name + ".safetensors"), tensors)
         header = {
             "format_version": FORMAT_VERSION,
             "concept": self.concept,
@@ -320,16 +327,24 @@ class ConceptDirections:
             "layer_convention": LAYER_CONVENTION,
             "meta": self.meta,
         }
-        base.with_name(base.name + ".json").write_text(json.dumps(header, indent=2, default=str))
+        write_text_atomic(
+            base.with_name(base.name + ".json"), json.dumps(header, indent=2, default=str)
+        )
         return base
 
     @classmethod
     def load(cls, path: str | Path) -> ConceptDirections:
+        """Read `save`'s two files; a missing, truncated or damaged one is one error naming the
+        file and what to do (they are written by ``musicrfm train``: train again)."""
         base = Path(path)
         if base.is_dir():
             found = sorted(base.glob("*.safetensors"))
             if len(found) != 1:
-                raise ConfigError(f"{base} holds {len(found)} direction files; name one of them")
+                names = ", ".join(f.stem for f in found)
+                raise ConfigError(
+                    f"{base} holds {len(found)} direction files{': ' + names if names else ''}; "
+                    "name one of them"
+                )
             base = found[0]
         if base.suffix in {".safetensors", ".json"}:
             base = base.with_suffix("")
@@ -338,18 +353,63 @@ class ConceptDirections:
             raise ConfigError(
                 f"direction files not found: need {st.name} and {js.name} in {st.parent}"
             )
-        header = json.loads(js.read_text())
+        header = _read_header(js)
         if header.get("layer_convention") != LAYER_CONVENTION:
             raise CompatibilityError(
                 f"{js} uses layer convention {header.get('layer_convention')!r}, expected {LAYER_CONVENTION!r}"
             )
-        tensors = load_file(str(st))
-        return cls(
-            concept=header["concept"],
-            classes=header["classes"],
-            vectors=tensors["vectors"],
-            scores=tensors["scores"],
-            layers=header["layers"],
-            eigenvalues=tensors.get("eigenvalues"),
-            meta=header.get("meta", {}),
-        )
+        try:
+            tensors = load_file(str(st))
+        except Exception as exc:  # noqa: BLE001 - safetensors raises its own types for damage
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise _damaged(st, f"not a readable safetensors file ({first})") from None
+        for name in ("vectors", "scores"):
+            if name not in tensors:
+                raise _damaged(st, f"it has no {name!r} tensor")
+        try:
+            return cls(
+                concept=header["concept"],
+                classes=header["classes"],
+                vectors=tensors["vectors"],
+                scores=tensors["scores"],
+                layers=header["layers"],
+                eigenvalues=tensors.get("eigenvalues"),
+                meta=header.get("meta", {}),
+            )
+        except ConfigError as exc:
+            raise _damaged(st, f"{exc} (the two files do not belong together)") from None
+
+
+def record_activation_norms(directions: ConceptDirections, features: torch.Tensor) -> None:
+    """Store in ``directions.meta`` the norms of the pooled features (layers, clips, hidden) they
+    were trained on: ``activation_norm``, the median over clips and layers (what a relative η0
+    such as ``0.1x`` multiplies, as the demo's 0.1× norm), and ``activation_norms``, the median
+    per layer. A direction is a unit vector, so η0 means something only next to these."""
+    norms = features.detach().float().norm(dim=-1)  # (layers, clips)
+    directions.meta["activation_norm"] = float(norms.median())
+    directions.meta["activation_norms"] = [float(x) for x in norms.median(dim=1).values]
+
+
+def _damaged(path: Path, what: str) -> CompatibilityError:
+    return CompatibilityError(
+        f"direction file {path} is damaged: {what}; train the directions again "
+        "(`musicrfm train`) or restore both files"
+    )
+
+
+def _read_header(js: Path) -> dict[str, Any]:
+    """A direction file's JSON header, with the fields `load` needs checked."""
+    try:
+        header = json.loads(js.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _damaged(js, f"not valid JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise _damaged(js, "it is not a JSON object")
+    for name, kind in (("concept", str), ("classes", list), ("layers", list)):
+        if not isinstance(header.get(name), kind):
+            raise _damaged(js, f"no {name!r} ({kind.__name__}) field")
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in header["layers"]):
+        raise _damaged(js, "'layers' must be layer numbers")
+    if not isinstance(header.get("meta", {}), dict):
+        raise _damaged(js, "'meta' must be an object")
+    return header

@@ -8,6 +8,7 @@ generation compiles its plan once and only changes the gate seed from one batch 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -20,6 +21,8 @@ from musicrfm.probes.directions import ConceptDirections
 from musicrfm.steering.adapters import as_adapter
 from musicrfm.steering.plan import ROW_GAINS, WEIGHTINGS, SteeringDirection, SteeringPlan
 from musicrfm.steering.schedules import Schedule
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -218,6 +221,29 @@ def _direction_arrays(
     return unit, weights
 
 
+def _check_not_silent(
+    plan: SteeringPlan, silent: list[str], adapter: ModelAdapter, total_steps: int | None
+) -> None:
+    """A direction whose schedule is 0 at every step of the clip adds nothing: when no direction
+    of the plan would add anything, generating would silently give the unsteered clip, so that
+    is refused; when only some are silent (a note sequence cut by the clip's end), a warning."""
+    if not silent:
+        return
+    clip = f"{total_steps} steps"
+    if adapter.frame_rate:
+        clip += f" = {(total_steps or 0) / float(adapter.frame_rate):.2f} s"
+    text = (
+        f"{'; '.join(silent)} {'is' if len(silent) == 1 else 'are'} 0 over the whole clip ({clip})"
+    )
+    steering = [d for d in plan.directions if d.coef != 0]
+    if len(silent) == len(steering):
+        raise ConfigError(
+            f"nothing would be steered: {text}; start the schedule inside the clip or make the "
+            "clip longer"
+        )
+    log.warning("%s: those directions add nothing", text)
+
+
 def compile_plan(
     plan: SteeringPlan | SteeringDirection | None,
     model: ModelAdapter | nn.Module,
@@ -233,14 +259,17 @@ def compile_plan(
         plan = SteeringPlan()
     if isinstance(plan, SteeringDirection):
         plan = SteeringPlan([plan])
-    units, weights, schedules = [], [], []
+    units, weights, schedules, silent = [], [], [], []
     for d in plan.directions:
         u, w = _direction_arrays(d, adapter, strict=strict)
         units.append(u)
         weights.append(w)
         sched = d.schedule.resolve(frame_rate=adapter.frame_rate, horizon=total_steps)
-        sched.values(min(total_steps or 64, 100_000))  # validates callables/values early
+        phi = sched.values(min(total_steps or 64, 100_000))  # validates callables/values early
+        if total_steps and d.coef != 0 and not phi.any():
+            silent.append(f"{d.label()} (schedule {d.schedule.describe()})")
         schedules.append(sched)
+    _check_not_silent(plan, silent, adapter, total_steps)
     L, H = adapter.num_layers, adapter.hidden_size
     gate_seed = plan.seed if plan.seed is not None else seed
     return CompiledPlan(

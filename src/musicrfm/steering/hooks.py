@@ -33,6 +33,13 @@ from a NumPy generator seeded with (seed, m), so the same seed gives the same ga
 Classifier-free guidance: MusicGen's generate stacks the conditional rows first and the
 unconditional rows second; each direction's ``rows`` sets its gain on each half
 (`ROW_GAINS`: "conditional" steers only the first half, "contrast" subtracts from the second).
+
+Live values (:mod:`musicrfm.steering.live`): with a `LiveControl` (given, or attached by a
+``live_control`` block around `generate`), the block-0 pre-hook first reads it at every forward
+call: a stop request raises `GenerationStopped`, a changed coefficient rebuilds that direction's
+row of the addition from this step on, and a token tap sees the decoder input ids. Directions
+with coefficient 0 then stay in the sum (as exact zeros) so that a knob can raise them. Without
+a control none of this runs.
 """
 
 from __future__ import annotations
@@ -50,6 +57,7 @@ from musicrfm.errors import ConfigError, ModelError
 from musicrfm.models.adapter import ModelAdapter
 from musicrfm.steering.adapters import as_adapter
 from musicrfm.steering.compile import CompiledPlan, compile_plan
+from musicrfm.steering.live import GenerationStopped, LiveControl, current_live
 from musicrfm.steering.plan import SteeringDirection, SteeringPlan
 
 log = logging.getLogger(__name__)
@@ -75,32 +83,45 @@ class SteeringSession:
     """The hooks of one `apply_plan` block.
 
     ``steps`` lists the step of the first position of every forward call (negative for a melody
-    condition prefix); ``layers`` the steered layers; ``compiled`` the plan as arrays.
+    condition prefix); ``layers`` the steered layers; ``compiled`` the plan as arrays; ``live``
+    the `LiveControl` read at every forward call (None: none).
     """
 
     def __init__(
-        self, adapter: ModelAdapter, compiled: CompiledPlan, *, cfg: bool, total_steps: int | None
+        self,
+        adapter: ModelAdapter,
+        compiled: CompiledPlan,
+        *,
+        cfg: bool,
+        total_steps: int | None,
+        live: LiveControl | None = None,
     ):
         self.adapter = adapter
         self.compiled = compiled
         self.cfg = cfg
+        self.live = live
         self.steps: list[int] = []
         self.prefixed = "Melody" in type(adapter.decoder_base).__name__
         self._prefix = 0
         self._handles: list[Any] = []
-        act = compiled.active
-        self.layers = compiled.steered_layers
+        if live is None:
+            act = compiled.active
+            self.layers = compiled.steered_layers
+        else:  # a knob may raise a direction that starts at 0: keep every one that can steer
+            act = (np.abs(compiled.weights).sum(1) > 0) & (compiled.gate_p > 0)
+            self.layers = [int(i) for i in np.flatnonzero(np.abs(compiled.weights[act]).sum(0))]
         self._slot = {layer: j for j, layer in enumerate(self.layers)}
         device, self.dtype = adapter.device, adapter.dtype
         self.device = device
         idx = np.flatnonzero(act)
         self._idx = idx
+        self._row_of = {int(m): a for a, m in enumerate(idx)}
+        self._coefs = compiled.coefs[idx].copy()
         Ls, H = len(self.layers), compiled.hidden_size
         # W[m, j] = η0_m · w_{ℓj,m} · q_{ℓj,m}
         W = torch.zeros(len(idx), Ls, H, dtype=torch.float64)
         for a, m in enumerate(idx):
-            w = torch.as_tensor(compiled.weights[m, self.layers], dtype=torch.float64)
-            W[a] = compiled.coefs[m] * w[:, None] * compiled.unit[m, self.layers]
+            W[a] = self._row(m, compiled.coefs[m])
         self._W = W.reshape(len(idx), Ls * H).to(device=device, dtype=torch.float32)
         gain = compiled.row_gain[idx]  # (M_act, 2): conditional, unconditional rows
         if cfg:
@@ -124,6 +145,43 @@ class SteeringSession:
         self._fast_b = -1
         self._adds: list[torch.Tensor | None] = [None] * Ls
         self._fast_adds: list[torch.Tensor] = []
+
+    def _row(self, m: int, coef: np.float64) -> torch.Tensor:
+        """(Ls, H) float64 η0 · w_ℓ · q_ℓ of direction m over the steered layers."""
+        w = torch.as_tensor(self.compiled.weights[m, self.layers], dtype=torch.float64)
+        return coef * w[:, None] * self.compiled.unit[m, self.layers]
+
+    # ---------------------------------------------------------------- live values
+    def _poll_live(self, step: int) -> None:
+        """Stop, or apply the coefficients changed since the last forward call (from ``step``)."""
+        live = self.live
+        assert live is not None
+        live.step = step
+        if live.stopped:
+            raise GenerationStopped(step)
+        for m, value in live.take(step).items():
+            a = self._row_of.get(m)
+            if a is None:
+                raise ConfigError(
+                    f"live coefficient for direction {m}: this plan steers directions "
+                    f"{sorted(self._row_of)}"
+                )
+            if value == self._coefs[a]:
+                continue
+            self._coefs[a] = value
+            self._W[a] = self._row(m, np.float64(value)).reshape(-1).to(self._W.dtype)
+            live.record(step, m, value)
+        if live.on_step is not None:
+            live.on_step(step)
+
+    def _tap_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        """Hand the decoder input ids of this call to the live control's token tap."""
+        ids = kwargs.get("input_ids")
+        if ids is None and args:
+            ids = args[0]
+        if isinstance(ids, torch.Tensor) and self.live is not None and self.live.on_tokens:
+            start = max(_past_length(kwargs, args) - self._prefix, 0)
+            self.live.on_tokens(start, ids.detach().cpu().numpy())
 
     # ---------------------------------------------------------------- per step
     def _ensure_table(self, n: int) -> None:
@@ -176,6 +234,10 @@ class SteeringSession:
         batch, seq = int(hidden.shape[0]), int(hidden.shape[1])
         t0 = _past_length(kwargs, args) - self._prefix
         self.steps.append(t0)
+        if self.live is not None:
+            self._poll_live(max(t0, 0))
+            if not self.layers:
+                return
         self._ensure_table(t0 + seq)
         assert self._table is not None
         if seq == 1 and t0 >= 0:
@@ -217,13 +279,19 @@ class SteeringSession:
 
     # ---------------------------------------------------------------- install / remove
     def install(self) -> None:
-        if not self.layers:
+        if not self.layers and self.live is None:
             return
         try:
             if self.prefixed:
                 self._handles.append(
                     self.adapter.decoder_base.register_forward_pre_hook(
                         self._prefix_hook, with_kwargs=True
+                    )
+                )
+            if self.live is not None and self.live.on_tokens is not None:
+                self._handles.append(
+                    self.adapter.decoder_base.register_forward_pre_hook(
+                        self._tap_hook, with_kwargs=True
                     )
                 )
             self._handles.append(
@@ -260,6 +328,7 @@ def apply_plan(
     total_steps: int | None = None,
     cfg: bool | None = None,
     strict: bool = True,
+    live: LiveControl | None = None,
 ) -> Iterator[SteeringSession]:
     """Steer `model` (a ModelAdapter, or a bare transformers MusicGen) inside a ``with`` block.
 
@@ -268,7 +337,9 @@ def apply_plan(
     horizon for schedules without a duration; default 1500). cfg: whether the batch holds
     classifier-free-guidance rows (conditional first half, unconditional second half); default:
     the model's generation_config.guidance_scale > 1. strict: also require the directions'
-    model id to match. An empty plan, or one whose coefficients are all 0, installs no hook.
+    model id to match. live: a `LiveControl` read at every step (default: the one a
+    ``live_control`` block attached, if any). An empty plan, or one whose coefficients are all
+    0, installs no hook unless there is a live control.
     """
     adapter = as_adapter(model)
     if isinstance(plan, CompiledPlan):
@@ -283,7 +354,9 @@ def apply_plan(
         compiled = compile_plan(plan, adapter, seed=seed, total_steps=total_steps, strict=strict)
     if cfg is None:
         cfg = _infer_cfg(adapter)
-    session = SteeringSession(adapter, compiled, cfg=bool(cfg), total_steps=total_steps)
+    if live is None:
+        live = current_live()
+    session = SteeringSession(adapter, compiled, cfg=bool(cfg), total_steps=total_steps, live=live)
     if session.layers:
         log.debug("steering layers %s with %d direction(s)", session.layers, len(session._idx))
     session.install()

@@ -22,8 +22,13 @@ ones::
     beats_per_bar = 4        # default 4
     fade_beats = 0.25        # crossfade at each boundary, centred on it (default 0.25)
     directions = "dirs/notes"   # relative to the plan file
-    coef = 0.5               # and any other direction field (layers, gate, rows, component, ...)
+    coef = 0.5               # (or "0.1x": relative) and any other direction field (layers, ...)
                              # except target and schedule, which the sequence sets
+
+``coef`` is η0, in the units of the residual stream (the paper's absolute form), or relative to
+the activations the directions were trained on: ``"0.1x"`` is 0.1 × their median norm
+(``ConceptDirections.activation_norm``), resolved when the direction is built (its files are
+read then). Plans save the form they were given; sidecars also record the absolute ``eta0``.
 
 A plan is always saved in its compiled form (``[[direction]]`` tables with keyframes);
 ``musicrfm.steering.sequence.sequence_table`` writes the ``[sequence]`` form.
@@ -34,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import operator
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -42,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from musicrfm.errors import CompatibilityError, ConfigError
-from musicrfm.files import read_config
+from musicrfm.files import read_config, write_text_atomic
 from musicrfm.probes.directions import ConceptDirections
 from musicrfm.steering.schedules import Schedule, constant
 from musicrfm.steering.toml_writer import dumps_toml
@@ -72,6 +78,41 @@ def _check_finite(name: str, value: Any) -> float:
     return v
 
 
+_RELATIVE = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*[x×]\s*$")
+
+
+def relative_coef(value: Any) -> float | None:
+    """The multiplier of a relative η0 (``"0.1x"`` or ``"0.1×"`` -> 0.1), None for an absolute
+    one; a string that is neither a number nor ``<number>x`` is a ConfigError."""
+    if not isinstance(value, str):
+        return None
+    m = _RELATIVE.match(value)
+    if m:
+        return float(m.group(1))
+    try:
+        float(value)
+    except ValueError:
+        raise ConfigError(
+            f"coef must be a number (η0) or relative like '0.1x' (0.1 × the median activation "
+            f"norm), got {value!r}"
+        ) from None
+    return None
+
+
+def _check_int(name: str, value: Any) -> int:
+    """An integer field of a plan (TOML gives strings and floats too): a ConfigError otherwise."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        return int(value)
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        return operator.index(value)
+    except TypeError:
+        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+
+
 def parse_layers(spec: str | int | Sequence[int] | None) -> dict[str, Any]:
     """Layer selection/weighting from a CLI spec → SteeringDirection fields.
 
@@ -82,10 +123,17 @@ def parse_layers(spec: str | int | Sequence[int] | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if spec is None:
         return out
-    if isinstance(spec, int):
+    if isinstance(spec, int) and not isinstance(spec, bool):
         return {"layers": [int(spec)]}
     if not isinstance(spec, str):
-        return {"layers": [int(x) for x in spec]}
+        try:
+            items = list(spec)
+        except TypeError:
+            raise ConfigError(
+                f"layers must be a spec like 'all', 'top:8' or '0-11', or a list of layer "
+                f"numbers; got {spec!r}"
+            ) from None
+        return {"layers": [_check_int("a layer", x) for x in items]}
     for part in filter(None, (p.strip() for p in spec.split("+"))):
         name, _, arg = part.partition(":")
         name = name.lower()
@@ -113,11 +161,18 @@ def parse_layers(spec: str | int | Sequence[int] | None) -> dict[str, Any]:
                 layers: list[int] = []
                 for item in part.split(","):
                     m = re.fullmatch(r"\s*(-?\d+)\s*-\s*(-?\d+)\s*", item)
+                    if m and int(m.group(1)) > int(m.group(2)):
+                        raise ConfigError(
+                            f"layer range {item.strip()!r} is empty (it counts down); write "
+                            f"{m.group(2)}-{m.group(1)}"
+                        )
                     if m:
                         layers.extend(range(int(m.group(1)), int(m.group(2)) + 1))
                     else:
                         layers.append(int(item))
                 out["layers"] = layers
+        except ConfigError:
+            raise
         except (ValueError, IndexError):
             raise ConfigError(
                 f"cannot read layer spec {part!r}; use all, top:K, 3,5,7, 0-11, linear, exp:0.95"
@@ -125,14 +180,40 @@ def parse_layers(spec: str | int | Sequence[int] | None) -> dict[str, Any]:
     return out
 
 
+def _component(value: Any) -> int | dict[int, float]:
+    """A direction's ``component``: an eigenvector index, or {index: weight} (a table, or a
+    list of [index, weight] pairs as plan files store it)."""
+    what = "component must be an eigenvector index (0, 1, ...) or a mix like [[0, 1], [1, 0.5]]"
+    if isinstance(value, Mapping):
+        pairs = list(value.items())
+    elif isinstance(value, (list, tuple)):
+        if not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in value):
+            raise ConfigError(f"{what}; got {value!r}")
+        pairs = [tuple(p) for p in value]
+    else:
+        try:
+            return _check_int("component", value)
+        except ConfigError:
+            raise ConfigError(f"{what}; got {value!r}") from None
+    try:
+        comp = {_check_int("component", k): _check_finite("component weight", v) for k, v in pairs}
+    except ConfigError as exc:
+        raise ConfigError(f"{what}; got {value!r} ({exc})") from None
+    if isinstance(value, Mapping) and (not comp or all(v == 0 for v in comp.values())):
+        raise ConfigError("a component combination needs at least one non-zero weight")
+    return comp
+
+
 @dataclass
 class SteeringDirection:
     """One term of the steering sum (see the module docstring).
 
-    directions: ConceptDirections, or a path to them (loaded on first use).
-    target: class name (may be omitted when the directions have a single class).
-    coef: η0 (negative steers away). component: index, or {index: weight} combined and
-    re-normalised. layers: "all" or explicit 0-based indices (negatives count from the top);
+    directions: ConceptDirections, or a path to them (loaded on first use; at once for a
+    relative coef). target: class name (may be omitted when the directions have a single class).
+    coef: η0 (negative steers away), or relative, "0.1x" (see the module docstring); after
+    construction always the absolute η0 (`relative` keeps the multiplier).
+    component: index, or {index: weight} combined and re-normalised. layers: "all" or explicit
+    0-based indices (negatives count from the top);
     top_k: keep the K best-scoring of those. weighting: uniform (w0), linear (w0·ŝ) or
     exponential (w0·ŝ^(1/κ)), ŝ = per-layer scores min-max normalised over the directions' layers.
     schedule: φ(t). gate: p of the Bernoulli gate (1 = always on). rows: the guidance rows
@@ -142,7 +223,7 @@ class SteeringDirection:
 
     directions: ConceptDirections | str | Path
     target: str | None = None
-    coef: float = 0.3
+    coef: float | str = 0.3
     component: int | Mapping[int, float] = 0
     layers: str | Sequence[int] = "all"
     top_k: int | None = None
@@ -162,10 +243,21 @@ class SteeringDirection:
             for key, value in parsed.items():
                 setattr(self, key, value)
         else:
-            self.layers = [int(x) for x in self.layers]
-            if not self.layers:
-                raise ConfigError("an explicit layer list must not be empty")
-        self.coef = _check_finite("coefficient (coef)", self.coef)
+            self.layers = parse_layers(self.layers)["layers"]
+        if not isinstance(self.layers, str) and not self.layers:
+            raise ConfigError("an explicit layer list must not be empty")
+        for name in ("weighting", "rows"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name} must be a name, got {getattr(self, name)!r}")
+        if self.target is not None and not isinstance(self.target, str):
+            if isinstance(self.target, bool) or not isinstance(self.target, (int, float)):
+                raise ConfigError(f"target must be a class name, got {self.target!r}")
+            self.target = str(self.target)
+        self._relative = relative_coef(self.coef)
+        if self._relative is not None:
+            self._relative = _check_finite("coefficient (coef)", self._relative)
+        else:
+            self.coef = _check_finite("coefficient (coef)", self.coef)
         self.w0 = _check_finite("w0", self.w0)
         self.kappa = _check_finite("kappa", self.kappa)
         self.gate = _check_finite("gate probability", self.gate)
@@ -179,25 +271,35 @@ class SteeringDirection:
             )
         if self.rows not in ROWS:
             raise ConfigError(f"rows must be one of {', '.join(ROWS)}; got {self.rows!r}")
-        if self.top_k is not None and int(self.top_k) < 1:
-            raise ConfigError(f"top_k must be >= 1, got {self.top_k}")
-        if isinstance(self.component, Mapping):
-            comp = {int(k): _check_finite("component weight", v) for k, v in self.component.items()}
-            if not comp or all(v == 0 for v in comp.values()):
-                raise ConfigError("a component combination needs at least one non-zero weight")
-            self.component = comp
-        elif isinstance(self.component, (list, tuple)):
-            self.component = {
-                int(k): _check_finite("component weight", v) for k, v in self.component
-            }
-        else:
-            self.component = int(self.component)
+        if self.top_k is not None:
+            self.top_k = _check_int("top_k", self.top_k)
+            if self.top_k < 1:
+                raise ConfigError(f"top_k must be >= 1, got {self.top_k}")
+        self.component = _component(self.component)
         if any(k < 0 for k in self.components()):
             raise ConfigError("component indices must be >= 0")
         self.schedule = Schedule.from_dict(self.schedule)
         self._loaded: ConceptDirections | None = (
             self.directions if isinstance(self.directions, ConceptDirections) else None
         )
+        if self._relative is not None:
+            self.coef = self._relative * self._norm_of(self.load())
+
+    @property
+    def relative(self) -> float | None:
+        """The multiplier when coef was given relative (``"0.1x"``), else None."""
+        return self._relative
+
+    def _norm_of(self, cd: ConceptDirections) -> float:
+        norm = cd.activation_norm()
+        if norm is None:
+            raise ConfigError(
+                f"coef {self._relative:g}x is relative to the activation norm the directions "
+                f"{self.source or cd.concept!r} were trained on, but they do not record it "
+                "(trained before it was recorded, or not by `musicrfm train`): train them again, "
+                "or give an absolute coef"
+            )
+        return norm
 
     def components(self) -> dict[int, float]:
         """{eigenvector index: weight} (a single index has weight 1)."""
@@ -211,14 +313,17 @@ class SteeringDirection:
     def load(self) -> ConceptDirections:
         if self._loaded is None:
             cd = ConceptDirections.load(self.directions)  # type: ignore[arg-type]
-            expect = getattr(self, "_expect_digest", None)
-            if expect and directions_digest(cd) != expect:
-                raise CompatibilityError(
-                    f"directions at {self.directions} changed since this plan was recorded "
-                    "(content digest differs)"
-                )
+            self._check_digest(cd)
             self._loaded = cd
         return self._loaded
+
+    def _check_digest(self, cd: ConceptDirections) -> None:
+        expect = getattr(self, "_expect_digest", None)
+        if expect and directions_digest(cd) != expect:
+            raise CompatibilityError(
+                f"directions at {self.directions} changed since this plan was recorded "
+                "(content digest differs)"
+            )
 
     def label(self) -> str:
         if self.name:
@@ -256,7 +361,12 @@ class SteeringDirection:
                     d["directions"] = None
         if self.target is not None:
             d["target"] = self.target
-        d["coef"] = self.coef
+        if self._relative is None:
+            d["coef"] = self.coef
+        else:
+            d["coef"] = f"{self._relative:g}x"
+            if not strict:
+                d["eta0"] = self.coef  # the absolute η0 it resolved to
         comp = self.component
         d["component"] = [[k, v] for k, v in comp.items()] if isinstance(comp, Mapping) else comp
         d["layers"] = self.layers if isinstance(self.layers, str) else list(self.layers)
@@ -279,6 +389,7 @@ class SteeringDirection:
     def from_dict(cls, d: Mapping[str, Any], *, base_dir: Path | None = None) -> SteeringDirection:
         d = dict(d)
         d.pop("concept", None)
+        d.pop("eta0", None)  # a sidecar's record of a relative coef; resolved again from it
         digest = d.pop("directions_sha256", None)
         if "class" in d:
             d["target"] = d.pop("class")
@@ -291,12 +402,16 @@ class SteeringDirection:
         src = d.get("directions")
         if src is None:
             raise ConfigError("each [[direction]] needs directions = '<path to direction files>'")
+        if not isinstance(src, (str, os.PathLike, ConceptDirections)):
+            raise ConfigError(f"directions must be a path to direction files, got {src!r}")
         if base_dir is not None and not os.path.isabs(str(src)):
             d["directions"] = str(base_dir / str(src))
         if isinstance(d.get("schedule"), Mapping):
             d["schedule"] = Schedule.from_dict(d["schedule"])
         out = cls(**d)
         out._expect_digest = digest
+        if out._loaded is not None and out.source is not None:  # read early for a relative coef
+            out._check_digest(out._loaded)
         return out
 
 
@@ -321,7 +436,7 @@ class SteeringPlan:
             self.directions = [self.directions]
         self.directions = list(self.directions)
         if self.seed is not None:
-            self.seed = int(self.seed)
+            self.seed = _check_int("the plan's seed", self.seed)
 
     @property
     def is_empty(self) -> bool:
@@ -337,7 +452,7 @@ class SteeringPlan:
         cls,
         directions: ConceptDirections | str | Path,
         target: str | None = None,
-        coef: float = 0.3,
+        coef: float | str = 0.3,
         **kw: Any,
     ) -> SteeringPlan:
         """One direction: ``SteeringPlan.single(dirs, "D", 0.5, weighting="exponential")``."""
@@ -349,7 +464,7 @@ class SteeringPlan:
         cls,
         directions: ConceptDirections | str | Path,
         targets: Mapping[str, float] | Sequence[str],
-        coef: float = 0.3,
+        coef: float | str = 0.3,
         **kw: Any,
     ) -> SteeringPlan:
         """Several classes at once: ``multi(dirs, {"C": .3, "E": .3, "G": .3})`` or
@@ -366,7 +481,7 @@ class SteeringPlan:
         directions: ConceptDirections | str | Path,
         a: str,
         b: str,
-        coef: float = 0.3,
+        coef: float | str = 0.3,
         *,
         start: float = 0.0,
         duration: float | None = None,
@@ -395,7 +510,7 @@ class SteeringPlan:
         cls,
         sequence: Any,
         directions: ConceptDirections | str | Path,
-        coef: float = 0.3,
+        coef: float | str = 0.3,
         **kw: Any,
     ) -> SteeringPlan:
         """A note sequence (a `musicrfm.steering.sequence.NoteSequence` or its text, e.g.
@@ -432,8 +547,8 @@ class SteeringPlan:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, base_dir: Path | None = None) -> SteeringPlan:
         d = dict(d)
-        version = d.pop("format_version", PLAN_FORMAT_VERSION)
-        if int(version) > PLAN_FORMAT_VERSION:
+        version = _check_int("format_version", d.pop("format_version", PLAN_FORMAT_VERSION))
+        if version > PLAN_FORMAT_VERSION:
             raise CompatibilityError(
                 f"plan format {version} is newer than this musicrfm ({PLAN_FORMAT_VERSION})"
             )
@@ -443,6 +558,12 @@ class SteeringPlan:
         sequences = d.pop("sequence", [])
         if isinstance(sequences, Mapping):
             sequences = [sequences]
+        for name, tables in (("[[direction]]", items), ("[[sequence]]", sequences)):
+            if not isinstance(tables, list) or not all(isinstance(t, Mapping) for t in tables):
+                raise ConfigError(
+                    f"{name} must be tables of fields (e.g. [[direction]] then directions = ..."
+                    f"), got {tables!r}"
+                )
         unknown = set(d) - {"seed", "name"}
         if unknown:
             raise ConfigError(
@@ -457,7 +578,8 @@ class SteeringPlan:
                 seq, fields = split_table(table, base_dir=base_dir)
                 src, coef = fields.pop("directions"), fields.pop("coef", 0.3)
                 directions += cls.from_sequence(seq, src, coef, **fields).directions
-        return cls(directions, seed=d.get("seed"), name=d.get("name"))
+        name = d.get("name")
+        return cls(directions, seed=d.get("seed"), name=None if name is None else str(name))
 
     def save(self, path: str | Path) -> Path:
         """Write a ``.toml`` or ``.json`` plan; direction paths are stored relative to it."""
@@ -470,12 +592,17 @@ class SteeringPlan:
             text = "# musicrfm steering plan\n" + dumps_toml(data)
         else:
             raise ConfigError(f"plan files end in .toml or .json, got {path.name}")
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
-        return path
+        return write_text_atomic(path, text)
 
     @classmethod
     def load(cls, path: str | Path) -> SteeringPlan:
+        """A plan file; one with nothing to steer (no [[direction]] or [sequence]) is refused,
+        since generating with it would silently be unsteered."""
         path = Path(path)
-        return cls.from_dict(read_config(path, what="plan"), base_dir=path.parent)
+        plan = cls.from_dict(read_config(path, what="plan"), base_dir=path.parent)
+        if not plan.directions:
+            raise ConfigError(
+                f"plan {path} has no [[direction]] or [sequence] table: it would steer nothing "
+                "(leave out --plan for unsteered clips)"
+            )
+        return plan

@@ -107,7 +107,12 @@ def get_kind(name: str) -> ScheduleKind:
 
 
 def check_finite(name: str, value: float | None) -> None:
-    if value is not None and not math.isfinite(float(value)):
+    """A schedule number: None, or a finite int/float (a string from a plan file is refused)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"schedule {name} must be a number, got {value!r}")
+    if not math.isfinite(float(value)):
         raise ConfigError(f"schedule {name} must be a finite number, got {value!r}")
 
 

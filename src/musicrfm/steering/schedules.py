@@ -95,7 +95,7 @@ class Schedule:
             ("duration", duration),
             ("unit", unit),
             ("params", values),
-            ("points", tuple((float(t), float(v)) for t, v in points)),
+            ("points", _points(points)),
             ("fn", fn),
         ):
             object.__setattr__(self, name, value)
@@ -247,6 +247,7 @@ class Schedule:
                 f"unknown schedule field(s) {sorted(unknown)} for {spec.name!r}; "
                 f"valid: {', '.join(sorted(known))}"
             )
+        units = set()
         for k in ("start", "duration", *spec.time_params):
             if isinstance(kw.get(k), str):
                 t, unit = parse_time(kw[k])
@@ -254,8 +255,47 @@ class Schedule:
                 if unit == "seconds":
                     kw["unit"] = "seconds"
         if "points" in kw:
-            kw["points"] = tuple(tuple(p) for p in kw["points"])
+            # keyframe times may be written as the CLI takes them: "0.5s" (seconds) or steps
+            pts = []
+            for point in _point_list(kw["points"]):
+                t, v = point
+                if isinstance(t, str):
+                    t, unit = parse_time(t)
+                    if t != 0:
+                        units.add(unit)
+                pts.append((t, v))
+            if units == {"seconds", "steps"} or (
+                units == {"seconds"} and kw.get("unit") == "steps"
+            ):
+                raise ConfigError(f"keyframe points {kw['points']!r} mix steps and seconds")
+            if units == {"seconds"}:
+                kw["unit"] = "seconds"
+            kw["points"] = tuple(pts)
         return cls(spec.name, **kw)
+
+
+def _point_list(points: Any) -> list[tuple[Any, Any]]:
+    """Keyframe points as written: a list of [time, value] pairs, or a ConfigError."""
+    if isinstance(points, (str, bytes, Mapping)) or not hasattr(points, "__iter__"):
+        raise ConfigError(f"keyframe points must be a list of [time, value] pairs, got {points!r}")
+    out = []
+    for p in points:
+        if isinstance(p, (str, bytes, Mapping)) or not hasattr(p, "__len__") or len(p) != 2:
+            raise ConfigError(
+                f'keyframe point {p!r} must be a [time, value] pair, e.g. [0, 0] or ["2s", 1]'
+            )
+        out.append((p[0], p[1]))
+    return out
+
+
+def _points(points: Any) -> tuple[tuple[float, float], ...]:
+    """Keyframe points as (time, value) floats; anything else is a ConfigError."""
+    out = []
+    for t, v in _point_list(points):
+        check_finite("keyframe time", t)
+        check_finite("keyframe value", v)
+        out.append((float(t), float(v)))
+    return tuple(out)
 
 
 # ---------------------------------------------------------------------- constructors

@@ -404,7 +404,8 @@ def split_table(
 
 
 def sequence_table(
-    sequence: NoteSequence, directions: str | Path, coef: float = 0.3, **fields: Any
+    sequence: NoteSequence, directions: str | Path, coef: float | str = 0.3, **fields: Any
 ) -> dict[str, Any]:
     """The ``[sequence]`` table of a sequence and its direction fields (for a plan file)."""
-    return {**sequence.to_dict(), "directions": str(directions), "coef": float(coef), **fields}
+    coef_value = coef if isinstance(coef, str) else float(coef)  # "0.1x": relative
+    return {**sequence.to_dict(), "directions": str(directions), "coef": coef_value, **fields}

@@ -27,6 +27,14 @@ SYSTEM_SOUNDFONTS = (
     "/usr/share/soundfonts/TimGM6mb.sf2",
     "/usr/share/sounds/sf2/timgm6mb.sf2",
 )
+NAMED_SOUNDFONTS: dict[str, tuple[str, ...]] = {
+    "fluidr3": (
+        "/usr/share/sounds/sf2/FluidR3_GM.sf2",
+        "/usr/share/soundfonts/FluidR3_GM.sf2",
+    ),
+}
+"""Other General MIDI soundfonts by name (``find_soundfont("fluidr3")``): Debian
+``fluid-soundfont-gm``. ``timgm6mb`` names the default lookup."""
 SILENCE_DB = -60.0
 """A clip whose peak is below this level (dBFS) is treated as silent and left out."""
 PREROLL_SECONDS = 2.0
@@ -43,7 +51,22 @@ HOW_TO_GET = (
 
 
 def find_soundfont(path: str | os.PathLike[str] | None = None) -> Path:
-    """Path of the soundfont to use; raises :class:`RenderError` saying how to get one."""
+    """Path of the soundfont to use; raises :class:`RenderError` saying how to get one.
+
+    ``path`` may also be a name: ``"timgm6mb"`` (the default lookup) or a key of
+    :data:`NAMED_SOUNDFONTS` (``"fluidr3"``).
+    """
+    name = str(path).lower() if path is not None else None
+    if name == "timgm6mb":
+        path = None
+    elif name in NAMED_SOUNDFONTS:
+        for candidate in NAMED_SOUNDFONTS[name]:
+            if Path(candidate).is_file():
+                return Path(candidate)
+        raise RenderError(
+            f"soundfont {name!r} not found (looked in {', '.join(NAMED_SOUNDFONTS[name])}); "
+            "apt-get install fluid-soundfont-gm"
+        )
     if path is not None:
         p = Path(path).expanduser()
         if not p.is_file():

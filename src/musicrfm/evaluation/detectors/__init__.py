@@ -1,4 +1,5 @@
-"""Model-independent detectors: pitch class, chord quality/root, interval and tempo.
+"""Model-independent detectors: pitch class, chord, interval, tempo, lead melody, key, scale
+mode, meter and chord progression.
 
 None of these use MusicGen, so they can judge steered generations without the circularity of a
 probe trained on the model's own activations. Every detector takes mono or multi-channel audio
@@ -6,7 +7,8 @@ at any sample rate (resampled to :data:`SAMPLE_RATE`) and returns a :class:`Dete
 a confidence in [0, 1], and a trace over overlapping time windows so schedules and crossfades
 can be followed.
 
-One module per concept (:mod:`.notes`, :mod:`.chords`, :mod:`.intervals`, :mod:`.tempo`), each
+One module per concept (:mod:`.notes`, :mod:`.chords`, :mod:`.intervals`, :mod:`.tempo`,
+:mod:`.lead`, :mod:`.keys` (keys and scales), :mod:`.meters`, :mod:`.progressions`), each
 registering a :class:`Detector` record in :mod:`.registry`; :func:`detect`, :func:`score`,
 :func:`label_matches` and the sweep and CLI read the records. To add a detector, write its
 detect function and one :func:`register_detector` call (and import its module here).
@@ -34,6 +36,7 @@ from musicrfm.evaluation.detectors.notes import detect_note
 from musicrfm.evaluation.detectors.chords import (
     CHORD_INTERVALS,
     CHORD_QUALITIES,
+    NO_CHORD,
     chord_templates,
     detect_chord,
 )
@@ -43,6 +46,18 @@ from musicrfm.evaluation.detectors.intervals import detect_interval
 
 # isort: split
 from musicrfm.evaluation.detectors.tempo import OCTAVE_FACTORS, detect_tempo, tempo_match
+
+# isort: split
+from musicrfm.evaluation.detectors.lead import LEAD_BACKENDS, detect_lead, lead_track
+
+# isort: split
+from musicrfm.evaluation.detectors.keys import KEY_NAMES, NO_KEY, detect_key, detect_scale
+
+# isort: split
+from musicrfm.evaluation.detectors.meters import METER_LABELS, detect_meter
+
+# isort: split
+from musicrfm.evaluation.detectors.progressions import detect_progression
 
 # isort: split
 from musicrfm.evaluation.detectors.base import (
@@ -96,6 +111,11 @@ __all__ = [
     "CONCEPTS",
     "DETECTORS",
     "HOP",
+    "KEY_NAMES",
+    "LEAD_BACKENDS",
+    "METER_LABELS",
+    "NO_KEY",
+    "NO_CHORD",
     "OCTAVE_FACTORS",
     "PITCH_CLASSES",
     "SAMPLE_RATE",
@@ -118,6 +138,11 @@ __all__ = [
     "detect_chord",
     "detect_file",
     "detect_interval",
+    "detect_key",
+    "detect_lead",
+    "detect_meter",
+    "detect_progression",
+    "detect_scale",
     "detect_note",
     "detect_tempo",
     "find_detector",
@@ -126,6 +151,7 @@ __all__ = [
     "get_pitch_tracker",
     "harmonic_tone",
     "label_matches",
+    "lead_track",
     "load_audio",
     "note_sequence",
     "normalize_pitch_class",

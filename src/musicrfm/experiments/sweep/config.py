@@ -218,11 +218,15 @@ def parse_config(data: Mapping[str, Any], *, base_dir: str | Path | None = None)
         coefs=[c for c in _num_list(data.get("coefs", [0.15, 0.3, 0.45, 0.6]), "coefs") if c != 0],
         concepts=concepts,
         controls=controls,
-        control_seed=int(data.get("control_seed", 0)),
+        control_seed=_num_list(data.get("control_seed", 0), "control_seed", int)[0],
         seconds=seconds,
         plan=plan,
         ablations=ablations,
-        ablation_coef=(None if data.get("ablation_coef") is None else float(data["ablation_coef"])),
+        ablation_coef=(
+            None
+            if data.get("ablation_coef") is None
+            else _num_list(data["ablation_coef"], "ablation_coef")[0]
+        ),
         multi=multi,
         crossfades=crossfades,
         generation=generation,
@@ -232,10 +236,17 @@ def parse_config(data: Mapping[str, Any], *, base_dir: str | Path | None = None)
         instrument_classifier=_resolve(base, data.get("instrument_classifier")),
         clap_checkpoint=_resolve(base, data.get("clap_checkpoint")),
         probe_accuracy=bool(data.get("probe_accuracy", True)),
-        threads=None if data.get("threads") is None else int(data["threads"]),
+        threads=None if data.get("threads") is None else _threads(data["threads"]),
         embedding=embedding,
         base_dir=base,
     )
+
+
+def _threads(value: Any) -> int:
+    threads = _num_list(value, "threads", int)[0]
+    if threads < 1:
+        raise ConfigError(f"threads must be at least 1, got {value!r}")
+    return threads
 
 
 def _parse_concepts(raw: Any, base: Path) -> dict[str, ConceptSpec]:

@@ -122,7 +122,23 @@ def _load_sweep(sweep_dir: Path) -> tuple[dict[str, Any], pd.DataFrame]:
         raise ConfigError(
             f"{sweep_dir} is not a sweep folder (no sweep.json); run `musicrfm sweep` first"
         )
-    info = json.loads(info_path.read_text())
+    try:
+        info = json.loads(info_path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(
+            f"{info_path} is damaged ({exc}); run the same `musicrfm sweep` again to rewrite it "
+            "(finished conditions are kept)"
+        ) from None
+    wrong = (
+        [k for k in ("config", "model", "concepts") if not isinstance(info.get(k, {}), dict)]
+        if isinstance(info, dict)
+        else ["the whole file"]
+    )
+    if wrong:
+        raise ConfigError(
+            f"{info_path} is damaged ({', '.join(wrong)} must be a table); run the same "
+            "`musicrfm sweep` again to rewrite it (finished conditions are kept)"
+        )
     frame = load_results(sweep_dir)
     if frame.empty:
         raise ConfigError(f"{sweep_dir} has no finished conditions yet")

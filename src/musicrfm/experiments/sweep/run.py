@@ -37,6 +37,7 @@ from musicrfm.experiments.sweep.config import (
 )
 from musicrfm.experiments.sweep.grid import Condition, expand_conditions
 from musicrfm.experiments.sweep.scoring import _evaluate
+from musicrfm.files import write_text_atomic
 from musicrfm.probes.directions import CHANGE_WORDS, ConceptDirections
 
 log = logging.getLogger(__name__)
@@ -93,9 +94,21 @@ def _model_info(model: ModelAdapter) -> dict[str, Any]:
 
 def _atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    write_text_atomic(path, text)
+
+
+def read_record(path: Path) -> dict[str, Any] | None:
+    """A finished condition's record, or None when it is unreadable or cut short (a disk that
+    filled up, a copy that stopped): such a condition is not done and is run again."""
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(rec, dict) or not isinstance(rec.get("rows"), list):
+        return None
+    if not all(isinstance(r, dict) for r in rec["rows"]):
+        return None
+    return rec
 
 
 def run_sweep(
@@ -151,7 +164,7 @@ def _run(
     if model is None:
         from musicrfm.models import load_model
 
-        model = load_model(cfg.model, device=cfg.device, dtype=cfg.dtype)
+        model = load_model(cfg.model, device=cfg.device, dtype=cfg.dtype, progress=progress)
     assets = prepare_concepts(cfg, model, out, directions)
     conditions = _defined_conditions(expand_conditions(cfg), assets)
     minfo = _model_info(model)
@@ -175,8 +188,12 @@ def _run(
         ghash, cid = _condition_hashes(cfg, cond, plan_dict, minfo, gen_opts)
         record_path = out / "conditions" / f"{cid}.json"
         if record_path.is_file():
-            skipped += 1
-            continue
+            if read_record(record_path) is not None:
+                skipped += 1
+                continue
+            log.warning(
+                "condition record %s is damaged or cut short; running it again", record_path
+            )
         clips, n_new = _clips(model, cfg, plan, out / "audio" / ghash)
         generated += n_new
         reused += len(clips) - n_new
@@ -331,12 +348,13 @@ def load_results(out: str | Path) -> pd.DataFrame:
     out = Path(out)
     rows = []
     for path in sorted((out / "conditions").glob("*.json")):
-        try:
-            rec = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            log.warning("skipping unreadable condition record %s", path)
+        rec = read_record(path)
+        if rec is None:
+            log.warning(
+                "skipping damaged condition record %s (run the sweep again to redo it)", path
+            )
             continue
-        rows.extend(rec.get("rows", []))
+        rows.extend(rec["rows"])
     frame = score_changes(pd.DataFrame(rows))
     if "embedding" in frame.columns:
         frame["embedding"] = frame["embedding"].map(np.asarray)
