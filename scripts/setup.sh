@@ -9,11 +9,14 @@ PYTHON="${PYTHON:-python3}"
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
 
 # TinySoundFont's metadata pulls PyAudio, which compiles against PortAudio on Linux; the studio's
-# browser tests drive the distribution's Chromium (Playwright cannot download its own here).
+# browser tests drive the distribution's Chromium (Playwright cannot download its own here); the
+# mix validation set renders through FluidSynth with the FluidR3 GM soundfont.
 if [ "$(uname -s)" = "Linux" ]; then
   MISSING=""
   [ -e /usr/include/portaudio.h ] || MISSING="$MISSING portaudio19-dev"
   command -v chromium >/dev/null 2>&1 || MISSING="$MISSING chromium"
+  command -v fluidsynth >/dev/null 2>&1 || MISSING="$MISSING fluidsynth"
+  [ -e /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || MISSING="$MISSING fluid-soundfont-gm"
   if [ -n "$MISSING" ]; then
     if command -v apt-get >/dev/null 2>&1; then
       SUDO=""; [ "$(id -u)" = "0" ] || SUDO="sudo"
@@ -30,5 +33,6 @@ fi
 if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   .venv/bin/python -m pip install -q "$TORCH_SPEC" 2>&1 | grep -v "is ignored" || true
 fi
-.venv/bin/python -m pip install -q -e ".[dev,studio]" 2>&1 | grep -v "is ignored" || true
-.venv/bin/python -c "import musicrfm, torch, transformers, gradio; print('musicrfm', musicrfm.__version__, '| torch', torch.__version__, '| transformers', transformers.__version__, '| gradio', gradio.__version__)"
+.venv/bin/python -m pip install -q -e ".[dev,studio,detectors]" 2>&1 | grep -v "is ignored" || true
+.venv/bin/python -m pip install -q --no-deps "basic-pitch==0.4.0" 2>&1 | grep -v "is ignored" || true
+.venv/bin/python -c "import importlib.util, musicrfm, torch, transformers, gradio, fluidsynth; assert importlib.util.find_spec('basic_pitch'), 'basic-pitch is missing'; print('musicrfm', musicrfm.__version__, '| torch', torch.__version__, '| transformers', transformers.__version__, '| gradio', gradio.__version__)"

@@ -47,7 +47,21 @@ def loudness():
 
 
 def test_the_built_in_detectors_are_registered_in_order() -> None:
-    assert det.concepts() == det.CONCEPTS == ("notes", "chords", "intervals", "tempos")
+    assert (
+        det.concepts()
+        == det.CONCEPTS
+        == (
+            "notes",
+            "chords",
+            "intervals",
+            "tempos",
+            "lead",
+            "keys",
+            "scales",
+            "time_signatures",
+            "progressions",
+        )
+    )
     assert det.get_detector("pitch_class") is det.DETECTORS["notes"]
     assert det.concept_name("tempo") == "tempos"
     assert det.DETECTORS["chords"].labels == det.CHORD_QUALITIES
