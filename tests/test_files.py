@@ -114,3 +114,40 @@ def test_read_config_names_a_folder_and_a_non_utf8_file(tmp_path: Path) -> None:
     bad.write_bytes(b"\xff\xfe seed = 1\n")
     with pytest.raises(ConfigError, match="not UTF-8"):
         read_config(bad, what="plan")
+
+
+def test_features_probes_and_judges_are_saved_atomically_with_the_usual_modes(
+    tmp_path: Path,
+) -> None:
+    """FeatureSet, RFM and the instrument judge write through `write_atomic` (was: a shared
+    `.tmp` name and safetensors' 0600)."""
+    import numpy as np
+    import pandas as pd
+
+    from musicrfm.capture.features import FeatureSet
+    from musicrfm.evaluation.instrument.classifier import InstrumentClassifier
+    from musicrfm.probes.rfm import RFM
+
+    want = _mode(write_text_atomic(tmp_path / "ref.json", "{}"))
+    fs = FeatureSet(torch.randn(2, 6, 4), pd.DataFrame({"label": list("abcabc")}), meta={})
+    folder = fs.save(tmp_path / "feats")
+    X, y = torch.randn(12, 4), torch.randint(0, 2, (12,)).float()
+    rfm = RFM(iters=1).fit(X, y, X, y)
+    base = rfm.save(tmp_path / "probe")
+    from musicrfm.evaluation.instrument.features import FEATURE_NAMES
+
+    d = len(FEATURE_NAMES)
+    judge = InstrumentClassifier(
+        ("a", "b"), np.zeros((2, d)), np.zeros(2), np.zeros(d), np.ones(d), "label"
+    )
+    saved = judge.save(tmp_path / "judge")
+    written = [*folder.iterdir(), base.with_suffix(".safetensors"), base.with_suffix(".json")]
+    written += [saved, saved.with_suffix(".json")]
+    assert {p.name for p in folder.iterdir()} == {
+        "features.safetensors",
+        "rows.parquet",
+        "meta.json",
+    }
+    assert all(_mode(p) == want for p in written), {p.name: oct(_mode(p)) for p in written}
+    assert not [p for p in tmp_path.rglob("*") if ".part" in p.name or p.suffix == ".tmp"]
+    assert torch.equal(FeatureSet.load(folder).features, fs.features)

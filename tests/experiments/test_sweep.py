@@ -489,3 +489,38 @@ def test_a_cut_short_condition_record_is_run_again_and_a_damaged_sweep_json_is_n
     (out / "sweep.json").write_text('{"format_version": 1, "config": 5, "concepts": []}')
     with pytest.raises(ConfigError, match="sweep.json is damaged \\(config, concepts must be a t"):
         build_sweep_report(out)
+
+
+def test_relative_coefs_steer_at_a_multiple_of_the_activation_norm(tmp_path: Path) -> None:
+    """`coefs = ["0.1x"]`: η0 = 0.1 × the directions' median activation norm, controls too."""
+    from musicrfm.experiments.sweep.assets import ConceptAssets
+    from musicrfm.experiments.sweep.grid import Condition, Term
+    from musicrfm.probes.directions import ConceptDirections
+
+    random_directions(tmp_path)
+    concepts = {"notes": {"directions": str(tmp_path / "notes"), "targets": ["C"]}}
+    raw = {"coefs": ["0.05x", "0.1x"], "ablation_coef": "0.1x", "concepts": concepts}
+    raw["crossfades"] = [{"concept": "notes", "a": "C", "b": "E", "coef": "0.2x"}]
+    cfg = sweep_config.parse_config(raw)
+    assert cfg.coefs == [0.05, 0.1] and cfg.coef_unit == "relative"
+    kept = {**cfg.to_dict(), "concepts": concepts}  # sweep.json's config parses the same
+    again = sweep_config.parse_config({k: v for k, v in kept.items() if v is not None})
+    assert (again.coefs, again.coef_unit, again.ablation_coef) == ([0.05, 0.1], "relative", 0.1)
+    assert again.crossfades[0]["coef"] == 0.2
+    with pytest.raises(ConfigError, match="mixes absolute"):
+        sweep_config.parse_config({**raw, "coefs": [0.3, "0.1x"]})
+    with pytest.raises(ConfigError, match="mixes absolute"):
+        sweep_config.parse_config({**raw, "ablation_coef": 0.3})
+
+    cd = ConceptDirections.load(tmp_path / "notes")
+    cd.meta["activation_norm"] = 8.0
+    assets = {"notes": ConceptAssets(cd)}
+    for control in (None, "random"):
+        cond = Condition("main", control or "concept", "notes", "C", 0.1, "", [
+            Term("notes", "C", 0.1, control)])  # fmt: skip
+        plan = ex.build_plan(cond, assets, 0, relative=True)
+        assert plan.directions[0].coef == pytest.approx(0.8)
+        assert ex.build_plan(cond, assets, 0).directions[0].coef == pytest.approx(0.1)
+    cd.meta.pop("activation_norm")
+    with pytest.raises(ConfigError, match="do not record it"):
+        ex.build_plan(cond, assets, 0, relative=True)

@@ -16,9 +16,10 @@ from typing import Any
 
 import pandas as pd
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from musicrfm.errors import DatasetError
+from musicrfm.files import save_tensors_atomic, write_atomic, write_text_atomic
 
 
 @dataclass
@@ -108,25 +109,22 @@ class FeatureSet:
         """Write features.safetensors + rows.parquet + meta.json (atomically, via temp names)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / "features.safetensors.tmp"
-        save_file({"features": self.features.contiguous().float()}, str(tmp))
-        tmp.replace(folder / "features.safetensors")
-        self.rows.to_parquet(folder / "rows.parquet.tmp", index=False)
-        (folder / "rows.parquet.tmp").replace(folder / "rows.parquet")
+        # unique temporary names, usual file modes: two processes saving one set do not collide
+        save_tensors_atomic(
+            folder / "features.safetensors", {"features": self.features.contiguous().float()}
+        )
+        write_atomic(folder / "rows.parquet", lambda tmp: self.rows.to_parquet(tmp, index=False))
         if self.frames is not None:
-            tmp = folder / "frames.safetensors.tmp"
-            save_file(
+            save_tensors_atomic(
+                folder / "frames.safetensors",
                 {
                     "frames": self.frames.contiguous().float(),
                     "frame_offsets": self.frame_offsets.contiguous().long(),  # type: ignore[union-attr]
                 },
-                str(tmp),
             )
-            tmp.replace(folder / "frames.safetensors")
         elif (folder / "frames.safetensors").exists():
             (folder / "frames.safetensors").unlink()  # stale frames from an earlier save
-        (folder / "meta.json.tmp").write_text(json.dumps(self.meta, indent=2, default=str))
-        (folder / "meta.json.tmp").replace(folder / "meta.json")
+        write_text_atomic(folder / "meta.json", json.dumps(self.meta, indent=2, default=str))
         return folder
 
     @classmethod

@@ -9,6 +9,40 @@ from musicrfm.commands import add_model_argument
 
 log = logging.getLogger(__name__)
 
+DTYPES = ("float32", "bfloat16", "float16")
+_DTYPE_ALIASES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16", "half": "float16"}
+DEMO_BATCH = 16  # DemoConfig.batch (not imported here: `--help` stays free of the library)
+
+
+def _dtype(text: str) -> str:
+    """A --dtype value: float32, bfloat16 or float16 (bf16, fp16, fp32 accepted)."""
+    value = _DTYPE_ALIASES.get(text.strip().lower(), text.strip().lower())
+    if value not in DTYPES:
+        raise argparse.ArgumentTypeError(f"{text!r}: use one of {', '.join(DTYPES)}")
+    return value
+
+
+def add_precision_arguments(p: argparse.ArgumentParser, *, batch_default: int) -> None:
+    """``--dtype`` and ``--batch-size`` of the verbs that generate (demo, mini headline)."""
+    p.add_argument(
+        "--dtype", type=_dtype, default="float32", metavar="{" + ",".join(DTYPES) + "}",
+        help="precision of the weights and activations (default float32). bfloat16/float16 "
+        "halve the model's memory, for a GPU; they also run on CPU (samples differ from "
+        "float32's)",
+    )  # fmt: skip
+    p.add_argument(
+        "--batch-size", type=int, default=None, metavar="N",
+        help=f"clips generated per batch (default {batch_default}); smaller needs less memory",
+    )  # fmt: skip
+
+
+def check_batch_size(value: int | None) -> None:
+    """--batch-size is a positive number (checked before the model loads)."""
+    from musicrfm.errors import ConfigError
+
+    if value is not None and value < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {value}")
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -53,6 +87,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--quick", action="store_true", help="a reduced run (CI): fewer clips, one η0")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
+    add_precision_arguments(p, batch_default=DEMO_BATCH)
     p.add_argument(
         "--threads",
         type=int,
@@ -70,9 +105,14 @@ def run(args: argparse.Namespace) -> int:
 
     from musicrfm.errors import ConfigError
     from musicrfm.experiments.demo import DemoConfig, run_demo
+    from musicrfm.experiments.demo.config import CONTROL_LABELS, note_name
+    from musicrfm.models import load_model
 
+    check_batch_size(args.batch_size)
     cfg = DemoConfig.quick() if args.quick else DemoConfig()
     changes: dict = {}
+    if args.batch_size is not None:
+        changes["batch"] = args.batch_size
     if args.coefs:
         try:
             changes["coefs"] = tuple(float(c) for c in args.coefs.split(",") if c.strip())
@@ -87,12 +127,20 @@ def run(args: argparse.Namespace) -> int:
     if args.target:
         changes["target"] = args.target
     cfg = replace(cfg, **changes)
+    # what run_demo checks first, checked here before the model loads (at --dtype)
+    for note in (cfg.target, cfg.crossfade_to):
+        if note is not None:
+            note_name(note)
+    unknown = [k for k in cfg.controls if k not in CONTROL_LABELS]
+    if unknown:
+        raise ConfigError(f"unknown control(s) {unknown}; valid: {', '.join(CONTROL_LABELS)}")
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
+    model = load_model(args.model, device=args.device, dtype=args.dtype)
     result = run_demo(
-        model=args.model,
+        model=model,
         out=args.out,
         work=args.work,
         seed=args.seed,

@@ -32,7 +32,17 @@ steering (one direction from flags, or anything richer from --plan):
                     boundary; one note per bar (--beats-per-bar, default 4) unless
                     --beats-per-note N / --bars-per-note N; '|' marks bars: "C E | G"
   --bpm TEMPO       the grid of --notes: 120 (default) or a linear ramp 90..130 (the beats follow
-                    it; the tempo itself is not steered)
+                    it; the tempo itself is steered only when tempo directions are given)
+  --chords "C G Am F"  a chord progression on the same grid: one chord per bar (--bars-per-chord
+                    N), '|' bars ("C G | Am F"), spellings C Cm C:min Cmin Cdim C° Caug C+ (C7,
+                    Cm7... as their triad); keyframed chord-root + chord-quality directions,
+                    crossfading at the bar lines; --chord-parts quality steers the quality only
+  --directions A B ...  several direction files for --chords / --notes / tempo curves, each
+                    recognised by what it holds (chord qualities, chord roots, notes, tempo)
+  --bpm 90..130 with tempo directions: steers the tempo along the curve (over --chords/--notes,
+                    or the whole clip): 'slower' below --tempo-reference (default: the ramp's
+                    middle), 'faster' above it, at --coef where it deviates most
+  Two targets of one concept fully on at once (e.g. --target C,G) compile with a warning.
 
 examples:
   musicrfm generate "lofi piano" --directions dirs/notes --target D --coef 0.5 \\
@@ -40,6 +50,8 @@ examples:
   musicrfm generate "jazz trio" --plan plan.toml --seed 0 1 2 -o takes/jazz.flac
   musicrfm generate "acoustic piano" --directions dirs/notes --notes "C E G" --bpm 120 \\
       --seconds 6 -o arpeggio.wav
+  musicrfm generate "warm pad" --chords "C G Am F" --bpm 100 \\
+      --directions dirs/chords dirs/chord-roots --coef 0.1x --seconds 10 -o prog.wav
   musicrfm generate --reproduce out.json -o again.wav
 
 Each audio file gets a JSON sidecar (same name, .json) with the full plan, the model id, the
@@ -73,7 +85,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_threads_argument(p)
     s = p.add_argument_group("steering")
     s.add_argument("--plan", help="a steering plan file (.toml or .json)")
-    s.add_argument("--directions", help="concept directions (file base or folder)")
+    s.add_argument(
+        "--directions",
+        nargs="+",
+        action="extend",
+        metavar="DIR",
+        help="concept directions (file base or folder); several for --chords/--notes/tempo",
+    )
     s.add_argument("--target", help="class to steer toward (comma-separated for several)")
     s.add_argument("--to", help="crossfade from --target to this class")
     s.add_argument(
@@ -99,14 +117,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(subtracted from the unconditional rows: the prompt's own rows stay untouched)",
     )
     s.add_argument("--gate-seed", type=int, help="seed of the gate (default: the generation seed)")
-    q = p.add_argument_group("note sequences (see below)")
+    q = p.add_argument_group("note sequences, chord progressions, tempo curves (see below)")
     q.add_argument("--notes", metavar="SEQ", help='notes on the beat grid: "C E G", "C E | G"')
-    q.add_argument("--bpm", metavar="TEMPO", help="grid tempo of --notes: 120 (default) or 90..130")
+    q.add_argument(
+        "--bpm",
+        metavar="TEMPO",
+        help="grid tempo of --notes/--chords: 120 (default) or 90..130; with tempo directions "
+        "also the tempo steered",
+    )
     q.add_argument("--beats-per-note", type=float, metavar="N", help="default: one bar")
     q.add_argument("--bars-per-note", type=float, metavar="N", help="note length in bars")
     q.add_argument("--beats-per-bar", type=float, metavar="N", help="default 4")
     q.add_argument(
         "--fade-beats", type=float, metavar="F", help="crossfade at each boundary (default 0.25)"
+    )
+    q.add_argument("--chords", metavar="SEQ", help='a chord progression: "C G Am F", "C G | Am F"')
+    q.add_argument("--bars-per-chord", type=float, metavar="N", help="default: one bar")
+    q.add_argument(
+        "--chord-parts", metavar="PARTS", help="root,quality (default both) or one of them"
+    )
+    q.add_argument(
+        "--tempo-reference",
+        type=float,
+        metavar="BPM",
+        help="steer a tempo direction relative to this tempo (default: the --bpm ramp's middle)",
     )
     s.add_argument("--save-plan", metavar="FILE", help="also write the plan to FILE (.toml/.json)")
     s.add_argument(
@@ -162,16 +196,31 @@ def build_plan(args: argparse.Namespace):
     from musicrfm.steering.plan import SteeringPlan, parse_layers
     from musicrfm.steering.schedules import parse_schedule
 
-    if getattr(args, "notes", None) is not None:
-        return _sequence_plan(args)
-    grid = ["--" + k.replace("_", "-") for k in _GRID if getattr(args, k, None) is not None]
+    sources = _directions_list(args)
+    if getattr(args, "notes", None) is not None or getattr(args, "chords", None) is not None:
+        return _progression_plan(args, sources)
+    grid = [
+        "--" + k.replace("_", "-")
+        for k in (*_GRID, *_CHORD_ONLY)
+        if getattr(args, k, None) is not None
+    ]
+    if getattr(args, "bpm", None) is not None and sources and not args.plan:
+        return _progression_plan(args, sources)  # a tempo curve over the clip
     if grid:
         raise ConfigError(
             f"{', '.join(grid)} set the beat grid of --notes and need it (tempo itself is not "
-            'steered): e.g. --notes "C E G" --bpm 90..130'
+            'steered): e.g. --notes "C E G" --bpm 90..130; or --chords "C G Am F"; or steer '
+            "the tempo along --bpm with tempo --directions"
         )
-    if args.plan and args.directions:
+    if args.plan and sources:
         raise ConfigError("use either --plan or --directions, not both")
+    if len(sources) > 1:
+        raise ConfigError(
+            f"{len(sources)} --directions given: several are for --chords, --notes or a --bpm "
+            "tempo curve; give one for --target (a prompt right after --directions is read as "
+            "a path: put prompts first)"
+        )
+    args.directions = sources[0] if sources else None
     if args.plan:
         plan = SteeringPlan.load(args.plan)
         if args.gate_seed is not None:
@@ -210,39 +259,82 @@ def build_plan(args: argparse.Namespace):
     return plan
 
 
-# the flags that set the beat grid of --notes (argparse attribute names)
+# the flags that set the beat grid of --notes / --chords (argparse attribute names)
 _GRID = ("bpm", "beats_per_note", "bars_per_note", "beats_per_bar", "fade_beats")
+_CHORD_ONLY = ("bars_per_chord", "chord_parts", "tempo_reference")
 
 
-def _sequence_plan(args: argparse.Namespace):
-    """The plan of --notes: one keyframed direction per note on the --bpm grid."""
-    from musicrfm.steering.plan import SteeringPlan, parse_layers
-    from musicrfm.steering.sequence import BPM_FORMS, NoteSequence, Tempo
+def _directions_list(args: argparse.Namespace) -> list[str]:
+    """--directions as a list (one path, or several for progressions)."""
+    value = getattr(args, "directions", None)
+    if value is None:
+        return []
+    return [str(value)] if isinstance(value, str) else [str(v) for v in value]
 
+
+def _progression_plan(args: argparse.Namespace, sources: list[str]):
+    """The plan of --chords / --notes / a --bpm tempo curve: keyframed directions on one grid
+    (`musicrfm.steering.progressions`)."""
+    from musicrfm.steering.plan import compile_progression, parse_layers
+    from musicrfm.steering.progressions import direction_roles, make_progression
+    from musicrfm.steering.sequence import BPM_FORMS, Tempo
+
+    chords, notes = getattr(args, "chords", None), getattr(args, "notes", None)
+    flag = "--chords" if chords is not None else "--notes" if notes is not None else "--bpm"
+    if chords is not None and notes is not None:
+        raise ConfigError("use either --chords or --notes, not both")
     if args.plan:
         raise ConfigError(
-            "use either --notes or --plan (a plan file takes the sequence as a [sequence] table)"
+            f"use either {flag} or --plan (a plan file takes it as a [progression] table)"
         )
     if args.target or args.to:
-        raise ConfigError("--notes sets the targets itself (one per note); drop --target/--to")
-    if not args.directions:
-        raise ConfigError(
-            "--notes needs --directions (note directions), e.g. --directions dirs/notes"
+        raise ConfigError(f"{flag} sets the targets itself (keyframes); drop --target/--to")
+    if not sources:
+        what, eg = (
+            ("note", "dirs/notes")
+            if flag == "--notes"
+            else ("chord-quality and chord-root", "dirs/chords dirs/chord-roots")
         )
+        raise ConfigError(f"{flag} needs --directions ({what} directions), e.g. --directions {eg}")
     if args.schedule not in (None, "constant"):
         raise ConfigError(
-            "--notes makes its own schedules (keyframes on the beat grid); drop --schedule"
+            f"{flag} makes its own schedules (keyframes on the beat grid); drop --schedule"
         )
-    grid = {k: getattr(args, k) for k in _GRID if getattr(args, k, None) is not None}
-    if "bpm" in grid:
+    bpm = None
+    if getattr(args, "bpm", None) is not None:
         try:
-            grid["bpm"] = Tempo.parse(grid["bpm"])
+            bpm = Tempo.parse(args.bpm)
         except ConfigError:
             raise ConfigError(f"cannot read --bpm {args.bpm!r}; use {BPM_FORMS}") from None
-    seq = NoteSequence(args.notes, **grid)
-    plan = SteeringPlan.from_sequence(
-        seq,
-        args.directions,
+    steer_tempo = "tempo" in direction_roles(sources)
+    if flag == "--bpm" and not steer_tempo:
+        raise ConfigError(
+            "--bpm alone steers the tempo, but none of --directions is tempo directions; or "
+            'give --notes "C E G" / --chords "C G Am F" for --bpm to set their beat grid'
+        )
+    if steer_tempo and bpm is None:
+        raise ConfigError("tempo directions steer the tempo along --bpm: give --bpm 90..130")
+    prog = make_progression(
+        chords=chords,
+        notes=notes,
+        bpm=bpm,
+        bars_per_chord=getattr(args, "bars_per_chord", None),
+        beats_per_note=args.beats_per_note,
+        bars_per_note=args.bars_per_note,
+        beats_per_bar=args.beats_per_bar,
+        fade_beats=args.fade_beats,
+        parts=getattr(args, "chord_parts", None),
+        steer_tempo=steer_tempo,
+        tempo_reference=getattr(args, "tempo_reference", None),
+        seconds=getattr(args, "seconds", None),
+    )
+    if chords is None and getattr(args, "chord_parts", None) is not None:
+        raise ConfigError("--chord-parts picks the parts of --chords")
+    for notice in prog.notices:
+        log.info("--chords: %s", notice)
+    plan = compile_progression(
+        prog,
+        sources,
         args.coef,
         component=_component(args.component),
         gate=args.gate,
@@ -251,12 +343,12 @@ def _sequence_plan(args: argparse.Namespace):
         **parse_layers(args.layers),
     )
     seconds = getattr(args, "seconds", None)
-    span = f"{len(seq.spans())} notes over {seq.seconds:.2f} s at {seq.tempo.describe()}"
-    if seconds is not None and abs(seq.seconds - seconds) > 1e-6:
-        what = "the clip ends first" if seq.seconds > seconds else "no steering after it ends"
-        log.info("--notes %r: %s; the clip is %.2f s (%s)", seq.notes, span, seconds, what)
+    span = f"{prog.describe()}: {len(plan.directions)} directions over {prog.seconds:.2f} s"
+    if seconds is not None and abs(prog.seconds - seconds) > 1e-6:
+        what = "the clip ends first" if prog.seconds > seconds else "no steering after it ends"
+        log.info("%s; the clip is %.2f s (%s)", span, seconds, what)
     else:
-        log.info("--notes %r: %s", seq.notes, span)
+        log.info("%s", span)
     return plan
 
 

@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 
 from musicrfm.commands import add_model_argument
+from musicrfm.commands.demo import add_precision_arguments, check_batch_size
 from musicrfm.commands.generate import GUIDANCE_ROWS
 from musicrfm.errors import ConfigError
 
@@ -184,6 +185,7 @@ def _register_headline(sub) -> None:
     )  # fmt: skip
     hl.add_argument("--quick", action="store_true", help="a small pipeline check (2 targets)")
     hl.add_argument("--device", default="cpu", help="torch device")
+    add_precision_arguments(hl, batch_default=default.data.batch)
     hl.add_argument(
         "--threads", type=int, default=1,
         help="torch CPU threads (default 1: more threads are slower on a shared, loaded CPU)",
@@ -304,6 +306,7 @@ def _headline(args: argparse.Namespace) -> int:
     from musicrfm.experiments.headline import HeadlineConfig, run_headline
     from musicrfm.models import load_model
 
+    check_batch_size(args.batch_size)
     torch.set_num_threads(max(1, args.threads))
     concept = {"concept": args.concept}
     cfg = HeadlineConfig.quick(**concept) if args.quick else HeadlineConfig(**concept)
@@ -322,6 +325,8 @@ def _headline(args: argparse.Namespace) -> int:
     cfg = replace(cfg, layers=args.layers, rows=args.rows, gate=args.gate)
     if args.note_set_classifier:
         cfg = replace(cfg, instrument_reference=False)
+    if args.batch_size is not None:
+        cfg = replace(cfg, data=replace(cfg.data, batch=args.batch_size))
     # the command that reproduces this run, as recorded in the report and the model card
     shown = [("model", args.model), ("seed", args.seed)]
     if args.concept != "notes":
@@ -331,13 +336,18 @@ def _headline(args: argparse.Namespace) -> int:
         value = getattr(args, key)
         if value is not None and value not in ("all", "both", 1.0):
             shown.append((key, " ".join(map(str, value)) if isinstance(value, list) else value))
+    if args.batch_size is not None:
+        shown.append(("batch_size", args.batch_size))
+    if args.dtype != "float32":
+        shown.append(("dtype", args.dtype))
     command = (
         "musicrfm mini headline "
         + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in shown)
         + (" --note-set-classifier" if args.note_set_classifier else "")
         + (" --quick" if args.quick else "")
     )
-    adapter = load_model(args.model, device=args.device)  # its folder gets the card
+    # its folder gets the card
+    adapter = load_model(args.model, device=args.device, dtype=args.dtype)
     if args.concept == "tempos":
         from musicrfm.experiments.headline.tempo import run_tempo_headline
 

@@ -22,6 +22,10 @@ SAMPLE_RATE = 22050
 HOP = 512
 
 
+# A file shorter than this is refused, as `extract` refuses it: a 2 ms click has no pitch to find.
+MIN_FILE_SECONDS = 0.05
+
+
 def load_audio(path: str | Path, sr: int = SAMPLE_RATE) -> tuple[np.ndarray, int]:
     """Read an audio file as mono float32 at ``sr``; AudioError when unreadable or empty."""
     import soundfile as sf
@@ -35,6 +39,13 @@ def load_audio(path: str | Path, sr: int = SAMPLE_RATE) -> tuple[np.ndarray, int
         data, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # soundfile raises several types for corrupt files
         raise AudioError(f"cannot read audio file {path}: {exc}") from exc
+    if data.shape[0] == 0:
+        raise AudioError(f"{path} holds no audio samples (an empty file)")
+    if data.shape[0] < MIN_FILE_SECONDS * file_sr:
+        raise AudioError(
+            f"{path} holds {data.shape[0] / file_sr:.3f} s of audio, shorter than the "
+            f"{MIN_FILE_SECONDS:g} s the detectors need (the minimum extract accepts too)"
+        )
     return prepare_audio(data.T, file_sr, target_sr=sr), sr
 
 
@@ -50,6 +61,8 @@ def prepare_audio(audio: Any, sr: int, *, target_sr: int = SAMPLE_RATE) -> np.nd
     if hasattr(audio, "detach"):
         audio = audio.detach().cpu().numpy()
     y = np.asarray(audio, dtype=np.float32)
+    if y.size == 0:  # before the channel mean, which turns (1, 0) into one NaN
+        raise AudioError("audio is empty (0 samples)")
     if y.ndim == 2:
         channel_axis = 0 if y.shape[0] <= y.shape[1] else 1
         y = y.mean(axis=channel_axis)

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from musicrfm.errors import AudioError, DatasetError
+from musicrfm.errors import AudioError, ConfigError, DatasetError
 from musicrfm.evaluation import detectors as det
 from musicrfm.evaluation.detectors.lead import note_pitch, pitch_class_shares
 
@@ -55,6 +55,7 @@ DEFAULT_BACKENDS: dict[str, tuple[str, ...]] = {
     "lead": ("salience",),
     "tempos": ("librosa",),
     "intervals": ("cqt",),
+    "keys": ("chroma",),
 }
 """Back-ends compared per concept unless ``backends`` says otherwise."""
 
@@ -263,25 +264,27 @@ def _mix_rows(
 ) -> None:
     import json
 
-    key = det.detect_key(y, sr)
-    out.add("key", "key profiles", row["key"], key.label, key.confidence, key.label == row["key"])
-    out.add(
-        "mode",
-        "key profiles",
-        row["mode"],
-        key.details.get("mode"),
-        key.confidence,
-        key.details.get("mode") == row["mode"],
-    )
-    relative = key.label in (row["key"], _relative_key(row["key"]))
-    out.add(
-        "key up to relative major/minor",
-        "key profiles",
-        row["key"],
-        key.label,
-        key.confidence,
-        relative,
-    )
+    for key_backend in backends.get("keys", ("chroma",)):
+        key = det.detect_key(y, sr, backend=key_backend)
+        name = "key profiles" if key_backend == "chroma" else f"{key_backend} KeyExtractor"
+        out.add("key", name, row["key"], key.label, key.confidence, key.label == row["key"])
+        out.add(
+            "mode",
+            name,
+            row["mode"],
+            key.details.get("mode"),
+            key.confidence,
+            key.details.get("mode") == row["mode"],
+        )
+        relative = key.label in (row["key"], _relative_key(row["key"]))
+        out.add(
+            "key up to relative major/minor",
+            name,
+            row["key"],
+            key.label,
+            key.details.get("collection_confidence", key.confidence),
+            relative,
+        )
     bars = json.loads(row["bar_times"])
     for i, chord in enumerate(str(row["chords"]).split("|")):
         clip = y[int(bars[i] * sr) : int(bars[i + 1] * sr)]
@@ -316,6 +319,30 @@ def _mix_rows(
         prog.confidence,
         det.label_matches("progressions", prog.label, row["progression"]),
     )
+    numerals = str(row["progression"]).split("-")
+    got_numerals = prog.label.split("-")
+    got_chords = prog.details.get("chords", [])
+    for i, chord in enumerate(str(row["chords"]).split("|")):
+        got = got_numerals[i] if i < len(got_numerals) else None
+        out.add(
+            "progression numeral per bar",
+            "key + chords per segment",
+            numerals[i],
+            got,
+            prog.confidence,
+            det.label_matches("progressions", str(got), numerals[i]),
+            bar=i,
+        )
+        got = got_chords[i] if i < len(got_chords) else None
+        out.add(
+            "progression chord per bar (root+quality)",
+            "key + chords per segment",
+            chord,
+            got,
+            prog.confidence,
+            got == chord,
+            bar=i,
+        )
     _tempo_rows(out, y, sr, float(row["bpm"]), backends["tempos"])
     meter = det.detect_meter(y, sr)
     out.add(
@@ -360,6 +387,7 @@ def _mix_rows(
             truth = notes[k][2] - notes[k - 1][2]
             got = None if heard[k] is None or heard[k - 1] is None else heard[k] - heard[k - 1]
             out.add("interval between lead notes", name, truth, got, 1.0, got == truth)
+        _interval_rows(out, y, sr, notes, backend)
         shares = pitch_class_shares(track.midi)  # what detect_lead labels, without a 2nd pass
         label = det.PITCH_CLASSES[int(np.argmax(shares))]
         out.add(
@@ -370,6 +398,69 @@ def _mix_rows(
             float(shares.max()),
             label == main_pc,
         )
+
+
+def commonest_intervals(notes: Sequence[Sequence[float]]) -> set[int]:
+    """The commonest size(s) of the intervals between consecutive lead notes of different
+    pitch (repeated notes merged, as :func:`~.detectors.intervals.lead_notes` merges them)."""
+    pitches = [int(p) for _, _, p in notes]
+    merged = [p for i, p in enumerate(pitches) if i == 0 or p != pitches[i - 1]]
+    sizes = np.bincount([abs(b - a) for a, b in zip(merged, merged[1:])] or [0])
+    return {int(s) for s in np.flatnonzero(sizes == sizes.max())}
+
+
+def _interval_rows(
+    out: _Rows, y: np.ndarray, sr: int, notes: Sequence[Sequence[float]], backend: str
+) -> None:
+    """The clip's commonest melodic interval: the mix-mode detector on the lead voice of
+    ``backend``, and (once) the two-note ``cqt`` detector, which follows the bass on a mix."""
+    truth = commonest_intervals(notes)
+    shown = "/".join(map(str, sorted(truth)))
+    runs = [("mix", backend, f"lead notes ({backend})")]
+    if not any(r.get("task") == "commonest melodic interval (clip)" for r in out.rows):
+        runs.insert(0, ("melodic", "cqt", "cqt peaks (two-note detector)"))
+    for mode, tracker, name in runs:
+        d = det.detect_interval(y, sr, mode=mode, tracker=tracker)
+        ok = d.label.isdigit() and int(d.label) in truth
+        out.add(
+            "commonest melodic interval (clip)",
+            name,
+            shown,
+            d.label,
+            d.confidence,
+            ok,
+            notes_midi=str(d.details.get("notes_midi")),
+        )
+        if mode == "mix":
+            for step, found in aligned_intervals(notes, d.details.get("intervals", [])):
+                out.add(
+                    "melodic interval, aligned (no onsets given)",
+                    name,
+                    step,
+                    found,
+                    1.0,
+                    found == step,
+                )
+
+
+def aligned_intervals(
+    notes: Sequence[Sequence[float]], detected: Sequence[int]
+) -> list[tuple[int, int | None]]:
+    """Each true interval between consecutive lead notes (repeats merged) and the detected
+    interval aligned with it (None: unmatched), by the longest matching blocks of the two
+    signed interval sequences (:class:`difflib.SequenceMatcher`): a measure of the mix-mode
+    detector that needs no note onsets."""
+    import difflib
+
+    pitches = [int(p) for _, _, p in notes]
+    merged = [p for i, p in enumerate(pitches) if i == 0 or p != pitches[i - 1]]
+    truth = [b - a for a, b in zip(merged, merged[1:])]
+    found: list[int | None] = [None] * len(truth)
+    matcher = difflib.SequenceMatcher(a=truth, b=list(detected), autojunk=False)
+    for block in matcher.get_matching_blocks():
+        for k in range(block.size):
+            found[block.a + k] = int(detected[block.b + k])
+    return list(zip(truth, found))
 
 
 def validate_detectors(
@@ -392,6 +483,10 @@ def validate_detectors(
     as misses (predicted "error"/"silent"), never skipped. A manifest may name its audio
     column ``file`` instead of ``path``. ``n_boot`` is kept for callers; intervals are Wilson's.
     """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ConfigError(
+            f"limit must be a whole number of clips >= 1 (or None: all), got {limit!r}"
+        )
     chosen = {k: tuple(v) for k, v in DEFAULT_BACKENDS.items()}
     for concept, names in (backends or {}).items():
         chosen[det.concept_name(concept)] = tuple(names)

@@ -20,7 +20,14 @@ It is the only loader: commands, the demo, the headline and the mini model's gat
 Weights load from safetensors only: a folder (or hub repo) that has only pickle weights
 (``pytorch_model.bin``) is refused with a line saying how to convert it, because unpickling runs
 code from the file; ``allow_pickle=True`` or ``MUSICRFM_ALLOW_PICKLE=1`` opts in. A device is
-checked (`check_device`) before anything loads.
+checked (`check_device`) before anything loads, and the tokenizer before the weights: a
+checkpoint without a usable one (`tokenizer_problem`) is one ModelError line.
+
+The adapter's ``revision`` is the hub snapshot commit (from transformers, else from the local
+cache layout, `musicrfm.models.hub`), so offline loads record it as online ones do; a local
+folder records None (its weights ``fingerprint`` identifies it; hashing every byte of a
+multi-GB folder on each load would cost more than the load), or the commit when the folder is
+a hub cache snapshot.
 """
 
 from __future__ import annotations
@@ -36,11 +43,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from safetensors import SafetensorError
 
 from musicrfm.errors import ConfigError, ModelError
 from musicrfm.models.adapter import ModelAdapter, resolve_device, resolve_dtype
 from musicrfm.models.codecs import register_codecs
+from musicrfm.models.hub import resolve_commit, snapshot_commit
 from musicrfm.models.musicgen import MusicGenAdapter
 
 log = logging.getLogger(__name__)
@@ -143,18 +151,79 @@ def _model_class(model_type: str | None, where: str) -> type:
     raise ModelError(f"{where} is not a MusicGen model (model_type={model_type!r})")
 
 
-def _load_tokenizer(source: str, revision: str | None, model: nn.Module) -> tuple[Any, str | None]:
+# prompts a usable tokenizer must tell apart (distinct words, not all <unk>)
+TOKENIZER_PROBES = ("acoustic piano", "electric guitar", "string ensemble, low register", "drums")
+MIN_VOCAB = 32  # fewer non-special tokens than this is no vocabulary at all
+
+
+def tokenizer_problem(tokenizer: Any, text_vocab_size: int | None = None) -> str | None:
+    """Why ``tokenizer`` cannot turn prompts into text-encoder input, or None when it can.
+
+    Refused: a tokenizer that fails on a prompt, has almost no vocabulary beyond its special
+    tokens (transformers builds a 104-token T5 tokenizer for a folder without tokenizer files),
+    maps distinct prompts to identical ids or most words to ``<unk>``, or makes ids the text
+    encoder has no embedding for."""
+    try:
+        ids = [[int(i) for i in tokenizer(p)["input_ids"]] for p in TOKENIZER_PROBES]
+    except Exception as exc:  # noqa: BLE001 - any failure means it is unusable
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        return f"it fails on the prompt {TOKENIZER_PROBES[0]!r} ({type(exc).__name__}: {first})"
+    special = {int(i) for i in getattr(tokenizer, "all_special_ids", []) or []}
+    unk = getattr(tokenizer, "unk_token_id", None)
+    try:
+        size = len(tokenizer)
+    except TypeError:
+        size = None
+    if size is not None and size - len(special) < MIN_VOCAB:
+        return f"its vocabulary has {size} tokens, {len(special)} of them special"
+    if len({tuple(x) for x in ids}) < len(ids):
+        same = [p for p, x in zip(TOKENIZER_PROBES, ids) if ids.count(x) > 1]
+        return f"distinct prompts get identical token ids ({' / '.join(map(repr, same))})"
+    words = [i for seq in ids for i in seq if i not in special or i == unk]
+    if unk is not None and words and sum(i == unk for i in words) * 2 >= len(words):
+        return f"most words map to the unknown token {tokenizer.unk_token!r}"
+    top = max(max(x) for x in ids if x) if any(ids) else -1
+    if text_vocab_size and top >= int(text_vocab_size):
+        return (
+            f"it makes token id {top}, but the text encoder has {int(text_vocab_size)} embeddings"
+        )
+    return None
+
+
+def _text_config(config: Any) -> dict[str, Any]:
+    """The text encoder's sub-config as a dict (from a config object or ``config.json``)."""
+    text = config.get("text_encoder", {}) if isinstance(config, dict) else config.text_encoder
+    return text if isinstance(text, dict) else text.to_dict()
+
+
+def _load_tokenizer(
+    source: str, revision: str | None, text_cfg: dict[str, Any], *, required: bool = True
+) -> tuple[Any, str | None]:
+    """(tokenizer, None), or when none is usable a one-line ModelError (``required``) or
+    (None, why). Checked with :func:`tokenizer_problem` before any weights load."""
     from transformers import AutoTokenizer, ByT5Tokenizer
 
+    vocab = text_cfg.get("vocab_size")
+    tok: Any = None
     try:
-        return AutoTokenizer.from_pretrained(source, revision=revision), None
-    except Exception as exc:  # noqa: BLE001 - any failure falls back or is reported at use
-        error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-    vocab = getattr(model.config.text_encoder, "vocab_size", 0)
-    if model.config.text_encoder.model_type == "t5" and vocab == 384:
-        return ByT5Tokenizer(), None  # byte-level: needs no files
-    log.warning("no tokenizer for %s (%s); text prompts will not work", source, error)
-    return None, error
+        tok = AutoTokenizer.from_pretrained(source, revision=revision)
+        problem = tokenizer_problem(tok, vocab)
+    except Exception as exc:  # noqa: BLE001 - any failure is reported below
+        problem = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    if problem and text_cfg.get("model_type") == "t5" and vocab == 384:
+        tok, problem = ByT5Tokenizer(), None  # a ByT5-shaped text encoder: bytes need no files
+    if problem is None:
+        return tok, None
+    name = text_cfg.get("_name_or_path") or "t5-base"
+    message = (
+        f"{source} has no usable tokenizer ({problem}); save its text encoder's tokenizer next "
+        f"to the model (AutoTokenizer.from_pretrained({name!r}).save_pretrained(FOLDER)), or pass "
+        "require_tokenizer=False to load it for unconditional use only (prompt=None)"
+    )
+    if required:
+        raise ModelError(message)
+    log.warning("%s", message)
+    return None, problem
 
 
 def load_model(
@@ -165,6 +234,7 @@ def load_model(
     revision: str | None = None,
     progress: bool = True,
     allow_pickle: bool | None = None,
+    require_tokenizer: bool = True,
 ) -> MusicGenAdapter:
     """Load a MusicGen or MusicGen-Melody text-to-music model.
 
@@ -179,12 +249,19 @@ def load_model(
     device, dtype:
         ``cpu``/``cuda``/``mps``; ``float32``/``float16``/``bfloat16``.
     revision:
-        hub revision (branch, tag or commit).
+        hub revision (branch, tag or commit). The adapter's ``revision`` (what features,
+        directions and sidecars record) is the snapshot commit hash: transformers' for an
+        online load, else read from the local cache layout (``HF_HUB_OFFLINE=1``); for a local
+        folder it is the commit when the folder is a hub cache snapshot, else None (the weights
+        ``fingerprint``, recorded beside it, identifies a local folder's weights).
     progress:
         show transformers' weight-loading progress bar.
     allow_pickle:
         load pickle weights (``pytorch_model.bin``) when there are no safetensors; default
         ``$MUSICRFM_ALLOW_PICKLE``. Unpickling runs code from the file: only for files you trust.
+    require_tokenizer:
+        refuse (one ModelError line, before any weights load) a checkpoint without a usable
+        tokenizer (`tokenizer_problem`); False loads it with no tokenizer, for prompt=None.
     """
     if name_or_path is not None and not isinstance(name_or_path, (str, os.PathLike)):
         if isinstance(name_or_path, ModelAdapter):
@@ -211,18 +288,21 @@ def load_model(
         source = "bundled" if bundled else "local"
         # the bundled models' configs carry token ids transformers warns about; nothing to fix
         with _quiet_transformers(warnings=not bundled, progress=progress):
-            model, tok, tok_err = _load_folder(path, torch_dtype, pickle_ok)
+            model, tok, tok_err = _load_folder(path, torch_dtype, pickle_ok, require_tokenizer)
         model_id = bundled or str(path.resolve())
         local_path: Path | None = path.resolve()
+        commit = snapshot_commit(local_path)
     else:
         if name.startswith((".", "/", "~")) or name.count("/") > 1 or path.exists():
             raise ModelError(f"no model folder at {name}")
         model_id, source, local_path = name, "hub", None
         with _quiet_transformers(warnings=True, progress=progress):
-            model, tok, tok_err = _load_from_hub(name, revision, torch_dtype, pickle_ok)
+            model, tok, tok_err = _load_from_hub(
+                name, revision, torch_dtype, pickle_ok, require_tokenizer
+            )
+        commit = getattr(model.config, "_commit_hash", None) or resolve_commit(name, revision)
     model = model.to(dev).eval()
-    if revision is None:
-        revision = getattr(model.config, "_commit_hash", None)
+    revision = commit or revision
     adapter = MusicGenAdapter(
         model,
         model_id=model_id,
@@ -272,8 +352,11 @@ def pickle_refusal(where: str, names: list[str]) -> ModelError:
     )
 
 
-def _load_folder(path: Path, torch_dtype: torch.dtype, allow_pickle: bool = False) -> tuple:
-    """(model, tokenizer, tokenizer error) from a folder written by ``save_pretrained``."""
+def _load_folder(
+    path: Path, torch_dtype: torch.dtype, allow_pickle: bool = False, require_tokenizer: bool = True
+) -> tuple:
+    """(model, tokenizer, tokenizer error) from a folder written by ``save_pretrained``; the
+    tokenizer is checked before the weights load."""
     cfg_file = path / "config.json"
     if not cfg_file.is_file():
         raise ModelError(f"{path} has no config.json; is it a folder written by save_pretrained?")
@@ -287,19 +370,28 @@ def _load_folder(path: Path, torch_dtype: torch.dtype, allow_pickle: bool = Fals
     pickles = sorted(p.name for p in path.iterdir() if p.suffix in (".bin", ".pt", ".pth"))
     if not safe and pickles and not allow_pickle:
         raise pickle_refusal(str(path), pickles)
+    tok, tok_err = _load_tokenizer(
+        str(path), None, _text_config(config), required=require_tokenizer
+    )
     try:
         model = cls.from_pretrained(
             str(path), dtype=torch_dtype, use_safetensors=None if allow_pickle else True
         )
-    except (OSError, ValueError, KeyError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+    except (
+        OSError, ValueError, KeyError, RuntimeError, EOFError, pickle.UnpicklingError,
+        SafetensorError,
+    ) as exc:  # fmt: skip
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelError(f"cannot load the model in {path}: {text}") from None
-    tok, tok_err = _load_tokenizer(str(path), None, model)
     return model, tok, tok_err
 
 
 def _load_from_hub(
-    name: str, revision: str | None, torch_dtype: torch.dtype, allow_pickle: bool = False
+    name: str,
+    revision: str | None,
+    torch_dtype: torch.dtype,
+    allow_pickle: bool = False,
+    require_tokenizer: bool = True,
 ) -> tuple:
     from transformers import AutoConfig
 
@@ -320,6 +412,7 @@ def _load_from_hub(
             f"{hint}. ({type(exc).__name__}: {text.splitlines()[0] if text else ''})"
         ) from None
     cls = _model_class(getattr(config, "model_type", None), name)
+    tok, tok_err = _load_tokenizer(name, revision, _text_config(config), required=require_tokenizer)
     try:
         model = cls.from_pretrained(
             name,
@@ -332,7 +425,6 @@ def _load_from_hub(
         if "does not appear to have" in text and "safetensors" in text and not allow_pickle:
             raise pickle_refusal(repr(name), ["no model.safetensors"]) from None
         raise ModelError(f"{hint}. ({type(exc).__name__}: {text})") from None
-    tok, tok_err = _load_tokenizer(name, revision, model)
     return model, tok, tok_err
 
 

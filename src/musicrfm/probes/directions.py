@@ -1,7 +1,9 @@
 """Concept directions: unit vectors per layer and class, with the scores and metadata to use them.
 
-Saved as `<name>.safetensors` + `<name>.json` (never pickle). Layers are numbered 0..L-1 from
-the bottom: vectors for layer i are added to the output of decoder block i.
+Saved as `<name>.safetensors` + `<name>.json` (never pickle); `save_pretrained` /
+`from_pretrained` / `push_to_hub` write, read and upload a bundle folder or hub repo with a
+model card (:mod:`musicrfm.probes.pretrained`). Layers are numbered 0..L-1 from the bottom:
+vectors for layer i are added to the output of decoder block i.
 """
 
 from __future__ import annotations
@@ -378,6 +380,55 @@ class ConceptDirections:
             )
         except ConfigError as exc:
             raise _damaged(st, f"{exc} (the two files do not belong together)") from None
+
+    # ------------------------------------------------------------------ bundles (hub)
+    def save_pretrained(
+        self,
+        folder: str | Path,
+        *,
+        push_to_hub: bool = False,
+        repo_id: str | None = None,
+        **hub_kwargs: Any,
+    ) -> Path:
+        """Write a bundle folder (``directions.safetensors`` + ``.json`` + a model card,
+        README.md: model, concept, classes, per-layer scores, how to use); with
+        ``push_to_hub`` also upload it to ``repo_id`` (`push_to_hub`)."""
+        from musicrfm.probes.pretrained import save_pretrained
+
+        out = save_pretrained(self, folder, repo_id=repo_id)
+        if push_to_hub:
+            if not repo_id:
+                raise ConfigError("push_to_hub needs repo_id (owner/name)")
+            self.push_to_hub(repo_id, **hub_kwargs)
+        return out
+
+    def push_to_hub(self, repo_id: str, **hub_kwargs: Any) -> str:
+        """Upload a bundle to the hub repo ``repo_id`` (created if missing; needs network and a
+        token); returns the commit URL. Options: private, token, revision, commit_message."""
+        from musicrfm.probes.pretrained import push_to_hub
+
+        return push_to_hub(self, repo_id, **hub_kwargs)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        repo_id_or_dir: str | Path,
+        *,
+        revision: str | None = None,
+        model: Any = None,
+        **hub_kwargs: Any,
+    ) -> ConceptDirections:
+        """Read a bundle from a folder or a hub repo id (through the hub cache; offline with
+        ``HF_HUB_OFFLINE=1`` when cached); checked against ``model`` (an adapter or its info
+        dict) as `check_compatible` does. Options: cache_dir, token."""
+        from musicrfm.probes.pretrained import resolve_bundle
+
+        where, origin = resolve_bundle(repo_id_or_dir, revision=revision, **hub_kwargs)
+        cd = cls.load(where)
+        cd.meta["bundle"] = origin
+        if model is not None:
+            cd.check_compatible(model.info() if hasattr(model, "info") else dict(model))
+        return cd
 
 
 def record_activation_norms(directions: ConceptDirections, features: torch.Tensor) -> None:

@@ -455,17 +455,15 @@ class RFM:
 
     def save(self, path: str | Path) -> Path:
         """Write ``path.safetensors`` (centres, alpha, M, AGOP) and ``path.json`` (the rest)."""
-        from safetensors.torch import save_file
+        from musicrfm.files import save_tensors_atomic, write_text_atomic
 
         base = Path(path)
         if base.suffix in {".safetensors", ".json"}:
             base = base.with_suffix("")
         base.parent.mkdir(parents=True, exist_ok=True)
         tensors, header = self.state()
-        tmp = base.with_name(base.name + ".safetensors.tmp")
-        save_file(tensors, str(tmp))
-        tmp.replace(base.with_name(base.name + ".safetensors"))
-        base.with_name(base.name + ".json").write_text(json.dumps(header, indent=2))
+        save_tensors_atomic(base.with_name(base.name + ".safetensors"), tensors)
+        write_text_atomic(base.with_name(base.name + ".json"), json.dumps(header, indent=2))
         return base
 
     @classmethod

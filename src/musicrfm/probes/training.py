@@ -34,8 +34,10 @@ import pandas as pd
 import torch
 
 import musicrfm
+from musicrfm.capture.distributed import World, world
 from musicrfm.capture.features import FeatureSet
 from musicrfm.errors import ConfigError, DatasetError
+from musicrfm.files import write_text_atomic
 from musicrfm.probes.directions import ConceptDirections
 from musicrfm.probes.metrics import multiclass_auc
 from musicrfm.probes.rfm import RFM
@@ -244,7 +246,9 @@ def _fit_layers(
     """Every layer's direction probes, then its multiclass probe, one layer at a time.
 
     Each search gets its own seed (``seed + 1000 * layer + probe``, 999 for the multiclass
-    probe), so a layer's results do not depend on which other layers are trained.
+    probe), so a layer's results do not depend on which other layers are trained -- nor on which
+    process trains them: under a launcher (:mod:`musicrfm.capture.distributed`) the fits, listed
+    in that order, go round robin to the ranks and every rank gets all of them back.
     """
     n_l, n_c, d = len(layer_ids), len(probe_tasks), features.hidden_size
     out = _LayerFits(
@@ -253,33 +257,67 @@ def _fit_layers(
         val_scores=torch.zeros(n_l, n_c),
         test_scores=torch.zeros(n_l, n_c),
     )
-    for li in _layer_progress(n_l, concept, progress):
+    # (layer position, probe position or None for the multiclass probe), in one process's order
+    fits: list[tuple[int, int | None]] = []
+    for li in range(n_l):
+        fits += [(li, ci) for ci in range(n_c)] + ([(li, None)] if mc_rows is not None else [])
+    w = world()
+    done: dict[tuple[int, int | None], Any] = {}
+    for j in _fit_progress(fits, w, concept, progress):
+        li, ci = fits[j]
         layer = layer_ids[li]
         X = features.features[layer]
-        out.hyper.append([])
-        for ci, probe_task in enumerate(probe_tasks):
-            vecs, vals, val_s, test_s, chosen = _fit_direction_probe(
-                X, probe_task, n_classes, k, budget, seed + 1000 * layer + ci, device
+        if ci is not None:
+            done[fits[j]] = _fit_direction_probe(
+                X, probe_tasks[ci], n_classes, k, budget, seed + 1000 * layer + ci, device
             )
+        else:
+            done[fits[j]] = _fit_multiclass_probe(
+                X, mc_rows, y_all, n_classes, budget, seed + 1000 * layer + 999, device
+            )  # type: ignore[arg-type]
+    if w.distributed:  # probes travel on the CPU and come back to this rank's device
+        shared = w.all_gather({key: _portable(v, "cpu") for key, v in done.items()})
+        done = {key: _portable(v, device) for part in shared for key, v in part.items()}
+    for li in range(n_l):
+        out.hyper.append([])
+        for ci in range(n_c):
+            vecs, vals, val_s, test_s, chosen = done[(li, ci)]
             out.vectors[li, ci] = vecs
             out.eigvals[li, ci] = vals
             out.val_scores[li, ci] = val_s
             out.test_scores[li, ci] = test_s
             out.hyper[-1].append(chosen)
         if mc_rows is not None:
-            out.mc_probes[layer], out.mc_scores[layer] = _fit_multiclass_probe(
-                X, mc_rows, y_all, n_classes, budget, seed + 1000 * layer + 999, device
-            )
+            layer = layer_ids[li]
+            out.mc_probes[layer], out.mc_scores[layer] = done[(li, None)]
     return out
 
 
-def _layer_progress(n_layers: int, concept: str, progress: bool) -> Any:
-    """range(n_layers), with a progress bar when asked (tqdm is imported only then)."""
-    if not progress:
-        return range(n_layers)
+def _fit_progress(
+    fits: list[tuple[int, int | None]], w: World, concept: str, progress: bool
+) -> Any:
+    """This rank's fits (all of them in one process), with a progress bar on rank 0 when asked
+    (tqdm is imported only then)."""
+    mine = [j for j in range(len(fits)) if w.owns(j)]
+    if not progress or not w.main:
+        return mine
     from tqdm.auto import tqdm
 
-    return tqdm(range(n_layers), desc=f"train {concept}", unit="layer")
+    return tqdm(mine, desc=f"train {concept}", unit="probe")
+
+
+def _portable(fit: tuple[Any, ...], device: str) -> tuple[Any, ...]:
+    """A fit with its multiclass probe's tensors moved to ``device`` (direction fits hold only
+    CPU tensors and plain values already)."""
+    if not isinstance(fit[0], RFM):
+        return fit
+    m = copy.copy(fit[0])
+    for name in ("centers", "shift", "alpha", "M", "agop_"):
+        t = getattr(m, name)
+        if t is not None:
+            setattr(m, name, t.to(device))
+    m.device = torch.device(device)
+    return (m, *fit[1:])
 
 
 def _fit_direction_probe(
@@ -423,6 +461,8 @@ def _directions_meta(
         key: features.meta.get(key)
         for key in ("model_id", "model_revision", "num_layers", "hidden_size", "pooling", "prompt")
     }
+    # FeatureSets record the model's snapshot commit as "revision" (capture.runner)
+    meta["model_revision"] = meta["model_revision"] or features.meta.get("revision")
     meta["num_layers"] = meta["num_layers"] or features.num_layers
     meta["hidden_size"] = meta["hidden_size"] or features.hidden_size
     has_split_column = "split" in features.rows.columns
@@ -475,5 +515,6 @@ def save_train_result(result: TrainResult, out: str | Path) -> Path:
             "scores": result.multiclass_scores,
             "model_id": d.meta.get("model_id"),
         }
-        (probe_dir / "index.json").write_text(json.dumps(index, indent=2))
+        # atomic: ranks that all trained the same directions may save them side by side
+        write_text_atomic(probe_dir / "index.json", json.dumps(index, indent=2))
     return base

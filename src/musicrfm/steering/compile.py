@@ -1,7 +1,8 @@
 """A steering plan checked against one model and turned into arrays (`compile_plan`).
 
 Every check of a plan against a model (compatible directions, classes, components, layers,
-top_k, schedule values) happens here, before any hook is installed or any step generated.
+top_k, schedule values; contradictory targets of one concept, `find_conflicts`, a warning)
+happens here, before any hook is installed or any step generated.
 The result, a `CompiledPlan`, is what the hooks (:mod:`musicrfm.steering.hooks`) apply; a
 generation compiles its plan once and only changes the gate seed from one batch to the next.
 """
@@ -45,6 +46,8 @@ class CompiledPlan:
     labels: list[str]
     num_layers: int
     hidden_size: int
+    conflicts: tuple[str, ...] = ()
+    """Contradictory targets of one concept at full strength at once (`find_conflicts`)."""
 
     @property
     def num_directions(self) -> int:
@@ -244,6 +247,63 @@ def _check_not_silent(
     log.warning("%s: those directions add nothing", text)
 
 
+FULL_STRENGTH = 0.99
+"""φ at or above which a direction counts as fully on, for `find_conflicts`."""
+
+
+def _target_key(d: SteeringDirection, cd: ConceptDirections) -> tuple[str, float] | None:
+    """What a direction pulls its concept toward: (class, +1) for a class, ("value", ±1) for a
+    regression by the sign it is applied with; None when it adds nothing or steers away."""
+    sign = float(np.sign(d.coef * cd.sign_of(d.target)))
+    if sign == 0:
+        return None
+    if cd.is_regression:
+        return ("value", sign)
+    if sign < 0:
+        return None  # steering away from a class is no target
+    return (cd.classes[_class_index(d, cd)], sign)
+
+
+def find_conflicts(plan: SteeringPlan, *, frame_rate: float | None, total_steps: int) -> list[str]:
+    """Pairs of directions of one concept (same concept and label column) with different
+    targets -- two classes (notes C and G), or a regression pushed up and down at once -- that
+    are both at full strength (φ >= `FULL_STRENGTH`) at some step of the clip, one line each.
+
+    Why only a warning (`compile_plan` logs it, the compiled plan keeps it): several classes of
+    one concept at once is a documented use (``--target C,E,G`` steers a triad with note
+    directions), and a crossfade's overlap is never full on both sides; but a user who wrote C
+    and G both fully on by mistake should hear that the probe is pulled two ways at once (what
+    the clip then does is measured, not promised).
+    """
+    keys, phis = [], []
+    for d in plan.directions:
+        cd = d.load()
+        keys.append(((cd.concept, str(cd.meta.get("label_column") or "")), _target_key(d, cd)))
+        sched = d.schedule.resolve(frame_rate=frame_rate, horizon=total_steps)
+        phis.append(sched.values(total_steps) >= FULL_STRENGTH)
+    out = []
+    for i in range(len(keys)):
+        for j in range(i + 1, len(keys)):
+            (ci, ti), (cj, tj) = keys[i], keys[j]
+            if ci != cj or ti is None or tj is None or ti == tj:
+                continue
+            both = np.flatnonzero(phis[i] & phis[j])
+            if not len(both):
+                continue
+            a, b = int(both[0]), int(both[-1])
+            when = f"steps {a}-{b}"
+            if frame_rate:
+                when += f" ({a / frame_rate:.2f}-{(b + 1) / frame_rate:.2f} s)"
+            how = "pushed up and down" if ti[0] == "value" else "pulled toward two classes"
+            out.append(
+                f"contradictory targets of one concept at once: {plan.directions[i].label()} and "
+                f"{plan.directions[j].label()} are both at full strength over {len(both)} steps "
+                f"of {when}: concept {ci[0]!r} is {how} (the clip may follow either, both or "
+                "neither)"
+            )
+    return out
+
+
 def compile_plan(
     plan: SteeringPlan | SteeringDirection | None,
     model: ModelAdapter | nn.Module,
@@ -270,6 +330,13 @@ def compile_plan(
             silent.append(f"{d.label()} (schedule {d.schedule.describe()})")
         schedules.append(sched)
     _check_not_silent(plan, silent, adapter, total_steps)
+    conflicts = (
+        find_conflicts(plan, frame_rate=adapter.frame_rate, total_steps=total_steps)
+        if total_steps
+        else []
+    )
+    for line in conflicts:
+        log.warning("%s", line)
     L, H = adapter.num_layers, adapter.hidden_size
     gate_seed = plan.seed if plan.seed is not None else seed
     return CompiledPlan(
@@ -287,4 +354,5 @@ def compile_plan(
         labels=[d.label() for d in plan.directions],
         num_layers=L,
         hidden_size=H,
+        conflicts=tuple(conflicts),
     )

@@ -32,6 +32,19 @@ read then). Plans save the form they were given; sidecars also record the absolu
 
 A plan is always saved in its compiled form (``[[direction]]`` tables with keyframes);
 ``musicrfm.steering.sequence.sequence_table`` writes the ``[sequence]`` form.
+
+A ``[progression]`` table (or several, ``[[progression]]``) is a chord progression, a note
+sequence and/or a tempo curve on one grid (:mod:`musicrfm.steering.progressions`), loaded after
+the ``[sequence]`` ones::
+
+    [progression]
+    chords = "C G | Am F"    # or notes = "C E G" (then beats_per_note / bars_per_note)
+    bpm = 100                # or "90..130": also steered when tempo directions are given
+    bars_per_chord = 1       # default one bar; not with '|'
+    parts = ["root", "quality"]   # default both
+    tempo_reference = 110    # steer the tempo relative to this (default: a ramp's middle)
+    directions = ["dirs/chords", "dirs/chord-roots", "dirs/tempo"]   # recognised by content
+    coef = "0.1x"            # and any other direction field except target and schedule
 """
 
 from __future__ import annotations
@@ -532,6 +545,17 @@ class SteeringPlan:
         items = note_directions(sequence, directions, coef, **kw)
         return cls([SteeringDirection(**x) for x in items], seed=seed, name=name)
 
+    @classmethod
+    def from_progression(
+        cls,
+        progression: Any,
+        directions: Any,
+        coef: float | str = 0.3,
+        **kw: Any,
+    ) -> SteeringPlan:
+        """`compile_progression` as a classmethod."""
+        return compile_progression(progression, directions, coef, **kw)
+
     # ----------------------------------------------------------------- files
     def to_dict(self, *, strict: bool = True, relative_to: Path | None = None) -> dict[str, Any]:
         d: dict[str, Any] = {"format_version": PLAN_FORMAT_VERSION}
@@ -564,11 +588,11 @@ class SteeringPlan:
                     f"{name} must be tables of fields (e.g. [[direction]] then directions = ..."
                     f"), got {tables!r}"
                 )
-        unknown = set(d) - {"seed", "name"}
+        unknown = set(d) - {"seed", "name", "progression"}
         if unknown:
             raise ConfigError(
                 f"unknown plan field(s) {sorted(unknown)}; valid: seed, name, [[direction]], "
-                "[sequence]"
+                "[sequence], [progression]"
             )
         directions = [SteeringDirection.from_dict(x, base_dir=base_dir) for x in items]
         if sequences:
@@ -578,6 +602,19 @@ class SteeringPlan:
                 seq, fields = split_table(table, base_dir=base_dir)
                 src, coef = fields.pop("directions"), fields.pop("coef", 0.3)
                 directions += cls.from_sequence(seq, src, coef, **fields).directions
+        progressions = d.pop("progression", [])
+        if isinstance(progressions, Mapping):
+            progressions = [progressions]
+        if not isinstance(progressions, list) or not all(
+            isinstance(t, Mapping) for t in progressions
+        ):
+            raise ConfigError(f"[progression] must be tables of fields, got {progressions!r}")
+        for table in progressions:
+            from musicrfm.steering.progressions import split_progression_table
+
+            prog, sources, fields = split_progression_table(table, base_dir=base_dir)
+            coef = fields.pop("coef", 0.3)
+            directions += compile_progression(prog, sources, coef, **fields).directions
         name = d.get("name")
         return cls(directions, seed=d.get("seed"), name=None if name is None else str(name))
 
@@ -606,3 +643,43 @@ class SteeringPlan:
                 "(leave out --plan for unsteered clips)"
             )
         return plan
+
+
+def compile_progression(
+    progression: Any,
+    directions: Any,
+    coef: float | str = 0.3,
+    **kw: Any,
+) -> SteeringPlan:
+    """A chord progression, note sequence or tempo curve as one keyframed plan: chord roots, then
+    qualities (or notes), then the tempo (:mod:`musicrfm.steering.progressions`).
+
+    progression: a `Progression`, a `ChordProgression`, or chord text (``"C G Am F"``, 120 BPM,
+    a bar each). directions: the direction files (or `ConceptDirections`) to take each part
+    from, recognised by what they hold; a part without them is an error naming what to train.
+    ``seed`` and ``name`` go to the plan, ``parts`` picks the chord parts, the other keywords
+    (layers, gate, rows, ...) to every direction. E.g. ``compile_progression(make_progression(
+    chords="C G Am F", bpm=100), ["dirs/chords", "dirs/chord-roots"], "0.1x")``.
+    """
+    from musicrfm.steering.progressions import ChordProgression, Progression, parse_parts
+
+    seed, name = kw.pop("seed", None), kw.pop("name", None)
+    parts = kw.pop("parts", None)
+    if isinstance(progression, str):
+        progression = ChordProgression(progression)
+    if isinstance(progression, ChordProgression):
+        progression = Progression(chords=progression, parts=parse_parts(parts))
+    elif parts is not None:
+        progression.parts = parse_parts(parts)
+    if not isinstance(progression, Progression):
+        kind = type(progression).__name__
+        raise ConfigError(f"compile_progression takes a Progression or chord text, got {kind}")
+    known = set(SteeringDirection.__dataclass_fields__)
+    unknown = set(kw) - known
+    if unknown:
+        raise ConfigError(
+            f"unknown direction field(s) {sorted(unknown)} for a progression; valid: "
+            f"{', '.join(sorted(known - {'directions', 'target', 'schedule', 'name'}))}"
+        )
+    items = progression.directions_for(directions, coef, **kw)
+    return SteeringPlan([SteeringDirection(**x) for x in items], seed=seed, name=name)

@@ -96,6 +96,8 @@ class InstrumentClassifier:
         """Write ``<path>.safetensors`` and ``<path>.json``; returns the safetensors path."""
         from safetensors.numpy import save_file
 
+        from musicrfm.files import write_atomic, write_json_atomic
+
         base = Path(path)
         if base.suffix in (".safetensors", ".json"):
             base = base.with_suffix("")
@@ -110,9 +112,7 @@ class InstrumentClassifier:
             tensors[f"hidden{i}.weight"] = w.astype(np.float64)
             tensors[f"hidden{i}.bias"] = b.astype(np.float64)
         target = base.with_suffix(".safetensors")
-        tmp = target.with_name(f".{target.name}.part")
-        save_file(tensors, str(tmp))
-        tmp.replace(target)
+        write_atomic(target, lambda tmp: save_file(tensors, str(tmp)))
         from musicrfm import __version__
 
         sidecar = {
@@ -124,10 +124,7 @@ class InstrumentClassifier:
             "library_version": __version__,
             **self.meta,
         }
-        side = base.with_suffix(".json")
-        tmp = side.with_name(f".{side.name}.part")
-        tmp.write_text(json.dumps(sidecar, indent=2, default=str))
-        tmp.replace(side)
+        write_json_atomic(base.with_suffix(".json"), sidecar, default=str)
         return target
 
     @classmethod

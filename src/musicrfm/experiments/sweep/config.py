@@ -9,7 +9,9 @@ causal controls (:mod:`musicrfm.experiments.controls`). Example::
     seconds = 1.0
     prompts = ["a piano melody"]
     seeds = [0, 1, 2]
-    coefs = [0.15, 0.3, 0.6]         # the η0 grid (unsteered clips are always generated)
+    coefs = [0.15, 0.3, 0.6]         # the η0 grid (unsteered clips are always generated);
+                                      # or relative: ["0.05x", "0.1x"] = × the directions'
+                                      # median activation norm (then every coef is relative)
     controls = ["random", "flip", "orthogonal", "other_class"]
 
     [plan]                            # base options of every steered condition
@@ -56,6 +58,7 @@ from musicrfm.errors import ConfigError
 from musicrfm.evaluation.detectors import registry as detector_registry
 from musicrfm.experiments.controls import CONTROL_KINDS
 from musicrfm.files import read_config
+from musicrfm.steering.plan import relative_coef
 
 PLAN_KEYS = ("layers", "top_k", "weighting", "w0", "kappa", "gate", "schedule", "rows", "component")
 TOP_KEYS = {
@@ -109,6 +112,9 @@ class SweepConfig:
     seeds: list[int]
     coefs: list[float]
     concepts: dict[str, ConceptSpec]
+    # "relative": every η0 of the sweep (coefs, ablation_coef, multi and crossfade coefs) is a
+    # multiple of the median activation norm its concept's directions were trained on
+    coef_unit: str = "absolute"
     controls: list[str] = field(default_factory=lambda: list(CONTROL_KINDS))
     control_seed: int = 0
     seconds: float = 1.0
@@ -130,6 +136,13 @@ class SweepConfig:
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: copy.deepcopy(getattr(self, k)) for k in TOP_KEYS if k != "concepts"}
+        if self.coef_unit == "relative":  # written as given, so the file parses to this again
+            d["coefs"] = [f"{c!r}x" for c in self.coefs]
+            if self.ablation_coef is not None:
+                d["ablation_coef"] = f"{self.ablation_coef!r}x"
+            for item in [it for m in d["multi"] for it in m] + d["crossfades"]:
+                if "coef" in item:
+                    item["coef"] = f"{item['coef']!r}x"
         d["concepts"] = {
             n: {k: v for k, v in vars(c).items() if v not in (None, {}, [])}
             for n, c in self.concepts.items()
@@ -161,6 +174,23 @@ def _resolve(base: Path, p: Any) -> str | None:
         return None
     path = Path(str(p)).expanduser()
     return str(path if path.is_absolute() else (base / path))
+
+
+def _coef_list(value: Any, name: str, unit: str | None) -> tuple[list[float], str]:
+    """η0 values as floats and their unit ("absolute" numbers, or "relative" ``"0.1x"``
+    strings); every η0 of one sweep has the unit of its ``coefs`` (``unit``), so that its tables
+    compare like with like."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    relative = [relative_coef(v) for v in items]
+    units = {"absolute" if r is None else "relative" for r in relative}
+    if len(units) > 1 or (unit is not None and units != {unit}):
+        want = unit or "one unit"
+        raise ConfigError(
+            f"{name} mixes absolute η0 numbers and relative '0.1x' values; give every η0 of "
+            f"the sweep in {want} (the unit of `coefs`)"
+        )
+    values = [r if r is not None else v for r, v in zip(relative, items)]
+    return _num_list(values, name), units.pop() if units else (unit or "absolute")
 
 
 def _num_list(value: Any, name: str, kind: type = float) -> list[Any]:
@@ -211,22 +241,29 @@ def parse_config(data: Mapping[str, Any], *, base_dir: str | Path | None = None)
     seconds = _num_list(data.get("seconds", 1.0), "seconds")[0]
     if seconds <= 0:
         raise ConfigError(f"seconds must be > 0, got {seconds}")
+    coefs, unit = _coef_list(data.get("coefs", [0.15, 0.3, 0.45, 0.6]), "coefs", None)
+    ablation_coef = data.get("ablation_coef")
+    if ablation_coef is not None:
+        ablation_coef = _coef_list(ablation_coef, "ablation_coef", unit)[0][0]
+    for where, items in [(f"[[multi]] #{i + 1}", m) for i, m in enumerate(multi)] + [
+        (f"[[crossfades]] #{i + 1}", [c]) for i, c in enumerate(crossfades)
+    ]:
+        for item in items:
+            if "coef" in item:
+                item["coef"] = _coef_list(item["coef"], f"{where} coef", unit)[0][0]
     return SweepConfig(
         model=str(data.get("model", "mini")),
         prompts=prompts,
         seeds=_num_list(data.get("seeds", [0]), "seeds", int),
-        coefs=[c for c in _num_list(data.get("coefs", [0.15, 0.3, 0.45, 0.6]), "coefs") if c != 0],
+        coefs=[c for c in coefs if c != 0],
+        coef_unit=unit,
         concepts=concepts,
         controls=controls,
         control_seed=_num_list(data.get("control_seed", 0), "control_seed", int)[0],
         seconds=seconds,
         plan=plan,
         ablations=ablations,
-        ablation_coef=(
-            None
-            if data.get("ablation_coef") is None
-            else _num_list(data["ablation_coef"], "ablation_coef")[0]
-        ),
+        ablation_coef=ablation_coef,
         multi=multi,
         crossfades=crossfades,
         generation=generation,

@@ -84,7 +84,8 @@ def build_sweep_report(
             "Summary",
             f"<p class='note'>{len(frame)} generated clips in {n_done} of {n_all} conditions; "
             f"model {html.escape(str(info.get('model', {}).get('model_id')))}. Accuracies by "
-            "model-independent detectors with 95% percentile-bootstrap CIs and n.</p>",
+            "model-independent detectors with 95% percentile-bootstrap CIs and n."
+            f"{_unit_note(info)}</p>",
         )
     )
     main = flat[flat["kind"].isin(["main", "unsteered"])]
@@ -147,6 +148,17 @@ def _load_sweep(sweep_dir: Path) -> tuple[dict[str, Any], pd.DataFrame]:
 
 def _html_table(table: pd.DataFrame) -> str:
     return table.to_html(index=False, float_format=lambda v: f"{v:.3f}")
+
+
+def _unit_note(info: dict[str, Any]) -> str:
+    """What the η0 values of the tables mean when the sweep gave them relative."""
+    coefs = (info.get("config") or {}).get("coefs") or []
+    if not any(isinstance(c, str) for c in coefs):
+        return ""
+    return (
+        " Every η0 here is relative: a multiple of the median activation norm its concept's "
+        "directions were trained on (0.1 = '0.1x')."
+    )
 
 
 def _main_grid_sections(

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from musicrfm.capture.distributed import World, device_for, local, world
 from musicrfm.errors import ConfigError
 from musicrfm.experiments.controls import control_directions
 from musicrfm.experiments.sweep.assets import ConceptAssets, prepare_concepts
@@ -49,8 +50,17 @@ if TYPE_CHECKING:
     from musicrfm.models.adapter import ModelAdapter
 
 
-def build_plan(cond: Condition, assets: Mapping[str, ConceptAssets], control_seed: int) -> Any:
-    """The SteeringPlan of a condition (None when unsteered)."""
+def build_plan(
+    cond: Condition,
+    assets: Mapping[str, ConceptAssets],
+    control_seed: int,
+    *,
+    relative: bool = False,
+) -> Any:
+    """The SteeringPlan of a condition (None when unsteered).
+
+    ``relative``: each term's η0 multiplies the median activation norm of its concept's own
+    directions (a control keeps that absolute η0, so it is steered at equal strength)."""
     from musicrfm.steering.plan import SteeringDirection, SteeringPlan
     from musicrfm.steering.schedules import parse_schedule
 
@@ -60,12 +70,15 @@ def build_plan(cond: Condition, assets: Mapping[str, ConceptAssets], control_see
     for term in cond.terms:
         cd = assets[term.concept].directions
         check_target(cd, term.target, cond.label())
+        coef = term.coef
+        if relative:
+            coef = SteeringDirection(cd, target=term.target, coef=f"{term.coef!r}x").coef
         if term.control is not None:
             cd = control_directions(cd, term.control, target=term.target, seed=control_seed)
         opts = dict(term.options)
         if isinstance(opts.get("schedule"), str):
             opts["schedule"] = parse_schedule(opts["schedule"])
-        dirs.append(SteeringDirection(cd, target=term.target, coef=term.coef, **opts))
+        dirs.append(SteeringDirection(cd, target=term.target, coef=coef, **opts))
     return SteeringPlan(dirs)
 
 
@@ -161,53 +174,103 @@ def _run(
     ):
         if path and not (Path(path).exists() or Path(path + ".safetensors").exists()):
             raise ConfigError(f"{what} not found: {path} (fix the path or remove the key)")
+    w = world()
     if model is None:
         from musicrfm.models import load_model
 
-        model = load_model(cfg.model, device=cfg.device, dtype=cfg.dtype, progress=progress)
+        model = load_model(
+            cfg.model, device=device_for(cfg.device), dtype=cfg.dtype, progress=progress and w.main
+        )
     assets = prepare_concepts(cfg, model, out, directions)
     conditions = _defined_conditions(expand_conditions(cfg), assets)
     minfo = _model_info(model)
     gen_opts = {"seconds": cfg.seconds, **cfg.generation}
-    _write_sweep_info(out, cfg, model, minfo, assets, len(conditions))
+    if w.main:
+        _write_sweep_info(out, cfg, model, minfo, assets, len(conditions))
     classifier = None
     if cfg.instrument_classifier:
         from musicrfm.evaluation.instrument import InstrumentClassifier
 
         classifier = InstrumentClassifier.load(cfg.instrument_classifier)
-    iterator: Any = conditions
-    if progress:
+    # every plan is built (and so checked) before anything is generated
+    relative = cfg.coef_unit == "relative"
+    plans = [build_plan(c, assets, cfg.control_seed, relative=relative) for c in conditions]
+    plan_dicts = [p.to_dict(strict=False) if p is not None else None for p in plans]
+    hashes = [
+        _condition_hashes(cfg, c, pd_, minfo, gen_opts) for c, pd_ in zip(conditions, plan_dicts)
+    ]
+    todo = w.broadcast(_conditions_to_run(out, [cid for _, cid in hashes]) if w.main else None)
+    mine = _my_conditions(todo, [g for g, _ in hashes], w)
+    iterator: Any = mine
+    if progress and w.main:
         from tqdm.auto import tqdm
 
-        iterator = tqdm(conditions, desc="sweep", unit="condition")
-    # every plan is built (and so checked) before anything is generated
-    plans = [build_plan(cond, assets, cfg.control_seed) for cond in conditions]
-    finished = skipped = generated = reused = 0
-    for cond, plan in zip(iterator, plans):
-        plan_dict = plan.to_dict(strict=False) if plan is not None else None
-        ghash, cid = _condition_hashes(cfg, cond, plan_dict, minfo, gen_opts)
-        record_path = out / "conditions" / f"{cid}.json"
-        if record_path.is_file():
-            if read_record(record_path) is not None:
-                skipped += 1
-                continue
-            log.warning(
-                "condition record %s is damaged or cut short; running it again", record_path
-            )
-        clips, n_new = _clips(model, cfg, plan, out / "audio" / ghash)
+        iterator = tqdm(mine, desc="sweep", unit="condition")
+    finished = generated = reused = 0
+    for i in iterator:
+        cond, plan, plan_dict = conditions[i], plans[i], plan_dicts[i]
+        ghash, cid = hashes[i]
+        with local():  # a condition is one rank's: what it extracts, it extracts alone
+            clips, n_new = _clips(model, cfg, plan, out / "audio" / ghash)
+            rows = _evaluate(cfg, cond, clips, assets, model, classifier, out)
         generated += n_new
         reused += len(clips) - n_new
-        rows = _evaluate(cfg, cond, clips, assets, model, classifier, out)
         for r in rows:
             r.update(condition_id=cid, generation_hash=ghash, **_plan_columns(cond))
         record = {"condition": cond.key(), "plan": plan_dict, "rows": rows}
+        record_path = out / "conditions" / f"{cid}.json"
         _atomic_write(record_path, json.dumps(record, default=_json_default) + "\n")
         finished += 1
         log.info("finished %s (%d clips, %d new)", cond.label(), len(clips), n_new)
         if on_condition is not None:
             on_condition(cond, finished)
+    if w.distributed:
+        counts = w.all_gather((finished, generated, reused))
+        finished, generated, reused = (sum(c[k] for c in counts) for k in range(3))
+        _check_shared(out, [hashes[i][1] for i in todo])
+    skipped = len(conditions) - len(todo)
     results = load_results(out)
     return SweepRun(out, len(conditions), finished, skipped, generated, reused, results)
+
+
+def _conditions_to_run(out: Path, cids: list[str]) -> list[int]:
+    """Positions of the conditions without a usable record (each condition id once)."""
+    todo: list[int] = []
+    seen: set[str] = set()
+    for i, cid in enumerate(cids):
+        record_path = out / "conditions" / f"{cid}.json"
+        if cid in seen:
+            continue
+        seen.add(cid)
+        if record_path.is_file():
+            if read_record(record_path) is not None:
+                continue
+            log.warning(
+                "condition record %s is damaged or cut short; running it again", record_path
+            )
+        todo.append(i)
+    return todo
+
+
+def _my_conditions(todo: list[int], ghashes: list[str], w: World) -> list[int]:
+    """This rank's share of ``todo``, in grid order: conditions that generate the same audio
+    (one generation hash) stay together, and those groups go round robin to the ranks, so one
+    audio folder is written by one process, in the order one process writes it."""
+    groups: dict[str, int] = {}
+    for i in todo:
+        groups.setdefault(ghashes[i], len(groups))
+    return [i for i in todo if w.owns(groups[ghashes[i]])]
+
+
+def _check_shared(out: Path, cids: list[str]) -> None:
+    """Every rank's records are visible here, or the sweep folder is not shared between nodes."""
+    missing = [c for c in cids if not (out / "conditions" / f"{c}.json").is_file()]
+    if missing:
+        raise ConfigError(
+            f"{len(missing)} condition records written by other processes are not in {out}: "
+            "a sweep run over several nodes needs its --out folder on a filesystem every node "
+            "shares"
+        )
 
 
 def _defined_conditions(

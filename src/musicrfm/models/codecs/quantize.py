@@ -15,8 +15,10 @@ log = logging.getLogger(__name__)
 
 
 def residual_quantize(features: torch.Tensor, codebooks: torch.Tensor) -> torch.Tensor:
-    """(B, T, D) features, (K, size, D) codebooks -> (B, K, T) greedy residual codes."""
+    """(B, T, D) features, (K, size, D) codebooks -> (B, K, T) greedy residual codes (computed
+    in float32 whatever the dtype the model was loaded in)."""
     residual = features.float()
+    codebooks = codebooks.float()
     codes = []
     for book in codebooks:
         dist = (
@@ -31,7 +33,8 @@ def residual_quantize(features: torch.Tensor, codebooks: torch.Tensor) -> torch.
 
 
 def residual_dequantize(codes: torch.Tensor, codebooks: torch.Tensor) -> torch.Tensor:
-    """(B, K', T) codes -> (B, T, D) summed centroids of the first K' codebooks."""
+    """(B, K', T) codes -> (B, T, D) summed float32 centroids of the first K' codebooks."""
+    codebooks = codebooks.float()
     size = codebooks.shape[1]
     out = torch.zeros(codes.shape[0], codes.shape[-1], codebooks.shape[-1], device=codes.device)
     for k in range(codes.shape[1]):
