@@ -26,6 +26,7 @@ CASES = (
     ("notes", {}),
     ("chords", {}),
     ("keys", {}),
+    ("keys", {"backend": "essentia"}),
     ("lead", {"backend": "salience"}),
     ("lead", {"backend": "basic-pitch"}),
     ("tempos", {"backend": "librosa"}),
@@ -33,6 +34,8 @@ CASES = (
     ("time_signatures", {}),
     ("progressions", {}),
     ("intervals", {"mode": "melodic"}),
+    ("intervals", {"mode": "mix", "tracker": "salience"}),
+    ("intervals", {"mode": "mix", "tracker": "basic-pitch"}),
 )
 
 
@@ -71,7 +74,10 @@ def main() -> None:
                 det.detect(y, det.SAMPLE_RATE, concept, **options)
                 cpu += time.process_time() - start
             cpu /= len(clips)
-            name = concept + (f" ({options['backend']})" if "backend" in options else "")
+            shown = [str(options[k]) for k in ("backend", "tracker") if k in options]
+            if options.get("mode") == "mix":
+                shown.insert(0, "mix")
+            name = concept + (f" ({', '.join(shown)})" if shown else "")
             results.append({"detector": name, "seconds": seconds, "cpu_s_per_clip": round(cpu, 3),
                             "clips_per_s_per_core": round(1.0 / cpu, 2)})  # fmt: skip
             print(

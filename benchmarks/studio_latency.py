@@ -9,7 +9,7 @@ streaming could first play anything. Target (issue 20): first sound within 1.5 s
 model on a 2-core CPU.
 
     .venv/bin/python benchmarks/studio_latency.py [--seconds 4] [--repeats 3] [--no-browser]
-        [--screenshot docs/studio.png]
+        [--screenshot docs/studio/studio.png]
 
 Uses the studio's default note directions (cached; trained on first use, ~30 s).
 """
@@ -27,6 +27,7 @@ from pathlib import Path
 from tempfile import mkdtemp
 
 TARGET_S = 1.5
+STATUS = "#studio-status [data-testid=markdown]"  # the status text, not Gradio's timer
 IDLE_JS = (  # no Gradio event pending (a click on a pending event's button is ignored)
     "() => [...document.querySelectorAll('[data-testid=status-tracker]')]"
     ".every(e => e.classList.contains('hide'))"
@@ -109,7 +110,7 @@ def browser_first_sound(studio, seconds: float, repeats: int, shot: str | None) 
             box.press("Enter")
             for i in range(repeats + 1):  # the first click warms the page up
                 page.wait_for_function(IDLE_JS, timeout=300_000)
-                before = page.inner_text("#studio-status").strip()
+                before = page.inner_text(STATUS).strip()
                 prev = page.evaluate("(S => S.stats ? S.stats.id : null)(window.musicrfmStudio)")
                 page.click("#studio-generate")
                 page.wait_for_function(
@@ -118,9 +119,9 @@ def browser_first_sound(studio, seconds: float, repeats: int, shot: str | None) 
                 )  # fmt: skip
                 st = page.evaluate("window.musicrfmStudio.stats")
                 page.wait_for_function(
-                    "before => (t => t !== before && t.includes('clip'))"
-                    "(document.querySelector('#studio-status').innerText.trim())",
-                    arg=before, timeout=300_000,
+                    "([sel, before]) => (t => t !== before && t.includes('clip'))"
+                    "(document.querySelector(sel).innerText.trim())",
+                    arg=[STATUS, before], timeout=300_000,
                 )  # fmt: skip
                 print(f"  click {i}: first sound {(st['firstSound'] - st['clicked']) / 1000:.2f} s"
                       f"{' (warm-up)' if not i else ''}", flush=True)  # fmt: skip

@@ -15,7 +15,7 @@ from musicrfm.errors import MusicRFMError
 
 # what Ctrl-C keeps, per verb: these verbs write each finished piece as they go and skip it when
 # run again; the others start over
-RESUMABLE = ("demo", "extract", "generate", "sweep", "synth")
+RESUMABLE = ("demo", "extract", "generate", "reproduce", "sweep", "synth")
 INTERRUPTED = {
     "resumable": "interrupted: work done so far is kept; run the same command again to resume.",
     "mini": "interrupted: run the same command again (`mini train --resume` continues from the "

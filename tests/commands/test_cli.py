@@ -357,3 +357,27 @@ def test_ctrl_c_says_what_is_kept(verb: str, says: str, capsys, monkeypatch) -> 
     monkeypatch.setattr(cli, "build_parser", lambda: _Parsed(parser, args, interrupted))
     assert cli.main([verb]) == 130
     assert says in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "verb",
+    [
+        ["generate", "piano"],
+        ["extract", "--data", "d", "--out", "f"],
+        ["train", "--features", "f", "--concept", "notes", "--out", "d"],
+        ["mini", "gates", "--no-card"],
+        ["mini", "judge", "--out", "j"],
+        ["mini", "headline"],
+        ["demo"],
+        ["table1"],
+        ["serve"],
+        ["reproduce", "--model", "random:tiny", "--out", "rep"],
+    ],
+)
+def test_every_verb_that_runs_the_model_takes_threads_and_refuses_zero(
+    verb: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    """--threads on each verb that runs a model or trains probes; 0 is one line, before work."""
+    monkeypatch.chdir(tmp_path)
+    _one_error_line([*verb, "--threads", "0"], capsys, "must be at least 1")
+    assert list(tmp_path.iterdir()) == []

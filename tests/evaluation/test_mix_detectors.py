@@ -187,6 +187,10 @@ def test_validate_and_cli_on_a_rendered_mix_folder(tmp_path, capsys) -> None:
         "| mixes | key |",
         "| mixes | chord per bar (root+quality) |",
         "| mixes | meter |",
+        "| mixes | progression numeral per bar |",
+        "| mixes | commonest melodic interval (clip) | cqt peaks (two-note detector) |",
+        "| mixes | commonest melodic interval (clip) | lead notes (salience) |",
+        "| mixes | melodic interval, aligned (no onsets given) | lead notes (salience) |",
     ):
         assert task in printed
     assert {"calibration.csv", "per_clip.csv"} <= {p.name for p in out.iterdir()}
@@ -210,3 +214,93 @@ def test_cli_audio_reports_each_bad_file_and_exits_non_zero(tmp_path, capsys) ->
     assert captured.out.strip().split("\t")[1] == "E"
     err = captured.err
     assert "not found" in err and "directory" in err and "cannot read" in err
+
+
+def _chords(*triads: list[int], seconds: float = 1.0) -> np.ndarray:
+    """Triads one after another (bass note an octave below each root), ``seconds`` each."""
+    return np.concatenate([det.harmonic_tone([t[0] - 12, *t], seconds) for t in triads])
+
+
+def test_key_tonic_of_a_relative_pair_comes_from_the_chords() -> None:
+    from musicrfm.evaluation.detectors import keys
+
+    c_major = _chords([60, 64, 67], [65, 69, 72], [67, 71, 74], [60, 64, 67])  # I-IV-V-I
+    a_minor = _chords([57, 60, 64], [62, 65, 69], [64, 67, 71], [57, 60, 64])  # i-iv-v-i
+    for y, truth in ((c_major, "C:major"), (a_minor, "A:minor")):
+        d = det.detect_key(y, SR)
+        assert d.label == truth, (d.label, truth)
+        assert d.label == det.KEY_NAMES[int(np.argmax(d.probs))]
+        assert d.probs.sum() == pytest.approx(1.0)
+        # same diatonic collection: step 1 cannot tell them apart, step 2 can
+        pair = d.probs[det.KEY_NAMES.index("C:major")] + d.probs[det.KEY_NAMES.index("A:minor")]
+        assert d.details["collection_confidence"] == pytest.approx(pair)
+        blind = det.detect_key(y, SR, tonic_weights={})
+        p = dict(zip(det.KEY_NAMES, blind.probs))
+        assert p["C:major"] == pytest.approx(p["A:minor"])  # no tonic evidence: a coin toss
+    assert list(keys.RELATIVE[[0, 12 + 9]]) == [12 + 9, 0]  # C major <-> A minor
+
+
+def test_essentia_key_backend_and_unknown_backends() -> None:
+    y = _chords([60, 64, 67], [65, 69, 72], [67, 71, 74], [60, 64, 67])
+    d = det.detect_key(y, SR, backend="essentia")
+    assert d.details["backend"] == "essentia" and d.label in det.KEY_NAMES
+    assert d.label == det.KEY_NAMES[int(np.argmax(d.probs))] and 0.0 <= d.confidence <= 1.0
+    with pytest.raises(ConfigError, match="chroma, essentia"):
+        det.detect_key(y, SR, backend="madmom")
+    assert det.detect_key(_noise(), SR, backend="essentia").label == det.NO_KEY
+
+
+def test_progression_segments_reach_back_to_the_first_sound() -> None:
+    from musicrfm.evaluation.detectors.progressions import segment_spans
+
+    beat = 20
+    frames = np.arange(2, 17) * beat  # the tracker missed the first two beats
+    spans = segment_spans(frames, 4, 0, onset=0, beat=beat, n_frames=17 * beat)
+    assert spans[0] == (0, 2 * beat) and spans[1] == (2 * beat, 6 * beat)
+    # less than half a segment before the first tracked beat is not a chord of its own
+    assert segment_spans(frames, 4, 0, onset=beat, beat=beat, n_frames=400)[0][0] == 2 * beat
+
+
+def test_progression_chords_of_every_bar_of_a_mix(mixes) -> None:
+    right = 0
+    for a, y in mixes:
+        d = det.detect_progression(y, SR)
+        assert d.details["segments"][0][0] < 0.25 * a.bar_s, d.details["segments"]
+        truth = [f"{det.PITCH_CLASSES[r]}:{q}" for r, q in a.chords]
+        right += sum(g == t for g, t in zip(d.details["chords"], truth))
+    assert right >= 5, f"{right}/8 bars"  # mix 2 (3/4) is read in 2-beat chords: 1/4 right
+
+
+def test_lead_notes_and_commonest_interval() -> None:
+    from musicrfm.evaluation.detectors.intervals import lead_notes
+    from musicrfm.evaluation.validation import aligned_intervals, commonest_intervals
+
+    nan = np.nan
+    midi = np.array([72.1] * 5 + [nan] * 2 + [72] * 5 + [79] * 5 + [80] + [76] * 5 + [nan])
+    assert lead_notes(midi, frame_rate=50.0) == [72, 79, 76]  # repeats merged, a blip dropped
+    notes = [(0, 1, 72), (1, 2, 72), (2, 3, 79), (3, 4, 76), (4, 5, 79)]
+    assert commonest_intervals(notes) == {3}
+    assert commonest_intervals([(0, 1, 60), (1, 2, 62), (2, 3, 67)]) == {2, 5}
+    pairs = aligned_intervals(notes, [7, 5, -3, 3])  # a stray 5 between two true intervals
+    assert pairs == [(7, 7), (-3, -3), (3, 3)]
+    assert aligned_intervals(notes, [])[0] == (7, None)
+
+
+def test_mix_intervals_follow_the_lead_not_the_bass(mixes) -> None:
+    from musicrfm.evaluation.validation import aligned_intervals
+
+    for a, y in mixes:
+        bass_follower = det.detect_interval(y, SR)  # the two-note detector, as it was on mixes
+        assert max(bass_follower.details["notes_midi"]) < 60
+        d = det.detect_interval(y, SR, mode="mix", tracker="basic-pitch")
+        assert d.details["mode"] == "mix" and min(d.details["notes_midi"]) >= 60
+        notes = [(n.start, n.end, n.pitch) for n in a.tracks["lead"]]
+        pairs = aligned_intervals(notes, d.details["intervals"])
+        recalled = sum(found == step for step, found in pairs) / len(pairs)
+        assert recalled >= 0.7, (recalled, pairs)
+        sizes = np.bincount(np.abs(d.details["intervals"]))
+        assert d.label == str(int(np.argmax(sizes))) and d.confidence == pytest.approx(
+            sizes.max() / len(d.details["intervals"])
+        )
+    with pytest.raises(ConfigError, match="melodic, harmonic, mix"):
+        det.detect_interval(y, SR, mode="chordal")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from musicrfm.commands import add_model_argument
+from musicrfm.commands import add_model_argument, apply_threads
 
 log = logging.getLogger(__name__)
 
@@ -134,10 +134,7 @@ def run(args: argparse.Namespace) -> int:
     unknown = [k for k in cfg.controls if k not in CONTROL_LABELS]
     if unknown:
         raise ConfigError(f"unknown control(s) {unknown}; valid: {', '.join(CONTROL_LABELS)}")
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
     model = load_model(args.model, device=args.device, dtype=args.dtype)
     result = run_demo(
         model=model,

@@ -64,7 +64,7 @@ def register(subparsers: Any) -> None:
         default=[],
         metavar="CONCEPT=NAME[,NAME]",
         help="back-ends to compare, e.g. lead=salience,basic-pitch tempos=librosa,essentia "
-        "(default lead=salience, tempos=librosa)",
+        "keys=chroma,essentia (default lead=salience, tempos=librosa, keys=chroma)",
     )
     p.add_argument("--limit", type=int, help="at most this many clips per concept (seeded sample)")
     p.add_argument(
@@ -107,8 +107,16 @@ def register(subparsers: Any) -> None:
     a.add_argument("files", nargs="+", help="audio files (any rate; resampled)")
     a.add_argument("--concept", required=True, help=f"one of {', '.join(choices)} (or an alias)")
     a.add_argument("--pitch-backend", default="chroma", help="notes: chroma, cqt, pyin or crepe")
-    a.add_argument("--interval-mode", choices=("melodic", "harmonic"), default="melodic")
-    a.add_argument("--backend", help="lead: salience or basic-pitch; tempos: librosa or essentia")
+    a.add_argument(
+        "--interval-mode",
+        choices=("melodic", "harmonic", "mix"),
+        default="melodic",
+        help="intervals: melodic or harmonic (two notes), mix (a full mix's lead voice)",
+    )
+    a.add_argument(
+        "--backend",
+        help="lead: salience or basic-pitch; tempos: librosa or essentia; keys: chroma or essentia",
+    )
     a.add_argument("--trace", action="store_true", help="also print the per-window trace")
     a.add_argument("--json", action="store_true", help="one JSON object per file")
 

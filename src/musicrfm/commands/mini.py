@@ -13,7 +13,12 @@ import json
 import logging
 from pathlib import Path
 
-from musicrfm.commands import add_model_argument
+from musicrfm.commands import (
+    add_model_argument,
+    add_threads_argument,
+    apply_threads,
+    check_device,
+)
 from musicrfm.commands.demo import add_precision_arguments, check_batch_size
 from musicrfm.commands.generate import GUIDANCE_ROWS
 from musicrfm.errors import ConfigError
@@ -102,6 +107,7 @@ def _register_gates(sub) -> None:
     ga.add_argument("--n-per-prompt", type=int, default=None, help="generations per prompt")
     ga.add_argument("--seed", type=int, default=0, help="sampling seed")
     ga.add_argument("--no-card", action="store_true", help="do not rewrite the model card")
+    add_threads_argument(ga)
     ga.set_defaults(func=run)
 
 
@@ -120,6 +126,7 @@ def _register_judge(sub) -> None:
     add_model_argument(ju)
     ju.add_argument("--out", default=None, help="folder to save into (default: the model's)")
     ju.add_argument("--device", default="cpu", help="torch device")
+    add_threads_argument(ju)
     ju.set_defaults(func=run)
 
 
@@ -207,6 +214,7 @@ def run(args: argparse.Namespace) -> int:
         if args.batch_size is not None:
             cfg.batch_size = args.batch_size
         if args.threads is not None:
+            apply_threads(args.threads)  # the one check: >= 1
             cfg.threads = args.threads
         if args.rhythms:
             cfg.rhythms = parse_rhythms(args.rhythms)
@@ -247,6 +255,7 @@ def _gates(args: argparse.Namespace) -> int:
     from musicrfm.mini.strike_gates import run_model_gates
     from musicrfm.models import load_model
 
+    apply_threads(args.threads)
     adapter = load_model(args.model)
     if not args.no_card and adapter.local_path is None:
         raise ConfigError(
@@ -266,6 +275,8 @@ def _judge(args: argparse.Namespace) -> int:
     from musicrfm.evaluation.judges import JUDGE_NAME, reference_judge
     from musicrfm.models import load_model
 
+    check_device(args.device)
+    apply_threads(args.threads)
     adapter = load_model(args.model, device=args.device)
     folder = Path(args.out) if args.out else adapter.local_path
     if folder is None:
@@ -301,13 +312,11 @@ def parse_rhythms(text: str) -> tuple[tuple[int, float], ...]:
 def _headline(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    import torch
-
     from musicrfm.experiments.headline import HeadlineConfig, run_headline
     from musicrfm.models import load_model
 
     check_batch_size(args.batch_size)
-    torch.set_num_threads(max(1, args.threads))
+    apply_threads(args.threads)
     concept = {"concept": args.concept}
     cfg = HeadlineConfig.quick(**concept) if args.quick else HeadlineConfig(**concept)
     if args.concept != "notes" and not args.targets:

@@ -13,12 +13,14 @@ DESCRIPTION = """\
 Start MusicRFM Studio: a Gradio page (offline, on this machine only by default) with a prompt,
 sampling controls and seed, live strength knobs for the concepts of the loaded direction bundles
 (signed, in units of the median activation norm, with a safe range), layers, gate, a schedule
-editor with a phi(t) preview, note sequences on a BPM grid (the compiler of generate --notes),
-A/B at one seed, a strength grid, the note detector's trace under each clip, downloads (WAV + the
-JSON sidecar that `musicrfm generate --reproduce` regenerates bit for bit) and plan files. Audio
-streams into the page while it is generated, and a knob moved meanwhile changes the steering from
-the next decoder step. Without --directions the studio offers the note directions the demo
-trains for the model (trained once, about 30 s on 2 cores, then cached)."""
+editor with a phi(t) preview, note sequences and chord progressions on a BPM grid (the
+compilers of generate --notes and --chords; chords need chord-root or chord-quality bundles
+given with --directions), A/B at one seed, a strength grid, the note detector's trace under
+each clip, downloads (WAV + the JSON sidecar that `musicrfm generate --reproduce` regenerates
+bit for bit) and plan files. Audio streams into the page while it is generated, and a knob
+moved meanwhile changes the steering from the next decoder step. Without --directions the
+studio offers the note directions the demo trains for the model (trained once, about 30 s on 2
+cores, then cached)."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be 1-65535, got {args.port}")
     if args.threads < 1:
-        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+        raise ConfigError(f"--threads must be at least 1, got {args.threads}")
     torch.set_num_threads(args.threads)
     adapter = load_model(args.model, device=args.device)
     if args.directions:

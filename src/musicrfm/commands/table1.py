@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from musicrfm.experiments.table1 import Table1Config, run_table1
 
     if args.threads < 1:
-        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
+        raise ConfigError(f"--threads must be at least 1, got {args.threads}")
     changes: dict = {}
     if args.concepts is not None:
         changes["concepts"] = args.concepts

@@ -45,6 +45,7 @@ from musicrfm.models.adapter import ModelAdapter
 from musicrfm.steering.adapters import as_adapter
 from musicrfm.steering.compile import CompiledPlan, compile_plan
 from musicrfm.steering.hooks import apply_plan
+from musicrfm.steering.live import LiveControl, live_control
 from musicrfm.steering.plan import SteeringDirection, SteeringPlan
 
 log = logging.getLogger(__name__)
@@ -647,7 +648,8 @@ def reproduce(
     """Regenerate the clip a sidecar describes (loads the model by its id when not given: the
     bundled model's clips record ``musicgen-mini``, which `load_model` accepts), with the torch
     thread count the sidecar records (``torch_threads``; sidecars older than it run with the
-    current count, see `reproduce_note`)."""
+    current count, see `reproduce_note`). Live knob changes a studio take recorded
+    (``live.events``) are replayed at the steps they took effect at."""
     meta = sidecar if isinstance(sidecar, dict) else load_sidecar(sidecar)
     check_sidecar(meta)
     if model is None:
@@ -672,7 +674,9 @@ def reproduce(
     else:
         raise ConfigError("this sidecar's batch mixes prompts and seeds; regenerate the whole run")
     options = GenerationOptions.from_dict(meta["options"])
-    with torch_threads(meta.get("torch_threads")):
+    events = (meta.get("live") or {}).get("events") or []
+    replay = live_control(LiveControl.replay(events)) if events else contextlib.nullcontext()
+    with torch_threads(meta.get("torch_threads")), replay:
         return generate(model, prompts, plan=plan, seed=seeds, options=options)[chunk["index"]]
 
 

@@ -1,17 +1,19 @@
 """MusicRFM Studio's page (Gradio Blocks) and its handlers.
 
 Layout: the controls on the left (prompt, length, seed, sampling; three live knobs and a note
-sequence; layers, gate, rows and the schedule editor with its φ(t) preview; the plan file; the
+sequence or chord progression; layers, gate, rows and the schedule editor with its φ(t) preview; the plan file; the
 concept browser), the results on the right (live player, the clip, the detector's trace,
 downloads, A/B and the strength grid).
 
 Threads and state: each browser session has its own `Session` (``gr.State``: its current run
 and its cancel flag). Generate, A/B and the grid share one queue (``concurrency_id="model"``,
 one at a time: requests queue, the page shows their place); knobs, Stop and previews skip the
-queue (``queue=False``), so they act at once while a clip is being generated. A knob moved while
-a clip plays reaches the run's `LiveControl` and changes the steering from the next decoder
-step. Every user mistake is one line in the status box, never a traceback; the server logs
-requests (session, prompt, settings), not audio.
+queue (``queue=False``), so they act at once while a clip is being generated; Generate first
+runs an unqueued `Handlers.begin`, so a Stop also cancels a request still waiting its turn. A
+knob moved while a clip plays reaches the run's `LiveControl` and changes the steering from the
+next decoder step. Every user mistake is one line in the status box (or, for the φ(t) preview,
+under the controls), never a traceback; the server logs requests (session, prompt, settings),
+not audio.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from musicrfm.studio.request import (
     MAX_STRENGTH,
     SAFE_STRENGTH,
     SEQUENCE_KNOB,
+    ChordLine,
     Knob,
     NoteLine,
     Request,
@@ -58,7 +61,8 @@ the decoder's hidden states at every step; **move it while the clip is generated
 steering changes from the next decoder step** (you hear it a fraction of a second later, as
 the stream catches up). Strength is in units of the median activation norm (0.1 = a push of
 a tenth of the residual stream's typical size); beyond ±{safe} the instrument starts to change.
-Chord progressions are not built yet: steer with keyframes or a note sequence."""
+A note sequence (`C E | G`) or a chord progression (`C G Am F`) keyframes directions along a
+BPM grid; chords need chord-root or chord-quality bundles (`musicrfm serve --directions`)."""
 
 
 @dataclass
@@ -94,6 +98,7 @@ class Controls:
     sched_kind: str
     sched_params: str
     sched_unit: str
+    chords: str = ""
 
     @classmethod
     def from_values(cls, values: Sequence[Any]) -> Controls:
@@ -110,7 +115,9 @@ class Controls:
             if picked is not None:
                 knobs.append(Knob(picked[0], picked[1], s))
                 slots.append(f"knob{i}")
-        notes = None
+        notes, chords = None, None
+        if str(self.chords or "").strip():
+            chords = ChordLine(str(self.chords).strip(), self.seq_strength, bpm=self.bpm)
         if str(self.notes or "").strip():
             notes = NoteLine(
                 self.notes, self.seq_bundle, self.seq_strength, bpm=self.bpm,
@@ -119,8 +126,8 @@ class Controls:
         return Request(
             self.prompt, seconds=self.seconds, seed=self.seed, temperature=self.temperature,
             top_k=self.top_k, top_p=self.top_p, guidance_scale=self.guidance_scale,
-            knobs=tuple(knobs), notes=notes, layers=self.layers, gate=self.gate, rows=self.rows,
-            schedule=self.schedule(), slots=tuple(slots),
+            knobs=tuple(knobs), notes=notes, chords=chords, layers=self.layers, gate=self.gate,
+            rows=self.rows, schedule=self.schedule(), slots=tuple(slots),
         )  # fmt: skip
 
     def schedule(self) -> str:
@@ -162,6 +169,14 @@ def status_line(take: Take, what: str = "") -> str:
     return head + ". " + figures.detection_summary(take)
 
 
+def chord_text(studio: Studio) -> str:
+    """Which loaded bundles a chord progression steers (for the page's help line)."""
+    from musicrfm.studio.request import chord_bundles
+
+    found = chord_bundles(studio.bundles)
+    return ", ".join(f"{part} {b.name}" for part, b in found.items()) or "none loaded"
+
+
 def notes_bundles(studio: Studio) -> list[str]:
     """Bundles a note sequence can use (note concepts first)."""
     names = [b.name for b in studio.bundles.values() if b.concept == "notes"]
@@ -180,7 +195,7 @@ def default_values(studio: Studio) -> dict[str, Any]:
         "guidance_scale": sampling["guidance_scale"], "notes": "", "bpm": "120",
         "beats_per_note": None, "seq_bundle": notes_bundles(studio)[0], "seq_strength": 0.15,
         "layers": "all", "gate": 1.0, "rows": "both", "sched_kind": "constant",
-        "sched_params": "", "sched_unit": "seconds",
+        "sched_params": "", "sched_unit": "seconds", "chords": "",
     }  # fmt: skip
     for i in range(MAX_KNOBS):
         d[f"target{i}"] = first if i == 0 else NONE
@@ -233,11 +248,12 @@ def build_blocks(studio: Studio) -> Any:
                             label=f"Knob {i + 1} strength", elem_id=f"studio-knob{i}", scale=3,
                         ))  # fmt: skip
                 warning = gr.Markdown("", elem_id="studio-warning")
-                with gr.Accordion("Note sequence on the beat grid", open=False):
+                with gr.Accordion("Note sequence or chords on the beat grid", open=False):
                     gr.Markdown(
                         "Notes as in `musicrfm generate --notes`: `C E G` (one bar each) or "
-                        "`C E | G` (bars). BPM `120` or a ramp `90..130` (the grid only). "
-                        "Chord progressions are not built yet."
+                        "`C E | G` (bars); or chords as in `--chords`: `C G Am F` (a bar each; "
+                        f"needs chord bundles: {chord_text(studio)}). BPM `120` or a ramp "
+                        "`90..130` (the grid only). One strength steers the whole line, live."
                     )
                     with gr.Row():
                         notes = gr.Textbox(d["notes"], label="Notes", placeholder="C E | G",
@@ -246,11 +262,13 @@ def build_blocks(studio: Studio) -> Any:
                         beats = gr.Number(
                             d["beats_per_note"], label="Beats per note (empty: a bar)"
                         )
+                    chords = gr.Textbox(d["chords"], label="Chords", placeholder="C G Am F",
+                                        elem_id="studio-chords")  # fmt: skip
                     with gr.Row():
                         seq_bundle = gr.Dropdown(notes_bundles(studio), value=d["seq_bundle"],
                                                  label="Note directions")  # fmt: skip
                         seq_strength = gr.Slider(-0.5, 0.5, value=d["seq_strength"], step=0.01,
-                                                 label="Sequence strength",
+                                                 label="Sequence / chords strength",
                                                  elem_id="studio-seq-strength")  # fmt: skip
                 with gr.Accordion("Layers, gate, schedule", open=False):
                     with gr.Row():
@@ -264,13 +282,15 @@ def build_blocks(studio: Studio) -> Any:
                                               label="Keyframe times in")  # fmt: skip
                     sched_params = gr.Textbox(d["sched_params"], label="Schedule parameters", info=SCHEDULE_HELP,
                                               elem_id="studio-schedule")  # fmt: skip
-                    phi = gr.Plot(label="φ(t) preview", elem_id="studio-phi")
+                    phi = gr.Plot(label="φ(t) preview", show_label=False, elem_id="studio-phi")
+                plan_msg = gr.Markdown("", elem_id="studio-plan-msg")
                 with gr.Row():
                     generate = gr.Button("Generate", variant="primary", elem_id="studio-generate")
                     stop = gr.Button("Stop", variant="stop", elem_id="studio-stop")
                     ab = gr.Button("A/B", elem_id="studio-ab")
                     grid = gr.Button("Strength grid", elem_id="studio-grid")
-                grid_values = gr.Textbox("0, 0.05, 0.1, 0.15", label="Grid strengths (knob 1)")
+                grid_values = gr.Textbox("0, 0.05, 0.1, 0.15", label="Grid strengths (knob 1)",
+                                         elem_id="studio-grid-values")  # fmt: skip
                 with gr.Accordion("Plan file (TOML)", open=False), gr.Row():
                     save = gr.Button("Save plan")
                     plan_out = gr.File(label="plan.toml", interactive=False)
@@ -279,13 +299,14 @@ def build_blocks(studio: Studio) -> Any:
                 with gr.Accordion("Concept browser", open=False):
                     browse = gr.Dropdown(list(bundles), value=next(iter(bundles)), label="Bundle")
                     about = gr.Markdown()
-                    scores = gr.Plot(label="per-layer scores")
+                    scores = gr.Plot(label="per-layer scores", show_label=False)
             with gr.Column(scale=6):
                 status = gr.Markdown("Press **Generate**.", elem_id="studio-status")
                 gr.HTML('<div id="studio-live-status">live player idle</div>')
                 audio = gr.Audio(label="Clip", **AUDIO,
                                  elem_id="studio-audio")  # fmt: skip
-                trace = gr.Plot(label="What the detector hears", elem_id="studio-trace")
+                trace = gr.Plot(label="What the detector hears", show_label=False,
+                                elem_id="studio-trace")  # fmt: skip
                 files = gr.File(label="Downloads: WAV + JSON sidecar (musicrfm generate --reproduce)",
                                 file_count="multiple", interactive=False, elem_id="studio-files")  # fmt: skip
                 with gr.Tab("A/B"):
@@ -304,7 +325,7 @@ def build_blocks(studio: Studio) -> Any:
         controls = [
             prompt, seconds, seed, temperature, top_k, top_p, guidance, *targets, *strengths,
             notes, bpm, beats, seq_bundle, seq_strength, layers, gate, rows, sched_kind,
-            sched_params, sched_unit,
+            sched_params, sched_unit, chords,
         ]  # fmt: skip
         blocks.handlers = wire(gr, studio, locals())  # type: ignore[attr-defined]
     return blocks
@@ -324,6 +345,12 @@ class Handlers:
         return Controls.from_values(values).request(self.studio)
 
     # ------------------------------------------------------------ queued: the model
+    def begin(self, run_id: str, sess: Session) -> str:
+        """Generate pressed (unqueued, before the request joins the queue): a Stop from now on
+        cancels it, even while it still waits its turn. Returns the run id."""
+        sess.cancel = False
+        return run_id
+
     def generate(self, run_id: str, sess: Session, *values: Any) -> tuple:
         """Generate: (status, audio path, trace figure, download files)."""
         skip = (self.SKIP,) * 3
@@ -331,11 +358,15 @@ class Handlers:
             run = self.studio.new_run(run_id or None)
         except MusicRFMError as exc:
             return (f"⚠ {exc}", *skip)
-        sess.run, sess.cancel = run, False
+        if sess.cancel:  # Stop was pressed while this request waited in the queue
+            run.close(stopped=True)
+            return ("■ stopped before it started", *skip)
+        sess.run = run
         try:
             req = self.request(values)
-            log.info("[%s] generate %r %.1fs seed %d knobs %s notes %r", sess.id, req.prompt,
-                     req.seconds, req.seed, _knobs_text(req), req.notes and req.notes.notes)  # fmt: skip
+            log.info("[%s] generate %r %.1fs seed %d knobs %s notes %r chords %r", sess.id,
+                     req.prompt, req.seconds, req.seed, _knobs_text(req),
+                     req.notes and req.notes.notes, req.chords and req.chords.chords)  # fmt: skip
             take = self.studio.render(req, run, session=sess.id)
         except MusicRFMError as exc:
             run.close()
@@ -412,13 +443,13 @@ class Handlers:
             sess.run.stop()
 
     def preview(self, *values: Any) -> tuple:
-        """The φ(t) preview: (figure, status)."""
+        """The φ(t) preview: (figure, what is wrong with the settings, '' when nothing)."""
         try:
             req = self.request(values)
             plan, _ = req.plan(self.studio.bundles)
         except MusicRFMError as exc:
             return self.SKIP, f"⚠ {exc}"
-        return figures.schedule_figure(plan, self.studio.adapter.frame_rate, req.seconds), self.SKIP
+        return figures.schedule_figure(plan, self.studio.adapter.frame_rate, req.seconds), ""
 
     def browse(self, name: str) -> tuple:
         b = self.studio.bundles.get(name)
@@ -461,10 +492,9 @@ def wire(gr: Any, studio: Studio, c: dict[str, Any]) -> Handlers:
     model = dict(concurrency_id="model", concurrency_limit=1)
     now = dict(queue=False, show_progress="hidden")
 
-    c["generate"].click(
+    c["generate"].click(h.begin, [c["run_id"], session], [c["run_id"]], js=START_JS, **now).then(
         h.generate, [c["run_id"], session, *controls],
-        [c["status"], c["audio"], c["trace"], c["files"]], js=START_JS,
-        show_progress="minimal", **model,
+        [c["status"], c["audio"], c["trace"], c["files"]], show_progress="minimal", **model,
     )  # fmt: skip
     c["ab"].click(h.ab, [session, *controls], [c["audio_a"], c["audio_b"], c["ab_info"]], **model)
 
@@ -488,13 +518,13 @@ def wire(gr: Any, studio: Studio, c: dict[str, Any]) -> Handlers:
     c["stop"].click(h.stop, [session], None, js=STOP_JS, **now)
     c["dice"].click(lambda: random.randrange(2**31 - 1), None, [c["seed"]], **now)
     for comp in (c["sched_kind"], c["sched_params"], c["sched_unit"], c["notes"], c["bpm"],
-                 c["beats"], c["seconds"], *c["targets"]):  # fmt: skip
-        comp.change(h.preview, controls, [c["phi"], c["status"]], **now)
+                 c["beats"], c["seconds"], c["chords"], *c["targets"]):  # fmt: skip
+        comp.change(h.preview, controls, [c["phi"], c["plan_msg"]], **now)
     c["browse"].change(h.browse, [c["browse"]], [c["about"], c["scores"]], **now)
     c["save"].click(h.save_plan, [session, *controls], [c["plan_out"], c["status"]], **now)
     c["plan_in"].upload(h.load_plan, [c["plan_in"]], [*controls, c["status"]], **now)
     c["blocks"].load(h.browse, [c["browse"]], [c["about"], c["scores"]], **now)
-    c["blocks"].load(h.preview, controls, [c["phi"], c["status"]], **now)
+    c["blocks"].load(h.preview, controls, [c["phi"], c["plan_msg"]], **now)
     return h
 
 
@@ -508,7 +538,7 @@ CONTROL_NAMES = (
     + [f"target{i}" for i in range(MAX_KNOBS)]
     + [f"strength{i}" for i in range(MAX_KNOBS)]
     + ["notes", "bpm", "beats_per_note", "seq_bundle", "seq_strength", "layers", "gate", "rows"]
-    + ["sched_kind", "sched_params", "sched_unit"]
+    + ["sched_kind", "sched_params", "sched_unit", "chords"]
 )
 MAX_PLAN_BYTES = 64 * 1024
 
@@ -528,7 +558,8 @@ def _read_upload(path: str) -> str:
 def _first_strength(req: Request) -> float:
     if req.knobs:
         return req.knobs[0].strength
-    return req.notes.strength if req.notes is not None else 0.0
+    line = req.notes or req.chords
+    return line.strength if line is not None else 0.0
 
 
 def _grid_values(text: str) -> list[float]:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from musicrfm.models.adapter import ModelAdapter
-from musicrfm.steering.live import GenerationStopped, LiveControl, LiveEvent, live_control
+from musicrfm.steering.live import GenerationStopped, LiveEvent, live_control
 from musicrfm.studio.bundles import Bundle
 from musicrfm.studio.request import Knob, Request
 from musicrfm.studio.runs import Run, RunRegistry, new_run_id
@@ -190,14 +190,11 @@ class Studio:
 
 
 def reproduce_take(sidecar: str | Path | dict[str, Any], model: ModelAdapter | None = None) -> Any:
-    """`musicrfm.steering.generation.reproduce`, replaying the live knob changes a studio
-    sidecar records (a sidecar without them reproduces as the CLI does)."""
-    from musicrfm.steering.generation import load_sidecar, reproduce
+    """`musicrfm.steering.generation.reproduce` (which replays the live knob changes a studio
+    sidecar records, as `musicrfm generate --reproduce` does)."""
+    from musicrfm.steering.generation import reproduce
 
-    meta = sidecar if isinstance(sidecar, dict) else load_sidecar(sidecar)
-    events = (meta.get("live") or {}).get("events") or []
-    with live_control(LiveControl.replay(events)):
-        return reproduce(meta, model)
+    return reproduce(sidecar, model)
 
 
 def _write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> Path:

@@ -150,13 +150,20 @@ def _scales(take: Any, bundles: Mapping[str, Bundle]) -> dict[int, float]:
 
 
 def detection_summary(take: Any) -> str:
-    """One line: what the note detector heard, and P(target) for each steered class."""
+    """One line: what the note detector heard (over the clip, and over time when that
+    changes), and for each steered class the share of windows it was heard in."""
     det = detection(take)
     if det is None:
         return "too short for the note detector"
     parts = [f"heard **{det.label}** ({det.confidence:.2f})"]
-    if take.plan is not None and det.probs is not None:
+    labels = list(det.trace_labels or [])
+    if len(set(labels)) > 1:
+        parts.append(f"over time {runs_text(det)}")
+    if take.plan is not None:
         for d in take.plan.directions:
-            if d.target in det.classes:
+            if labels and d.target in det.classes:
+                hits = sum(lab == d.target for lab in labels)
+                parts.append(f"{d.target} in {hits}/{len(labels)} windows")
+            elif det.probs is not None and d.target in det.classes:
                 parts.append(f"P({d.target}) {det.probs[det.classes.index(d.target)]:.2f}")
     return ", ".join(dict.fromkeys(parts))

@@ -1,8 +1,9 @@
 """The page's settings as a plan TOML file, and a plan file read back into the page.
 
 Saving writes what ``musicrfm generate --plan plan.toml`` reads: one ``[[direction]]`` per knob
-(absolute paths of the bundles) and the note sequence as a ``[sequence]`` table
-(`sequence_table`, the form the sequence compiler reads). Loading an uploaded file never
+(absolute paths of the bundles), the note sequence as a ``[sequence]`` table (`sequence_table`,
+the form the sequence compiler reads) and a chord progression as its compiled keyframed
+``[[direction]]`` entries (the page loads back at most `MAX_KNOBS` of those). Loading an uploaded file never
 touches a path it names: each ``directions`` entry must be a loaded bundle (its name, its path,
 or a path ending in its file name), and every field is checked by the plan's own classes before
 the page's controls are filled. An upload is limited in size by the caller.
@@ -31,7 +32,7 @@ def plan_toml(req: Request, bundles: Mapping[str, Bundle]) -> str:
     if not req.steered:
         raise ConfigError("nothing to save: pick a knob class or write a note sequence")
     data: dict[str, Any] = {"format_version": PLAN_FORMAT_VERSION}
-    if req.knobs:
+    if req.knobs or req.chords is not None:  # chords as their compiled, keyframed directions
         plan, _ = replace(req, notes=None).plan(bundles)
         data = plan.to_dict(strict=True)
     if req.notes is not None:
@@ -149,6 +150,7 @@ def load_plan_text(
         first = first or d
     else:
         out["notes"] = ""
+    out["chords"] = ""  # a saved progression comes back as its keyframed directions
     if first is None:
         raise ConfigError("this plan steers nothing (no [[direction]] and no [sequence])")
     out.update(layers=layer_spec(first), gate=first.gate, rows=first.rows)

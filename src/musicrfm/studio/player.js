@@ -110,7 +110,9 @@
       .finally(() => {
         st.done = true;
         const secs = st.sampleRate ? (st.samples / st.sampleRate).toFixed(2) : "0";
-        show(st.error ? `stream error: ${st.error}` : `${st.stopped ? "■ stopped" : "✓ done"}: ${secs} s streamed`);
+        if (st.error) show(`stream error: ${st.error}`);
+        else if (!st.samples) show("no audio (the message above says why)");
+        else show(`${st.stopped ? "■ stopped" : "✓ done"}: ${secs} s streamed`);
       });
     return id;
   };

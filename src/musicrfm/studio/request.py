@@ -1,10 +1,11 @@
 """What the page asks for, checked, and the steering plan it compiles to.
 
 A `Request` is the page's controls as values: prompt, sampling, seed, up to `MAX_KNOBS` knobs
-(bundle, class, signed strength in activation-norm units), one note sequence with its own
-strength, and the layer/gate/rows/schedule settings every knob shares. `Request.plan` builds
+(bundle, class, signed strength in activation-norm units), one note sequence or chord
+progression with its own strength, and the layer/gate/rows/schedule settings every knob shares. `Request.plan` builds
 the same `SteeringPlan` the CLI builds from the same settings (`SteeringPlan.multi`-style
-directions, `SteeringPlan.from_sequence` for notes: the compiler of ``generate --notes``), and
+directions, `SteeringPlan.from_sequence` for notes: the compiler of ``generate --notes``;
+`musicrfm.steering.progressions` for chords: the compiler of ``generate --chords``), and
 says which plan directions each live knob drives. Bad input is one `ConfigError` line the page
 shows; nothing here raises anything else for a user's mistake.
 """
@@ -80,6 +81,56 @@ class NoteLine:
 
 
 @dataclass(frozen=True)
+class ChordLine:
+    """A chord progression ("C G Am F", a bar each) on a BPM grid, compiled as ``generate
+    --chords`` compiles it, steered with the sequence knob's strength."""
+
+    chords: str
+    strength: float
+    bpm: str = "120"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "strength", strength("progression strength", self.strength))
+
+    def directions(
+        self, bundles: Mapping[str, Bundle], common: Mapping[str, Any]
+    ) -> tuple[list[Any], list[float]]:
+        """(SteeringDirection per chord part and class, η0 per unit strength of each): the
+        chord parts the loaded chord-root / chord-quality bundles cover."""
+        from musicrfm.steering.plan import SteeringDirection
+        from musicrfm.steering.progressions import PARTS, make_progression, missing_role
+
+        by_role = chord_bundles(bundles)
+        if not by_role:
+            raise missing_role("root", f"chords {self.chords!r}")
+        parts = [p for p in PARTS if p in by_role]
+        prog = make_progression(chords=self.chords, bpm=str(self.bpm).strip() or "120",
+                                parts=parts)  # fmt: skip
+        by_path = {str(b.path): b for b in by_role.values()}
+        out, per_unit = [], []
+        for kw in prog.directions_for([str(by_role[p].path) for p in parts], 1.0, **common):
+            b = by_path[str(kw["directions"])]
+            out.append(SteeringDirection(**{**kw, "coef": b.coef(self.strength, kw["target"])}))
+            per_unit.append(b.coef(1.0, kw["target"]))
+        return out, per_unit
+
+
+def chord_bundles(bundles: Mapping[str, Bundle]) -> dict[str, Bundle]:
+    """{"root" | "quality": bundle} of the loaded bundles that steer a chord part."""
+    from musicrfm.steering.progressions import direction_role
+
+    out: dict[str, Bundle] = {}
+    for b in bundles.values():
+        try:
+            role = direction_role(b.directions)
+        except ConfigError:
+            continue
+        if role in ("root", "quality"):
+            out.setdefault(role, b)
+    return out
+
+
+@dataclass(frozen=True)
 class Request:
     """One clip's settings (see the module docstring)."""
 
@@ -92,6 +143,7 @@ class Request:
     guidance_scale: float = 3.0
     knobs: tuple[Knob, ...] = ()
     notes: NoteLine | None = None
+    chords: ChordLine | None = None
     layers: str = "all"
     gate: float = 1.0
     rows: str = "both"
@@ -116,6 +168,8 @@ class Request:
         object.__setattr__(self, "gate", number("gate", self.gate, low=0.0, high=1.0))
         if len(self.knobs) > MAX_KNOBS:
             raise ConfigError(f"at most {MAX_KNOBS} knobs")
+        if self.notes is not None and self.chords is not None:
+            raise ConfigError("play a note sequence or a chord progression, not both")
         self.options()  # checks temperature, top-p, guidance
 
     def options(self) -> Any:
@@ -131,10 +185,10 @@ class Request:
 
     @property
     def steered(self) -> bool:
-        return bool(self.knobs) or self.notes is not None
+        return bool(self.knobs) or self.notes is not None or self.chords is not None
 
     def unsteered(self) -> Request:
-        return replace(self, knobs=(), notes=None, slots=())
+        return replace(self, knobs=(), notes=None, chords=None, slots=())
 
     def with_strength(self, value: float) -> Request:
         """The same request with the first knob (or the sequence) at ``value``."""
@@ -143,7 +197,9 @@ class Request:
             return replace(self, knobs=(first, *self.knobs[1:]))
         if self.notes is not None:
             return replace(self, notes=replace(self.notes, strength=value))
-        raise ConfigError("the strength grid needs a knob with a class, or a note sequence")
+        if self.chords is not None:
+            return replace(self, chords=replace(self.chords, strength=value))
+        raise ConfigError("the strength grid needs a knob with a class, a note sequence or chords")
 
     # ------------------------------------------------------------ the plan
     def plan(self, bundles: Mapping[str, Bundle]) -> tuple[Any, dict[str, list[tuple[int, float]]]]:
@@ -181,6 +237,10 @@ class Request:
                 (len(directions) + i, b.scale) for i in range(len(seq.directions))
             ]
             directions += seq.directions
+        if self.chords is not None:
+            chord_dirs, per_unit = self.chords.directions(bundles, common)
+            live[SEQUENCE_KNOB] = [(len(directions) + i, u) for i, u in enumerate(per_unit)]
+            directions += chord_dirs
         return SteeringPlan(directions), live
 
 

@@ -1,15 +1,32 @@
 """Key and mode (24 major / minor keys) and the mode of a scale (7 diatonic modes).
 
-Key: the clip's chroma (log-compressed, each frame at unit norm, as the chord detector reads
-it) correlated with the 24 rotations of a key profile (:data:`KEY_PROFILES`; Temperley's
-Kostka-Payne profiles by default, the better of the two on TimGM6mb mixes), plus two terms
-from the chords heard in 1-s windows: the share that are diatonic triads of the key (which
-settles a profile's fifth errors: V-IV-I-V in F has a Bb that C major lacks), and the share
-that are its tonic triad (which leans relative major / minor toward the chord the music
-dwells on). Profile correlation alone was right on 0.50 of 20 TimGM6mb mixes, with the chord
-terms on 0.84 of 57 (weights fitted there). Probabilities are a softmax of that score; a
-nearly flat chroma (noise, drums, silence) gets :data:`NO_KEY`, as the chord detector's
-no-chord outcome does.
+Key, in two steps, from the clip's chroma (log-compressed, each frame at unit norm, as the
+chord detector reads it) and the chords heard in 1-s windows:
+
+1. *Which diatonic collection* (a major key and its relative minor share one): the
+   correlation with the 24 rotations of a key profile (:data:`KEY_PROFILES`; Temperley's
+   Kostka-Payne profiles by default) + 2 x the share of window chords that are diatonic
+   triads of the key (settles a profile's fifth errors: V-IV-I-V in F has a Bb that C major
+   lacks) + 0.5 x the tonic triad's share. Right up to relative major / minor on 114/114
+   seed-1 mixes.
+2. *Which of the two tonics*: the pitch content is the same (C major's vi-IV-I-V is A minor's
+   i-VI-III-VII), so only what the chords do tells them apart: the tonic triad's share of
+   the windows + its probability in the first two chord windows (music starts on its tonic)
+   + 2 x the share of the major triad on the fifth degree (the dominant; in a minor key the
+   harmonic-minor V) + the profile correlation (:data:`TONIC_WEIGHTS`).
+
+Weights were chosen on tuning mixes (seeds 0-2, 57 TimGM6mb + 57 FluidR3 each) and are reported
+on held-out seed-3 mixes (notes/LEARNINGS.md). Some labelled keys cannot be told from the audio
+at all: vi-IV-I-V and i-VI-III-VII are the same chords (so no detector passes 18/19 of
+SynTheory's progressions, 0.947), and IV-V-iii-vi has no tonic chord (it reads as VI-VII-v-i of
+the relative minor); on the true chord sequences, rules built from tonic share, first chord,
+last chord and dominant reach at most 17/19 (0.895).
+
+Probabilities: p(collection) is the softmax of step 1 summed over the pair, times p(tonic |
+collection), a logistic of the step-2 difference; the label is their argmax. A nearly flat
+chroma (noise, drums, silence) gets :data:`NO_KEY`, as the chord detector's no-chord outcome
+does. ``backend="essentia"`` runs essentia's KeyExtractor instead (``essentia_profile``:
+``temperley2005``, ``edma``, ``bgate``...); it is kept for comparison (notes/LEARNINGS.md).
 
 Scale mode: a SynTheory scale clip plays the seven notes of a mode from the tonic to its
 octave, so the tonic sounds twice as long as any other degree. Templates are the mode's
@@ -35,6 +52,7 @@ from musicrfm.evaluation.detectors.chords import (
     window_chroma,
 )
 from musicrfm.evaluation.detectors.registry import Detector, register_detector
+from musicrfm.evaluation.detectors.tempo import ESSENTIA_INSTALL
 from musicrfm.evaluation.frontend import HOP, SAMPLE_RATE, chromagram, frame_db, prepare_audio
 from musicrfm.theory import MODES, PITCH_CLASSES
 
@@ -47,8 +65,14 @@ KEY_PROFILES: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
         (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88),
         (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17),
     ),
+    "albrecht": (
+        (0.238, 0.006, 0.111, 0.006, 0.137, 0.094, 0.016, 0.214, 0.009, 0.080, 0.008, 0.081),
+        (0.220, 0.006, 0.104, 0.123, 0.019, 0.103, 0.012, 0.214, 0.062, 0.022, 0.061, 0.052),
+    ),
 }
-"""(major, minor) profiles, tonic first."""
+"""(major, minor) profiles, tonic first (Albrecht & Shanahan 2013: pop/classical corpus)."""
+KEY_BACKENDS = ("chroma", "essentia")
+ESSENTIA_KEY_PROFILES = ("edma", "bgate", "temperley", "krumhansl", "shaath", "temperley2005")
 KEY_NAMES = tuple(f"{pc}:{mode}" for mode in ("major", "minor") for pc in PITCH_CLASSES)
 NO_KEY = "none"
 MODE_NAMES = tuple(MODES)
@@ -98,13 +122,22 @@ def diatonic_triads(key: str) -> list[str]:
 _DIATONIC = [diatonic_triads(k) for k in KEY_NAMES]
 
 
+def window_distributions(
+    features: np.ndarray, loud: np.ndarray, window_s: float = 1.0
+) -> list[tuple[np.ndarray, float]]:
+    """(48 chord probabilities, p(no chord)) of each ``window_s`` window, half-overlapping."""
+    _, templates = chord_templates()
+    return [
+        chord_distribution(window_chroma(features, loud, a, b), templates)
+        for a, b in windows(features.shape[1], window_s, window_s / 2, SAMPLE_RATE / HOP)
+    ]
+
+
 def window_chords(features: np.ndarray, loud: np.ndarray, window_s: float = 1.0) -> list[str]:
     """The chord (or NO_CHORD) of each ``window_s`` window, half-overlapping."""
-    _, templates = chord_templates()
-    out = []
-    for a, b in windows(features.shape[1], window_s, window_s / 2, SAMPLE_RATE / HOP):
-        out.append(decide(*chord_distribution(window_chroma(features, loud, a, b), templates))[1])
-    return out
+    return [
+        decide(p48, p_none)[1] for p48, p_none in window_distributions(features, loud, window_s)
+    ]
 
 
 def chord_terms(chords: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -117,19 +150,65 @@ def chord_terms(chords: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return fit, tonic
 
 
+_CHORD_NAMES = chord_templates()[0]
+_TONIC_INDEX = np.array([_CHORD_NAMES.index(d[0]) for d in _DIATONIC])
+_DOMINANT_INDEX = np.array(
+    [
+        _CHORD_NAMES.index(
+            f"{PITCH_CLASSES[(PITCH_CLASSES.index(k.split(':')[0]) + 7) % 12]}:major"
+        )
+        for k in KEY_NAMES
+    ]
+)
+RELATIVE = np.array([(k + 9) % 12 + 12 for k in range(12)] + [(k + 3) % 12 for k in range(12)])
+"""Index in :data:`KEY_NAMES` of each key's relative minor / major."""
+TONIC_WEIGHTS = {"tonic": 1.0, "first": 1.0, "dominant": 2.0, "profile": 1.0}
+"""Step 2 of :func:`detect_key` (which tonic of a relative pair), chosen on the seed 0-2 mixes
+(342 clips, both soundfonts; the centre of a plateau of 288-291 right)."""
+TONIC_TEMPERATURE = 0.5
+"""Logistic scale of p(tonic | collection), fitted by log loss on the same mixes."""
+
+
+def tonic_terms(dists: list[tuple[np.ndarray, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Per key: its tonic triad's mean probability in the first two windows with a chord, and
+    the mean probability of its dominant (the major triad on the fifth degree)."""
+    heard = [p48 for p48, p_none in dists if decide(p48, p_none)[1] != NO_CHORD]
+    if not heard:
+        return np.zeros(len(KEY_NAMES)), np.zeros(len(KEY_NAMES))
+    probs = np.stack(heard)
+    return probs[:2, _TONIC_INDEX].mean(axis=0), probs[:, _DOMINANT_INDEX].mean(axis=0)
+
+
 def _softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
     z = np.exp((scores - scores.max()) / temperature)
     return z / z.sum()
+
+
+def key_probabilities(
+    collection_score: np.ndarray,
+    tonic_score: np.ndarray,
+    temperature: float,
+    tonic_temperature: float,
+) -> np.ndarray:
+    """p(key) = p(its diatonic collection) x p(its tonic | the collection), over KEY_NAMES."""
+    p1 = _softmax(collection_score, temperature)
+    pair = p1 + p1[RELATIVE]
+    diff = (tonic_score - tonic_score[RELATIVE]) / tonic_temperature
+    return pair / (1.0 + np.exp(-np.clip(diff, -50, 50)))
 
 
 def detect_key(
     audio: Any,
     sr: int,
     *,
+    backend: str = "chroma",
     profile: str = "temperley",
+    essentia_profile: str = "temperley2005",
     chord_weight: float = 2.0,
     tonic_weight: float = 0.5,
+    tonic_weights: dict[str, float] | None = None,
     temperature: float = 0.1,
+    tonic_temperature: float = TONIC_TEMPERATURE,
     min_contrast: float = 0.03,
     silence_db: float = -60.0,
     on_silent: str = "label",
@@ -137,27 +216,27 @@ def detect_key(
 ) -> Detection:
     """Key and mode, label ``"C:major"`` .. ``"B:minor"`` (or :data:`NO_KEY`).
 
-    ``probs`` are over :data:`KEY_NAMES`: a softmax at ``temperature`` of the profile
-    correlation + ``chord_weight`` x the diatonic share of the chords heard + ``tonic_weight``
-    x the tonic triad's share (``chord_weight=0, tonic_weight=0``: profiles alone); ``details`` has ``tonic``, ``mode`` and ``contrast`` (the chroma's
-    standard deviation over its mean). A chroma with contrast below ``min_contrast`` (fitted on
-    TimGM6mb: white and pink noise 0.01-0.02, drums alone 0.05-0.09 but with no correlation to
-    any profile, full mixes 0.08-0.28) asserts no key: label NO_KEY, confidence 0.
+    ``probs`` are over :data:`KEY_NAMES` (see the module docstring for the two steps):
+    step 1 scores profile correlation + ``chord_weight`` x diatonic share + ``tonic_weight`` x
+    tonic share at softmax ``temperature``; step 2 weighs ``tonic_weights`` (default
+    :data:`TONIC_WEIGHTS`; all zero: each tonic of a pair 0.5) at ``tonic_temperature``.
+    ``details`` has ``tonic``, ``mode``, ``contrast`` (the chroma's standard deviation over
+    its mean) and ``collection_confidence`` (the pair's share, relative keys summed). A chroma
+    with contrast below ``min_contrast`` (fitted on TimGM6mb: white and pink noise 0.01-0.02,
+    drums alone 0.05-0.09 but with no correlation to any profile, full mixes 0.08-0.28)
+    asserts no key: label NO_KEY, confidence 0. ``backend="essentia"``: essentia's
+    KeyExtractor with profile type ``essentia_profile`` (``temperley2005`` by default,
+    the best of :data:`ESSENTIA_KEY_PROFILES` on the seed-1 tuning mixes).
     """
+    if backend not in KEY_BACKENDS:
+        raise ConfigError(f"unknown key backend {backend!r}; valid: {', '.join(KEY_BACKENDS)}")
     y = prepare_audio(audio, sr)
     silent = check_silence(y, "keys", silence_db, on_silent)
     if silent is not None:
         return silent
     features, loud = frame_features(chromagram(y, tuning=tuning), frame_db(y))
     v = window_chroma(features, loud, 0, features.shape[1])
-    score = _correlations(v, key_templates(profile))
-    if chord_weight or tonic_weight:
-        fit, tonic_share = chord_terms(window_chords(features, loud))
-        score = score + chord_weight * fit + tonic_weight * tonic_share
-    probs = _softmax(score, temperature)
     contrast = float(v.std() / max(float(v.mean()), 1e-12))
-    best = int(np.argmax(probs))
-    tonic, mode = KEY_NAMES[best].split(":")
     if contrast < min_contrast:
         return Detection(
             concept="keys",
@@ -167,13 +246,75 @@ def detect_key(
             probs=np.zeros(len(KEY_NAMES)),
             details={"tonic": NO_KEY, "mode": NO_KEY, "contrast": contrast},
         )
+    if backend == "essentia":
+        return _essentia_key(y, essentia_profile, contrast)
+    corr = _correlations(v, key_templates(profile))
+    dists = window_distributions(features, loud)
+    fit, tonic_share = chord_terms([decide(p48, p_none)[1] for p48, p_none in dists])
+    first, dominant = tonic_terms(dists)
+    w = (
+        TONIC_WEIGHTS
+        if tonic_weights is None
+        else {**dict.fromkeys(TONIC_WEIGHTS, 0.0), **tonic_weights}
+    )
+    collection = corr + chord_weight * fit + tonic_weight * tonic_share
+    tonic_score = (
+        w["tonic"] * tonic_share
+        + w["first"] * first
+        + w["dominant"] * dominant
+        + w["profile"] * corr
+    )
+    probs = key_probabilities(collection, tonic_score, temperature, tonic_temperature)
+    best = int(np.argmax(probs))
+    tonic, mode = KEY_NAMES[best].split(":")
     return Detection(
         concept="keys",
         label=KEY_NAMES[best],
         confidence=float(probs[best]),
         classes=KEY_NAMES,
         probs=probs,
-        details={"tonic": tonic, "mode": mode, "contrast": contrast, "profile": profile},
+        details={
+            "tonic": tonic,
+            "mode": mode,
+            "contrast": contrast,
+            "profile": profile,
+            "backend": "chroma",
+            "collection_confidence": float(probs[best] + probs[RELATIVE[best]]),
+        },
+    )
+
+
+def _essentia_key(y: np.ndarray, profile: str, contrast: float) -> Detection:
+    """essentia's KeyExtractor (HPCP + key profile ``profile``): label, and its strength as the
+    confidence (essentia gives no distribution: ``probs`` is one-hot)."""
+    try:
+        import essentia.standard as es
+    except ImportError as exc:
+        raise ConfigError(f"the essentia key back-end needs essentia: {ESSENTIA_INSTALL}") from exc
+    try:
+        key, scale, strength = es.KeyExtractor(profileType=profile, sampleRate=SAMPLE_RATE)(
+            np.asarray(y, dtype=np.float32)
+        )
+    except RuntimeError as exc:
+        raise ConfigError(f"essentia KeyExtractor rejected profile {profile!r}: {exc}") from exc
+    from musicrfm.evaluation.detectors.base import normalize_pitch_class
+
+    label = f"{normalize_pitch_class(key)}:{scale}"
+    probs = np.zeros(len(KEY_NAMES))
+    probs[KEY_NAMES.index(label)] = 1.0
+    return Detection(
+        concept="keys",
+        label=label,
+        confidence=float(np.clip(strength, 0.0, 1.0)),
+        classes=KEY_NAMES,
+        probs=probs,
+        details={
+            "tonic": label.split(":")[0],
+            "mode": scale,
+            "contrast": contrast,
+            "profile": profile,
+            "backend": "essentia",
+        },
     )
 
 
