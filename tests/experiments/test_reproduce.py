@@ -167,9 +167,29 @@ def test_table_cells_put_ours_beside_the_papers_and_say_what_is_missing() -> Non
     assert T.NO_CLAP not in with_clap and "0.300 (0.315)" in with_clap
 
 
+@pytest.fixture
+def offline_small(tmp_path: Path, monkeypatch) -> str:
+    """`facebook/musicgen-small` resolved offline from a hub cache, as for a user who has it
+    cached (random weights of the tiny config: the same code path as the real checkpoint)."""
+    import huggingface_hub.constants as hub_constants
+    import torch
+
+    from musicrfm.models import random_model
+    from musicrfm.models.hub import place_in_hub_cache
+
+    torch.set_num_threads(1)
+    folder = random_model("tiny", seed=0).save_pretrained(tmp_path / "tiny")
+    cache = tmp_path / "hub"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(cache))
+    place_in_hub_cache(folder, "facebook/musicgen-small", cache_dir=cache)
+    return "facebook/musicgen-small"
+
+
 @pytest.mark.slow
 def test_tiny_run_is_interrupted_resumed_and_writes_every_table(
-    tmp_path: Path, trimmed: Path, monkeypatch
+    tmp_path: Path, trimmed: Path, monkeypatch, offline_small: str
 ) -> None:
     import musicrfm.probes.training as training
     import musicrfm.steering.generation as generation
@@ -183,7 +203,7 @@ def test_tiny_run_is_interrupted_resumed_and_writes_every_table(
         if n == 2:
             raise KeyboardInterrupt
 
-    first = prepare_reproduce("random:tiny", options, **given)
+    first = prepare_reproduce(offline_small, options, **given)
     with pytest.raises(KeyboardInterrupt):
         run_reproduce(first, progress=False, on_condition=stop)
     dirs = sorted((out / "work" / "directions").glob("*/*.safetensors"))
@@ -198,8 +218,8 @@ def test_tiny_run_is_interrupted_resumed_and_writes_every_table(
 
     monkeypatch.setattr(training, "train_directions", no_training)
     argv = [
-        "reproduce", *TINY_ARGS, "--protocol", str(trimmed), "--out", str(out), "--yes",
-        "--controls",
+        "reproduce", *TINY_ARGS, "--model", offline_small, "--protocol", str(trimmed),
+        "--out", str(out), "--yes", "--controls",
     ]  # fmt: skip
     assert main(argv) == 0
     record = json.loads((out / "reproduce.json").read_text())
@@ -257,7 +277,8 @@ def test_tiny_run_is_interrupted_resumed_and_writes_every_table(
 
     monkeypatch.setattr(generation, "generate", no_generation)
     with_controls = ReproduceOptions(budget="fast", controls=True, **TINY)
-    result = run_reproduce(prepare_reproduce("random:tiny", with_controls, **given), progress=False)
+    again = prepare_reproduce(offline_small, with_controls, **given)
+    result = run_reproduce(again, progress=False)
     assert all(s["finished_now"] == 0 for s in result.stages["sweeps"]["runs"].values())
     assert json.loads((out / "table2.json").read_text())["ours"] == t2["ours"]
 

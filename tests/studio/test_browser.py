@@ -160,7 +160,9 @@ def test_generate_hear_download_and_reproduce(browser, server, studio, tmp_path,
         name = href.split("/")[-1].split("?")[0]
         got[name.rsplit(".", 1)[-1]] = tmp_path / name
         (tmp_path / name).write_bytes(page.request.get(href).body())
-    assert set(got) == {"wav", "json"}
+    assert set(got) == {"wav", "flac", "json"}
+    flac, wav = sf.read(str(got["flac"]))[0], sf.read(str(got["wav"]))[0]
+    assert flac.shape == wav.shape and np.abs(flac - wav).max() < 1e-6  # a 24-bit copy
     sidecar = json.loads(got["json"].read_text())
     assert sidecar["prompt"] == "vibraphone, middle register"
     scale = studio.bundles["notes"].scale  # strength 0.12 = 0.12 x the activation norm

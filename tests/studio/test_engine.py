@@ -104,7 +104,7 @@ def test_stop_keeps_what_was_made_and_the_page_stays_usable(handlers, controls):
     assert again[0] == "■ stopped before it started"
     handlers.begin("", sess)  # what pressing Generate does first, before the queue
     again = handlers.generate("", sess, *controls(seconds=1.0))
-    assert again[0].startswith("**clip ") and len(again[3]) == 2
+    assert again[0].startswith("**clip ") and len(again[3]) == 3  # wav, sidecar, flac
 
 
 @pytest.mark.parametrize(

@@ -307,7 +307,7 @@ def build_blocks(studio: Studio) -> Any:
                                  elem_id="studio-audio")  # fmt: skip
                 trace = gr.Plot(label="What the detector hears", show_label=False,
                                 elem_id="studio-trace")  # fmt: skip
-                files = gr.File(label="Downloads: WAV + JSON sidecar (musicrfm generate --reproduce)",
+                files = gr.File(label="Downloads: WAV, FLAC + JSON sidecar (musicrfm generate --reproduce)",
                                 file_count="multiple", interactive=False, elem_id="studio-files")  # fmt: skip
                 with gr.Tab("A/B"):
                     with gr.Row():

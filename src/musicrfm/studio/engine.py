@@ -54,6 +54,7 @@ class Take:
     elapsed: float = 0.0
     meta: dict[str, Any] = field(default_factory=dict)
     detection: Any = None  # the note detector's reading, computed once (`figures.detection`)
+    flac: Path | None = None  # a 24-bit FLAC copy of the take (smaller; same clip)
 
     @property
     def seconds(self) -> float:
@@ -61,7 +62,7 @@ class Take:
 
     @property
     def files(self) -> list[str]:
-        return [str(p) for p in (self.wav, self.sidecar) if p is not None]
+        return [str(p) for p in (self.wav, self.sidecar, self.flac) if p is not None]
 
 
 class Studio:
@@ -152,8 +153,9 @@ class Studio:
         if events:
             result.meta["live"] = {"events": [e.to_dict() for e in events], "note": LIVE_NOTE}
         wav = result.save(folder / f"{stem}.wav")
+        flac = _write_flac(wav.with_suffix(".flac"), result.audio, self.sample_rate)
         return Take(request, mono(result.audio), self.sample_rate, wav, wav.with_suffix(".json"),
-                    plan, events, None, elapsed, result.meta)  # fmt: skip
+                    plan, events, None, elapsed, result.meta, flac=flac)  # fmt: skip
 
     def _generate(self, request: Request, plan: Any) -> Any:
         import torch
@@ -195,6 +197,20 @@ def reproduce_take(sidecar: str | Path | dict[str, Any], model: ModelAdapter | N
     from musicrfm.steering.generation import reproduce
 
     return reproduce(sidecar, model)
+
+
+def _write_flac(path: Path, audio: np.ndarray, sample_rate: int) -> Path:
+    """The take as 24-bit FLAC, for download beside the float WAV the sidecar names (the
+    sidecar's ``audio_sha256`` is of the generated samples, so either reproduces)."""
+    import soundfile as sf
+
+    from musicrfm.files import write_atomic
+
+    samples = np.asarray(audio, np.float32)
+    samples = samples.T if samples.ndim == 2 else samples
+    write_atomic(path, lambda tmp: sf.write(str(tmp), samples, sample_rate, format="FLAC",
+                                            subtype="PCM_24"))  # fmt: skip
+    return path
 
 
 def _write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> Path:
