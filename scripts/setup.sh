@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up MusicRFM in ./.venv on a fresh machine: system packages (Debian/Ubuntu), PyTorch, the
-# package with its studio and development extras. Safe to run again: it only installs what is missing.
+# package with its studio, detectors, distributed (accelerate) and development extras. Safe to run
+# again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +34,6 @@ fi
 if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   .venv/bin/python -m pip install -q "$TORCH_SPEC" 2>&1 | grep -v "is ignored" || true
 fi
-.venv/bin/python -m pip install -q -e ".[dev,studio,detectors]" 2>&1 | grep -v "is ignored" || true
+.venv/bin/python -m pip install -q -e ".[dev,studio,detectors,distributed]" 2>&1 | grep -v "is ignored" || true
 .venv/bin/python -m pip install -q --no-deps "basic-pitch==0.4.0" 2>&1 | grep -v "is ignored" || true
 .venv/bin/python -c "import importlib.util, musicrfm, torch, transformers, gradio, fluidsynth; assert importlib.util.find_spec('basic_pitch'), 'basic-pitch is missing'; print('musicrfm', musicrfm.__version__, '| torch', torch.__version__, '| transformers', transformers.__version__, '| gradio', gradio.__version__)"

@@ -207,13 +207,21 @@ def test_cli_audio_reports_each_bad_file_and_exits_non_zero(tmp_path, capsys) ->
     good = tmp_path / "good.wav"
     sf.write(good, det.harmonic_tone(64, 1.0), SR)
     (tmp_path / "empty.wav").write_bytes(b"")
-    files = [good, tmp_path / "missing.wav", tmp_path, tmp_path / "empty.wav"]
+    (tmp_path / "text.wav").write_bytes(b"not audio")
+    files = [
+        good,
+        tmp_path / "missing.wav",
+        tmp_path,
+        tmp_path / "empty.wav",
+        tmp_path / "text.wav",
+    ]
     code = main(["evaluate", "audio", *map(str, files), "--concept", "notes"])
     captured = capsys.readouterr()
     assert code == 2
     assert captured.out.strip().split("\t")[1] == "E"
     err = captured.err
-    assert "not found" in err and "directory" in err and "cannot read" in err
+    assert "not found" in err and "directory" in err and "cannot read" in err and "empty" in err
+    assert "4 of 5 files could not be labelled" in err
 
 
 def _chords(*triads: list[int], seconds: float = 1.0) -> np.ndarray:

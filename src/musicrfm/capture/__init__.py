@@ -9,4 +9,6 @@
 - :mod:`.extract` -- `extract_features`: the entry point (clip table + cache key + runner);
 - :mod:`.features` -- `FeatureSet`, what capture hands to the probes (and its files on disk);
 - :mod:`.cache` -- the content-addressed feature cache (and its in-memory stand-in).
+- :mod:`.distributed` -- rank and world size from `accelerate launch` / `torchrun` and the few
+  collectives extraction, probe training and sweeps share their work with (no torch on import).
 """

@@ -17,6 +17,7 @@ from typing import Any
 from musicrfm.capture.cache import FeatureCache, MemoryStore
 from musicrfm.capture.clips import read_clip_table
 from musicrfm.capture.decoder import CAPTURE_VERSION
+from musicrfm.capture.distributed import world
 from musicrfm.capture.features import FeatureSet
 from musicrfm.capture.options import CaptureOptions
 from musicrfm.capture.runner import assemble_features, run_capture
@@ -61,6 +62,10 @@ def extract_features(
     FeatureSet with features (L, n, d) for the n clips that could be read, rows in manifest order;
     skipped files (with the reason) are listed in ``meta["skipped"]``, the options in
     ``meta["options"]`` (``CaptureOptions.from_dict(meta["options"])`` rebuilds them).
+
+    Under ``accelerate launch`` / ``torchrun`` every process calls this; the clip batches are
+    shared among them, rank 0 alone reads and writes the cache, and every rank returns the
+    FeatureSet one process would (bit for bit: each clip is computed in the same batch).
     """
     opts = (options or CaptureOptions()).with_changes(**changes)
     table = read_clip_table(dataset_or_manifest)
@@ -69,8 +74,9 @@ def extract_features(
         raise DatasetError(f"the manifest of {table.name} has no rows")
     minfo = adapter.info()
     dataset_hash = table.manifest_hash()
-    store: Any
-    if use_cache:
+    w = world()
+    store: Any = MemoryStore()  # the other ranks compute, rank 0 keeps (capture.runner)
+    if use_cache and w.main:
         root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         store = FeatureCache.open(
             root,
@@ -81,16 +87,19 @@ def extract_features(
             label=f"{minfo['model_id']}-{table.name}",
         )
         log.info("feature cache: %s", store.folder)
-    else:
-        store = MemoryStore()
-    done = store.done_indices()
-    if store.complete:
+    done, complete = w.broadcast((store.done_indices(), store.complete))
+    if complete:
         log.info("feature cache hit: %d clips, nothing to compute", n)
     else:
-        if done:
+        if done and w.main:
             log.info("resuming: %d of %d clips already done", len(done), n)
         run_capture(adapter, table, store, done, opts, progress)
-    return assemble_features(adapter, table, store, opts, dataset_hash)
+    if not w.distributed:
+        return assemble_features(adapter, table, store, opts, dataset_hash)
+    # every rank returns rank 0's FeatureSet (the next step, probe training, needs it on all)
+    return w.broadcast(
+        assemble_features(adapter, table, store, opts, dataset_hash) if w.main else None
+    )
 
 
 def cache_key(

@@ -9,13 +9,15 @@ cannot be read, or that the model fails on, is skipped and listed -- unless the 
 the first `FAIL_FAST` clips it is given (or all of them, when fewer) before any clip worked:
 that is the model or its settings (a dtype the device cannot run), so it is one error, not a
 run that skips everything; those clips are not recorded as done.
-`assemble_features` reads the shards back in manifest order.
+`assemble_features` reads the shards back in manifest order. Under a launcher the batches are
+dealt round robin to the processes and merged on rank 0 in batch order (`run_capture`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,6 +26,7 @@ import torch
 from musicrfm.capture.audio import AudioInfo, audio_info, expected_samples, load_audio
 from musicrfm.capture.clips import ClipTable
 from musicrfm.capture.decoder import CAPTURE_VERSION, LAYER_CONVENTION, capture_codes
+from musicrfm.capture.distributed import world
 from musicrfm.capture.features import FeatureSet
 from musicrfm.capture.options import CaptureOptions
 from musicrfm.errors import AudioError, DatasetError
@@ -97,6 +100,19 @@ def _by_length(
     return sorted(todo, key=lambda i: (length(i), i))
 
 
+@dataclass
+class _BatchOut:
+    """One batch's result, as a rank sends it to rank 0: the clips captured and those skipped."""
+
+    indices: list[int] = field(default_factory=list)
+    pooled: list[torch.Tensor] = field(default_factory=list)
+    frames: list[torch.Tensor] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+    unreadable: list[dict[str, Any]] = field(default_factory=list)  # files that did not load
+    failed: list[dict[str, Any]] = field(default_factory=list)  # clips the model failed on
+    readable: int = 0  # clips given to the model
+
+
 def run_capture(
     adapter: MusicGenAdapter,
     table: ClipTable,
@@ -109,69 +125,123 @@ def run_capture(
 
     Shards are flushed every ``options.clips_per_shard`` clips and once more on the way out,
     even when interrupted, so a rerun resumes after the last flushed shard.
+
+    Under a launcher (:mod:`musicrfm.capture.distributed`) the batches -- the same batches, in
+    the same order, one process makes, so every clip is computed in the same batch layout -- go
+    round robin to the ranks; rank 0 receives each round's results in batch order, writes the
+    shards and decides as one process would (``store`` and ``done`` are only read on rank 0).
     """
     from tqdm.auto import tqdm
 
+    w = world()
     sr = adapter.sample_rate
-    todo = _by_length(table, [i for i in range(len(table.rows)) if i not in done], sr, options)
+    todo: list[int] = []
+    if w.main:
+        todo = _by_length(table, [i for i in range(len(table.rows)) if i not in done], sr, options)
+    todo = w.broadcast(todo)
+    batches = [todo[s : s + options.batch_size] for s in range(0, len(todo), options.batch_size)]
     buffer = _ShardBuffer()
     bar = tqdm(
         total=len(table.rows),
-        initial=len(done),
-        disable=not progress,
+        initial=len(done) if w.main else 0,
+        disable=not (progress and w.main),
         unit="clip",
         desc="extract",
     )
-    worked = False  # has the model captured any clip in this run?
-    early: list[dict[str, Any]] = []  # the model's failures before any clip worked
+    state = _FailFast(len(todo))
     flushed = time.monotonic()
     try:
-        for start in range(0, len(todo), options.batch_size):
-            batch = todo[start : start + options.batch_size]
-            waves: list[np.ndarray] = []
-            ok: list[int] = []
-            for i in batch:
-                try:
-                    waves.append(
-                        load_audio(
-                            table.paths[i],
-                            sr,
-                            max_seconds=options.max_seconds,
-                            truncate=options.truncate,
-                        )
-                    )
-                    ok.append(i)
-                except AudioError as exc:
-                    log.warning("skipping row %d: %s", i, exc)
-                    buffer.skipped.append(
-                        {"index": i, "path": str(table.paths[i]), "error": str(exc)}
-                    )
-            if ok:
-                before = len(buffer.skipped)
-                _capture_batch(adapter, table, ok, waves, buffer, options)
-                failed = buffer.skipped[before:]
-                worked = worked or len(failed) < len(ok)
-                if not worked:
-                    early += failed
-                    readable = len(todo) - sum(1 for e in buffer.skipped if e not in early)
-                    if len(early) >= min(FAIL_FAST, readable):
-                        buffer.skipped = [e for e in buffer.skipped if e not in early]
-                        info = adapter.info()
-                        raise DatasetError(
-                            f"the model failed on the first {len(early)} clips and worked on "
-                            f"none, so it would fail on all: {early[0]['error']} (dtype "
-                            f"{info.get('dtype')} on {info.get('device')}; float32 runs "
-                            "everywhere)"
-                        )
-            bar.update(len(batch))
-            due = time.monotonic() - flushed >= FLUSH_SECONDS
-            if len(buffer.indices) >= options.clips_per_shard or (due and buffer.indices):
-                buffer.flush(store)
-                flushed = time.monotonic()
+        for start in range(0, len(batches), w.size):
+            mine = start + w.rank
+            out = (
+                _run_batch(adapter, table, batches[mine], options) if mine < len(batches) else None
+            )
+            results = w.gather(out)
+            error = None
+            if w.main:
+                for res in results or []:
+                    if res is None:
+                        continue
+                    error = error or state.take(res, buffer)
+                    if error:
+                        break
+                    bar.update(len(res.indices) + len(res.unreadable) + len(res.failed))
+                    due = time.monotonic() - flushed >= FLUSH_SECONDS
+                    if len(buffer.indices) >= options.clips_per_shard or (due and buffer.indices):
+                        buffer.flush(store)
+                        flushed = time.monotonic()
+            error = w.broadcast(error)
+            if error:
+                info = adapter.info()
+                raise DatasetError(
+                    f"{error} (dtype {info.get('dtype')} on {info.get('device')}; float32 runs "
+                    "everywhere)"
+                )
     finally:
-        buffer.flush(store)  # keep what was done, even when interrupted
+        if w.main:
+            buffer.flush(store)  # keep what was done, even when interrupted
         bar.close()
-    store.mark_complete()
+    if w.main:
+        store.mark_complete()
+
+
+class _FailFast:
+    """Rank 0's merge of batch results, in batch order, with the fail-fast rule (module doc)."""
+
+    def __init__(self, n_todo: int) -> None:
+        self.n_todo = n_todo
+        self.worked = False  # has the model captured any clip in this run?
+        self.early: list[dict[str, Any]] = []  # the model's failures before any clip worked
+
+    def take(self, res: _BatchOut, buffer: _ShardBuffer) -> str | None:
+        """Add one batch's result to ``buffer``; the error message when the run must stop."""
+        buffer.skipped.extend(res.unreadable)
+        buffer.indices.extend(res.indices)
+        buffer.pooled.extend(res.pooled)
+        buffer.frames.extend(res.frames)
+        buffer.lengths.extend(res.lengths)
+        buffer.skipped.extend(res.failed)
+        if not res.readable:
+            return None
+        self.worked = self.worked or len(res.failed) < res.readable
+        if self.worked:
+            return None
+        self.early += res.failed
+        readable = self.n_todo - sum(1 for e in buffer.skipped if e not in self.early)
+        if len(self.early) >= min(FAIL_FAST, readable):
+            buffer.skipped = [e for e in buffer.skipped if e not in self.early]
+            return (
+                f"the model failed on the first {len(self.early)} clips and worked on none, so "
+                f"it would fail on all: {self.early[0]['error']}"
+            )
+        return None
+
+
+def _run_batch(
+    adapter: MusicGenAdapter, table: ClipTable, batch: list[int], options: CaptureOptions
+) -> _BatchOut:
+    """Load one batch's files and capture the readable ones."""
+    out = _BatchOut()
+    waves: list[np.ndarray] = []
+    ok: list[int] = []
+    for i in batch:
+        try:
+            waves.append(
+                load_audio(
+                    table.paths[i],
+                    adapter.sample_rate,
+                    max_seconds=options.max_seconds,
+                    truncate=options.truncate,
+                )
+            )
+            ok.append(i)
+        except AudioError as exc:
+            log.warning("skipping row %d: %s", i, exc)
+            out.unreadable.append({"index": i, "path": str(table.paths[i]), "error": str(exc)})
+    if ok:
+        out.readable = len(ok)
+        _capture_batch(adapter, table, ok, waves, out, options)
+    return out
 
 
 def _capture_batch(
@@ -179,7 +249,7 @@ def _capture_batch(
     table: ClipTable,
     ok: list[int],
     waves: list[np.ndarray],
-    buffer: _ShardBuffer,
+    out: _BatchOut,
     options: CaptureOptions,
 ) -> None:
     """Codec + decoder for one batch; if the batch fails, retry clip by clip and skip the culprit."""
@@ -196,18 +266,18 @@ def _capture_batch(
     except (RuntimeError, ValueError) as exc:
         if len(ok) == 1:
             log.warning("skipping row %d: the model failed on it: %s", ok[0], exc)
-            buffer.skipped.append(
+            out.failed.append(
                 {"index": ok[0], "path": str(table.paths[ok[0]]), "error": f"model failed: {exc}"}
             )
             return
         for i, wave in zip(ok, waves):
-            _capture_batch(adapter, table, [i], [wave], buffer, options)
+            _capture_batch(adapter, table, [i], [wave], out, options)
         return
-    buffer.indices.extend(ok)
-    buffer.pooled.append(feats.pooled)
-    buffer.lengths.extend(feats.lengths)
+    out.indices.extend(ok)
+    out.pooled.append(feats.pooled)
+    out.lengths.extend(feats.lengths)
     if feats.frames is not None:
-        buffer.frames.append(feats.frames)
+        out.frames.append(feats.frames)
 
 
 def assemble_features(

@@ -201,7 +201,7 @@ def _detectors(args: argparse.Namespace) -> int:
     )
     table = _markdown(summary)
     print(table, end="")
-    for note in skipped_checks(per_clip):
+    for note in skipped_checks(args.data):
         print(f"skipped: {note}")
     if args.out:
         out = Path(args.out)
@@ -240,8 +240,10 @@ def _detector_options(detect: Any, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _mixes(args: argparse.Namespace) -> int:
+    from musicrfm.files import check_writable
     from musicrfm.synth.arrangements import write_mix_set
 
+    check_writable(args.out, what="--out", folder=True)
     renderer = args.renderer or (
         "tinysoundfont" if args.soundfont.lower() == "timgm6mb" else "fluidsynth"
     )
@@ -265,6 +267,9 @@ def _audio(args: argparse.Namespace) -> int:
         try:
             d = det.detect_file(path, record.name, **options)
         except AudioError as exc:
+            if len(args.files) == 1:  # one file: one line (the message names it)
+                print(f"error: {exc} (1 of 1 files could not be labelled)", file=sys.stderr)
+                return 2
             print(f"{path}\terror: {exc}", file=sys.stderr)
             failed += 1
             continue
@@ -289,8 +294,15 @@ def _audio(args: argparse.Namespace) -> int:
 
 
 def _instrument(args: argparse.Namespace) -> int:
-    from musicrfm.evaluation.instrument import train_instrument_classifier
+    from pathlib import Path
 
+    from musicrfm.evaluation.instrument import train_instrument_classifier
+    from musicrfm.files import check_writable
+
+    base = Path(args.out)
+    base = base.with_suffix("") if base.suffix in (".safetensors", ".json") else base
+    for suffix in (".safetensors", ".json"):  # before the training, not after it
+        check_writable(base.with_name(base.name + suffix), what="--out")
     clf, report = train_instrument_classifier(
         args.data,
         label=args.label,

@@ -67,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
         max_seconds=args.max_seconds,
         truncate=args.truncate,
     )
+    from musicrfm.capture.distributed import device_for, is_main
+
     apply_threads(args.threads)
     check_device(args.device)
     check_writable(args.out, what="--out", folder=True)
@@ -81,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         check_writable(cache, what="feature cache", folder=True)
     adapter = load_model(
         args.model,
-        device=args.device,
+        device=device_for(args.device),  # under a launcher: this rank's GPU
         dtype=args.dtype,
         revision=args.revision,
         progress=not args.no_progress,
@@ -99,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
         use_cache=not args.no_cache,
         progress=not args.no_progress,
     )
+    if not is_main():  # under a launcher rank 0 writes --out and reports
+        return 0
     if len(fs) == 0:
         skipped = fs.meta.get("skipped") or []
         first = f" (first: {skipped[0]['path']}: {skipped[0]['error']})" if skipped else ""

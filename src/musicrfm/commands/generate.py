@@ -398,9 +398,15 @@ def run(args: argparse.Namespace) -> int:
     check_outputs(output_paths_for([(p, s) for p in args.prompts for s in seeds], args.output))
     plan = build_plan(args)
     if args.save_plan:
+        from pathlib import Path
+
+        from musicrfm.files import check_writable
+
         if plan is None:
             raise ConfigError("--save-plan needs a plan (--directions or --plan)")
-        plan.save(args.save_plan)
+        if Path(args.save_plan).suffix.lower() not in (".toml", ".json"):
+            raise ConfigError(f"plan files end in .toml or .json, got {Path(args.save_plan).name}")
+        check_writable(args.save_plan, what="--save-plan")
     model = load_model(args.model, device=args.device, dtype=args.dtype)
     files = generate_files(
         model,
@@ -411,7 +417,9 @@ def run(args: argparse.Namespace) -> int:
         options=options,
         resume=not args.no_resume,
     )
-    for path, r in files:
+    for i, (path, r) in enumerate(files):
+        if i == 0 and args.save_plan:  # once every check passed (a refused plan is not written)
+            plan.save(args.save_plan)
         if r is None:
             print(f"{path}  (already made by this command: kept)")
         else:

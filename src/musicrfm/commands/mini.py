@@ -1,5 +1,5 @@
-"""`musicrfm mini train|gates|judge|headline`: train the bundled mini MusicGen, measure its
-quality gates and steering headline, fit its timbre judge.
+"""`musicrfm mini train|gates|judge|headline|schedules`: train the bundled mini MusicGen, measure
+its quality gates, steering headline and schedules over time, fit its timbre judge.
 
 ``--model`` means what it means everywhere (:func:`musicrfm.commands.add_model_argument`, any
 name :func:`musicrfm.models.load_model` accepts; default the bundled model). A verb that writes
@@ -41,6 +41,7 @@ def register(subparsers) -> None:
     _register_gates(sub)
     _register_judge(sub)
     _register_headline(sub)
+    _register_schedules(sub)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
 
@@ -201,7 +202,40 @@ def _register_headline(sub) -> None:
     hl.set_defaults(func=run)
 
 
+def _register_schedules(sub) -> None:
+    sc = sub.add_parser(
+        "schedules",
+        help="measure the paper's five schedules and a note->note crossfade over one clip",
+        description=(
+            "Train note directions (as the demo does), steer toward --target under each paper "
+            "schedule (linear rise/decay, exponential decay, logistic rise, sine) over the "
+            "clip and crossfade A->B; the note detector's per-window trace gives the "
+            "correlation of the target's probability with φ(t) and the notes heard in the "
+            "first and last third. Writes schedules.json/.md/.png and results.csv."
+        ),
+    )
+    add_model_argument(sc)
+    sc.add_argument("--target", default="G", help="note steered toward (default G)")
+    sc.add_argument("--crossfade", nargs=2, default=("C", "G"), metavar=("A", "B"),
+                    help="notes of the crossfade (default C G)")  # fmt: skip
+    sc.add_argument("--coef", default="0.15x",
+                    help="η0 at φ=1: relative (0.15x, the default) or absolute")  # fmt: skip
+    sc.add_argument("--clips", type=int, default=12, help="clips per schedule (default 12)")
+    sc.add_argument("--seconds", type=float, default=5.0, help="clip length (default 5)")
+    sc.add_argument("--out", default="schedules-report", help="folder for the results")
+    sc.add_argument("--work", default=None, help="cache for the note set and features")
+    sc.add_argument("--seed", type=int, default=0, help="seed for data, probes and sampling")
+    sc.add_argument("--sample-seed", type=int, default=None,
+                    help="seed of the generated clips only (default --seed): fresh clips, same "
+                    "directions")  # fmt: skip
+    sc.add_argument("--device", default="cpu", help="torch device")
+    add_threads_argument(sc)
+    sc.set_defaults(func=run)
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.mini_action == "schedules":
+        return _schedules(args)
     if args.mini_action == "train":
         from musicrfm.mini.config import TrainConfig
         from musicrfm.mini.train import train
@@ -247,7 +281,30 @@ def run(args: argparse.Namespace) -> int:
         return _headline(args)
     if args.mini_action == "judge":
         return _judge(args)
-    raise ConfigError("choose an action: musicrfm mini train | gates | headline | judge")
+    raise ConfigError(
+        "choose an action: musicrfm mini train | gates | headline | judge | schedules"
+    )
+
+
+def _schedules(args: argparse.Namespace) -> int:
+    from musicrfm.experiments.schedules import SchedulesConfig, run_schedules
+
+    check_device(args.device)
+    apply_threads(args.threads)
+    cfg = SchedulesConfig(target=args.target, crossfade=tuple(args.crossfade), coef=args.coef,
+                          clips=args.clips, sample_seed=args.sample_seed,
+                          ).with_changes(seconds=args.seconds)  # fmt: skip
+    cfg.validate()
+    command = (
+        f"musicrfm mini schedules --model {args.model} --target {args.target} --crossfade "
+        f"{' '.join(args.crossfade)} --coef {args.coef} --clips {args.clips} --seconds "
+        f"{args.seconds:g} --seed {args.seed} --threads {args.threads} --out {args.out}"
+        + (f" --sample-seed {args.sample_seed}" if args.sample_seed is not None else "")
+    )
+    record = run_schedules(model=args.model, out=args.out, work=args.work, seed=args.seed,
+                           config=cfg, device=args.device, command=command)  # fmt: skip
+    print(Path(args.out, "schedules.md").read_text())
+    return 0 if record["overall"]["passed"] else 1
 
 
 def _gates(args: argparse.Namespace) -> int:

@@ -30,8 +30,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from musicrfm.experiments.sweep.report import build_sweep_report
+    from pathlib import Path
 
+    from musicrfm.errors import ConfigError
+    from musicrfm.experiments.sweep.report import build_sweep_report
+    from musicrfm.files import check_writable
+
+    if args.n_boot < 1:
+        raise ConfigError(f"--n-boot must be at least 1 (bootstrap resamples), got {args.n_boot}")
+    out = Path(args.out) if args.out else Path(args.sweep_dir) / "report"
+    if Path(args.sweep_dir).is_dir() or args.out:
+        check_writable(out, what="report folder" if args.out is None else "--out", folder=True)
     written = build_sweep_report(
         args.sweep_dir,
         args.out,

@@ -50,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
         cfg.threads = args.threads
     check_writable(args.out, what="--out", folder=True)
     result = run_sweep(cfg, args.out, progress=not args.no_progress)
+    from musicrfm.capture.distributed import is_main
+
+    if not is_main():  # under a launcher the conditions are shared out; rank 0 reports
+        return 0
     print(
         f"{result.conditions} conditions: {result.finished} run now, {result.skipped} already "
         f"done; {result.generated_clips} clips generated, {result.reused_clips} reused -> {args.out}"

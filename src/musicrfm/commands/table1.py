@@ -80,11 +80,17 @@ def run(args: argparse.Namespace) -> int:
     import shlex
     import sys
 
+    from musicrfm.commands import check_device
     from musicrfm.errors import ConfigError
     from musicrfm.experiments.table1 import Table1Config, run_table1
+    from musicrfm.files import check_writable
 
     if args.threads < 1:
         raise ConfigError(f"--threads must be at least 1, got {args.threads}")
+    check_device(args.device)
+    check_writable(args.out, what="--out", folder=True)  # before minutes of rendering
+    if args.work is not None:
+        check_writable(args.work, what="--work", folder=True)
     changes: dict = {}
     if args.concepts is not None:
         changes["concepts"] = args.concepts

@@ -58,6 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from musicrfm.capture.distributed import device_for, is_main
     from musicrfm.errors import ConfigError
     from musicrfm.files import check_writable
     from musicrfm.probes.directions import record_activation_norms
@@ -91,11 +92,13 @@ def run(args: argparse.Namespace) -> int:
         budget=args.budget,
         components=args.components,
         layers=args.layers,
-        device=args.device,
+        device=device_for(args.device),  # under a launcher: this rank's GPU
         seed=args.seed,
         multiclass_probes=not args.no_multiclass,
         progress=not args.no_progress,
     )
+    if not is_main():  # under a launcher the probes are shared out; rank 0 writes and reports
+        return 0
     d = result.directions
     record_activation_norms(d, features.features)  # what a relative --coef 0.1x multiplies
     base = save_train_result(result, out)

@@ -490,6 +490,7 @@ def validate_detectors(
     chosen = {k: tuple(v) for k, v in DEFAULT_BACKENDS.items()}
     for concept, names in (backends or {}).items():
         chosen[det.concept_name(concept)] = tuple(names)
+    _check_backends(chosen)
     ds = dataset if hasattr(dataset, "rows") else _load(dataset)
     rows = ds.rows
     if "concept" not in rows.columns:
@@ -526,6 +527,23 @@ def validate_detectors(
         records.extend(_clip_rows(row, y, sr, tuple(pitch_backends), chosen))
     per_clip = pd.DataFrame(records)
     return summarize(per_clip, seed=seed, n_boot=n_boot), per_clip
+
+
+def _check_backends(chosen: Mapping[str, Sequence[str]]) -> None:
+    """Refuse an unknown lead, tempo or key back-end before the first clip, listing every
+    valid one and the default (interval trackers are pluggable and checked when used)."""
+    from musicrfm.evaluation.detectors.keys import KEY_BACKENDS
+    from musicrfm.evaluation.detectors.tempo import TEMPO_BACKENDS
+
+    known = {"lead": det.LEAD_BACKENDS, "tempos": TEMPO_BACKENDS, "keys": KEY_BACKENDS}
+    for concept, names in chosen.items():
+        valid = known.get(concept)
+        for name in names:
+            if valid is not None and name not in valid:
+                raise ConfigError(
+                    f"unknown {concept} back-end {name!r}; valid: {', '.join(valid)} "
+                    f"(default: {DEFAULT_BACKENDS[concept][0]})"
+                )
 
 
 def _load(folder: str | Path) -> Any:
@@ -600,8 +618,14 @@ def breakdown(per_clip: pd.DataFrame, column: str, *, concept: str | None = None
     return out.rename(columns={"mean": "accuracy", "size": "n"})
 
 
-def skipped_checks(rows: pd.DataFrame) -> list[str]:
-    """Checks a manifest's columns cannot support, each with the reason (the CLI prints them)."""
+def skipped_checks(rows: pd.DataFrame | str | Path) -> list[str]:
+    """Checks a manifest's columns cannot support, each with the reason (the CLI prints them).
+
+    ``rows`` is the dataset's manifest (or its folder), not :func:`validate_detectors`'
+    per-clip results: those carry no parameter columns, so every check would look skipped.
+    """
+    if not isinstance(rows, pd.DataFrame):
+        rows = _load(rows).rows
     out = []
     concepts = set(rows["concept"].dropna()) if "concept" in rows else set()
     if "notes" in concepts and not {"octave", "program"} <= set(rows.columns):
@@ -664,21 +688,34 @@ def plot_calibration(table: pd.DataFrame, path: str | Path) -> Path | None:
 
     shown = table[~table["task"].str.contains(_NOT_PLOTTED)]
     table = shown if not shown.empty else table
-    fig, ax = plt.subplots(figsize=(6.5, 5))
-    ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="calibrated")
-    for (task, detector), g in table.groupby(["task", "detector"], sort=False):
+    groups = list(table.groupby(["task", "detector"], sort=False))
+    cols = min(4, len(groups))
+    rows = -(-len(groups) // cols)
+    # one small panel per task and back-end: fifteen lines on one axis cannot be read
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.7 * rows), squeeze=False)
+    for ax, ((task, detector), g) in zip(axes.flat, groups):
+        ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--")
         ax.errorbar(
             g["mean_confidence"],
             g["accuracy"],
             yerr=[g["accuracy"] - g["ci_low"], g["ci_high"] - g["accuracy"]],
             marker="o",
             capsize=2,
-            label=f"{task} ({detector}), n={int(g['n'].sum())}",
         )
-    ax.set(
-        xlabel="mean confidence in bin", ylabel="accuracy (Wilson 95%)", xlim=(0, 1), ylim=(0, 1.02)
-    )
-    ax.legend(fontsize=6, loc="lower right")
+        for x, y, n in zip(g["mean_confidence"], g["accuracy"], g["n"]):
+            ax.annotate(str(int(n)), (x, y), textcoords="offset points", xytext=(3, -9), fontsize=6)
+        ax.set_title(f"{task}\n({detector}), n={int(g['n'].sum())}", fontsize=7)
+        ax.set(xlim=(0, 1), ylim=(0, 1.05))
+        ax.tick_params(labelsize=6)
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(groups) :]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("mean confidence in bin", fontsize=7)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("accuracy (Wilson 95%)", fontsize=7)
+    fig.suptitle("Reliability: accuracy against confidence (dashed: calibrated; numbers: n per bin)",
+                 fontsize=8)  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

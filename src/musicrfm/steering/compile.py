@@ -242,7 +242,7 @@ def _check_not_silent(
     if len(silent) == len(steering):
         raise ConfigError(
             f"nothing would be steered: {text}; start the schedule inside the clip or make the "
-            "clip longer"
+            "clip longer (and give a gate above 0)"
         )
     log.warning("%s: those directions add nothing", text)
 
@@ -328,6 +328,8 @@ def compile_plan(
         phi = sched.values(min(total_steps or 64, 100_000))  # validates callables/values early
         if total_steps and d.coef != 0 and not phi.any():
             silent.append(f"{d.label()} (schedule {d.schedule.describe()})")
+        elif total_steps and d.coef != 0 and d.gate == 0:  # a gate that never opens
+            silent.append(f"{d.label()} (gate probability 0)")
         schedules.append(sched)
     _check_not_silent(plan, silent, adapter, total_steps)
     conflicts = (

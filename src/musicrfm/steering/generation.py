@@ -615,6 +615,12 @@ def check_sidecar(meta: Mapping[str, Any], path: str | Path = "this sidecar") ->
         raise bad(f"chunk has {len(prompts)} prompts for {len(seeds)} seeds")
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(seeds):
         raise bad(f"chunk.index {index!r} is not an item of its chunk")
+    # the clip's own prompt and seed (what the output is named by) must be its chunk item's:
+    # a hand-edited seed would otherwise be ignored without a word
+    if meta.get("prompt") != prompts[index]:
+        raise bad(f"prompt {meta.get('prompt')!r} is not chunk item {index}'s {prompts[index]!r}")
+    if isinstance(meta.get("seed"), bool) or meta.get("seed") != seeds[index]:
+        raise bad(f"seed {meta.get('seed')!r} is not chunk item {index}'s {seeds[index]!r}")
     if not isinstance(meta.get("options"), Mapping):
         raise bad("no options record")
     if meta.get("plan") is not None and not isinstance(meta["plan"], Mapping):

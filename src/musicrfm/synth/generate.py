@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 FORMATS = {"flac": ("FLAC", "PCM_16"), "wav": ("WAV", "PCM_16")}
 MANIFEST_EVERY_S = 20.0
 
+# the shortest clip worth rendering: extract and the detectors refuse anything shorter
+# (evaluation.frontend.MIN_FILE_SECONDS; synth is an earlier stage, so it cannot import it)
+MIN_FILE_SECONDS = 0.05
+
 
 def generate_dataset(
     concepts: str | Iterable[str] | Mapping[str, Iterable[str] | None],
@@ -93,8 +97,13 @@ def generate_dataset(
     fmt = str(format).lower()
     if fmt not in FORMATS:
         raise ConfigError(f"unknown audio format {format!r}; valid: {', '.join(FORMATS)}")
-    if duration <= 0 or duration > 20:
-        raise ConfigError(f"duration must be in (0, 20] seconds, got {duration}")
+    if not MIN_FILE_SECONDS <= duration <= 20:  # shorter: extract and the detectors refuse it
+        raise ConfigError(
+            f"duration must be in [{MIN_FILE_SECONDS:g}, 20] seconds (shorter clips are refused "
+            f"by extract and the detectors), got {duration}"
+        )
+    if workers is not None and workers < 1:
+        raise ConfigError(f"workers must be at least 1 (or None: all cores), got {workers}")
     wanted = parse_concepts(concepts)
     sel = _selection(programs, roots, octaves, limit_per_class, int(seed))
     sf_path = find_soundfont(soundfont)

@@ -69,6 +69,10 @@ def find_soundfont(path: str | os.PathLike[str] | None = None) -> Path:
         )
     if path is not None:
         p = Path(path).expanduser()
+        if p.is_dir():  # it exists: "not found" would mislead
+            found = sorted(x.name for x in p.glob("*.sf2"))
+            hint = f" (it holds {', '.join(found[:3])})" if found else ""
+            raise RenderError(f"soundfont {str(p)!r} is a folder; give the .sf2 file itself{hint}")
         if not p.is_file():
             raise RenderError(f"soundfont {str(p)!r} not found; {HOW_TO_GET}")
         return p

@@ -229,7 +229,9 @@ def detect_key(
     the best of :data:`ESSENTIA_KEY_PROFILES` on the seed-1 tuning mixes).
     """
     if backend not in KEY_BACKENDS:
-        raise ConfigError(f"unknown key backend {backend!r}; valid: {', '.join(KEY_BACKENDS)}")
+        raise ConfigError(
+            f"unknown key backend {backend!r}; valid: {', '.join(KEY_BACKENDS)} (default: chroma)"
+        )
     y = prepare_audio(audio, sr)
     silent = check_silence(y, "keys", silence_db, on_silent)
     if silent is not None:
@@ -326,6 +328,7 @@ def detect_scale(
     silence_db: float = -60.0,
     on_silent: str = "label",
     tuning: float | None = 0.0,
+    min_contrast: float = 0.15,
 ) -> Detection:
     """The mode of a scale (ionian .. locrian), tonic in ``details["tonic"]``.
 
@@ -336,6 +339,10 @@ def detect_scale(
 
     ``probs`` are per mode, summed over the 12 tonics (the label is their argmax);
     ``details["tonic_confidence"]`` is the share of that mode's probability on its best tonic.
+    A chroma whose contrast (standard deviation over mean) is below ``min_contrast`` asserts
+    no scale: label :data:`NO_KEY`, confidence 0. Chosen on white noise (0.02), pink noise
+    (0.10), 14 clean scale clips (0.51-0.64) and 60 seed-3 mixes (0.18-0.45); drums alone
+    (0.08-0.24 on 16 TimGM6mb drum tracks) overlap the mixes, so some still get a mode.
     """
     y = prepare_audio(audio, sr)
     silent = check_silence(y, "scales", silence_db, on_silent)
@@ -345,6 +352,16 @@ def detect_scale(
     n = min(chroma.shape[1], len(levels))
     frames = chroma[:, :n] / np.maximum(chroma[:, :n].max(axis=0, keepdims=True), 1e-12)
     v = frames[:, levels[:n] >= levels[:n].max() - 40.0].mean(axis=1)
+    contrast = float(v.std() / max(float(v.mean()), 1e-12))
+    if contrast < min_contrast:
+        return Detection(
+            concept="scales",
+            label=NO_KEY,
+            confidence=0.0,
+            classes=MODE_NAMES,
+            probs=np.zeros(len(MODE_NAMES)),
+            details={"tonic": NO_KEY, "contrast": contrast},
+        )
     full = _softmax(_correlations(v, mode_templates()), temperature)
     per_mode = full.reshape(len(MODE_NAMES), 12).sum(axis=1)
     m = int(np.argmax(per_mode))
@@ -358,6 +375,7 @@ def detect_scale(
         details={
             "tonic": PITCH_CLASSES[tonic],
             "tonic_confidence": float(full[m * 12 + tonic] / max(per_mode[m], 1e-12)),
+            "contrast": contrast,
         },
     )
 

@@ -36,6 +36,7 @@ from musicrfm.evaluation.detectors.base import (
     normalize_pitch_class,
     windows,
 )
+from musicrfm.evaluation.detectors.notes import _describe, _same_pitch_class  # as for notes
 from musicrfm.evaluation.detectors.registry import Detector, register_detector
 from musicrfm.evaluation.frontend import (
     HOP,
@@ -83,7 +84,9 @@ def lead_track(
         return _salience_track(y, low, high, harmonics, rho, floor_db)
     if backend == "basic-pitch":
         return _basic_pitch_track(y, low, high)
-    raise ConfigError(f"unknown lead backend {backend!r}; valid: {', '.join(LEAD_BACKENDS)}")
+    raise ConfigError(
+        f"unknown lead backend {backend!r}; valid: {', '.join(LEAD_BACKENDS)} (default: auto)"
+    )
 
 
 def basic_pitch_available() -> bool:
@@ -261,14 +264,6 @@ def detect_lead(
             "voiced_fraction": float(voiced.mean()),
         },
     )
-
-
-def _same_pitch_class(detected: str, target: Any) -> bool:
-    return normalize_pitch_class(detected) == normalize_pitch_class(str(target))
-
-
-def _describe(d: Detection) -> str:
-    return f" midi={d.details['midi']:.1f}" if "midi" in d.details else ""
 
 
 LEAD = register_detector(

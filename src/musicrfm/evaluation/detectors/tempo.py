@@ -72,7 +72,10 @@ def detect_tempo(
     import librosa
 
     if backend not in TEMPO_BACKENDS:
-        raise ConfigError(f"unknown tempo backend {backend!r}; valid: {', '.join(TEMPO_BACKENDS)}")
+        raise ConfigError(
+            f"unknown tempo backend {backend!r}; valid: {', '.join(TEMPO_BACKENDS)} "
+            "(default: librosa)"
+        )
     y = prepare_audio(audio, sr)
     silent = check_silence(y, "tempos", silence_db, on_silent)
     if silent is not None:

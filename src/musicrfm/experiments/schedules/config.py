@@ -1,0 +1,111 @@
+"""What the schedules experiment measures (:class:`SchedulesConfig`) and the paper's five
+schedules stretched over one clip (:func:`paper_schedules`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from musicrfm.errors import ConfigError
+from musicrfm.experiments.demo.config import PROMPT_INSTRUMENTS, DemoConfig, note_name
+from musicrfm.steering.plan import relative_coef
+from musicrfm.steering.schedules import PAPER_HORIZON, Schedule
+
+# the paper's five forms (SPEC §2.4), in the order the report shows them
+SCHEDULES = ("linear-rise", "linear-decay", "exp-decay", "logistic-rise", "sine")
+# the ones whose per-window target probability should follow φ(t) with r >= the gate
+MONOTONE = ("linear-rise", "linear-decay", "exp-decay", "logistic-rise")
+PAPER_DECAY_RATE = 0.998  # per step, over the paper's 1500-step horizon
+
+
+def paper_schedules(seconds: float, frame_rate: float) -> dict[str, Schedule]:
+    """The five paper schedules over a clip of ``seconds``, in seconds (so φ(t) is aligned with
+    audio time). Exponential decay keeps the paper's overall shape: its per-step rate is chosen
+    so that φ falls over the clip as 0.998 ** t falls over the paper's 1500 steps (to ~0.05);
+    sine makes one full period over the clip; the logistic keeps its steepness 0.133 T."""
+    if not seconds > 0 or not frame_rate > 0:
+        raise ConfigError(f"need seconds > 0 and a frame rate > 0, got {seconds}, {frame_rate}")
+    steps = seconds * frame_rate
+    rate = PAPER_DECAY_RATE ** (PAPER_HORIZON / steps)
+    return {
+        "linear-rise": Schedule("linear-rise", duration=seconds, unit="seconds"),
+        "linear-decay": Schedule("linear-decay", duration=seconds, unit="seconds"),
+        "exp-decay": Schedule("exp-decay", unit="seconds", rate=rate),
+        "logistic-rise": Schedule("logistic-rise", duration=seconds, unit="seconds"),
+        "sine": Schedule("sine", period=seconds, unit="seconds"),
+    }
+
+
+def parse_coef(text: str | float) -> tuple[float | None, float | None]:
+    """``"0.15x"`` -> (0.15, None) (relative to the median activation norm); ``"2.5"`` ->
+    (None, 2.5) (an absolute η0); anything else is a one-line ConfigError."""
+    if isinstance(text, (int, float)):
+        return None, float(text)
+    rel = relative_coef(text)
+    if rel is not None:
+        return rel, None
+    return None, float(text)  # relative_coef has already rejected non-numbers
+
+
+@dataclass(frozen=True)
+class SchedulesConfig:
+    """What the experiment does.
+
+    target: the note steered toward under every schedule. crossfade: (A, B) of the note→note
+    crossfade. coef: η0 at φ = 1, relative (``"0.15x"``: 0.15 × the median activation norm; the
+    demo's crossfade strength on the bundled model) or absolute. clips: clips per schedule (the
+    same prompts x seeds for every schedule, the unsteered control and the crossfade).
+    window_s/hop_s: the note detector's trace windows. gate: the correlation the monotone
+    schedules must reach; crossfade_gate: the share of clips that must start on A and end on B.
+    data: note set, prompts, batch and clip length (``data.seconds``)."""
+
+    target: str = "G"
+    crossfade: tuple[str, str] = ("C", "G")
+    coef: str | float = "0.15x"
+    clips: int = 12
+    window_s: float = 0.5
+    hop_s: float = 0.25
+    gate: float = 0.7
+    crossfade_gate: float = 0.8
+    schedules: tuple[str, ...] = SCHEDULES
+    sample_seed: int | None = None  # seed of the clips' (prompt, seed) pairs; None: the run's seed
+    unsteered_control: bool = True
+    data: DemoConfig = field(
+        default_factory=lambda: DemoConfig(prompts=PROMPT_INSTRUMENTS[:8], seconds=5.0)
+    )
+
+    @property
+    def seconds(self) -> float:
+        return float(self.data.seconds)
+
+    def with_changes(self, **changes: Any) -> SchedulesConfig:
+        """A copy with fields changed (``seconds`` goes into ``data``)."""
+        seconds = changes.pop("seconds", None)
+        cfg = replace(self, **changes)
+        if seconds is not None:
+            cfg = replace(cfg, data=replace(cfg.data, seconds=float(seconds)))
+        return cfg
+
+    def validate(self) -> None:
+        """One-line ConfigErrors for impossible settings."""
+        if self.clips < 2:
+            raise ConfigError(
+                f"--clips must be at least 2 (a correlation needs a CI), got {self.clips}"
+            )
+        if not self.seconds > 0:
+            raise ConfigError(f"--seconds must be > 0, got {self.seconds}")
+        if not 0 < self.hop_s <= self.window_s:
+            raise ConfigError(f"need 0 < hop_s <= window_s, got {self.hop_s}, {self.window_s}")
+        if self.seconds < 3 * self.window_s:
+            raise ConfigError(
+                f"--seconds {self.seconds:g} is too short for {self.window_s:g} s windows: each "
+                f"third of the clip needs a window (at least {3 * self.window_s:g} s)"
+            )
+        unknown = [s for s in self.schedules if s not in SCHEDULES]
+        if unknown or not self.schedules:
+            raise ConfigError(f"unknown schedule(s) {unknown}; valid: {', '.join(SCHEDULES)}")
+        if len(self.crossfade) != 2 or self.crossfade[0] == self.crossfade[1]:
+            raise ConfigError(f"the crossfade needs two different notes, got {self.crossfade}")
+        parse_coef(self.coef)
+        for note in (self.target, *self.crossfade):
+            note_name(note)  # a one-line error naming the valid notes

@@ -1,0 +1,189 @@
+"""`musicrfm mini schedules`: φ at the detector's windows, the correlation and crossfade verdicts
+on planted traces (they pass and they fail), and the pipeline on a random tiny MusicGen
+(plumbing: a random model steers nothing)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from musicrfm.errors import ConfigError
+from musicrfm.experiments.schedules.config import (
+    MONOTONE,
+    SCHEDULES,
+    SchedulesConfig,
+    paper_schedules,
+    parse_coef,
+)
+from musicrfm.experiments.schedules.scoring import (
+    crossfade_verdict,
+    phi_at,
+    schedule_verdict,
+    third_labels,
+    trace_correlation,
+)
+from musicrfm.theory import PITCH_CLASSES
+
+SECONDS, FRAME_RATE = 5.0, 50.0
+TIMES = np.arange(0.25, SECONDS - 0.2, 0.25)  # window centres, as the 0.5 s / 0.25 s trace gives
+
+
+def test_paper_schedules_span_the_clip():
+    s = paper_schedules(SECONDS, FRAME_RATE)
+    assert tuple(s) == SCHEDULES
+    phi = {k: phi_at(v, [0.0, SECONDS / 4, SECONDS / 2, SECONDS], FRAME_RATE, SECONDS)
+           for k, v in s.items()}  # fmt: skip
+    assert phi["linear-rise"] == pytest.approx([0, 0.25, 0.5, 1.0])
+    assert phi["linear-decay"] == pytest.approx([1, 0.75, 0.5, 0.0])
+    assert phi["logistic-rise"][2] == pytest.approx(0.5)
+    assert phi["logistic-rise"][0] < 0.03 and phi["logistic-rise"][3] > 0.97
+    # exp-decay falls over the clip as 0.998**t over the paper's 1500 steps
+    assert phi["exp-decay"][0] == pytest.approx(1.0)
+    assert phi["exp-decay"][3] == pytest.approx(0.998**1500, rel=1e-3)
+    assert phi["sine"] == pytest.approx([0.5, 1.0, 0.5, 0.5], abs=1e-3)  # one full period
+
+
+def _planted(phi, *, gain, noise, n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [np.clip(0.1 + gain * phi + noise * rng.standard_normal(phi.size), 0, 1)
+            for _ in range(n)]  # fmt: skip
+
+
+def test_a_trace_that_follows_phi_passes_and_one_that_does_not_fails():
+    phi = phi_at(paper_schedules(SECONDS, FRAME_RATE)["linear-rise"], TIMES, FRAME_RATE, SECONDS)
+    good = [trace_correlation(phi, p) for p in _planted(phi, gain=0.8, noise=0.05, n=12)]
+    v = schedule_verdict(good, monotone=True, gate=0.7)
+    assert v["r_mean"] > 0.9 and v["passed"] and v["passed_ci"] and v["shortfall"] == 0
+    assert v["n"] == 12 and v["r_ci_low"] <= v["r_mean"] <= v["r_ci_high"]
+    # a weak effect buried in noise: positive, but below the gate, and the shortfall says by how much
+    weak = [trace_correlation(phi, p) for p in _planted(phi, gain=0.1, noise=0.2, n=12)]
+    w = schedule_verdict(weak, monotone=True, gate=0.7)
+    assert not w["passed"] and w["shortfall"] == pytest.approx(0.7 - w["r_mean"])
+    # a trace that runs against φ
+    against = [trace_correlation(phi, 1 - p) for p in _planted(phi, gain=0.8, noise=0.05, n=12)]
+    assert schedule_verdict(against, monotone=True, gate=0.7)["r_mean"] < -0.9
+
+
+def test_a_flat_or_silent_trace_counts_as_not_following():
+    phi = np.linspace(0, 1, 10)
+    assert np.isnan(trace_correlation(phi, np.full(10, 0.3)))  # stuck on one note
+    labels = ["silent"] * 8 + ["G", "G"]
+    assert np.isnan(trace_correlation(phi, phi, labels))  # too few sounding windows
+    # silent windows are left out: a ramp whose silent windows read noise still correlates
+    noisy = phi.copy()
+    noisy[[1, 3]] = [0.9, 0.95]
+    quiet = ["G", "silent", "G", "silent", *["G"] * 6]
+    assert trace_correlation(phi, noisy, quiet) == pytest.approx(1.0)
+    assert trace_correlation(phi, noisy) < 0.9
+    # undefined r is scored 0, so a third of flat clips pulls a perfect mean down to 2/3
+    v = schedule_verdict([1.0] * 8 + [np.nan] * 4, monotone=True, gate=0.7)
+    assert v["undefined"] == 4 and v["r_mean"] == pytest.approx(2 / 3) and not v["passed"]
+    with pytest.raises(ConfigError, match="length"):
+        trace_correlation(phi, phi[:5])
+
+
+def test_sine_has_no_target():
+    v = schedule_verdict([0.2, 0.4], monotone=False, gate=0.7)
+    assert v["passed"] is None and v["gate"] is None and v["shortfall"] is None
+    assert set(MONOTONE) == set(SCHEDULES) - {"sine"}
+
+
+def _crossfade_trace(first: str, last: str) -> tuple[np.ndarray, list[str]]:
+    probs = np.full((len(TIMES), 12), 0.02)
+    for i, t in enumerate(TIMES):
+        probs[i, PITCH_CLASSES.index(first if t < SECONDS / 2 else last)] = 0.8
+    return probs, [PITCH_CLASSES[int(np.argmax(p))] for p in probs]
+
+
+def test_crossfade_thirds_and_verdict():
+    probs, labels = _crossfade_trace("C", "G")
+    assert third_labels(TIMES, probs, labels, SECONDS, PITCH_CLASSES) == ("C", "G")
+    silent = ["silent"] * len(TIMES)
+    assert third_labels(TIMES, probs, silent, SECONDS, PITCH_CLASSES) == ("silent", "silent")
+    ok = crossfade_verdict(["C"] * 7 + ["E"], ["G"] * 8, "C", "G", gate=0.8)
+    assert ok["passed"] and ok["starts_on_a"] == 7 / 8 and ok["ends_on_b"] == 1.0
+    assert ok["both"] == 7 / 8 and ok["ends_ci_low"] < 1.0 == ok["ends_ci_high"]  # Wilson
+    bad = crossfade_verdict(["C"] * 8, ["G"] * 5 + ["C"] * 3, "C", "G", gate=0.8)
+    assert not bad["passed"] and bad["ends_on_b"] == 5 / 8 and bad["n"] == 8
+    with pytest.raises(ConfigError):
+        crossfade_verdict([], [], "C", "G", gate=0.8)
+
+
+def test_config_errors_are_one_line():
+    assert parse_coef("0.15x") == (0.15, None) and parse_coef("2.5") == (None, 2.5)
+    for bad, match in (
+        (dict(clips=1), "clips"),
+        (dict(target="H"), "H"),
+        (dict(crossfade=("C", "C")), "different"),
+        (dict(coef="lots"), "coef"),
+        (dict(schedules=("wobble",)), "wobble"),
+        (dict(seconds=1.0), "too short"),
+    ):
+        with pytest.raises(ConfigError, match=match) as info:
+            SchedulesConfig().with_changes(**bad).validate()
+        assert "\n" not in str(info.value)
+
+
+def test_pipeline_runs_end_to_end_on_a_random_model(tmp_path):
+    """Given directions (training them would take longer than the run), 2 clips of 1.5 s per
+    condition: every file is written and the record matches the JSON."""
+    from dataclasses import replace
+
+    from musicrfm.experiments.demo import DemoConfig
+    from musicrfm.experiments.schedules import run_schedules
+    from musicrfm.models import load_model
+    from musicrfm.probes.directions import ConceptDirections
+
+    start = time.process_time()  # our own CPU time: the shared machine's load is not ours
+    adapter = load_model("random:tiny")
+    g = torch.Generator().manual_seed(0)
+    L, d = adapter.num_layers, adapter.hidden_size
+    v = torch.randn(L, 12, 1, d, generator=g)
+    meta = {"model_id": adapter.model_id, "num_layers": L, "hidden_size": d,
+            "activation_norm": 10.0}  # fmt: skip
+    cd = ConceptDirections("notes", list(PITCH_CLASSES), v / v.norm(dim=-1, keepdim=True),
+                           torch.rand(L, 12, generator=g), list(range(L)), meta=meta)  # fmt: skip
+    data = replace(DemoConfig.quick(), prompts=("acoustic piano", "violin"), seconds=1.5)
+    cfg = SchedulesConfig(clips=2, coef="0.5x", data=data)
+    out = tmp_path / "out"
+    record = run_schedules(model=adapter, out=out, config=cfg, directions=cd, progress=False)
+    assert json.loads((out / "schedules.json").read_text()) == record
+    assert [e["schedule"] for e in record["schedules"]] == list(SCHEDULES)
+    assert record["settings"]["eta0"] == pytest.approx(5.0)
+    assert all(e["n"] == 2 for e in record["schedules"])
+    assert record["crossfade"]["n"] == 2 and record["crossfade"]["a"] == "C"
+    assert (out / "schedules.png").stat().st_size > 0
+    md = (out / "schedules.md").read_text()
+    assert "linear-rise" in md and "C -> G" in md and "Command:" in md
+    lines = (out / "results.csv").read_text().strip().splitlines()
+    assert len(lines) == 1 + 7 * 2  # 5 schedules + unsteered + crossfade, 2 clips each
+    assert time.process_time() - start < 20, record["timings"]
+
+
+def test_cli_rejects_an_unknown_note_in_one_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "musicrfm", "mini", "schedules", "--model", "random:tiny",
+         "--target", "H", "--out", str(tmp_path / "o"), "--work", str(tmp_path / "w")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "H" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_clips_cycle_the_prompts_and_a_sample_seed_gives_fresh_ones():
+    from musicrfm.experiments.schedules.run import clip_items
+
+    cfg = SchedulesConfig(clips=10)
+    items = clip_items(cfg, 0)
+    prompts = cfg.data.prompt_texts()
+    assert [p for p, _ in items] == [prompts[i % len(prompts)] for i in range(10)]
+    assert [s for _, s in items] == [0] * len(prompts) + [1000] * (10 - len(prompts))
+    fresh = clip_items(cfg.with_changes(sample_seed=7), 0)
+    assert {s for _, s in fresh} == {7, 1007} and not set(fresh) & set(items)
