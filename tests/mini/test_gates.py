@@ -134,7 +134,12 @@ def test_gates_card_needs_a_model_folder() -> None:
     from musicrfm.errors import ConfigError
 
     args = argparse.Namespace(
-        mini_action="gates", model="random:tiny", n_per_prompt=None, seed=0, no_card=False
+        mini_action="gates",
+        model="random:tiny",
+        n_per_prompt=None,
+        seed=0,
+        no_card=False,
+        threads=1,
     )
     with pytest.raises(ConfigError, match="--no-card"):
         run(args)
@@ -144,6 +149,8 @@ def test_judge_needs_a_folder_or_out() -> None:
     from musicrfm.commands.mini import run
     from musicrfm.errors import ConfigError
 
-    args = argparse.Namespace(mini_action="judge", model="random:tiny", out=None, device="cpu")
+    args = argparse.Namespace(
+        mini_action="judge", model="random:tiny", out=None, device="cpu", threads=1
+    )
     with pytest.raises(ConfigError, match="--out"):
         run(args)
