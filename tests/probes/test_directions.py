@@ -53,6 +53,18 @@ def test_compatible_model_passes_and_mismatch_names_every_difference():
         _dirs(num_layers=None).check_compatible({"num_layers": 2, "hidden_size": 8})
 
 
+def test_another_hub_snapshot_of_the_model_is_a_warning(caplog):
+    d = _dirs()
+    d.meta["model_revision"] = "a" * 40
+    info = {"model_id": "facebook/musicgen-small", "hidden_size": 8, "num_layers": 4}
+    with caplog.at_level("WARNING"):
+        d.check_compatible({**info, "revision": "a" * 40})
+    assert not caplog.records
+    with caplog.at_level("WARNING"):
+        d.check_compatible({**info, "revision": "b" * 40})
+    assert "trained on revision aaaaaaaaaaaa" in caplog.text and "bbbbbbbbbbbb" in caplog.text
+
+
 def test_arithmetic_operators_and_methods():
     a, b = _dirs(seed=1), _dirs(seed=2)
     s = a + b

@@ -178,3 +178,26 @@ def test_cards_for_many_classes_and_for_a_regression() -> None:
     reg = _dirs(classes=["value"], task="regression", score_name="val_r2")
     text = model_card(reg)
     assert "(regression)" in text and "--target faster" in text and "mean val_r2" in text
+
+
+def test_a_plan_names_a_hub_bundle_with_hf_and_reads_it_from_the_cache(
+    tmp_path: Path, offline_cache: Path
+) -> None:
+    """`--directions hf:OWNER/NAME` / `directions = "hf:..."`: the bundle through the hub cache;
+    a plan file's folder is not put in front of it."""
+    from musicrfm.steering.plan import SteeringDirection, SteeringPlan
+
+    cd = _dirs()
+    folder = cd.save_pretrained(tmp_path / "bundle", repo_id=REPO_ID)
+    assert f"--directions hf:{REPO_ID} --target C" in (folder / "README.md").read_text()
+    place_in_hub_cache(folder, REPO_ID, cache_dir=offline_cache, commit=COMMIT)
+    steer = SteeringDirection(f"hf:{REPO_ID}", target="D", coef="0.1x")
+    _same(cd, steer.load())
+    assert steer.coef == pytest.approx(1.25)  # 0.1 x the bundle's activation norm 12.5
+    plan = SteeringPlan.from_dict(
+        {"direction": [{"directions": f"hf:{REPO_ID}", "target": "C", "coef": 0.5}]},
+        base_dir=tmp_path / "plans",
+    )
+    assert plan.directions[0].directions == f"hf:{REPO_ID}"
+    with pytest.raises(ConfigError):
+        SteeringDirection("hf:someone/not-cached", target="C", coef=0.5).load()

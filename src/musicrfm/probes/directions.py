@@ -9,6 +9,7 @@ vectors for layer i are added to the output of decoder block i.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,8 @@ from safetensors.torch import load_file
 from musicrfm.errors import CompatibilityError, ConfigError
 from musicrfm.files import save_tensors_atomic, write_text_atomic
 from musicrfm.spelling import class_spellings
+
+log = logging.getLogger(__name__)
 
 LAYER_CONVENTION = "decoder_block_output_0_based"
 # Targets of a regression direction (tempo): which way to push the label (the sign of η0).
@@ -134,8 +137,17 @@ class ConceptDirections:
         """Raise CompatibilityError naming every difference from a model's info dict.
 
         Compared: model_id (when both sides know it), hidden_size and num_layers (and that every
-        stored layer exists in the model).
+        stored layer exists in the model). A different hub snapshot of the same model (``revision``
+        on both sides) is a warning, not an error: the weights may have changed, or only a file
+        beside them.
         """
+        rev_mine, rev_theirs = self.meta.get("model_revision"), model_info.get("revision")
+        if rev_mine and rev_theirs and str(rev_mine) != str(rev_theirs):
+            log.warning(
+                "directions for concept %r were trained on revision %s of the model, which is now "
+                "at revision %s: if its weights changed, train them again",
+                self.concept, str(rev_mine)[:12], str(rev_theirs)[:12],
+            )  # fmt: skip
         problems = []
         mine, theirs = self.meta.get("model_id"), model_info.get("model_id")
         if mine and theirs and str(mine) != str(theirs):

@@ -224,9 +224,13 @@ def model_card(cd: Directions, repo_id: str | None = None) -> str:
         'clips = generate(model, "acoustic piano", plan=steer, seconds=5)',
         "```",
         "",
-        "From the command line, download the bundle and name its folder:",
+        "From the command line, name the bundle with `hf:` (read through the hub cache), or "
+        "download it and name its folder:",
         "",
         "```bash",
+        f'musicrfm generate "acoustic piano" --model '
+        f"{model_id if hub_model else '<the model folder>'} "
+        f"--directions hf:{repo_id or '<this repo>'} --target {target} --coef 0.1x",
         f"hf download {repo_id or '<this repo>'} --local-dir {cd.concept}-directions",
         f"musicrfm generate --model {model_id if hub_model else '<the model folder>'} "
         f'--directions {cd.concept}-directions --target {target} --coef 0.1x "acoustic piano"',

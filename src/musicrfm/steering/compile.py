@@ -137,6 +137,7 @@ def check_compatible(cd: ConceptDirections, model: ModelAdapter, *, strict: bool
                 "model_id": model.model_id if strict else None,
                 "hidden_size": model.hidden_size,
                 "num_layers": model.num_layers,
+                "revision": getattr(model, "revision", None),
             }
         )
     except CompatibilityError as exc:

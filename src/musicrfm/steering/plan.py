@@ -94,6 +94,16 @@ def _check_finite(name: str, value: Any) -> float:
 _RELATIVE = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*[x×]\s*$")
 
 
+# `--directions hf:OWNER/NAME` (or `directions = "hf:..."` in a plan): a direction bundle shared
+# with `ConceptDirections.save_pretrained(..., push_to_hub=True)`, read through the hub cache.
+HUB_PREFIX = "hf:"
+
+
+def is_hub_source(source: Any) -> bool:
+    """Whether a directions source names a hub bundle (``hf:owner/name``), not a path."""
+    return isinstance(source, str) and source.startswith(HUB_PREFIX)
+
+
 def relative_coef(value: Any) -> float | None:
     """The multiplier of a relative η0 (``"0.1x"`` or ``"0.1×"`` -> 0.1), None for an absolute
     one; a string that is neither a number nor ``<number>x`` is a ConfigError."""
@@ -325,7 +335,11 @@ class SteeringDirection:
 
     def load(self) -> ConceptDirections:
         if self._loaded is None:
-            cd = ConceptDirections.load(self.directions)  # type: ignore[arg-type]
+            source = str(self.directions)
+            if source.startswith(HUB_PREFIX):  # a shared bundle: through the hub cache
+                cd = ConceptDirections.from_pretrained(source[len(HUB_PREFIX) :])
+            else:
+                cd = ConceptDirections.load(self.directions)  # type: ignore[arg-type]
             self._check_digest(cd)
             self._loaded = cd
         return self._loaded
@@ -417,7 +431,7 @@ class SteeringDirection:
             raise ConfigError("each [[direction]] needs directions = '<path to direction files>'")
         if not isinstance(src, (str, os.PathLike, ConceptDirections)):
             raise ConfigError(f"directions must be a path to direction files, got {src!r}")
-        if base_dir is not None and not os.path.isabs(str(src)):
+        if base_dir is not None and not os.path.isabs(str(src)) and not is_hub_source(src):
             d["directions"] = str(base_dir / str(src))
         if isinstance(d.get("schedule"), Mapping):
             d["schedule"] = Schedule.from_dict(d["schedule"])
