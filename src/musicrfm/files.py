@@ -25,6 +25,9 @@ from typing import Any
 from musicrfm.errors import ConfigError
 
 CACHE_ENV = "MUSICRFM_CACHE_DIR"
+# The shortest audio any stage accepts (synth renders, extract reads, the detectors label): a
+# 2 ms click has no pitch to find. One number, so that what synth makes the others accept.
+MIN_AUDIO_SECONDS = 0.05
 
 
 def cache_root() -> Path:

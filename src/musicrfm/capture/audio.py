@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from musicrfm.errors import AudioError
+from musicrfm.files import MIN_AUDIO_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def load_audio(
     sample_rate: int,
     *,
     max_seconds: float | None = 60.0,
-    min_seconds: float = 0.05,
+    min_seconds: float = MIN_AUDIO_SECONDS,
     truncate: bool = False,
     peak: float = 1.0,
     min_source_rate: int = MIN_SOURCE_RATE,
@@ -113,7 +114,7 @@ def prepare_waveform(
     sample_rate: int,
     *,
     name: str = "waveform",
-    min_seconds: float = 0.05,
+    min_seconds: float = MIN_AUDIO_SECONDS,
     peak: float = 1.0,
 ) -> np.ndarray:
     """Mono-mix (samples, channels) or (samples,) audio, resample, peak-normalise; float32."""

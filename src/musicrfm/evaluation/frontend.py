@@ -17,13 +17,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from musicrfm.errors import AudioError, ConfigError
+from musicrfm.files import MIN_AUDIO_SECONDS
 
 SAMPLE_RATE = 22050
 HOP = 512
-
-
-# A file shorter than this is refused, as `extract` refuses it: a 2 ms click has no pitch to find.
-MIN_FILE_SECONDS = 0.05
 
 
 def load_audio(path: str | Path, sr: int = SAMPLE_RATE) -> tuple[np.ndarray, int]:
@@ -43,10 +40,10 @@ def load_audio(path: str | Path, sr: int = SAMPLE_RATE) -> tuple[np.ndarray, int
         raise AudioError(f"cannot read audio file {path}: {exc}") from exc
     if data.shape[0] == 0:
         raise AudioError(f"{path} holds no audio samples (an empty file)")
-    if data.shape[0] < MIN_FILE_SECONDS * file_sr:
+    if data.shape[0] < MIN_AUDIO_SECONDS * file_sr:
         raise AudioError(
             f"{path} holds {data.shape[0] / file_sr:.3f} s of audio, shorter than the "
-            f"{MIN_FILE_SECONDS:g} s the detectors need (the minimum extract accepts too)"
+            f"{MIN_AUDIO_SECONDS:g} s the detectors need (the minimum extract accepts too)"
         )
     return prepare_audio(data.T, file_sr, target_sr=sr), sr
 

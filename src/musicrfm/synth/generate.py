@@ -27,7 +27,7 @@ import numpy as np
 
 from musicrfm import theory
 from musicrfm.errors import ConfigError, DatasetError
-from musicrfm.files import write_bytes_atomic, write_json_atomic
+from musicrfm.files import MIN_AUDIO_SECONDS, write_bytes_atomic, write_json_atomic
 from musicrfm.synth.concepts import CONCEPTS, ClipSpec, Selection, clips_for, parse_concepts
 from musicrfm.synth.dataset import MANIFEST_CSV, META_JSON, SynthDataset, load_dataset
 from musicrfm.synth.journal import (
@@ -46,10 +46,6 @@ log = logging.getLogger(__name__)
 
 FORMATS = {"flac": ("FLAC", "PCM_16"), "wav": ("WAV", "PCM_16")}
 MANIFEST_EVERY_S = 20.0
-
-# the shortest clip worth rendering: extract and the detectors refuse anything shorter
-# (evaluation.frontend.MIN_FILE_SECONDS; synth is an earlier stage, so it cannot import it)
-MIN_FILE_SECONDS = 0.05
 
 
 def generate_dataset(
@@ -97,9 +93,9 @@ def generate_dataset(
     fmt = str(format).lower()
     if fmt not in FORMATS:
         raise ConfigError(f"unknown audio format {format!r}; valid: {', '.join(FORMATS)}")
-    if not MIN_FILE_SECONDS <= duration <= 20:  # shorter: extract and the detectors refuse it
+    if not MIN_AUDIO_SECONDS <= duration <= 20:  # shorter: extract and the detectors refuse it
         raise ConfigError(
-            f"duration must be in [{MIN_FILE_SECONDS:g}, 20] seconds (shorter clips are refused "
+            f"duration must be in [{MIN_AUDIO_SECONDS:g}, 20] seconds (shorter clips are refused "
             f"by extract and the detectors), got {duration}"
         )
     if workers is not None and workers < 1:

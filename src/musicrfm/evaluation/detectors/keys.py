@@ -197,6 +197,24 @@ def key_probabilities(
     return pair / (1.0 + np.exp(-np.clip(diff, -50, 50)))
 
 
+def chroma_contrast(v: np.ndarray) -> float:
+    """How far a clip's mean chroma is from flat (std / mean): noise and drums sit low, so a
+    key or mode read off them is a guess (the ``min_contrast`` floor of both detectors)."""
+    return float(v.std() / max(float(v.mean()), 1e-12))
+
+
+def no_key(concept: str, classes: tuple[str, ...], contrast: float, **details: Any) -> Detection:
+    """The detection of a chroma too flat to name a key or mode in: `NO_KEY`, confidence 0."""
+    return Detection(
+        concept=concept,
+        label=NO_KEY,
+        confidence=0.0,
+        classes=classes,
+        probs=np.zeros(len(classes)),
+        details={"tonic": NO_KEY, **details, "contrast": contrast},
+    )
+
+
 def detect_key(
     audio: Any,
     sr: int,
@@ -238,16 +256,9 @@ def detect_key(
         return silent
     features, loud = frame_features(chromagram(y, tuning=tuning), frame_db(y))
     v = window_chroma(features, loud, 0, features.shape[1])
-    contrast = float(v.std() / max(float(v.mean()), 1e-12))
+    contrast = chroma_contrast(v)
     if contrast < min_contrast:
-        return Detection(
-            concept="keys",
-            label=NO_KEY,
-            confidence=0.0,
-            classes=KEY_NAMES,
-            probs=np.zeros(len(KEY_NAMES)),
-            details={"tonic": NO_KEY, "mode": NO_KEY, "contrast": contrast},
-        )
+        return no_key("keys", KEY_NAMES, contrast, mode=NO_KEY)
     if backend == "essentia":
         return _essentia_key(y, essentia_profile, contrast)
     corr = _correlations(v, key_templates(profile))
@@ -352,16 +363,9 @@ def detect_scale(
     n = min(chroma.shape[1], len(levels))
     frames = chroma[:, :n] / np.maximum(chroma[:, :n].max(axis=0, keepdims=True), 1e-12)
     v = frames[:, levels[:n] >= levels[:n].max() - 40.0].mean(axis=1)
-    contrast = float(v.std() / max(float(v.mean()), 1e-12))
+    contrast = chroma_contrast(v)
     if contrast < min_contrast:
-        return Detection(
-            concept="scales",
-            label=NO_KEY,
-            confidence=0.0,
-            classes=MODE_NAMES,
-            probs=np.zeros(len(MODE_NAMES)),
-            details={"tonic": NO_KEY, "contrast": contrast},
-        )
+        return no_key("scales", MODE_NAMES, contrast)
     full = _softmax(_correlations(v, mode_templates()), temperature)
     per_mode = full.reshape(len(MODE_NAMES), 12).sum(axis=1)
     m = int(np.argmax(per_mode))
