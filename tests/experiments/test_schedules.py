@@ -187,3 +187,83 @@ def test_clips_cycle_the_prompts_and_a_sample_seed_gives_fresh_ones():
     assert [s for _, s in items] == [0] * len(prompts) + [1000] * (10 - len(prompts))
     fresh = clip_items(cfg.with_changes(sample_seed=7), 0)
     assert {s for _, s in fresh} == {7, 1007} and not set(fresh) & set(items)
+
+
+def _tones(midis: list[int], seconds: float, sr: int = 22050) -> np.ndarray:
+    """Notes sounding together, each with four decaying harmonics."""
+    t = np.arange(int(seconds * sr)) / sr
+    y = np.zeros_like(t)
+    for m in midis:
+        f = 440.0 * 2 ** ((m - 69) / 12)
+        y += sum(0.6**h * np.sin(2 * np.pi * f * (h + 1) * t) for h in range(4))
+    return (0.3 * y / np.abs(y).max()).astype(np.float32)
+
+
+def test_readers_name_classes_as_users_write_them():
+    from musicrfm.experiments.schedules.readers import class_name
+
+    assert class_name("notes", "Db") == "C#"
+    assert class_name("chords", "aug") == "augmented" and class_name("chords", "Cm") == "minor"
+    assert class_name("intervals", "7") == "P5" == class_name("intervals", "perfect fifth")
+    for concept, bad in (("chords", "sus9"), ("intervals", "13"), ("tempos", "fast")):
+        with pytest.raises(ConfigError) as info:
+            class_name(concept, bad)
+        assert "\n" not in str(info.value) and "valid" in str(info.value)
+
+
+def test_an_interval_glide_reads_as_its_two_intervals():
+    """A harmonic M2 for 2 s then a P5 for 2 s: the windowed interval trace hears M2 in the
+    first third and P5 in the last (and would not, were the halves swapped)."""
+    from musicrfm.experiments.schedules.readers import concept_classes, read_trace
+    from musicrfm.experiments.schedules.scoring import third_labels
+
+    y = np.concatenate([_tones([60, 62], 2.0), _tones([60, 67], 2.0)])
+    tr = read_trace("intervals", y, 22050, window_s=0.5, hop_s=0.25)
+    assert tr.probs.shape == (len(tr.times), 12)
+    first, last = third_labels(tr.times, tr.probs, tr.labels, 4.0, concept_classes("intervals"))
+    assert (first, last) == ("M2", "P5")
+
+
+def test_a_chord_quality_trace_follows_the_chords():
+    from musicrfm.experiments.schedules.readers import concept_classes, read_trace
+    from musicrfm.experiments.schedules.scoring import third_labels
+
+    y = np.concatenate([_tones([60, 64, 68], 2.0), _tones([60, 64, 67], 2.0)])  # C+ then C
+    tr = read_trace("chords", y, 22050, window_s=1.0, hop_s=0.5)
+    first, last = third_labels(tr.times, tr.probs, tr.labels, 4.0, concept_classes("chords"))
+    assert (first, last) == ("augmented", "major")
+
+
+def test_chord_quality_schedules_run_end_to_end(tmp_path):
+    """The pipeline with chord-quality directions on a random model: the record names the
+    concept, the crossfade its qualities, and a target the directions lack is one line."""
+    from dataclasses import replace
+
+    from musicrfm.evaluation.detectors.chords import CHORD_QUALITIES
+    from musicrfm.experiments.demo import DemoConfig
+    from musicrfm.experiments.schedules import run_schedules
+    from musicrfm.models import load_model
+    from musicrfm.probes.directions import ConceptDirections
+
+    adapter = load_model("random:tiny")
+    g = torch.Generator().manual_seed(0)
+    L, d = adapter.num_layers, adapter.hidden_size
+    v = torch.randn(L, 4, 1, d, generator=g)
+    meta = {"model_id": adapter.model_id, "num_layers": L, "hidden_size": d,
+            "activation_norm": 10.0}  # fmt: skip
+    cd = ConceptDirections("chords", list(CHORD_QUALITIES), v / v.norm(dim=-1, keepdim=True),
+                           torch.rand(L, 4, generator=g), list(range(L)), meta=meta)  # fmt: skip
+    data = replace(DemoConfig.quick(), prompts=("acoustic piano",), seconds=1.5)
+    cfg = SchedulesConfig(concept="chords", target="aug", crossfade=("C+", "major"), clips=2,
+                          coef="0.5x", data=data, schedules=("linear-rise",),
+                          window_s=0.5)  # fmt: skip
+    record = run_schedules(model=adapter, out=tmp_path / "o", config=cfg, directions=cd,
+                           progress=False)  # fmt: skip
+    assert record["concept"] == "chords" and record["target"] == "augmented"
+    assert (record["crossfade"]["a"], record["crossfade"]["b"]) == ("augmented", "major")
+    assert "chord quality augmented" in (tmp_path / "o" / "schedules.md").read_text()
+    notes = ConceptDirections("notes", list(PITCH_CLASSES), torch.randn(L, 12, 1, d),
+                              torch.rand(L, 12), list(range(L)), meta=meta)  # fmt: skip
+    with pytest.raises(ConfigError, match="no class augmented"):
+        run_schedules(model=adapter, out=tmp_path / "p", config=cfg, directions=notes,
+                      progress=False)  # fmt: skip

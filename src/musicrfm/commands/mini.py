@@ -202,22 +202,38 @@ def _register_headline(sub) -> None:
     hl.set_defaults(func=run)
 
 
+# default (target, crossfade) of `mini schedules` per concept
+SCHEDULE_DEFAULTS = {
+    "notes": ("G", ("C", "G")),
+    "chords": ("augmented", ("augmented", "major")),
+    "intervals": ("P5", ("M2", "P5")),
+}
+
+
 def _register_schedules(sub) -> None:
     sc = sub.add_parser(
         "schedules",
-        help="measure the paper's five schedules and a note->note crossfade over one clip",
+        help="measure the paper's five schedules and an A->B crossfade over one clip",
         description=(
-            "Train note directions (as the demo does), steer toward --target under each paper "
-            "schedule (linear rise/decay, exponential decay, logistic rise, sine) over the "
-            "clip and crossfade A->B; the note detector's per-window trace gives the "
-            "correlation of the target's probability with φ(t) and the notes heard in the "
+            "Train --concept directions (notes, chord qualities or intervals, as the demo "
+            "does), steer toward --target under each paper schedule (linear rise/decay, "
+            "exponential decay, logistic rise, sine) over the clip and crossfade A->B (for "
+            "intervals a glide, e.g. M2 P5); the concept detector's per-window trace gives the "
+            "correlation of the target's probability with φ(t) and the classes heard in the "
             "first and last third. Writes schedules.json/.md/.png and results.csv."
         ),
     )
     add_model_argument(sc)
-    sc.add_argument("--target", default="G", help="note steered toward (default G)")
-    sc.add_argument("--crossfade", nargs=2, default=("C", "G"), metavar=("A", "B"),
-                    help="notes of the crossfade (default C G)")  # fmt: skip
+    sc.add_argument("--concept", default="notes", choices=("notes", "chords", "intervals"),
+                    help="what the directions steer and the detector reads: notes (default), "
+                    "chords (chord quality) or intervals")  # fmt: skip
+    sc.add_argument("--target", default=None,
+                    help="class steered toward (default: G, augmented or P5 by --concept)")  # fmt: skip
+    sc.add_argument("--crossfade", nargs=2, default=None, metavar=("A", "B"),
+                    help="classes of the crossfade (default: C G, augmented major, or the "
+                    "interval glide M2 P5)")  # fmt: skip
+    sc.add_argument("--interval-mode", default="harmonic", choices=("harmonic", "melodic"),
+                    help="intervals: two notes together (default) or one after another")  # fmt: skip
     sc.add_argument("--coef", default="0.15x",
                     help="η0 at φ=1: relative (0.15x, the default) or absolute")  # fmt: skip
     sc.add_argument("--clips", type=int, default=12, help="clips per schedule (default 12)")
@@ -291,13 +307,17 @@ def _schedules(args: argparse.Namespace) -> int:
 
     check_device(args.device)
     apply_threads(args.threads)
-    cfg = SchedulesConfig(target=args.target, crossfade=tuple(args.crossfade), coef=args.coef,
-                          clips=args.clips, sample_seed=args.sample_seed,
+    target = args.target or SCHEDULE_DEFAULTS[args.concept][0]
+    crossfade = tuple(args.crossfade or SCHEDULE_DEFAULTS[args.concept][1])
+    cfg = SchedulesConfig(target=target, crossfade=crossfade, coef=args.coef, clips=args.clips,
+                          sample_seed=args.sample_seed, concept=args.concept,
+                          interval_mode=args.interval_mode,
                           ).with_changes(seconds=args.seconds)  # fmt: skip
     cfg.validate()
     command = (
-        f"musicrfm mini schedules --model {args.model} --target {args.target} --crossfade "
-        f"{' '.join(args.crossfade)} --coef {args.coef} --clips {args.clips} --seconds "
+        f"musicrfm mini schedules --model {args.model} --concept {args.concept} --target {target}"
+        + (f" --interval-mode {args.interval_mode}" if args.concept == "intervals" else "")
+        + f" --crossfade {' '.join(crossfade)} --coef {args.coef} --clips {args.clips} --seconds "
         f"{args.seconds:g} --seed {args.seed} --threads {args.threads} --out {args.out}"
         + (f" --sample-seed {args.sample_seed}" if args.sample_seed is not None else "")
     )

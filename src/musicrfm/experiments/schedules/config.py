@@ -7,7 +7,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from musicrfm.errors import ConfigError
-from musicrfm.experiments.demo.config import PROMPT_INSTRUMENTS, DemoConfig, note_name
+from musicrfm.experiments.demo.config import PROMPT_INSTRUMENTS, DemoConfig
+from musicrfm.experiments.schedules.readers import INTERVAL_MODES, class_name
 from musicrfm.steering.plan import relative_coef
 from musicrfm.steering.schedules import PAPER_HORIZON, Schedule
 
@@ -51,8 +52,11 @@ def parse_coef(text: str | float) -> tuple[float | None, float | None]:
 class SchedulesConfig:
     """What the experiment does.
 
-    target: the note steered toward under every schedule. crossfade: (A, B) of the note→note
-    crossfade. coef: η0 at φ = 1, relative (``"0.15x"``: 0.15 × the median activation norm; the
+    concept: ``notes`` (the default), ``chords`` (chord quality) or ``intervals``; the
+    directions are learned on that concept's synthetic set and the clips read with its
+    detector (:mod:`.readers`). target: the class steered toward under every schedule.
+    crossfade: (A, B) of the A→B crossfade (for intervals, a glide). interval_mode: how an
+    interval is heard (``harmonic``: two notes together; ``melodic``: one after another). coef: η0 at φ = 1, relative (``"0.15x"``: 0.15 × the median activation norm; the
     demo's crossfade strength on the bundled model) or absolute. clips: clips per schedule (the
     same prompts x seeds for every schedule, the unsteered control and the crossfade).
     window_s/hop_s: the note detector's trace windows. gate: the correlation the monotone
@@ -61,6 +65,8 @@ class SchedulesConfig:
 
     target: str = "G"
     crossfade: tuple[str, str] = ("C", "G")
+    concept: str = "notes"
+    interval_mode: str = "harmonic"
     coef: str | float = "0.15x"
     clips: int = 12
     window_s: float = 0.5
@@ -104,8 +110,20 @@ class SchedulesConfig:
         unknown = [s for s in self.schedules if s not in SCHEDULES]
         if unknown or not self.schedules:
             raise ConfigError(f"unknown schedule(s) {unknown}; valid: {', '.join(SCHEDULES)}")
-        if len(self.crossfade) != 2 or self.crossfade[0] == self.crossfade[1]:
-            raise ConfigError(f"the crossfade needs two different notes, got {self.crossfade}")
+        names = [class_name(self.concept, c) for c in (self.target, *self.crossfade)]
+        if len(names) != 3 or names[1] == names[2]:
+            raise ConfigError(f"the crossfade needs two different classes, got {self.crossfade}")
+        if self.interval_mode not in INTERVAL_MODES:
+            raise ConfigError(
+                f"interval mode must be one of {', '.join(INTERVAL_MODES)}, "
+                f"got {self.interval_mode!r}"
+            )
         parse_coef(self.coef)
-        for note in (self.target, *self.crossfade):
-            note_name(note)  # a one-line error naming the valid notes
+
+    def canonical(self) -> SchedulesConfig:
+        """The same settings with target and crossfade in the concept's class names."""
+        return replace(
+            self,
+            target=class_name(self.concept, self.target),
+            crossfade=tuple(class_name(self.concept, c) for c in self.crossfade),
+        )

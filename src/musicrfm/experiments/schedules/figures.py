@@ -1,5 +1,5 @@
 """The report's figure: φ(t) and the mean detector probability of the target, per schedule,
-beside the unsteered clips, and the crossfade's two notes over time."""
+beside the unsteered clips, and the crossfade's two classes over time."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""`musicrfm mini schedules`: learn the note directions, steer under each paper schedule and a
-note→note crossfade, read the note detector's per-window trace and write the report folder."""
+"""`musicrfm mini schedules`: learn a concept's directions (notes by default; chord qualities or
+intervals), steer under each paper schedule and an A→B crossfade, read the concept detector's
+per-window trace (:mod:`.readers`) and write the report folder."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from musicrfm.errors import ConfigError
-from musicrfm.experiments.demo.config import default_work_dir, note_name
+from musicrfm.experiments.demo.config import default_work_dir
 from musicrfm.experiments.demo.report import json_default
 from musicrfm.experiments.demo.stages import Job, generate_all, learn_note_directions
 from musicrfm.experiments.schedules.config import (
@@ -23,6 +24,7 @@ from musicrfm.experiments.schedules.config import (
     paper_schedules,
     parse_coef,
 )
+from musicrfm.experiments.schedules.readers import concept_classes, read_trace
 from musicrfm.experiments.schedules.scoring import (
     crossfade_verdict,
     mean_trace,
@@ -31,7 +33,6 @@ from musicrfm.experiments.schedules.scoring import (
     third_labels,
     trace_correlation,
 )
-from musicrfm.theory import PITCH_CLASSES
 
 RESULT_NAME = "schedules"
 
@@ -52,15 +53,13 @@ def run_schedules(
     ``results.csv`` and ``schedules.png`` into ``out``. Returns the JSON record.
 
     ``model``: a loaded `ModelAdapter` or anything :func:`musicrfm.models.load_model` takes.
-    ``directions``: note `ConceptDirections` to use instead of learning them as the demo does
-    (a relative coef then needs their recorded activation norm)."""
+    ``directions``: `ConceptDirections` of ``config.concept`` to use instead of learning them
+    as the demo does (a relative coef then needs their recorded activation norm)."""
     from musicrfm.models import load_model
 
     cfg = config or SchedulesConfig()
-    cfg = cfg.with_changes(
-        target=note_name(cfg.target), crossfade=tuple(note_name(n) for n in cfg.crossfade)
-    )
     cfg.validate()
+    cfg = cfg.canonical()
     out, work_dir = Path(out), Path(work) if work is not None else default_work_dir()
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -69,7 +68,7 @@ def run_schedules(
     if directions is None:
         _, features, trained = learn_note_directions(
             adapter, cfg.data, work_dir, seed=seed, device=device, progress=progress,
-            timings=timings,
+            timings=timings, concept=cfg.concept,
         )  # fmt: skip
         directions = trained.directions
         scale: float | None = float(features.features.norm(dim=-1).median())
@@ -82,7 +81,13 @@ def run_schedules(
         )
     eta = round(relative * scale, 3) if relative is not None else float(absolute)
     out.mkdir(parents=True, exist_ok=True)
-    directions.save(out / "directions" / "notes")
+    missing = [c for c in (cfg.target, *cfg.crossfade) if c not in directions.classes]
+    if missing:
+        raise ConfigError(
+            f"the {cfg.concept} directions have no class {', '.join(missing)}; they have "
+            f"{', '.join(directions.classes)}"
+        )
+    directions.save(out / "directions" / cfg.concept)
 
     frame_rate = float(adapter.frame_rate)
     scheds = {
@@ -99,6 +104,7 @@ def run_schedules(
     timings["evaluate"] = time.perf_counter() - t
     record["settings"] = {
         "model_id": str(adapter.model_id),
+        "concept": cfg.concept,
         "frame_rate": frame_rate,
         "coef": cfg.coef,
         "eta0": eta,
@@ -147,17 +153,16 @@ def _jobs(directions: Any, cfg: SchedulesConfig, scheds: dict, eta: float, seed:
 
 
 def _detect(records: list[dict[str, Any]], cfg: SchedulesConfig) -> tuple[list[dict], list[Any]]:
-    """The note detector's clip label and per-window trace of every clip."""
-    from musicrfm.evaluation.detectors.notes import detect_note
-
+    """The concept detector's clip label and per-window trace of every clip."""
     rows, traces = [], []
     for rec in records:
         audio = rec["_audio"][0] if rec["_audio"].ndim == 2 else rec["_audio"]
-        d = detect_note(audio, rec["_sr"], window_s=cfg.window_s, hop_s=cfg.hop_s)
+        tr = read_trace(cfg.concept, audio, rec["_sr"], window_s=cfg.window_s, hop_s=cfg.hop_s,
+                        interval_mode=cfg.interval_mode)  # fmt: skip
         row = {k: v for k, v in rec.items() if not k.startswith("_")}
-        row["label"] = d.label
+        row["label"] = tr.label
         rows.append(row)
-        traces.append(d)
+        traces.append(tr)
     return rows, traces
 
 
@@ -167,16 +172,17 @@ def _score(
 ) -> dict[str, Any]:  # fmt: skip
     """Per schedule: the correlations and their verdict, the unsteered control's correlation
     with the same φ, and the mean traces; the crossfade's thirds and verdict."""
-    ti = PITCH_CLASSES.index(cfg.target)
+    classes = concept_classes(cfg.concept)
+    ti = classes.index(cfg.target)
     by_cond: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
         by_cond.setdefault(row["condition"], []).append(i)
 
     def sounding(idx: list[int]) -> list[int]:
-        return [i for i in idx if traces[i].trace_probs is not None and len(traces[i].times)]
+        return [i for i in idx if traces[i].sounding]
 
     def target_prob(i: int) -> np.ndarray:
-        return traces[i].trace_probs[:, ti]
+        return traces[i].probs[:, ti]
 
     base = sounding(by_cond.get("unsteered", []))
     summary, curves = [], {}
@@ -187,11 +193,11 @@ def _score(
         rs = []
         for i in idx:
             d = traces[i]
-            if d.trace_probs is None or not len(d.times):
+            if not d.sounding:
                 rs.append(float("nan"))  # a silent clip: no trace
                 continue
             phi = phi_at(sched, d.times, frame_rate, cfg.seconds)
-            rs.append(trace_correlation(phi, target_prob(i), d.trace_labels))
+            rs.append(trace_correlation(phi, target_prob(i), d.labels))
             rows[i]["r"] = rs[-1]
         verdict = schedule_verdict(rs, monotone=name in MONOTONE, gate=cfg.gate, seed=seed)
         phi_t = phi_at(sched, times, frame_rate, cfg.seconds)
@@ -207,7 +213,7 @@ def _score(
                 trace_correlation(
                     phi_at(sched, traces[i].times, frame_rate, cfg.seconds),
                     target_prob(i),
-                    traces[i].trace_labels,
+                    traces[i].labels,
                 )  # fmt: skip
                 for i in base
             ]
@@ -225,18 +231,16 @@ def _score(
     starts, ends, pa, pb = [], [], [], []
     for i in by_cond.get("crossfade", []):
         d = traces[i]
-        if d.trace_probs is None or not len(d.times):
+        if not d.sounding:
             starts.append("silent")
             ends.append("silent")
             continue
-        first, last = third_labels(
-            d.times, d.trace_probs, d.trace_labels, cfg.seconds, PITCH_CLASSES
-        )
+        first, last = third_labels(d.times, d.probs, d.labels, cfg.seconds, classes)
         starts.append(first)
         ends.append(last)
         rows[i].update(start_label=first, end_label=last)
-        pa.append(d.trace_probs[:, PITCH_CLASSES.index(a)])
-        pb.append(d.trace_probs[:, PITCH_CLASSES.index(b)])
+        pa.append(d.probs[:, classes.index(a)])
+        pb.append(d.probs[:, classes.index(b)])
     crossfade = (
         crossfade_verdict(starts, ends, a, b, gate=cfg.crossfade_gate) if starts else {"n": 0}
     )
@@ -263,6 +267,7 @@ def _score(
         "crossfade": crossfade,
         "traces": {"times": np.asarray(times).tolist(), **curves},
         "target": cfg.target,
+        "concept": cfg.concept,
     }
 
 

@@ -70,12 +70,17 @@ def schedules_markdown(record: dict[str, Any]) -> str:
     o = record["overall"]
     scale = s.get("activation_scale")
     scale = f"{scale:.2f}" if isinstance(scale, (int, float)) else "not recorded"
+    concept = record.get("concept", "notes")
+    what = {"notes": "note", "chords": "chord quality", "intervals": "interval"}.get(concept)
+    heard = {"notes": "the note detector's per-window probability",
+             "chords": "the chord detector's per-window probability",
+             "intervals": "the share of windows where the interval detector hears"}.get(concept)  # fmt: skip
     lines = [
         "# Steering over time: the paper's schedules and a crossfade",
         "",
-        f"Model `{s.get('model_id', '?')}`; target note {record['target']}; η0 at φ = 1: "
+        f"Model `{s.get('model_id', '?')}`; target {what} {record['target']}; η0 at φ = 1: "
         f"{s.get('eta0', '?')} ({s.get('coef', '?')}; median activation norm {scale}). "
-        "r: Pearson correlation of the note detector's per-window probability of the target "
+        f"r: Pearson correlation of {heard} of the target "
         "with φ(t), per clip over its sounding windows (an undefined r counts as 0), averaged over clips (bootstrap 95% CI).",
         "",
         to_markdown(schedule_table(record), floatfmt=".2f"),
