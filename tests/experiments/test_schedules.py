@@ -161,6 +161,7 @@ def test_pipeline_runs_end_to_end_on_a_random_model(tmp_path):
     assert (out / "schedules.png").stat().st_size > 0
     md = (out / "schedules.md").read_text()
     assert "linear-rise" in md and "C -> G" in md and "Command:" in md
+    assert record["crossfade"]["unsteered"]["n"] == 2 and "unsteered: starts / ends" in md
     lines = (out / "results.csv").read_text().strip().splitlines()
     assert len(lines) == 1 + 7 * 2  # 5 schedules + unsteered + crossfade, 2 clips each
     assert time.process_time() - start < 20, record["timings"]

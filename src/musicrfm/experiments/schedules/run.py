@@ -244,6 +244,13 @@ def _score(
     crossfade = (
         crossfade_verdict(starts, ends, a, b, gate=cfg.crossfade_gate) if starts else {"n": 0}
     )
+    if starts and base:
+        # the same thirds of the unsteered clips: how often A and B are heard anyway
+        thirds = [third_labels(traces[i].times, traces[i].probs, traces[i].labels, cfg.seconds,
+                               classes) for i in base]  # fmt: skip
+        ctl = crossfade_verdict([f for f, _ in thirds], [e for _, e in thirds], a, b,
+                                gate=cfg.crossfade_gate)  # fmt: skip
+        crossfade["unsteered"] = {k: ctl[k] for k in ctl if k.startswith(("starts", "ends", "n"))}
     if pa:
         rise = paper_schedules(cfg.seconds, frame_rate)["linear-rise"]
         phi_b = phi_at(rise, times, frame_rate, cfg.seconds)

@@ -50,18 +50,20 @@ def crossfade_table(xf: dict[str, Any]) -> pd.DataFrame:
         return f"{round(xf[key] * n)}/{n} = " + _ci(xf[key], xf[f"{key.split('_')[0]}_ci_low"],
                                                      xf[f"{key.split('_')[0]}_ci_high"])  # fmt: skip
 
-    return pd.DataFrame(
-        [
-            {
-                "crossfade": f"{xf['a']} -> {xf['b']}",
-                f"starts on {xf['a']} (first third)": share("starts_on_a"),
-                f"ends on {xf['b']} (last third)": share("ends_on_b"),
-                "both": share("both"),
-                "target": f">= {xf['gate']:g} each",
-                "verdict": "pass" if xf["passed"] else "FAIL",
-            }
-        ]
-    )
+    row = {
+        "crossfade": f"{xf['a']} -> {xf['b']}",
+        f"starts on {xf['a']} (first third)": share("starts_on_a"),
+        f"ends on {xf['b']} (last third)": share("ends_on_b"),
+        "both": share("both"),
+    }
+    ctl = xf.get("unsteered")
+    if ctl:  # the same thirds of the unsteered clips
+        m = ctl["n"]
+        row["unsteered: starts / ends"] = (
+            f"{round(ctl['starts_on_a'] * m)}/{m}, {round(ctl['ends_on_b'] * m)}/{m}"
+        )
+    row.update(target=f">= {xf['gate']:g} each", verdict="pass" if xf["passed"] else "FAIL")
+    return pd.DataFrame([row])
 
 
 def schedules_markdown(record: dict[str, Any]) -> str:
