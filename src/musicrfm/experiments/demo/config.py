@@ -69,6 +69,11 @@ class DemoConfig:
     seconds: float = 4.0
     budget: str = "fast"
     components: int = 4
+    # where directions are learned: "synthetic" (the SynTheory-style set of the concept) or
+    # "strikes" (the polyphonic testbed's own kind of clip: strike_grid notes, intervals or
+    # triads on a seed other than the recipe's; a model trained on strikes steers chord
+    # qualities from them that the synthetic chord set's directions do not move)
+    train_set: str = "synthetic"
     batch: int = 16
     instrument_check: bool = True
     examples_per_condition: int = 4

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from musicrfm.errors import ModelError
+from musicrfm.errors import ConfigError, ModelError
 from musicrfm.experiments.demo.config import (
     CONTROL_LABELS,
     DemoConfig,
@@ -46,7 +46,14 @@ def learn_note_directions(
     from musicrfm.probes.training import train_directions
 
     timings = {} if timings is None else timings
-    if concept == "notes":
+    if cfg.train_set not in TRAIN_SETS:
+        raise ConfigError(f"unknown training set {cfg.train_set!r}; valid: {', '.join(TRAIN_SETS)}")
+    if cfg.train_set == "strikes":
+        t = log_stage(
+            2, f"rendering strike {concept} clips ({cfg.clips_per_class} per class) into {work}"
+        )
+        dataset = strike_dataset(adapter, cfg, work, seed, progress, concept)
+    elif concept == "notes":
         t = log_stage(2, f"synthesising {12 * cfg.clips_per_class} one-note clips into {work}")
         dataset = note_dataset(adapter, cfg, work, seed, progress)
         counts = dataset.rows["label"].astype(str).value_counts()
@@ -102,6 +109,43 @@ def note_dataset(
         duration=4.0,
         progress=progress,
     )
+
+
+TRAIN_SETS = ("synthetic", "strikes")
+STRIKE_GRID_SEED_OFFSET = 17  # the recipe draws its grid with the training seed; this is another
+
+
+def strike_dataset(
+    adapter: ModelAdapter, cfg: DemoConfig, work: Path, seed: int, progress: bool, concept: str
+) -> Any:
+    """``cfg.clips_per_class`` strike clips of each of ``concept``'s classes (a seeded draw from
+    :func:`musicrfm.synth.strikes.strike_grid`, every program, tempo and inversion mixed),
+    rendered at the model's rate: what the polyphonic testbed was trained on, drawn with
+    another seed than its recipe (other octaves and tempos for the same items)."""
+    from musicrfm.synth.generate import render_specs
+    from musicrfm.synth.strikes import strike_grid, strike_spec
+
+    grid_seed = seed + STRIKE_GRID_SEED_OFFSET
+    grid = [c for c in strike_grid(seed=grid_seed) if c.concept == concept]
+    if not grid:
+        raise ConfigError(f"strike clips have no concept {concept!r}; they have notes, "
+                          "intervals and chords")  # fmt: skip
+    rng = np.random.default_rng(grid_seed)
+    by_class: dict[str, list[int]] = {}
+    for i, c in enumerate(grid):
+        by_class.setdefault(str(c.label), []).append(i)
+    chosen = sorted(
+        int(i)
+        for idx in by_class.values()
+        for i in rng.choice(idx, min(cfg.clips_per_class, len(idx)), replace=False)
+    )
+    sr = int(adapter.sample_rate)
+    folder = work / f"strike_{concept}_{sr}hz_{cfg.clips_per_class}pc_seed{seed}"
+    return render_specs(
+        [strike_spec(grid[i]) for i in chosen], folder,
+        name=f"strike-{concept}-{cfg.clips_per_class}", sample_rate=sr, seed=grid_seed,
+        workers=1, progress=progress,
+    )  # fmt: skip
 
 
 def concept_dataset(
