@@ -56,6 +56,7 @@ def trimmed(tmp_path_factory) -> Path:
 TINY_ARGS = [
     "--model", "random:tiny", "--concepts", "notes,chords", "--scale", "0.002",
     "--seconds", "0.2", "--clip-seconds", "0.5", "--budget", "fast", "--no-progress",
+    "--syntheory", "local",  # never a hub request from the suite, online or not
 ]  # fmt: skip
 
 

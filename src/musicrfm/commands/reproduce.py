@@ -20,8 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Run the paper's protocol (the versioned protocol.toml shipped with musicrfm: "
             "concepts, η0 grid, prompts, gate, layer weighting, 500 generations per condition, "
-            "probe budget) on MODEL: synthesise the SynTheory-equivalent clips, extract every "
-            "layer's features, train RFM directions and probes, run the steering sweeps, and "
+            "probe budget) on MODEL: take SynTheory's clips (from the hub, or the project's "
+            "SynTheory-equivalent generator: --syntheory), extract every layer's features, train RFM directions and probes, run the steering sweeps, and "
             "write each table in the paper's layout with the paper's numbers beside ours "
             "(tableN.md + tableN.json, reproduce.json) in --out. The plan -- clips, decoder "
             "steps, generations and an ESTIMATE of time and memory from a measured per-step "
@@ -66,6 +66,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="training clip length (default SynTheory's 4 s)",
     )
+    p.add_argument(
+        "--syntheory", default="auto", choices=["auto", "hub", "local"],
+        help="where the training clips come from: hub (SynTheory itself, the protocol's pinned "
+        "revision of meganwei/syntheory; needs pip install 'musicrfm[hub]' and a connection), "
+        "local (the SynTheory-equivalent generator), or auto (default: the hub when it can be "
+        "used, else local with a notice saying why)",
+    )  # fmt: skip
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
     p.add_argument(
         "--dtype",
@@ -118,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         tables=tables, budget=args.budget, scale=args.scale, concepts=args.concepts,
         seconds=args.seconds, clip_seconds=args.clip_seconds, device=args.device,
         dtype=args.dtype, batch=args.batch, clap_checkpoint=args.clap_checkpoint,
-        seed=args.seed, workers=args.threads, controls=args.controls,
+        seed=args.seed, workers=args.threads, controls=args.controls, syntheory=args.syntheory,
     )  # fmt: skip
     apply_threads(args.threads)
     progress = not args.no_progress
@@ -126,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
         args.model, options, out=args.out, work=args.work, protocol=args.protocol,
         progress=progress,
     )  # fmt: skip
+    if prepared.source.notice:
+        print(f"notice: {prepared.source.notice}", file=sys.stderr, flush=True)
     print("\n".join(prepared.plan.lines()), flush=True)
     if not args.yes:
         if not sys.stdin.isatty():

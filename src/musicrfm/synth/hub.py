@@ -8,15 +8,23 @@ that have no counterpart are kept under their own names.
 
 Offline, pass ``source=`` any iterable of row dicts with SynTheory's columns (that is how it is
 tested).
+
+:func:`fetch_balanced` is what ``musicrfm reproduce`` uses: a seeded, class-balanced sample of a
+concept (not the first N rows, which may all be one class), cropped and resampled like the local
+generator's clips, resumable clip by clip; :func:`hub_status` says quickly whether the hub can be
+used at all (the package, the offline switches, one short request).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import io
+import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +45,15 @@ from musicrfm.synth.dataset import (
 log = logging.getLogger(__name__)
 
 REPO_ID = "meganwei/syntheory"
+# the dataset commit read by default; the same as the reproduce protocol's `dataset.hub_revision`
+# (tests check that they agree)
+REVISION = "92c814ff4731c1b12194ab51f5a8a356ac514a67"
 HUB_CONFIGS = {
     "notes": "notes",
     "intervals": "intervals",
     "scales": "scales",
     "chords": "chords",
-    "progressions": "chord_progressions",
+    "progressions": "simple_progressions",
     "tempos": "tempos",
     "time_signatures": "time_signatures",
 }
@@ -220,8 +231,8 @@ def _decode_audio(value: Any) -> tuple[np.ndarray, int]:
 
 
 def _hub_rows(
-    concept: str, repo_id: str, split: str, streaming: bool
-) -> Iterable[Mapping[str, Any]]:
+    concept: str, repo_id: str, split: str, streaming: bool, revision: str | None = REVISION
+) -> Any:
     try:
         import datasets
     except ImportError:
@@ -231,7 +242,7 @@ def _hub_rows(
         ) from None
     try:
         return datasets.load_dataset(
-            repo_id, HUB_CONFIGS[concept], split=split, streaming=streaming
+            repo_id, HUB_CONFIGS[concept], split=split, streaming=streaming, revision=revision
         )
     except Exception as exc:  # network, auth, missing config: one clear line
         raise DatasetError(
@@ -249,6 +260,7 @@ def load_syntheory(
     channels: int = 1,
     format: str = "flac",
     repo_id: str = REPO_ID,
+    revision: str | None = REVISION,
     source: Iterable[Mapping[str, Any]] | None = None,
 ) -> SynthDataset:
     """Copy (up to ``limit`` clips of) one SynTheory concept into a dataset folder.
@@ -262,7 +274,11 @@ def load_syntheory(
     fmt = str(format).lower()
     if fmt not in ("flac", "wav"):
         raise ConfigError(f"unknown audio format {format!r}; valid: flac, wav")
-    rows_in = source if source is not None else _hub_rows(name, repo_id, split, limit is not None)
+    rows_in = (
+        source
+        if source is not None
+        else _hub_rows(name, repo_id, split, limit is not None, revision)
+    )
     root = Path(out).expanduser()
     try:
         (root / name).mkdir(parents=True, exist_ok=True)
@@ -285,6 +301,7 @@ def load_syntheory(
         root / META_JSON,
         {
             "generator": f"SynTheory via the Hugging Face hub ({repo_id})",
+            "revision": revision,
             "version": __version__,
             "complete": True,
             "options": {"concept": name, "split": split, "limit": limit, "sample_rate": sample_rate,
@@ -307,9 +324,10 @@ def _copy_clip(
     sample_rate: int,
     channels: int,
     fmt: str,
+    seconds: float | None = None,
 ) -> dict[str, Any] | None:
-    """Write one hub row's audio (mixed, resampled) as clip ``i``; returns its manifest row, or
-    None for a silent clip (nothing written)."""
+    """Write one hub row's audio (mixed, resampled, cut to its first ``seconds``) as clip ``i``;
+    returns its manifest row, or None for a silent clip (nothing written)."""
     import soundfile as sf
 
     from musicrfm.synth.render import is_silent
@@ -321,6 +339,8 @@ def _copy_clip(
         import librosa
 
         audio = librosa.resample(audio.T, orig_sr=sr, target_sr=sample_rate).T
+    if seconds is not None:
+        audio = audio[: int(round(seconds * sample_rate))]
     if bool(row.get("is_silent", False)) or is_silent(audio):
         return None
     audio = np.clip(audio, -1.0, 1.0)
@@ -347,3 +367,266 @@ def _to_channels(audio: np.ndarray, channels: int) -> np.ndarray:
     if audio.shape[1] == 1:
         return np.repeat(audio, channels, axis=1)
     return audio[:, :channels]
+
+
+# ============================================================================ availability
+_TRUE = ("1", "ON", "YES", "TRUE")
+HUB_EXTRA = "install the hub extra: pip install 'musicrfm[hub]'"
+
+
+@dataclass(frozen=True)
+class HubStatus:
+    """Whether SynTheory can be read from the hub now; when not, ``reason`` says why and
+    ``fix`` what to do. ``commit``: the dataset commit the revision resolves to, when asked."""
+
+    usable: bool
+    reason: str = ""
+    fix: str = ""
+    commit: str | None = None
+
+
+def has_datasets() -> bool:
+    """The `datasets` package is importable (looked up, not imported: importing it is slow)."""
+    try:
+        return importlib.util.find_spec("datasets") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def offline_reason() -> str | None:
+    """Which switch says to stay offline (``HF_HUB_OFFLINE`` / ``HF_DATASETS_OFFLINE``), if any."""
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        if os.environ.get(var, "").strip().upper() in _TRUE:
+            return f"{var}={os.environ[var]}"
+    try:
+        import huggingface_hub.constants as constants
+    except ImportError:  # pragma: no cover - a dependency of transformers
+        return None
+    return "HF_HUB_OFFLINE" if constants.HF_HUB_OFFLINE else None
+
+
+def hub_status(
+    repo_id: str = REPO_ID, revision: str | None = REVISION, *, timeout: float = 3.0
+) -> HubStatus:
+    """A quick check (no download): the package, the offline switches, then one metadata
+    request of at most ``timeout`` seconds, which also gives the revision's commit."""
+    if not has_datasets():
+        return HubStatus(False, "the `datasets` package is not installed", HUB_EXTRA)
+    off = offline_reason()
+    if off is not None:
+        return HubStatus(False, f"offline ({off})", "unset it and go online")
+    try:
+        from huggingface_hub import HfApi
+
+        info = HfApi().dataset_info(repo_id, revision=revision, timeout=timeout)
+    except Exception as exc:  # no network, a wrong revision, an outage: the reason in one line
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return HubStatus(
+            False,
+            f"cannot reach {repo_id}@{revision} ({type(exc).__name__}{': ' + text if text else ''})",
+            "go online (or check the protocol's dataset.hub_revision)",
+        )
+    return HubStatus(True, commit=getattr(info, "sha", None))
+
+
+# ============================================================================ row sources
+class HubRows:
+    """Random access to one SynTheory config: ``meta(i)`` (a row without its audio, cheap) and
+    ``row(i)`` (with it). Built on any sequence of row dicts (how the tests feed rows)."""
+
+    def __init__(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        self._rows = rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def meta(self, i: int) -> Mapping[str, Any]:
+        return {k: v for k, v in self._rows[i].items() if k != "audio"}
+
+    def row(self, i: int) -> Mapping[str, Any]:
+        return self._rows[i]
+
+
+class _DatasetRows(HubRows):
+    """A `datasets.Dataset`: labels from a copy without the audio column (nothing decoded)."""
+
+    def __init__(self, ds: Any) -> None:
+        super().__init__(ds)
+        self._meta = ds.remove_columns([c for c in ("audio",) if c in ds.column_names])
+
+    def meta(self, i: int) -> Mapping[str, Any]:
+        return self._meta[int(i)]
+
+
+def open_rows(
+    concept: str, repo_id: str = REPO_ID, revision: str | None = REVISION, split: str = "train"
+) -> HubRows:
+    """The concept's SynTheory config at ``revision`` (downloaded once into the Hugging Face
+    cache by `datasets`; later calls read that cache)."""
+    return _DatasetRows(_hub_rows(concept, repo_id, split, False, revision))
+
+
+# ============================================================================ balanced copy
+PROGRESS = ".hub-progress.jsonl"
+
+
+def fetch_balanced(
+    concept: str,
+    out: str | os.PathLike[str],
+    *,
+    per_class: int,
+    classes: Sequence[str] | None = None,
+    seed: int = 0,
+    seconds: float | None = None,
+    sample_rate: int = 32000,
+    channels: int = 1,
+    format: str = "flac",
+    repo_id: str = REPO_ID,
+    revision: str | None = REVISION,
+    commit: str | None = None,
+    rows: HubRows | None = None,
+) -> SynthDataset:
+    """``per_class`` clips of each class (``classes``: those labels only; default every label
+    found), drawn with ``seed`` from the non-silent rows, into the folder ``out``.
+
+    The draw is a seeded shuffle per class; a clip that turns out silent is replaced by the
+    class's next one. Each finished clip is journalled, so an interrupted copy resumes; a
+    complete folder with the same options is returned without touching the hub (``rows`` is
+    not even opened). A folder made with other options is refused, never mixed."""
+    from musicrfm.synth.concepts import get_concept
+    from musicrfm.synth.spec import derive_seed
+
+    name = get_concept(concept).name
+    fmt = str(format).lower()
+    if fmt not in ("flac", "wav"):
+        raise ConfigError(f"unknown audio format {format!r}; valid: flac, wav")
+    if per_class < 1:
+        raise ConfigError(f"per_class must be at least 1, got {per_class}")
+    options = {
+        "concept": name, "per_class": int(per_class), "seed": int(seed),
+        "classes": None if classes is None else [str(c) for c in classes],
+        "seconds": None if seconds is None else float(seconds), "sample_rate": int(sample_rate),
+        "channels": int(channels), "format": fmt, "repo_id": repo_id, "revision": revision,
+    }  # fmt: skip
+    root = Path(out).expanduser()
+    meta = _read_meta(root)
+    if meta is not None:
+        if meta.get("options") != options:
+            raise DatasetError(
+                f"{root} holds SynTheory clips made with other options; use another folder"
+            )
+        if meta.get("complete"):
+            return load_dataset(root)
+    try:
+        (root / name).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatasetError(f"cannot create {root}: {exc.strerror or exc}") from exc
+    write_json_atomic(root / META_JSON, _meta(options, commit, complete=False))
+    src = rows if rows is not None else open_rows(name, repo_id, revision)
+    pools = _pools(name, src, classes)
+    done = _read_progress(root / PROGRESS)
+    records: list[dict[str, Any]] = []
+    silent = 0
+    with open(root / PROGRESS, "a", encoding="utf-8") as journal:
+        for label, pool in pools.items():
+            order = np.random.default_rng(derive_seed(seed, "hub", name, label)).permutation(
+                len(pool)
+            )
+            kept = 0
+            for j in order:
+                if kept >= per_class:
+                    break
+                i = int(pool[j])
+                if i in done:
+                    record = done[i]
+                else:
+                    record = _copy_clip(
+                        name, i, src.row(i), root, sample_rate, channels, fmt, seconds
+                    )
+                    journal.write(json.dumps({"index": i, "record": record}, default=str) + "\n")
+                    journal.flush()
+                if record is None:
+                    silent += 1
+                else:
+                    records.append(record)
+                    kept += 1
+    records.sort(key=lambda r: r["path"])
+    write_csv_atomic(pd.DataFrame(records), root / MANIFEST_CSV)
+    counts = pd.Series([r["label"] for r in records]).value_counts().to_dict() if records else {}
+    info = _meta(options, commit, complete=True)
+    info.update(clips=len(records), counts={str(k): int(v) for k, v in counts.items()},
+                silent_excluded=silent)  # fmt: skip
+    write_json_atomic(root / META_JSON, info)
+    log.info("%s: %d SynTheory %s clips (%d silent left out)", root, len(records), name, silent)
+    return load_dataset(root)
+
+
+def cached_commit(out: str | os.PathLike[str]) -> tuple[bool, str | None]:
+    """(complete, commit) of a folder :func:`fetch_balanced` wrote; (False, None) otherwise."""
+    meta = _read_meta(Path(out).expanduser())
+    if meta is None:
+        return False, None
+    return bool(meta.get("complete")), meta.get("commit")
+
+
+def _meta(options: dict[str, Any], commit: str | None, *, complete: bool) -> dict[str, Any]:
+    return {
+        "generator": f"SynTheory via the Hugging Face hub ({options['repo_id']})",
+        "repo_id": options["repo_id"],
+        "revision": options["revision"],
+        "commit": commit,
+        "version": __version__,
+        "complete": complete,
+        "options": options,
+        "manifest": MANIFEST_CSV,
+    }
+
+
+def _read_meta(root: Path) -> dict[str, Any] | None:
+    path = root / META_JSON
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"cannot read {path}: {exc}") from exc
+    return meta if isinstance(meta, dict) else None
+
+
+def _pools(name: str, src: HubRows, classes: Sequence[str] | None) -> dict[str, list[int]]:
+    """Per class (in ``classes``' order, else sorted), the indices of its non-silent rows."""
+    wanted = None if classes is None else [str(c) for c in classes]
+    pools: dict[str, list[int]] = {c: [] for c in wanted or []}
+    for i in range(len(src)):
+        m = src.meta(i)
+        if bool(m.get("is_silent", False)):
+            continue
+        label = str(map_row(name, m)["label"])
+        if wanted is None:
+            pools.setdefault(label, []).append(i)
+        elif label in pools:
+            pools[label].append(i)
+    empty = [c for c, p in pools.items() if not p]
+    if empty or not pools:
+        raise DatasetError(
+            f"SynTheory {name}: no clips of {', '.join(empty) or 'any class'} in the hub rows"
+        )
+    return pools if wanted is not None else dict(sorted(pools.items()))
+
+
+def _read_progress(path: Path) -> dict[int, dict[str, Any] | None]:
+    """Finished clips of an interrupted copy (a half-written last line is ignored); a record
+    whose audio file is gone is dropped, so that clip is copied again."""
+    done: dict[int, dict[str, Any] | None] = {}
+    if not path.is_file():
+        return done
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        record = item.get("record")
+        if record is not None and not (path.parent / str(record["path"])).is_file():
+            continue
+        done[int(item["index"])] = record
+    return done

@@ -30,6 +30,7 @@ STEERING_TABLES = (2, 5, 6, 8, 9, 10)
 PAIR_CONCEPTS = ("notes", "chords", "intervals")
 TEMPO_CLIPS_PER_BPM = 25  # SynTheory: 4,025 tempo clips over 161 BPMs
 BUDGETS = ("paper", "fast")
+SYNTHEORY = ("auto", "hub", "local")
 
 
 @dataclass(frozen=True)
@@ -50,10 +51,15 @@ class ReproduceOptions:
     seed: int = 0
     workers: int = 1
     controls: bool = False  # also the causal controls (ours, not a paper table)
+    syntheory: str = "auto"  # the clips: SynTheory from the hub, the local generator, or auto
 
     def __post_init__(self) -> None:
         if self.budget not in BUDGETS:
             raise ConfigError(f"unknown budget {self.budget!r}; valid: {', '.join(BUDGETS)}")
+        if self.syntheory not in SYNTHEORY:
+            raise ConfigError(
+                f"unknown --syntheory {self.syntheory!r}; valid: {', '.join(SYNTHEORY)}"
+            )
         if not (isinstance(self.scale, (int, float)) and 0 < self.scale <= 1):
             raise ConfigError(f"--scale must be in (0, 1], got {self.scale}")
         for name in ("seconds", "clip_seconds"):
@@ -392,6 +398,37 @@ def _ablation_spec(
     return SweepSpec("ablations", tables, cfg)
 
 
+# ============================================================================ the clips' source
+@dataclass(frozen=True)
+class SynthSource:
+    """Where the training clips come from: ``kind`` "hub" (SynTheory, ``repo_id`` at
+    ``revision``, resolving to ``commit`` when known; ``cached``: every concept already in the
+    work folder) or "local" (the project's generator: musicrfm ``version``, ``spec_hash`` of its
+    code). ``asked``: the --syntheory value; ``notice``: why auto did not take the hub."""
+
+    kind: str
+    asked: str = "auto"
+    repo_id: str | None = None
+    revision: str | None = None
+    commit: str | None = None
+    cached: bool = False
+    version: str | None = None
+    spec_hash: str | None = None
+    notice: str | None = None
+
+    def describe(self) -> str:
+        if self.kind == "hub":
+            commit = (
+                f", commit {self.commit}" if self.commit and self.commit != self.revision else ""
+            )
+            cached = " (from the work folder's cache)" if self.cached else ""
+            return f"SynTheory from the hub: {self.repo_id} @ {self.revision}{commit}{cached}"
+        return f"local generator (musicrfm {self.version}, generator spec {self.spec_hash})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "description": self.describe()}
+
+
 # ============================================================================ the plan
 @dataclass
 class Costs:
@@ -427,6 +464,7 @@ class Plan:
     clip_seconds: float
     batched_generations: float = 0.0  # generate calls' batches: a sweep batches one prompt's seeds
     costs: Costs | None = None
+    source: SynthSource | None = None
 
     @property
     def clips(self) -> int:
@@ -461,6 +499,7 @@ class Plan:
             "tables": list(self.tables),
             "concepts": list(self.concepts),
             "clips_to_synthesise": self.clips,
+            "syntheory": None if self.source is None else self.source.to_dict(),
             "data": {k: {**asdict(v), "clips": v.clips} for k, v in self.data.items()},
             "sweeps": {s.name: {"tables": list(s.tables), "key": s.key()} for s in self.sweeps},
             "not_measured": {str(k): v for k, v in self.missing.items()},
@@ -490,6 +529,8 @@ class Plan:
             f"  evaluate: {self.evaluations:,} clip scorings (detector + FD/MMD embedding pass), "
             f"{self.probe_passes:,} probe-accuracy passes",
         ]
+        if self.source is not None:
+            out.insert(2, f"  clips from: {self.source.describe()}")
         for n, why in sorted(self.missing.items()):
             out.append(f"  table {n}: not measured: {why}")
         est = self.estimate()
@@ -543,6 +584,7 @@ def build_plan(
     max_delay: int,
     directions: Mapping[str, str],
     costs: Costs | None = None,
+    source: SynthSource | None = None,
 ) -> Plan:
     """Count what the run will do (no model needed beyond its depth and frame rate)."""
     concepts = run_concepts(options, protocol)
@@ -576,6 +618,7 @@ def build_plan(
         clip_seconds=clip_seconds,
         batched_generations=batched,
         costs=costs,
+        source=source,
     )
 
 

@@ -2,7 +2,9 @@
 
 :func:`prepare_reproduce` checks everything, loads the model, measures its per-step cost and
 counts the plan; :func:`run_reproduce` then runs the stages in order -- synthesise
-(``synth.generate_dataset``), extract (``capture.extract_features``, content-addressed cache),
+(SynTheory from the hub, ``synth.hub.fetch_balanced``, or the local generator,
+``synth.generate_dataset``: :func:`resolve_source` picks one; both give the same folder format),
+extract (``capture.extract_features``, content-addressed cache),
 train (``probes.train_directions``, saved once per feature set; the same result gives Table 1's
 mean-pooled scores through ``probes.tables.compare_probes``), Table 1 (plus an RFM on last-token
 features; ``experiments.table1.build_table1``), the steering sweeps
@@ -30,6 +32,7 @@ from musicrfm.experiments.reproduce.plan import (
     Plan,
     ReproduceOptions,
     SweepSpec,
+    SynthSource,
     build_plan,
     data_size,
     measure_costs,
@@ -60,6 +63,7 @@ class Prepared:
     plan: Plan
     out: Path
     work: Path
+    source: SynthSource
 
 
 @dataclass
@@ -99,17 +103,18 @@ def prepare_reproduce(
     if options.clap_checkpoint and not Path(options.clap_checkpoint).exists():
         raise ConfigError(f"--clap-checkpoint not found: {options.clap_checkpoint}")
     out = Path(out)
-    check_writable(out, what="--out", folder=True)
     work = Path(work) if work is not None else default_work(out)
+    source = resolve_source(options, protocol, work)  # `--syntheory hub` offline fails here
+    check_writable(out, what="--out", folder=True)
     adapter = load_model(model, device=options.device, dtype=options.dtype, progress=progress)
     paths = {c: str(_directions_placeholder(work, c)) for c in run_concepts(options, protocol)}
     costs = measure_costs(adapter, batch=options.batch, work=work / "probe") if measure else None
     plan = build_plan(
         str(adapter.info()["model_id"]), options, protocol, num_layers=int(adapter.num_layers),
         frame_rate=float(adapter.frame_rate), max_delay=int(adapter.max_delay),
-        directions=paths, costs=costs,
+        directions=paths, costs=costs, source=source,
     )  # fmt: skip
-    return Prepared(adapter, plan.model, options, protocol, plan, out, work)
+    return Prepared(adapter, plan.model, options, protocol, plan, out, work, source)
 
 
 def _directions_placeholder(work: Path, concept: str) -> Path:
@@ -142,8 +147,14 @@ def run_reproduce(
             on_stage(name)
 
     t = time.perf_counter()
-    datasets = {c: _dataset(adapter, c, opts, protocol, p.work, progress) for c in concepts}
-    done("synthesise", {"clips": {c: len(d) for c, d in datasets.items()}}, t)
+    datasets = {
+        c: _dataset(adapter, c, opts, protocol, p.work, p.source, progress) for c in concepts
+    }
+    done(
+        "synthesise",
+        {"source": p.source.kind, "clips": {c: len(d) for c, d in datasets.items()}},
+        t,
+    )
 
     t = time.perf_counter()
     features = {c: _features(adapter, ds, "mean", p.work, progress) for c, ds in datasets.items()}
@@ -203,6 +214,10 @@ def run_reproduce(
         "protocol": str(protocol.path),
         "command": command,
         "options": asdict(opts),
+        "syntheory": {
+            **p.source.to_dict(),
+            "datasets": {c: str(Path(d.root)) for c, d in datasets.items()},
+        },
         "plan": p.plan.to_dict(),
         "stages": stages,
         "sweeps": {k: str(v["folder"]) for k, v in sweeps.items()},
@@ -236,13 +251,146 @@ def _table1_config(concept: str, opts: ReproduceOptions, protocol: Protocol) -> 
 
 def _dataset(
     adapter: ModelAdapter, concept: str, opts: ReproduceOptions, protocol: Protocol, work: Path,
-    progress: bool,
+    source: SynthSource, progress: bool,
 ) -> Any:  # fmt: skip
-    """The concept's clips (the same folder Table 1 uses; the generator resumes it)."""
+    """The concept's clips: local, the same folder Table 1 uses (the generator resumes it); from
+    the hub, a balanced seeded sample of the same size and format in a folder of its own."""
     from musicrfm.experiments.table1.run import concept_dataset
 
+    if source.kind == "hub":
+        return _hub_dataset(adapter, concept, opts, protocol, work, source)
     cfg = _table1_config(concept, opts, protocol)
     return concept_dataset(adapter, concept, cfg, work / "datasets", progress=progress)
+
+
+# ============================================================================ the clips' source
+def resolve_source(options: ReproduceOptions, protocol: Protocol, work: Path) -> SynthSource:
+    """Which clips the run uses (nothing is written, nothing downloaded). ``local``: the
+    generator. ``hub``/``auto``: every concept already fetched into ``work`` (any model sample
+    rate) is reused as is; else the hub when :func:`musicrfm.synth.hub.hub_status` says it can
+    be used. Otherwise ``hub`` is one ConfigError saying how to fix it, ``auto`` the generator
+    with a notice saying why."""
+    from musicrfm.synth import hub
+
+    asked = options.syntheory
+    if asked == "local":
+        return _local_source(asked)
+    repo_id, revision = hub_ref(protocol)
+    commit = _hub_cached(work, options, protocol)
+    if commit is not False:
+        return SynthSource("hub", asked, repo_id, revision, commit or None, cached=True)
+    status = hub.hub_status(repo_id, revision)
+    if status.usable:
+        return SynthSource("hub", asked, repo_id, revision, status.commit)
+    if asked == "hub":
+        raise ConfigError(
+            f"--syntheory hub: cannot read SynTheory ({repo_id}) from the hub: {status.reason}; "
+            f"{status.fix}, or use --syntheory local (the SynTheory-equivalent generator)"
+        )
+    notice = (
+        f"SynTheory from the local generator, not the hub: {status.reason} "
+        f"(for the hub: {status.fix})"
+    )
+    return _local_source(asked, notice)
+
+
+def hub_ref(protocol: Protocol) -> tuple[str, str | None]:
+    """The protocol's hub id and pinned revision (a protocol file older than version 2 has
+    none: the hub loader's defaults, which are the shipped protocol's)."""
+    from musicrfm.synth import hub
+
+    dataset = protocol.data.get("dataset", {})
+    repo = dataset.get("hub_id", {}).get("value", hub.REPO_ID)
+    revision = dataset.get("hub_revision", {}).get("value", hub.REVISION)
+    return str(repo), (str(revision) if revision else None)
+
+
+def _local_source(asked: str, notice: str | None = None) -> SynthSource:
+    import musicrfm
+
+    return SynthSource(
+        "local", asked, version=musicrfm.__version__, spec_hash=generator_spec_hash(),
+        notice=notice,
+    )  # fmt: skip
+
+
+def generator_spec_hash() -> str:
+    """A hash of the local generator's code (``musicrfm.synth`` but its hub loader): a change
+    that could change the clips changes it, whatever the version string says."""
+    from importlib import resources
+
+    h = hashlib.sha256()
+    files = sorted(
+        (f for f in resources.files("musicrfm.synth").iterdir() if f.name.endswith(".py")),
+        key=lambda f: f.name,
+    )
+    for f in files:
+        if f.name != "hub.py":
+            h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def _hub_classes(concept: str, opts: ReproduceOptions, protocol: Protocol) -> list[str]:
+    """The classes the local generator would make: every label, tempos' thinned BPMs."""
+    from musicrfm.experiments.table1.config import TEMPO_RANGE
+    from musicrfm.synth.concepts import get_concept
+
+    if concept == "tempos":
+        step = data_size(concept, opts, protocol).tempo_step
+        return [str(b) for b in range(TEMPO_RANGE[0], TEMPO_RANGE[1] + 1, step)]
+    return [str(c) for c in get_concept(concept).labels]
+
+
+def _hub_folder(
+    work: Path, concept: str, opts: ReproduceOptions, protocol: Protocol, sample_rate: str
+) -> Path:
+    """``work/datasets/hub-<revision>/<concept>_<sr>hz_<s>s_<n>pc_seed<seed>_<tag>``: apart from
+    the generator's folders (the two never mix), named by everything the clips depend on;
+    ``sample_rate`` may be ``"*"`` (a glob, before the model is loaded)."""
+    repo_id, revision = hub_ref(protocol)
+    seconds = opts.clip_seconds or float(protocol.value("dataset.clip_seconds"))
+    per = data_size(concept, opts, protocol).clips_per_class
+    key = [repo_id, revision, _hub_classes(concept, opts, protocol)]
+    tag = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:8]
+    rev = "".join(ch if ch.isalnum() else "_" for ch in str(revision or "default"))[:12]
+    name = f"{concept}_{sample_rate}hz_{seconds:g}s_{per}pc_seed{opts.seed}_{tag}"
+    return work / "datasets" / f"hub-{rev}" / name
+
+
+def _hub_cached(work: Path, opts: ReproduceOptions, protocol: Protocol) -> str | bool:
+    """The commit (or "" when unknown) when every concept's hub folder is complete in
+    ``work``; False when any is missing."""
+    from musicrfm.synth.hub import cached_commit
+
+    commits = []
+    for c in run_concepts(opts, protocol):
+        folder = _hub_folder(work, c, opts, protocol, "*")
+        found = [cached_commit(f) for f in sorted(folder.parent.glob(folder.name))]
+        complete = [commit for ok, commit in found if ok]
+        if not complete:
+            return False
+        commits.append(complete[0] or "")
+    return commits[0] if len(set(commits)) == 1 else ""
+
+
+def _hub_dataset(
+    adapter: ModelAdapter, concept: str, opts: ReproduceOptions, protocol: Protocol, work: Path,
+    source: SynthSource,
+) -> Any:  # fmt: skip
+    """SynTheory clips of ``concept``: the protocol's clips per class (under --scale), drawn
+    balanced and seeded, at the model's sample rate, mono, cut to the training clip length --
+    what the local generator writes for the model."""
+    from musicrfm.synth.hub import fetch_balanced
+
+    sr = int(adapter.sample_rate)
+    folder = _hub_folder(work, concept, opts, protocol, str(sr))
+    return fetch_balanced(
+        concept, folder, per_class=data_size(concept, opts, protocol).clips_per_class,
+        classes=_hub_classes(concept, opts, protocol), seed=opts.seed,
+        seconds=opts.clip_seconds or float(protocol.value("dataset.clip_seconds")),
+        sample_rate=sr, repo_id=str(source.repo_id), revision=source.revision,
+        commit=source.commit,
+    )  # fmt: skip
 
 
 def _features(
@@ -457,6 +605,7 @@ def _header(p: Prepared, command: str | None) -> list[str]:
         f"Scale {o.scale:g} of the paper's sample sizes; probe budget {o.budget}; generations "
         f"of {p.plan.seconds:g} s; training clips of {p.plan.clip_seconds:g} s; seed {o.seed}; "
         f"device {o.device}, {o.dtype}.",
+        f"Training clips: {p.source.describe()}.",
     ]
     if o.scale < 1 or o.budget != "paper":
         lines.append(
