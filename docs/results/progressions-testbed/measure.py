@@ -35,12 +35,13 @@ from musicrfm.steering.progressions import make_progression  # noqa: E402
 OUT = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/progmeasure/out")
 PROGS = sys.argv[2].split(";") if len(sys.argv) > 2 else ["C G Am F"]
 RELS = [float(x) for x in sys.argv[3].split(",")] if len(sys.argv) > 3 else [0.15]
+TRAIN_SET = sys.argv[4] if len(sys.argv) > 4 else "synthetic"  # or "strikes" (session 12)
 SEEDS = [0, 1]
 TRIM = 0.15
 
 t0 = time.perf_counter()
 adapter = load_model("models/musicgen-mini-poly")
-cfg = replace(DemoConfig(), clips_per_class=48)
+cfg = replace(DemoConfig(), clips_per_class=48, train_set=TRAIN_SET)
 work = OUT / "work"
 dataset, features, trained = learn_note_directions(
     adapter, cfg, work, seed=0, progress=False, concept="chords"
