@@ -17,7 +17,7 @@ from musicrfm.theory import PITCH_CLASSES
 
 SAME_AS_BASELINE = ("random", "orthogonal", "other_class")
 # classification concepts with a synthetic training set and a detector
-HEADLINE_CONCEPTS = ("notes", "chords", "intervals")
+HEADLINE_CONCEPTS = ("notes", "chords", "intervals", "scales", "progressions", "time_signatures")
 
 
 @dataclass(frozen=True)
