@@ -1,4 +1,4 @@
-"""`musicrfm mini train|gates|judge|headline|schedules`: train the bundled mini MusicGen, measure
+"""`musicrfm mini train|gates|judge|headline|schedules|pairs`: train the bundled mini MusicGen, measure
 its quality gates, steering headline and schedules over time, fit its timbre judge.
 
 ``--model`` means what it means everywhere (:func:`musicrfm.commands.add_model_argument`, any
@@ -42,6 +42,8 @@ def register(subparsers) -> None:
     _register_judge(sub)
     _register_headline(sub)
     _register_schedules(sub)
+    _register_pairs(sub)
+    _register_ablations(sub)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
 
@@ -133,6 +135,7 @@ def _register_judge(sub) -> None:
 
 def _register_headline(sub) -> None:
     from musicrfm.experiments.headline import HeadlineConfig  # its defaults go into the help
+    from musicrfm.experiments.headline.config import HEADLINE_CONCEPTS
 
     default = HeadlineConfig()
     hl = sub.add_parser(
@@ -153,9 +156,10 @@ def _register_headline(sub) -> None:
     hl.add_argument(
         "--concept",
         default="notes",
-        choices=("notes", "chords", "intervals", "tempos"),
-        help="what to steer toward: pitch classes (default), chord qualities, intervals, or "
-        "tempo (a signed regression direction: faster / slower, judged by the detected BPM)",
+        choices=(*HEADLINE_CONCEPTS, "tempos"),
+        help="what to steer toward: pitch classes (default), chord qualities, intervals, scale "
+        "modes, chord progressions, time signatures (each judged by its detector), or tempo (a "
+        "signed regression direction: faster / slower, judged by the detected BPM)",
     )
     hl.add_argument(
         "--targets", nargs="+", default=None, help="classes to steer toward (default: all)"
@@ -185,6 +189,11 @@ def _register_headline(sub) -> None:
     hl.add_argument(
         "--gate", type=float, default=1.0,
         help="p of the per-step stochastic gate every plan gets (default 1: every step)",
+    )  # fmt: skip
+    hl.add_argument(
+        "--train-set", choices=("synthetic", "strikes"), default="synthetic",
+        help="where directions are learned: the concept's synthetic (SynTheory-style) set "
+        "(default) or strike clips, the polyphonic testbed's own kind of clip",
     )  # fmt: skip
     hl.add_argument(
         "--note-set-classifier", action="store_true",
@@ -249,9 +258,49 @@ def _register_schedules(sub) -> None:
     sc.set_defaults(func=run)
 
 
+def _register_pairs(sub) -> None:
+    pa = sub.add_parser(
+        "pairs",
+        help="measure two concepts steered at once: joint success, cross-talk, a conflict",
+        description=(
+            "Train each part's directions separately (notes, chords = quality, chord-roots), "
+            "write one plan file of two directions per FIRST+SECOND pair (each part with its "
+            "own coef, schedule and gate), steer with it, with each direction alone, with "
+            "random / orthogonal / sign-flipped controls of both and unsteered, and two targets "
+            "of the first concept at once (--conflict); judged by the note and chord detectors "
+            "and the timbre judge. Writes pairs.json/.md/.png, results.csv and plans/."
+        ),
+    )
+    add_model_argument(pa)
+    pa.add_argument("--first", default="notes", help="first part's concept (default notes)")
+    pa.add_argument("--second", default="chords", help="second part's concept (default chords)")
+    pa.add_argument("--pairs", nargs="+", default=["G+augmented", "D#+major"],
+                    help="FIRST+SECOND targets (default G+augmented D#+major)")  # fmt: skip
+    for part in ("first", "second"):
+        pa.add_argument(f"--{part}-coef", default="0.1x", help=f"{part} part's η0 (default 0.1x)")
+        pa.add_argument(f"--{part}-schedule", default="constant",
+                        help=f"{part} part's schedule, as --schedule takes it")  # fmt: skip
+        pa.add_argument(f"--{part}-gate", type=float, default=1.0, help=f"{part} part's gate p")
+    pa.add_argument("--conflict", nargs=2, default=("C", "G"), metavar=("A", "B"),
+                    help="two targets of the first concept at once (default C G)")  # fmt: skip
+    pa.add_argument("--no-conflict", action="store_true", help="skip the conflict case")
+    pa.add_argument("--clips", type=int, default=16, help="clips per condition (default 16)")
+    pa.add_argument("--seconds", type=float, default=4.0, help="clip length (default 4)")
+    pa.add_argument("--out", default="pairs-report", help="folder for the results")
+    pa.add_argument("--work", default=None, help="cache for the training sets and features")
+    pa.add_argument("--seed", type=int, default=0, help="seed for data, probes and sampling")
+    pa.add_argument("--sample-seed", type=int, default=None,
+                    help="seed of the generated clips only (default --seed)")  # fmt: skip
+    pa.add_argument("--device", default="cpu", help="torch device")
+    add_threads_argument(pa)
+    pa.set_defaults(func=run)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.mini_action == "schedules":
         return _schedules(args)
+    if args.mini_action == "pairs":
+        return _pairs(args)
     if args.mini_action == "train":
         from musicrfm.mini.config import TrainConfig
         from musicrfm.mini.train import train
@@ -298,7 +347,7 @@ def run(args: argparse.Namespace) -> int:
     if args.mini_action == "judge":
         return _judge(args)
     raise ConfigError(
-        "choose an action: musicrfm mini train | gates | headline | judge | schedules"
+        "choose an action: musicrfm mini train | gates | headline | judge | schedules | pairs"
     )
 
 
@@ -325,6 +374,40 @@ def _schedules(args: argparse.Namespace) -> int:
                            config=cfg, device=args.device, command=command)  # fmt: skip
     print(Path(args.out, "schedules.md").read_text())
     return 0 if record["overall"]["passed"] else 1
+
+
+def _pairs(args: argparse.Namespace) -> int:
+    from musicrfm.experiments.pairs import PairsConfig, PartSpec, parse_pair
+
+    check_device(args.device)
+    apply_threads(args.threads)
+    parts = {
+        k: PartSpec(getattr(args, k), coef=getattr(args, f"{k}_coef"),
+                    schedule=getattr(args, f"{k}_schedule"), gate=getattr(args, f"{k}_gate"))
+        for k in ("first", "second")
+    }  # fmt: skip
+    cfg = PairsConfig(
+        first=parts["first"], second=parts["second"],
+        pairs=tuple(parse_pair(p) for p in args.pairs), clips=args.clips,
+        conflict=None if args.no_conflict else tuple(args.conflict), sample_seed=args.sample_seed,
+    ).with_changes(seconds=args.seconds)  # fmt: skip
+    cfg.validate()
+    command = " ".join(
+        ["musicrfm mini pairs", f"--model {args.model}", f"--first {args.first}",
+         f"--second {args.second}", "--pairs " + " ".join(args.pairs)]
+        + [f"--{k}-{f} {getattr(args, f'{k}_{f}')}" for k in ("first", "second")
+           for f in ("coef", "schedule", "gate")]
+        + (["--no-conflict"] if args.no_conflict else ["--conflict " + " ".join(args.conflict)])
+        + [f"--clips {args.clips}", f"--seconds {args.seconds:g}", f"--seed {args.seed}",
+           f"--threads {args.threads}", f"--out {args.out}"]
+        + ([f"--sample-seed {args.sample_seed}"] if args.sample_seed is not None else [])
+    )  # fmt: skip
+    from musicrfm.experiments.pairs import run_pairs
+
+    record = run_pairs(model=args.model, out=args.out, work=args.work, seed=args.seed,
+                       config=cfg, device=args.device, command=command)  # fmt: skip
+    print(Path(args.out, "pairs.md").read_text())
+    return 0 if record["overall"]["all_passed"] else 1
 
 
 def _gates(args: argparse.Namespace) -> int:
@@ -413,14 +496,16 @@ def _headline(args: argparse.Namespace) -> int:
         cfg = replace(cfg, instrument_reference=False)
     if args.batch_size is not None:
         cfg = replace(cfg, data=replace(cfg.data, batch=args.batch_size))
+    if args.train_set != "synthetic":
+        cfg = replace(cfg, data=replace(cfg.data, train_set=args.train_set))
     # the command that reproduces this run, as recorded in the report and the model card
     shown = [("model", args.model), ("seed", args.seed)]
     if args.concept != "notes":
         shown.append(("concept", args.concept))
     keys = ("targets", "clips", "flip_clips", "baseline_clips", "relative_coefs", "layers")
-    for key in (*keys, "rows", "gate"):
+    for key in (*keys, "rows", "gate", "train_set"):
         value = getattr(args, key)
-        if value is not None and value not in ("all", "both", 1.0):
+        if value is not None and value not in ("all", "both", 1.0, "synthetic"):
             shown.append((key, " ".join(map(str, value)) if isinstance(value, list) else value))
     if args.batch_size is not None:
         shown.append(("batch_size", args.batch_size))
@@ -461,3 +546,51 @@ def _record_in_card(args: argparse.Namespace, adapter, record: dict) -> None:
     if not args.no_card and folder is not None and (folder / "training.json").exists():
         record_headline(folder, record, args.concept)
         print(f"recorded in {folder / 'README.md'}")
+
+
+def _register_ablations(sub) -> None:
+    ab = sub.add_parser(
+        "ablations",
+        help="report the paper's ablations (Tables 8-10) and its optimum at matched hit rate",
+        description=(
+            "Read finished `musicrfm sweep` folders (configs in experiments/ablations/) and "
+            "write the paper's Tables 8 (layer weighting), 9 (top-K) and 10 (gate p) with Wilson "
+            "95% intervals for hit rates and bootstrap intervals for adherence, the layer "
+            "weights each variant steers with, and, with --optimum, the optimum plan against "
+            "the default at the η0 where each reaches the same hit rate (--rates)."
+        ),
+    )
+    ab.add_argument("--sweep", nargs="+", required=True,
+                    help="the ablation sweep folder(s); parts of one grid are read as one")  # fmt: skip
+    ab.add_argument("--optimum", default=None, help="sweep folder of the optimum plan's η0 grid")
+    ab.add_argument("--rates", type=float, nargs="+", default=[0.8, 0.9],
+                    help="hit rates to match at (default 0.8 0.9)")  # fmt: skip
+    add_model_argument(ab, default=None, note="; compiles the layer weights (default: none)")
+    ab.add_argument("--n-boot", type=int, default=2000, help="bootstrap draws (default 2000)")
+    ab.add_argument("--out", default="ablations-report", help="folder for the report")
+    add_threads_argument(ab)
+    ab.set_defaults(func=_ablations)
+
+
+def _ablations(args: argparse.Namespace) -> int:
+    from musicrfm.experiments.ablations import write_ablations_report
+
+    apply_threads(args.threads)
+    if args.n_boot < 1:
+        raise ConfigError(f"--n-boot must be at least 1, got {args.n_boot}")
+    model = None
+    if args.model:
+        from musicrfm.models import load_model
+
+        model = load_model(args.model)
+    command = " ".join(
+        ["musicrfm mini ablations --sweep", *args.sweep]
+        + ([f"--optimum {args.optimum}"] if args.optimum else [])
+        + ["--rates", *(f"{r:g}" for r in args.rates)]
+        + ([f"--model {args.model}"] if args.model else [])
+        + [f"--n-boot {args.n_boot}", f"--out {args.out}"]
+    )
+    write_ablations_report(args.sweep, args.out, optimum=args.optimum, rates=args.rates,
+                           model=model, n_boot=args.n_boot, command=command)  # fmt: skip
+    print(Path(args.out, "ablations.md").read_text())
+    return 0
