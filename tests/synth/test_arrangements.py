@@ -21,7 +21,9 @@ def test_arrangement_is_seeded_and_its_labels_hold() -> None:
     assert a != arr.arrangement(5, seed=4)
     assert a.progression == theory.PROGRESSIONS[5].name
     scale = "ionian" if a.mode == "major" else "aeolian"
-    for (root, quality), degree in zip(a.chords, theory.PROGRESSIONS[5].degrees):
+    degrees = theory.PROGRESSIONS[5].degrees
+    assert len(a.chords) == arr.BARS == len(degrees) + 1
+    for (root, quality), degree in zip(a.chords, (*degrees, 1)):  # then the final tonic bar
         pcs = theory.diatonic_triad_pcs(a.tonic, scale, degree)
         assert (root, quality) == (pcs[0], theory.triad_quality(pcs))
     lo, hi = arr.TEMPO_RANGE[a.meter]
@@ -34,8 +36,40 @@ def test_arrangement_is_seeded_and_its_labels_hold() -> None:
     bass_pcs = {n.pitch % 12 for n in a.tracks["bass"]}
     assert {r for r, _ in a.chords} <= bass_pcs
     row = a.labels()
-    assert row["chords"].count("|") == 3 and len(json.loads(row["bar_times"])) == 5
+    assert row["chords"].count("|") == 4 and len(json.loads(row["bar_times"])) == 6
     assert json.loads(row["lead_notes"])[0][2] == lead[0].pitch
+    assert row["set_version"] == arr.SET_VERSION == 2
+
+
+def _started(notes, a: arr.Arrangement, bar: int) -> set[int]:
+    """Pitch classes of the notes that start in ``bar``."""
+    return {n.pitch % 12 for n in notes if bar * a.bar_s - 1e-9 <= n.start < (bar + 1) * a.bar_s}
+
+
+def test_the_final_bar_establishes_the_key() -> None:
+    """Set v2: every clip ends on a bar of the tonic triad, the bass on the low tonic and the
+    lead on the tonic, all held; the labelled chord of every bar is what the comp plays."""
+    for i in range(19):
+        a = arr.arrangement(i, seed=3)
+        t0 = arr.PROGRESSION_BARS * a.bar_s
+        assert a.chords[-1] == (a.tonic, a.mode)  # the tonic triad's quality is the mode
+        tonic = {p % 12 for p in theory.chord_pitch_classes(a.tonic, a.mode)}
+        for bar, (root, quality) in enumerate(a.chords):
+            heard = _started(a.tracks["chords"], a, bar)
+            assert heard == set(theory.chord_pitch_classes(root, quality)), (i, bar)
+        assert _started(a.tracks["chords"], a, arr.PROGRESSION_BARS) == tonic
+        for role in ("bass", "lead"):
+            held = [n for n in a.tracks[role] if n.start >= t0 - 1e-9]
+            assert len(held) == 1 and held[0].pitch % 12 == a.tonic, (i, role, held)
+            assert held[0].end - held[0].start >= (arr.METERS[a.meter] - 0.2) * a.beat_s
+        assert 36 <= a.tracks["bass"][-1].pitch <= 47 and 67 <= a.tracks["lead"][-1].pitch <= 88
+        assert any(n.pitch == arr.CRASH and abs(n.start - t0) < 1e-9 for n in a.tracks["drums"])
+        assert max(n.end for n in a.tracks["drums"]) <= a.duration
+        assert a.cadence.split("-") == [
+            a.progression.split("-")[-1],
+            "I" if a.mode == "major" else "i",
+        ]
+        assert a.progression == theory.PROGRESSIONS[i].name  # the label of bars 1-4, unchanged
 
 
 def test_the_set_cycles_through_the_progressions_in_both_modes() -> None:
@@ -53,7 +87,9 @@ def test_write_mix_set_with_tinysoundfont(tmp_path) -> None:
     assert 0.85 < np.abs(y).max() <= 0.9 + 1e-3
     again = arr.write_mix_set(tmp_path / "n", count=1, seed=0)
     assert np.array_equal(sf.read(again / rows.path[0])[0], y)  # bit-identical re-render
-    assert json.loads((root / "dataset.json").read_text())["soundfont"] == "TimGM6mb.sf2"
+    meta = json.loads((root / "dataset.json").read_text())
+    assert meta["soundfont"] == "TimGM6mb.sf2" and meta["set_version"] == arr.SET_VERSION
+    assert set(rows["set_version"]) == {arr.SET_VERSION} and rows["cadence"][0].endswith(("I", "i"))
 
 
 def test_write_mix_set_with_fluidsynth_and_fluidr3(tmp_path) -> None:

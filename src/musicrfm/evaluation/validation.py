@@ -322,7 +322,8 @@ def _mix_rows(
     numerals = str(row["progression"]).split("-")
     got_numerals = prog.label.split("-")
     got_chords = prog.details.get("chords", [])
-    for i, chord in enumerate(str(row["chords"]).split("|")):
+    # the progression is the first bars (set v2 adds a final tonic bar after them)
+    for i, chord in enumerate(str(row["chords"]).split("|")[: len(numerals)]):
         got = got_numerals[i] if i < len(got_numerals) else None
         out.add(
             "progression numeral per bar",

@@ -7,6 +7,20 @@ chord per bar) in a key and mode, at a tempo and meter, mixed at seeded levels w
 Every label is known by construction: key and mode, the chord of every bar (root + quality),
 the bar and beat times, tempo, meter and every lead note.
 
+Set version 2 (:data:`SET_VERSION`; version 1 was the four bars alone) establishes the key the
+way real music does: after the progression's four bars comes a final tonic bar -- the tonic
+triad in the chord instrument, the bass holding the tonic, the lead landing on the tonic and
+holding it, a crash on its downbeat. Version 1 ended wherever the progression ended, and
+several of SynTheory's progressions are the same four chords in a major key and its relative
+minor (vi-IV-I-V in C = i-VI-III-VII in A minor), so its key labels could not be told from the
+audio (every key error of the detectors there was a relative major / minor swap). The change
+was made to the validation set openly, not tuned on any detector's answer. Bars 1-4 of a
+version-2 clip are the notes of the same clip in version 1 (the final bar draws from its own
+generator). Labels: ``chords`` names all five bars (the fifth is the tonic triad),
+``progression`` stays the SynTheory name of bars 1-4 (so a progression detector reads the
+first four bars, as before), ``cadence`` names the last two bars' numerals (``"V-I"``,
+``"VII-i"``...).
+
 Two renderers: TinySoundFont (the project's :class:`~musicrfm.synth.render.Renderer`, default
 soundfont TimGM6mb) and FluidSynth (pyfluidsynth, reverb and chorus off) with any other General
 MIDI soundfont (Debian ``fluid-soundfont-gm``: FluidR3_GM.sf2). Tracks are rendered one at a
@@ -42,7 +56,13 @@ LEVELS_DB = {"drums": -14.0, "bass": -16.0, "chords": -17.0, "lead": -14.0}
 """Mean RMS level of each track (dBFS) before the seeded +-2 dB jitter: lead and drums on top,
 bass and chords under them, as a pop mix is balanced."""
 KICK, SNARE, HAT, CRASH = 36, 38, 42, 49
-BARS = 4
+SET_VERSION = 2
+"""Version of the set's design, written to ``dataset.json`` and every manifest row: 2 added the
+final tonic bar (see the module docstring)."""
+PROGRESSION_BARS = 4
+"""Bars of the SynTheory progression (the ``progression`` label)."""
+BARS = PROGRESSION_BARS + 1
+"""Bars of a clip: the progression, then the final tonic bar."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +92,7 @@ class Arrangement:
 
     @property
     def duration(self) -> float:
-        """Four bars and half a beat of ring-out."""
+        """Five bars (the progression and the final tonic bar) and half a beat of ring-out."""
         return BARS * self.bar_s + 0.5 * self.beat_s
 
     @property
@@ -81,6 +101,11 @@ class Arrangement:
 
     def chord_names(self) -> list[str]:
         return [f"{theory.PITCH_CLASSES[r]}:{q}" for r, q in self.chords]
+
+    @property
+    def cadence(self) -> str:
+        """Roman numerals of the last two bars (the approach and the final tonic): ``"V-I"``."""
+        return "-".join(self.progression.split("-")[-1:] + ["I" if self.mode == "major" else "i"])
 
     def labels(self) -> dict[str, Any]:
         """The manifest row (lists as JSON text so a CSV keeps them)."""
@@ -92,6 +117,7 @@ class Arrangement:
             "tonic": theory.PITCH_CLASSES[self.tonic],
             "mode": self.mode,
             "progression": self.progression,
+            "cadence": self.cadence,
             "chords": "|".join(self.chord_names()),
             "bar_times": json.dumps([round(i * self.bar_s, 4) for i in range(BARS + 1)]),
             "bpm": float(self.bpm),
@@ -100,6 +126,7 @@ class Arrangement:
             "reverb_level": self.reverb,
             **{f"{role}_program": int(p) for role, p in self.programs.items()},
             "seed": self.seed,
+            "set_version": SET_VERSION,
         }
 
 
@@ -116,10 +143,13 @@ def _voicing(root: int, quality: str, previous: list[int] | None) -> list[int]:
     return min(options, key=lambda c: sum(abs(a - b) for a, b in zip(c, previous)))
 
 
-def _drums(meter: str, beat: float, rng: np.random.Generator) -> list[Note]:
+def _drums(
+    meter: str, beat: float, rng: np.random.Generator, bars: range = range(PROGRESSION_BARS)
+) -> list[Note]:
+    """Kick, snare and hi-hat eighths in ``bars``, a crash on the first of them."""
     beats = METERS[meter]
-    notes = [Note(0.0, 0.3, CRASH, 90)]
-    for bar in range(BARS):
+    notes = [Note(bars[0] * beats * beat, bars[0] * beats * beat + 0.3, CRASH, 90)]
+    for bar in bars:
         t0 = bar * beats * beat
         for b in range(beats):
             t = t0 + b * beat
@@ -205,12 +235,37 @@ def _lead(
     return notes
 
 
+def _coda(
+    tonic: int,
+    lead: list[Note],
+    meter: str,
+    beat: float,
+    rng: np.random.Generator,
+) -> dict[str, list[Note]]:
+    """The final tonic bar (bar :data:`PROGRESSION_BARS`): the bass holds the low tonic, the
+    lead lands on the tonic nearest its last note (MIDI 67-88) and holds it, the drums keep
+    time with a crash on the downbeat. The chord instrument's bar comes from :func:`_comp`."""
+    beats = METERS[meter]
+    t0 = PROGRESSION_BARS * beats * beat
+    hold = t0 + (beats - 0.1) * beat
+    low = 36 + (tonic - 36) % 12
+    last = lead[-1].pitch
+    top = min((m for m in range(67, 89) if m % 12 == tonic), key=lambda m: (abs(m - last), m))
+    return {
+        "drums": _drums(meter, beat, rng, range(PROGRESSION_BARS, BARS)),
+        "bass": [Note(t0, hold, low, 100)],
+        "lead": [Note(t0, hold, top, 100)],
+    }
+
+
 def arrangement(index: int, *, seed: int = 0) -> Arrangement:
     """Arrangement number ``index`` of the set made with ``seed`` (same arguments, same clip).
 
     Progressions cycle through SynTheory's 19 (so the set is balanced in major / minor); tonic,
     meter (4/4 twice as often as 3/4), tempo, programs, comping style, levels and reverb are
-    drawn from a generator seeded by ``(seed, index)``.
+    drawn from a generator seeded by ``(seed, index)``, in the order version 1 drew them; the
+    final tonic bar's hi-hat velocities come from a second generator, so bars 1-4 are
+    version 1's notes.
     """
     rng = np.random.default_rng(derive_seed(seed, "arrangement", index))
     prog = theory.PROGRESSIONS[index % len(theory.PROGRESSIONS)]
@@ -231,12 +286,16 @@ def arrangement(index: int, *, seed: int = 0) -> Arrangement:
         "lead": int(rng.choice(LEAD_PROGRAMS)),
     }
     style = str(rng.choice(["sustain", "beats", "broken"]))
-    comp, _ = _comp(chords, meter, beat, style)
+    final = (tonic, "major" if mode == "major" else "minor")
+    comp, _ = _comp([*chords, final], meter, beat, style)
+    drums = _drums(meter, beat, rng)
+    lead = _lead(tonic, prog.mode, chords, meter, beat, rng)
+    coda = _coda(tonic, lead, meter, beat, np.random.default_rng(derive_seed(seed, "coda", index)))
     tracks = {
-        "drums": tuple(_drums(meter, beat, rng)),
-        "bass": tuple(_bass(chords, meter, beat)),
+        "drums": tuple(drums + coda["drums"]),
+        "bass": tuple(_bass(chords, meter, beat) + coda["bass"]),
         "chords": tuple(comp),
-        "lead": tuple(_lead(tonic, prog.mode, chords, meter, beat, rng)),
+        "lead": tuple(lead + coda["lead"]),
     }
     levels = {r: round(LEVELS_DB[r] + float(rng.uniform(-2, 2)), 2) for r in ROLES}
     return Arrangement(
@@ -244,7 +303,7 @@ def arrangement(index: int, *, seed: int = 0) -> Arrangement:
         tonic=tonic,
         mode=mode,
         progression=prog.name,
-        chords=tuple(chords),
+        chords=(*chords, final),
         bpm=bpm,
         meter=meter,
         programs=programs,
@@ -387,6 +446,7 @@ def write_mix_set(
     pd.DataFrame(rows).to_csv(root / "manifest.csv", index=False)
     meta = {
         "kind": "mixes",
+        "set_version": SET_VERSION,
         "count": count,
         "seed": seed,
         "renderer": backend,
