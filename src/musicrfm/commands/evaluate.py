@@ -80,8 +80,9 @@ def register(subparsers: Any) -> None:
         "mixes",
         help="render the full-mix validation set (drums, bass, chords, lead; known labels)",
         description=(
-            "Render multi-track arrangements (SynTheory's 19 progressions, one chord a bar, "
-            "4/4 and 3/4, 60-180 BPM, a lead melody; levels and reverb seeded) with their labels: "
+            "Render multi-track arrangements (set version 2: one of SynTheory's 19 progressions, "
+            "one chord a bar, then a final tonic bar that establishes the key; 4/4 and 3/4, "
+            "60-180 BPM, a lead melody; levels and reverb seeded) with their labels: "
             "key and mode, chord per bar, tempo, meter, lead notes. Same seed, same labels."
         ),
     )
