@@ -28,6 +28,7 @@ from musicrfm.experiments.schedules.scoring import (
     third_labels,
     trace_correlation,
 )
+from musicrfm.probes.directions import ConceptDirections
 from musicrfm.theory import PITCH_CLASSES
 
 SECONDS, FRAME_RATE = 5.0, 50.0
@@ -130,6 +131,17 @@ def test_config_errors_are_one_line():
         assert "\n" not in str(info.value)
 
 
+def _random_directions(adapter, concept: str, classes) -> ConceptDirections:
+    """Seeded random unit directions for every class, scores and an activation norm of 10."""
+    g = torch.Generator().manual_seed(0)
+    L, d, k = adapter.num_layers, adapter.hidden_size, len(classes)
+    v = torch.randn(L, k, 1, d, generator=g)
+    meta = {"model_id": adapter.model_id, "num_layers": L, "hidden_size": d,
+            "activation_norm": 10.0}  # fmt: skip
+    return ConceptDirections(concept, list(classes), v / v.norm(dim=-1, keepdim=True),
+                             torch.rand(L, k, generator=g), list(range(L)), meta=meta)  # fmt: skip
+
+
 def test_pipeline_runs_end_to_end_on_a_random_model(tmp_path):
     """Given directions (training them would take longer than the run), 2 clips of 1.5 s per
     condition: every file is written and the record matches the JSON."""
@@ -138,17 +150,10 @@ def test_pipeline_runs_end_to_end_on_a_random_model(tmp_path):
     from musicrfm.experiments.demo import DemoConfig
     from musicrfm.experiments.schedules import run_schedules
     from musicrfm.models import load_model
-    from musicrfm.probes.directions import ConceptDirections
 
     start = time.process_time()  # our own CPU time: the shared machine's load is not ours
     adapter = load_model("random:tiny")
-    g = torch.Generator().manual_seed(0)
-    L, d = adapter.num_layers, adapter.hidden_size
-    v = torch.randn(L, 12, 1, d, generator=g)
-    meta = {"model_id": adapter.model_id, "num_layers": L, "hidden_size": d,
-            "activation_norm": 10.0}  # fmt: skip
-    cd = ConceptDirections("notes", list(PITCH_CLASSES), v / v.norm(dim=-1, keepdim=True),
-                           torch.rand(L, 12, generator=g), list(range(L)), meta=meta)  # fmt: skip
+    cd = _random_directions(adapter, "notes", PITCH_CLASSES)
     data = replace(DemoConfig.quick(), prompts=("acoustic piano", "violin"), seconds=1.5)
     cfg = SchedulesConfig(clips=2, coef="0.5x", data=data)
     out = tmp_path / "out"
@@ -244,16 +249,9 @@ def test_chord_quality_schedules_run_end_to_end(tmp_path):
     from musicrfm.experiments.demo import DemoConfig
     from musicrfm.experiments.schedules import run_schedules
     from musicrfm.models import load_model
-    from musicrfm.probes.directions import ConceptDirections
 
     adapter = load_model("random:tiny")
-    g = torch.Generator().manual_seed(0)
-    L, d = adapter.num_layers, adapter.hidden_size
-    v = torch.randn(L, 4, 1, d, generator=g)
-    meta = {"model_id": adapter.model_id, "num_layers": L, "hidden_size": d,
-            "activation_norm": 10.0}  # fmt: skip
-    cd = ConceptDirections("chords", list(CHORD_QUALITIES), v / v.norm(dim=-1, keepdim=True),
-                           torch.rand(L, 4, generator=g), list(range(L)), meta=meta)  # fmt: skip
+    cd = _random_directions(adapter, "chords", CHORD_QUALITIES)
     data = replace(DemoConfig.quick(), prompts=("acoustic piano",), seconds=1.5)
     cfg = SchedulesConfig(concept="chords", target="aug", crossfade=("C+", "major"), clips=2,
                           coef="0.5x", data=data, schedules=("linear-rise",),
@@ -263,8 +261,7 @@ def test_chord_quality_schedules_run_end_to_end(tmp_path):
     assert record["concept"] == "chords" and record["target"] == "augmented"
     assert (record["crossfade"]["a"], record["crossfade"]["b"]) == ("augmented", "major")
     assert "chord quality augmented" in (tmp_path / "o" / "schedules.md").read_text()
-    notes = ConceptDirections("notes", list(PITCH_CLASSES), torch.randn(L, 12, 1, d),
-                              torch.rand(L, 12), list(range(L)), meta=meta)  # fmt: skip
+    notes = _random_directions(adapter, "notes", PITCH_CLASSES)
     with pytest.raises(ConfigError, match="no class augmented"):
         run_schedules(model=adapter, out=tmp_path / "p", config=cfg, directions=notes,
                       progress=False)  # fmt: skip
