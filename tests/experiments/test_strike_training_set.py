@@ -9,6 +9,7 @@ import pytest
 from musicrfm.errors import ConfigError
 from musicrfm.experiments.demo.config import DemoConfig
 from musicrfm.experiments.demo.stages import learn_note_directions, strike_dataset
+from musicrfm.theory import PITCH_CLASSES
 
 
 class _Adapter:
@@ -20,7 +21,7 @@ def test_strike_dataset_draws_each_class_equally_and_caches(tmp_path):
     ds = strike_dataset(_Adapter(), cfg, tmp_path, 0, False, "chords")
     counts = ds.rows["label"].astype(str).value_counts().to_dict()
     assert counts == {q: 2 for q in ("major", "minor", "augmented", "diminished")}
-    assert set(ds.rows["root"].astype(str)) <= set("C C# D D# E F F# G G# A A# B".split())
+    assert set(ds.rows["root"].astype(str)) <= set(PITCH_CLASSES)
     again = strike_dataset(_Adapter(), cfg, tmp_path, 0, False, "chords")
     assert list(again.rows["path"]) == list(ds.rows["path"])  # same draw, same folder
     other = strike_dataset(_Adapter(), cfg, tmp_path / "s1", 1, False, "chords")

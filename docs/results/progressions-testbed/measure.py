@@ -92,7 +92,9 @@ for text in PROGS:
         t = time.perf_counter()
         plan = None
         if parts is not None:
-            srcs = [OUT / "dirs" / "chords"] + ([OUT / "dirs" / "chord-roots"] if "root" in parts else [])
+            srcs = [OUT / "dirs" / "chords"] + (
+                [OUT / "dirs" / "chord-roots"] if "root" in parts else []
+            )
             plan = compile_progression(prog, [str(s) for s in srcs], rel * scale, parts=parts)
         clips = generate(adapter, prompts, plan=plan, seed=SEEDS, seconds=prog.seconds, batch=8, **sampling)  # fmt: skip
         bars = [b for c in clips for b in judge(c, prog)]
