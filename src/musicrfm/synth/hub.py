@@ -41,6 +41,7 @@ from musicrfm.synth.dataset import (
     load_dataset,
     write_csv_atomic,
 )
+from musicrfm.synth.journal import JOURNAL, read_journal
 
 log = logging.getLogger(__name__)
 
@@ -467,7 +468,6 @@ def open_rows(
 
 
 # ============================================================================ balanced copy
-PROGRESS = ".hub-progress.jsonl"
 
 
 def fetch_balanced(
@@ -524,10 +524,11 @@ def fetch_balanced(
     write_json_atomic(root / META_JSON, _meta(options, commit, complete=False))
     src = rows if rows is not None else open_rows(name, repo_id, revision)
     pools = _pools(name, src, classes)
-    done = _read_progress(root / PROGRESS)
+    # the synth journal's format: {"id", "status": "ok" | "silent", "row"}, one line a clip
+    done = {int(k): v.get("row") for k, v in read_journal(root, fmt).items()}
     records: list[dict[str, Any]] = []
     silent = 0
-    with open(root / PROGRESS, "a", encoding="utf-8") as journal:
+    with open(root / JOURNAL, "a", encoding="utf-8") as journal:
         for label, pool in pools.items():
             order = np.random.default_rng(derive_seed(seed, "hub", name, label)).permutation(
                 len(pool)
@@ -543,7 +544,9 @@ def fetch_balanced(
                     record = _copy_clip(
                         name, i, src.row(i), root, sample_rate, channels, fmt, seconds
                     )
-                    journal.write(json.dumps({"index": i, "record": record}, default=str) + "\n")
+                    entry = {"id": str(i), "status": "silent" if record is None else "ok",
+                             "row": record}  # fmt: skip
+                    journal.write(json.dumps(entry, default=str) + "\n")
                     journal.flush()
                 if record is None:
                     silent += 1
@@ -612,21 +615,3 @@ def _pools(name: str, src: HubRows, classes: Sequence[str] | None) -> dict[str, 
             f"SynTheory {name}: no clips of {', '.join(empty) or 'any class'} in the hub rows"
         )
     return pools if wanted is not None else dict(sorted(pools.items()))
-
-
-def _read_progress(path: Path) -> dict[int, dict[str, Any] | None]:
-    """Finished clips of an interrupted copy (a half-written last line is ignored); a record
-    whose audio file is gone is dropped, so that clip is copied again."""
-    done: dict[int, dict[str, Any] | None] = {}
-    if not path.is_file():
-        return done
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            item = json.loads(line)
-        except ValueError:
-            continue
-        record = item.get("record")
-        if record is not None and not (path.parent / str(record["path"])).is_file():
-            continue
-        done[int(item["index"])] = record
-    return done
