@@ -247,18 +247,19 @@ def sweep_specs(
     def concept_entry(c: str, targets: Sequence[str]) -> dict[str, Any]:
         return {"directions": directions[c], "targets": list(targets)}
 
+    def one_concept(name: str, c: str, n: int, key: str, **extra: Any) -> dict[str, Any]:
+        """A sweep of concept ``c`` alone at the optimal plan, ``n`` generations a cell."""
+        size = cell_size(n, classes[c], protocol, seed, key)
+        return {
+            **common, "name": name, "prompts": list(size.prompts), "seeds": list(size.seeds),
+            **extra, "plan": optimal_plan(protocol),
+            "concepts": {c: concept_entry(c, size.targets)},
+        }  # fmt: skip
+
     if 2 in asked:
         for c in concepts:
-            size = cell_size(n_cell, classes[c], protocol, seed, f"table2:{c}")
-            cfg = {
-                **common,
-                "name": f"table2-{c}",
-                "prompts": list(size.prompts),
-                "seeds": list(size.seeds),
-                "coefs": list(protocol.value("steering.coefs")),
-                "plan": optimal_plan(protocol),
-                "concepts": {c: concept_entry(c, size.targets)},
-            }
+            coefs = list(protocol.value("steering.coefs"))
+            cfg = one_concept(f"table2-{c}", c, n_cell, f"table2:{c}", coefs=coefs)
             specs.append(SweepSpec(f"table2-{c}", (2,), cfg))
     if 5 in asked:
         spec = _table5_spec(options, protocol, concepts, classes, common, concept_entry)
@@ -275,17 +276,11 @@ def sweep_specs(
     if options.controls:
         n_ctl = scaled(protocol.value("controls.generations"), options.scale)
         for c in concepts:
-            size = cell_size(n_ctl, classes[c], protocol, seed, f"controls:{c}")
-            cfg = {
-                **common,
-                "name": f"controls-{c}",
-                "prompts": list(size.prompts),
-                "seeds": list(size.seeds),
-                "coefs": [float(protocol.value("controls.coef"))],
-                "controls": list(protocol.value("controls.kinds")),
-                "plan": optimal_plan(protocol),
-                "concepts": {c: concept_entry(c, size.targets)},
-            }
+            cfg = one_concept(
+                f"controls-{c}", c, n_ctl, f"controls:{c}",
+                coefs=[float(protocol.value("controls.coef"))],
+                controls=list(protocol.value("controls.kinds")),
+            )  # fmt: skip
             specs.append(SweepSpec(f"controls-{c}", (), cfg))
     ablation_tables = tuple(t for t in (8, 9, 10) if t in asked)
     if ablation_tables:
