@@ -30,6 +30,7 @@ from musicrfm.experiments.pairs.scoring import (
     pair_rows,
     pair_verdict,
 )
+from musicrfm.experiments.schedules.run import clip_items  # the same (prompt, seed) draw
 
 RESULT_NAME = "pairs"
 WINDOW_S, HOP_S = 0.5, 0.25  # the note detector's trace windows (the conflict case reads them)
@@ -149,13 +150,6 @@ def learn_part_directions(
             cd.meta["label_column"] = "root"
     record_activation_norms(cd, features.features)
     return cd
-
-
-def clip_items(cfg: PairsConfig, seed: int) -> list[tuple[str, int]]:
-    """The (prompt, seed) pairs every condition generates: prompts in turn, a new seed a round."""
-    prompts = cfg.data.prompt_texts()
-    s = seed if cfg.sample_seed is None else cfg.sample_seed
-    return [(prompts[i % len(prompts)], s + 1000 * (i // len(prompts))) for i in range(cfg.clips)]
 
 
 def pair_plan(paths: dict[str, Path], cfg: PairsConfig, pair: tuple[str, str]) -> Any:

@@ -39,10 +39,8 @@ def attribute_hits(frame: pd.DataFrame, concept: str, target: str) -> np.ndarray
         raise ConfigError(f"no label column for concept {concept!r}; valid: {', '.join(LABEL_COLUMN)}")  # fmt: skip
     if column not in frame:
         raise ConfigError(f"the clips have no {column!r} labels to judge {concept} by")
-    if concept == "notes":
-        return np.asarray([float(det.label_matches("notes", str(x), target)) for x in frame[column]])  # fmt: skip
-    if concept == "chords":
-        return np.asarray([float(det.label_matches("chords", str(x), target)) for x in frame[column]])  # fmt: skip
+    if concept in ("notes", "chords"):
+        return np.asarray([float(det.label_matches(concept, str(x), target)) for x in frame[column]])  # fmt: skip
     t = PITCH_CLASSES.index(target)
     same = {PITCH_CLASSES[t], PITCH_CLASSES[(t + 4) % 12], PITCH_CLASSES[(t + 8) % 12]}
     quality = frame["quality"] if "quality" in frame else pd.Series([""] * len(frame))
