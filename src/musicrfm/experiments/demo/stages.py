@@ -112,7 +112,9 @@ def note_dataset(
 
 
 TRAIN_SETS = ("synthetic", "strikes")
-STRIKE_GRID_SEED_OFFSET = 17  # the recipe draws its grid with the training seed; this is another
+# the recipe draws its grid with the training seed; directions (strike sets, the tempo headline's
+# set) draw theirs with this offset, so they see other octaves and tempos of the same items
+STRIKE_GRID_SEED_OFFSET = 17
 
 
 def strike_dataset(

@@ -47,11 +47,12 @@ TEMPO_CHANGE_GATE = 0.20
 def tempo_dataset(adapter: Any, work: Path, per_tempo: int, seed: int, progress: bool) -> Any:
     """``per_tempo`` strike clips at each testbed tempo (every concept and program mixed),
     rendered at the model's rate into ``work``; labels are BPM."""
+    from musicrfm.experiments.demo.stages import STRIKE_GRID_SEED_OFFSET
     from musicrfm.synth.generate import render_specs
     from musicrfm.synth.strikes import TEMPOS, strike_grid, tempo_specs
 
-    rng = np.random.default_rng(seed + 17)
-    grid = strike_grid(seed=seed + 17)
+    rng = np.random.default_rng(seed + STRIKE_GRID_SEED_OFFSET)
+    grid = strike_grid(seed=seed + STRIKE_GRID_SEED_OFFSET)
     chosen = []
     for bpm in TEMPOS:
         idx = [i for i, c in enumerate(grid) if c.bpm == bpm]
