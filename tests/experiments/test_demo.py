@@ -17,6 +17,9 @@ import pytest
 import torch
 
 from musicrfm.errors import ModelError
+from musicrfm.synth.concepts import CONCEPTS
+
+SCALE_LABELS = set(CONCEPTS["scales"].labels)
 
 
 def _mini_available() -> bool:
@@ -130,28 +133,107 @@ def test_cli_registers_demo():
 
 
 def test_chord_part_runs_and_shows_in_the_report(tmp_path):
-    """The chord part learns chord directions, steers toward one quality with the controls and
-    is judged by the chord detector (plumbing on a random model: it steers nothing)."""
+    """The default second part learns chord directions, steers toward one quality with the
+    controls and is judged by the chord detector (plumbing on a random model: it steers
+    nothing)."""
     from musicrfm.experiments.demo import DemoConfig
-    from musicrfm.experiments.demo.chords import run_chord_part
-    from musicrfm.experiments.demo.report import _chord_section
+    from musicrfm.experiments.demo.part import run_concept_part
+    from musicrfm.experiments.demo.report import part_section
 
-    cfg = DemoConfig.quick(chord_model="random:tiny", prompts=("violin",), seeds_per_prompt=2,
+    cfg = DemoConfig.quick(part_model="random:tiny", prompts=("violin",), seeds_per_prompt=2,
                            clips_per_class=6, seconds=1.0)  # fmt: skip
-    chords = run_chord_part(cfg, tmp_path / "work", tmp_path / "out", progress=False)
-    conditions = [r["condition"] for r in chords["summary"]]
+    part = run_concept_part(cfg, tmp_path / "work", tmp_path / "out", progress=False)
+    conditions = [r["condition"] for r in part["summary"]]
     assert conditions[:2] == ["unsteered", "concept"] and {"random", "flip"} <= set(conditions)
-    assert chords["target"] == "augmented" and all(r["n"] == 2 for r in chords["summary"])
-    title, body = _chord_section(chords)
-    assert "polyphonic testbed" in title and "augmented" in body
-    assert (tmp_path / "out" / "results_chords.csv").is_file()
+    assert part["target"] == "augmented" and all(r["n"] == 2 for r in part["summary"])
+    assert part["concept"] == "chords" and part["chance"] == 0.25
+    title, body = part_section(part)
+    assert title.startswith("Chord quality") and "augmented triad" in body
+    results = pd.read_csv(tmp_path / "out" / "results_chords.csv")
+    assert set(results["concept"]) == {"chords"}  # rows name the part's concept, not notes
 
 
-def test_a_missing_chord_model_skips_the_chord_part_with_a_notice(tmp_path, caplog):
+def test_a_part_of_another_concept_is_judged_by_its_detector(tmp_path):
+    """``--part scales:dorian``: the scale set, scale directions, the scale detector."""
     from musicrfm.experiments.demo import DemoConfig
-    from musicrfm.experiments.demo.run import _chord_part
+    from musicrfm.experiments.demo.part import run_concept_part
+    from musicrfm.experiments.demo.report import part_section
 
-    cfg = DemoConfig.quick(chord_model=str(tmp_path / "no-such-model"))
-    assert _chord_part(cfg, tmp_path, tmp_path, 0, "cpu", False) is None
-    assert "no chord part" in caplog.text
-    assert _chord_part(DemoConfig.quick(), tmp_path, tmp_path, 0, "cpu", False) is None
+    cfg = DemoConfig.quick(part_model="random:tiny", part_concept="scales", part_target="Dorian",
+                           prompts=("violin",), seeds_per_prompt=2, clips_per_class=6,
+                           seconds=1.0, controls=("random",))  # fmt: skip
+    part = run_concept_part(cfg, tmp_path / "work", tmp_path / "out", progress=False)
+    assert part["concept"] == "scales" and part["target"] == "dorian"
+    assert part["chance"] == pytest.approx(1 / 7)
+    results = pd.read_csv(tmp_path / "out" / "results_scales.csv")
+    assert set(results["concept"]) == {"scales"} and len(results) == 2 + 2 + 2
+    assert set(results["label"]) <= {*SCALE_LABELS, "none", "silent"}
+    assert "dorian mode" in part_section(part)[1]
+
+
+def test_the_tempo_part_measures_the_bpm_change_each_way(tmp_path):
+    """``--part tempos:faster``: a regression direction, judged by the median detected BPM."""
+    from musicrfm.experiments.demo import DemoConfig
+    from musicrfm.experiments.demo.part import run_concept_part
+    from musicrfm.experiments.demo.report import part_section
+
+    cfg = DemoConfig.quick(part_model="random:tiny", part_concept="tempos", part_target="faster",
+                           prompts=("violin",), seeds_per_prompt=2, clips_per_class=6,
+                           seconds=1.0)  # fmt: skip
+    part = run_concept_part(cfg, tmp_path / "work", tmp_path / "out", progress=False)
+    conditions = {r["condition"] for r in part["rows"]}
+    assert {"unsteered", "faster", "slower", "flip (faster)"} <= conditions
+    assert set(part["overall"]) >= {"faster", "slower", "passed"}
+    title, body = part_section(part)
+    assert title.startswith("Tempo") and "median detected BPM" in body
+    assert (tmp_path / "out" / "tempos" / "headline.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("chords:Cm", ("chords", "minor")), ("chord:C+", ("chords", "augmented")),
+     ("intervals:5", ("intervals", "P4")), ("intervals:perfect fifth", ("intervals", "P5")),
+     ("scales:Dorian", ("scales", "dorian")), ("meter:3/4", ("time_signatures", "3/4")),
+     ("notes:Db", ("notes", "C#")), ("tempos:Slower", ("tempos", "slower")),
+     ("progressions:I-V-vi-IV", ("progressions", "I-V-vi-IV"))],
+)  # fmt: skip
+def test_part_names_as_users_write_them(text, expected):
+    from musicrfm.experiments.demo.part import parse_part
+
+    assert parse_part(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("chords", "CONCEPT:CLASS"), ("keys:C", "training set and a detector"),
+     ("chords:sus4", "valid: major, minor, augmented, diminished"),
+     ("intervals:P13", "valid: m2"), ("tempos:120", "tempos:faster or tempos:slower")],
+)  # fmt: skip
+def test_a_bad_part_lists_what_is_valid_before_any_model_loads(text, message, monkeypatch, capsys):
+    from musicrfm.cli import main
+
+    monkeypatch.setattr("musicrfm.models.load_model", _no_model)
+    assert main(["demo", "--part", text, "--out", "x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+def _no_model(*args, **kwargs):
+    raise AssertionError("the model loaded before the --part check")
+
+
+def test_cli_part_options():
+    from musicrfm.cli import build_parser
+
+    args = build_parser().parse_args(["demo", "--part", "intervals:P5", "--part-model", "m"])
+    assert args.part == "intervals:P5" and args.part_model == "m" and not args.no_part
+
+
+def test_a_missing_part_model_skips_the_part_with_a_notice(tmp_path, caplog):
+    from musicrfm.experiments.demo import DemoConfig
+    from musicrfm.experiments.demo.run import _concept_part
+
+    cfg = DemoConfig.quick(part_model=str(tmp_path / "no-such-model"))
+    assert _concept_part(cfg, tmp_path, tmp_path, 0, "cpu", False) is None
+    assert "no chords part" in caplog.text
+    assert _concept_part(DemoConfig.quick(), tmp_path, tmp_path, 0, "cpu", False) is None

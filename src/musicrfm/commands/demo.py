@@ -44,6 +44,25 @@ def check_batch_size(value: int | None) -> None:
         raise ConfigError(f"--batch-size must be at least 1, got {value}")
 
 
+def part_line(part: dict) -> str:
+    """One line on the second part: steered against unsteered (or the tempo change)."""
+    head = f"{part['concept']} on {part['model_id']}, toward {part['target']}"
+    if part["concept"] == "tempos":
+        way = part["overall"].get(part["target"], {})
+        lo, hi = way.get("change_ci", (float("nan"), float("nan")))
+        return (
+            f"{head}: median BPM {way.get('change', float('nan')):+.2f} [{lo:+.2f}, {hi:+.2f}] "
+            f"against unsteered (bar: 20% each way, controls: "
+            f"{'met' if part['overall'].get('passed') else 'not met'})"
+        )
+    rows = {r["condition"]: r for r in part["summary"]}
+    c, u = rows["concept"], rows["unsteered"]
+    return (
+        f"{head} at η0={c['coef']:g}: accuracy {c['accuracy']:.2f} [{c['ci_low']:.2f}, "
+        f"{c['ci_high']:.2f}] n={c['n']} against {u['accuracy']:.2f} unsteered"
+    )
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "demo",
@@ -85,6 +104,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="comma-separated controls: random, flip, orthogonal, other_class "
         "(default random,flip,orthogonal; --quick: random,flip)",
     )
+    p.add_argument(
+        "--part", default=None, metavar="CONCEPT:CLASS",
+        help="the second part: one class of another concept steered with the same controls on "
+        "--part-model and judged by that concept's detector (default chords:augmented; also "
+        "chords:minor, intervals:P5, scales:dorian, progressions:I-V-vi-IV, "
+        "time_signatures:3/4, notes:C, tempos:faster or tempos:slower)",
+    )  # fmt: skip
+    p.add_argument(
+        "--part-model", default=None, metavar="MODEL",
+        help="model of the second part (default the bundled polyphonic testbed, "
+        "musicgen-mini-poly)",
+    )  # fmt: skip
+    p.add_argument("--no-part", action="store_true", help="the note part only")
     p.add_argument("--quick", action="store_true", help="a reduced run (CI): fewer clips, one η0")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
     add_precision_arguments(p, batch_default=DEMO_BATCH)
@@ -106,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
     from musicrfm.errors import ConfigError
     from musicrfm.experiments.demo import DemoConfig, run_demo
     from musicrfm.experiments.demo.config import CONTROL_LABELS, note_name
+    from musicrfm.experiments.demo.part import PART_MODEL, parse_part
     from musicrfm.models import load_model
 
     check_batch_size(args.batch_size)
@@ -126,6 +159,14 @@ def run(args: argparse.Namespace) -> int:
         changes["crossfade_to"] = None if args.crossfade_to == "tritone" else args.crossfade_to
     if args.target:
         changes["target"] = args.target
+    if args.part:
+        changes["part_concept"], changes["part_target"] = parse_part(args.part)
+        if cfg.part_model is None:  # --quick has no second part unless one is asked for
+            changes["part_model"] = PART_MODEL
+    if args.part_model:
+        changes["part_model"] = args.part_model
+    if args.no_part:
+        changes["part_model"] = None
     cfg = replace(cfg, **changes)
     # what run_demo checks first, checked here before the model loads (at --dtype)
     for note in (cfg.target, cfg.crossfade_to):
@@ -169,6 +210,9 @@ def run(args: argparse.Namespace) -> int:
     judge = result.settings.get("instrument", {}).get("classifier")
     if judge:
         print(f"  (prompt adherence: the {judge} timbre classifier hears the prompted instrument)")
+    part = result.settings.get("part")
+    if part:
+        print(f"  {part_line(part)}")
     xf = result.crossfade
     if xf.get("n"):
         print(

@@ -77,14 +77,17 @@ class DemoConfig:
     batch: int = 16
     instrument_check: bool = True
     examples_per_condition: int = 4
-    # the chord part (experiments.demo.chords): one chord quality on the polyphonic testbed
-    # (None: no chord part; skipped with a notice when that model is not in the checkout).
-    # `musicrfm mini headline --concept chords` on it: augmented reaches 0.88 at 0.1x (unsteered
-    # 0.12), major 0.83 at 0.3x (unsteered 0.69), minor and diminished stay below 0.2
-    chord_model: str | None = "musicgen-mini-poly"
-    chord_target: str = "augmented"
-    chord_relative_coef: float = 0.1
-    chord_seeds_per_prompt: int = 2
+    # the second part (experiments.demo.part): one class of another concept, by default one
+    # chord quality on the polyphonic testbed (part_model None: no second part; skipped with a
+    # notice when that model is not in the checkout). `musicrfm mini headline --concept chords`
+    # on it: augmented reaches 0.88 at 0.1x (unsteered 0.12), major 0.83 at 0.3x (unsteered
+    # 0.69), minor and diminished stay below 0.2. Any concept with a training set and a
+    # detector: `musicrfm demo --part intervals:P5` (tempos: faster / slower)
+    part_model: str | None = "musicgen-mini-poly"
+    part_concept: str = "chords"
+    part_target: str = "augmented"
+    part_relative_coef: float = 0.1
+    part_seeds_per_prompt: int = 2
 
     def prompt_texts(self) -> list[str]:
         """The prompts as given to the model: instrument, then ", <register> register" if set."""
@@ -104,7 +107,7 @@ class DemoConfig:
             instrument_check=False,
             examples_per_condition=2,
             controls=("random", "flip"),
-            chord_model=None,
+            part_model=None,
         )
         return replace(base, **changes)
 

@@ -129,8 +129,8 @@ def write_report_html(
         sections.append(("Accuracy vs η0", f"<img src='{rel['coef_sweep']}' alt='sweep'>"))
     if xf.get("n"):
         sections.append(_crossfade_section(out, frame, xf, rel))
-    if settings.get("chords"):
-        sections.append(_chord_section(settings["chords"]))
+    if settings.get("part"):
+        sections.append(part_section(settings["part"]))
     panels = "".join(
         f"<img src='{rel[k]}' width='520' alt='{k}'>" for k in ("panel_unsteered", "panel_concept")
         if k in rel
@@ -165,27 +165,65 @@ def _result_html(summary: pd.DataFrame, settings: dict[str, Any]) -> str:
     )
 
 
-def _chord_section(chords: dict[str, Any]) -> tuple[str, str]:
-    """The chord part: steering toward one chord quality on the polyphonic testbed."""
-    summary = pd.DataFrame(chords["summary"])
+CONCEPT_WORDS = {
+    "chords": ("Chord quality", "a {} triad"),
+    "intervals": ("Interval", "the interval {}"),
+    "scales": ("Scale mode", "the {} mode"),
+    "progressions": ("Chord progression", "the progression {}"),
+    "time_signatures": ("Time signature", "{} time"),
+    "notes": ("Note", "the note {}"),
+}
+
+
+def part_section(part: dict[str, Any]) -> tuple[str, str]:
+    """The second part: one class of another concept steered on its model, with controls."""
+    if part["concept"] == "tempos":
+        return _tempo_section(part)
+    title, heard = CONCEPT_WORDS.get(part["concept"], (part["concept"], "{}"))
+    summary = pd.DataFrame(part["summary"])
     shown = [c for c in ("condition", "coef", "accuracy", "ci_low", "ci_high", "n", "adherence",
                          "detected") if c in summary]  # fmt: skip
     c = summary[summary["condition"] == "concept"].iloc[-1]
     u = summary[summary["condition"] == "unsteered"].iloc[0]
+    target = html.escape(str(part["target"]))
     text = (
-        f"<p class='note'>The note model is monophonic, so chords are steered on the second "
-        f"bundled model, {html.escape(chords['model_id'])} (trained on notes, intervals and "
-        f"triads at 60-180 BPM). Toward <b>{html.escape(chords['target'])}</b> at "
-        f"η0={c['coef']:g} ({chords['relative_coef']:g}x the median activation norm), the chord "
-        f"detector hears a {html.escape(chords['target'])} triad in <b>{c['accuracy']:.2f}</b> "
-        f"[{c['ci_low']:.2f}, {c['ci_high']:.2f}] of n={c['n']} clips, against "
-        f"{u['accuracy']:.2f} [{u['ci_low']:.2f}, {u['ci_high']:.2f}] unsteered (chance 1/4). "
+        f"<p class='note'>Steered on {html.escape(part['model_id'])} (the note model is "
+        f"monophonic; the polyphonic testbed was trained on notes, intervals and triads at "
+        f"60-180 BPM). Toward <b>{target}</b> at η0={c['coef']:g} ({part['relative_coef']:g}x "
+        f"the median activation norm), the {html.escape(part['concept'])} detector hears "
+        f"{heard.format(target)} in <b>{c['accuracy']:.2f}</b> [{c['ci_low']:.2f}, "
+        f"{c['ci_high']:.2f}] of n={c['n']} clips, against {u['accuracy']:.2f} "
+        f"[{u['ci_low']:.2f}, {u['ci_high']:.2f}] unsteered (chance {part['chance']:.2f}). "
         "Controls as for the note.</p>"
     )
     return (
-        "Chord quality on the polyphonic testbed",
-        text + _table_html(summary[shown]) + _table_html(pd.DataFrame(chords["controls"])),
+        f"{title} on {html.escape(part['model_id'])}",
+        text + _table_html(summary[shown]) + _table_html(pd.DataFrame(part["controls"])),
     )
+
+
+def _tempo_section(part: dict[str, Any]) -> tuple[str, str]:
+    """Tempo: median detected BPM against unsteered, each way, with controls and the verdict."""
+    rows = pd.DataFrame(part["rows"])
+    rows["change_ci"] = [f"[{lo:+.2f}, {hi:+.2f}]" for lo, hi in rows["change_ci"]]
+    shown = [c for c in ("condition", "coef", "median_bpm", "change", "change_ci", "n",
+                         "adherence") if c in rows]  # fmt: skip
+    overall = part["overall"]
+    way = overall.get(part["target"], {})
+    text = (
+        f"<p class='note'>A signed tempo direction (a regression probe on strike clips at "
+        f"60-180 BPM) on {html.escape(part['model_id'])}, η0 = ±{abs(part['coef']):g} "
+        f"({part['relative_coef']:g}x the median activation norm). '{part['target']}' moves the "
+        f"median detected BPM by <b>{way.get('change', float('nan')):+.2f}</b> (95% CI "
+        f"{_ci(way.get('change_ci'))}) against unsteered; the issue's bar is 20% each way with "
+        f"random and orthogonal controls inside their CI and the flip the other way: "
+        f"<b>{'met' if overall.get('passed') else 'not met'}</b>.</p>"
+    )
+    return (f"Tempo on {html.escape(part['model_id'])}", text + _table_html(rows[shown]))
+
+
+def _ci(ci: Any) -> str:
+    return f"[{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "n/a"
 
 
 def _how_html(settings: dict[str, Any]) -> str:

@@ -22,6 +22,7 @@ from musicrfm.experiments.demo.config import (
     log_stage,
     note_name,
 )
+from musicrfm.experiments.demo.part import parse_part
 from musicrfm.experiments.demo.report import json_default, write_outputs, write_report_html
 from musicrfm.experiments.demo.stages import (
     auto_coefs,
@@ -107,14 +108,14 @@ def run_demo(
         frame, inst_info = judge_adherence(adapter, dataset, frame, records, seed)
     summary, comp = summarize(frame, seed)
     timings["evaluate"] = time.perf_counter() - t
-    chords = _chord_part(cfg, work_dir, out, seed, device, progress)
-    if chords is not None:
-        timings["chords"] = sum(chords["timings"].values())
+    part = _concept_part(cfg, work_dir, out, seed, device, progress)
+    if part is not None:
+        timings[part["concept"]] = sum(part["timings"].values())
 
     t = log_stage(7, f"writing the report to {out}")
     files = write_outputs(out, frame, summary, comp, xf, tgt)
     settings = _settings(adapter, cfg, dataset, trained, coefs, scale, tgt, b, seed, inst_info)
-    settings["chords"] = chords
+    settings["part"] = part
     settings["quick"] = bool(quick and config is None)
     settings["command"] = command or (
         f"musicrfm demo --seed {seed} --target {tgt}" + (" --quick" if quick else "")
@@ -153,21 +154,21 @@ def _write_pages(
     return html_path
 
 
-def _chord_part(
+def _concept_part(
     cfg: DemoConfig, work: Path, out: Path, seed: int, device: str, progress: bool
 ) -> dict[str, Any] | None:
-    """The chord part on the polyphonic testbed, or None (with a notice) when the config has
-    none or that model is not in this checkout."""
+    """The second part (one class of ``cfg.part_concept`` on ``cfg.part_model``), or None (with
+    a notice) when the config has none or that model is not in this checkout."""
     from musicrfm.errors import ModelError
-    from musicrfm.experiments.demo.chords import run_chord_part
+    from musicrfm.experiments.demo.part import run_concept_part
 
-    if not cfg.chord_model:
+    if not cfg.part_model:
         return None
-    log_stage(6, f"chord part: steering toward {cfg.chord_target} on {cfg.chord_model}")
+    log_stage(6, f"{cfg.part_concept} part: steering toward {cfg.part_target} on {cfg.part_model}")
     try:
-        return run_chord_part(cfg, work, out, seed=seed, device=device, progress=progress)
+        return run_concept_part(cfg, work, out, seed=seed, device=device, progress=progress)
     except ModelError as exc:
-        log.warning("no chord part: %s", exc)
+        log.warning("no %s part: %s", cfg.part_concept, exc)
         return None
 
 
@@ -183,6 +184,8 @@ def _checked_notes(cfg: DemoConfig) -> tuple[str, str]:
     unknown = [k for k in cfg.controls if k not in CONTROL_LABELS]
     if unknown:
         raise ConfigError(f"unknown control(s) {unknown}; valid: {', '.join(CONTROL_LABELS)}")
+    if cfg.part_model:
+        parse_part(f"{cfg.part_concept}:{cfg.part_target}")
     if cfg.clips_per_class < 6:
         raise ConfigError(
             f"clips_per_class must be at least 6 (train/val/test splits), got {cfg.clips_per_class}"

@@ -228,9 +228,15 @@ def sampling_options(adapter: ModelAdapter) -> dict[str, float]:
 
 
 def generate_all(
-    adapter: ModelAdapter, jobs: list[Job], cfg: DemoConfig, audio_dir: Path, progress: bool
+    adapter: ModelAdapter,
+    jobs: list[Job],
+    cfg: DemoConfig,
+    audio_dir: Path,
+    progress: bool,
+    concept: str = "notes",
 ) -> list[dict[str, Any]]:
-    """Generate every job's clips and write them as FLAC + JSON sidecars.
+    """Generate every job's clips (of ``concept``'s targets) and write them as FLAC + JSON
+    sidecars.
 
     Items are generated in chunks that share one seed (a chunk's sampling stream is seeded with
     it), and every condition uses the same chunks, so the sampling noise is paired across
@@ -261,7 +267,7 @@ def generate_all(
                             {
                                 "condition": job.condition,
                                 "kind": job.kind,
-                                "concept": "notes",
+                                "concept": concept,
                                 "target": job.target,
                                 "coef": job.coef,
                                 "prompt": prompt,

@@ -249,12 +249,17 @@ def run_tempo_headline(
 
     t = time.perf_counter()
     records = generate_all(
-        adapter, tempo_jobs(cd, cfg, coefs, seed), cfg.data, out / "audio", progress
+        adapter, tempo_jobs(cd, cfg, coefs, seed), cfg.data, out / "audio", progress, "tempos"
     )
     frame = detect_bpm(records)
     best = best_coefs(tempo_table(frame, seed), TEMPO_CHANGE_GATE)
     controls = generate_all(
-        adapter, tempo_control_jobs(cd, cfg, best, seed), cfg.data, out / "audio", progress
+        adapter,
+        tempo_control_jobs(cd, cfg, best, seed),
+        cfg.data,
+        out / "audio",
+        progress,
+        "tempos",
     )
     records += controls
     frame = pd.concat([frame, detect_bpm(controls)], ignore_index=True)
