@@ -73,7 +73,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "(random and sign-flipped directions at equal norm) and crossfade clips from "
             "instrument prompts, judge every clip with an independent note detector, and write "
             "a report folder: index.html with audio players, figures, and results tables "
-            "(accuracy with bootstrap 95% CIs and n). Runs on the bundled mini model by default "
+            "(accuracy with bootstrap 95% CIs and n). A second part steers one class of another "
+            "concept the same way on the bundled polyphonic testbed and judges it with that "
+            "concept's detector (default chords:augmented; --part). Runs on the bundled mini "
+            "model by default "
             "in under 5 minutes on 2 CPU cores; the dataset and features are cached in --work so "
             "a re-run is faster."
         ),

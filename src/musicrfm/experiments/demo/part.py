@@ -30,6 +30,7 @@ from musicrfm.experiments.demo.stages import (
     generate_all,
     instrument_adherence,
     learn_note_directions,
+    saved_judge,
     summarize,
 )
 
@@ -134,7 +135,7 @@ def run_concept_part(
     t = time.perf_counter()
     frame, _ = detect_notes(records, progress, concept)
     inst: dict[str, Any] = {"classifier": None}
-    judge = _reference_judge(adapter)
+    judge = saved_judge(adapter)
     if cfg.instrument_check and judge is not None:  # the note-set fallback needs note clips
         frame, inst = instrument_adherence(
             dataset, frame, records, seed, adapter=adapter, judge=judge
@@ -175,7 +176,7 @@ def _tempo_part(
     from musicrfm.experiments.headline.tempo import run_tempo_headline
 
     n = len(cfg.prompts) * cfg.part_seeds_per_prompt
-    judged = cfg.instrument_check and _reference_judge(adapter) is not None
+    judged = cfg.instrument_check and saved_judge(adapter) is not None
     data = replace(cfg, instrument_check=judged, clips_per_class=max(6, cfg.clips_per_class // 3))
     hcfg = HeadlineConfig(
         concept="tempos", relative_coefs=(cfg.part_relative_coef,), clips=n, baseline_clips=n,
@@ -199,14 +200,6 @@ def _tempo_part(
         "overall": record["overall"],
         "timings": timings,
     }
-
-
-def _reference_judge(adapter: Any) -> Any:
-    """The timbre judge saved beside the model for its codec, or None."""
-    from musicrfm.evaluation.judges import find_reference_judge, model_folder
-
-    folder = model_folder(adapter)
-    return find_reference_judge(adapter, [folder] if folder is not None else [])
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -410,15 +410,20 @@ def judge_adherence(
     """Prompt adherence of the steady clips, by the reference judge when the model's folder
     carries one for its codec (`musicrfm mini judge`; fitting one here would take longer than
     the whole demo), else by the note-set classifier."""
-    from musicrfm.evaluation.judges import find_reference_judge, model_folder
-
     steady = [r for r in records if r["kind"] == "steady"]
-    folder = model_folder(adapter)
     part, info = instrument_adherence(
         dataset, frame[frame["kind"] == "steady"], steady, seed, adapter=adapter,
-        judge=find_reference_judge(adapter, [folder] if folder is not None else []),
+        judge=saved_judge(adapter),
     )  # fmt: skip
     return pd.concat([part, frame[frame["kind"] != "steady"]], ignore_index=True), info
+
+
+def saved_judge(adapter: ModelAdapter) -> tuple[Any, dict[str, Any]] | None:
+    """The reference timbre judge saved in the model's folder for its codec, or None."""
+    from musicrfm.evaluation.judges import find_reference_judge, model_folder
+
+    folder = model_folder(adapter)
+    return find_reference_judge(adapter, [folder] if folder is not None else [])
 
 
 def summarize(frame: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
