@@ -151,6 +151,14 @@ def test_chord_part_runs_and_shows_in_the_report(tmp_path):
     assert title.startswith("Chord quality") and "augmented triad" in body
     results = pd.read_csv(tmp_path / "out" / "results_chords.csv")
     assert set(results["concept"]) == {"chords"}  # rows name the part's concept, not notes
+    # the progression: 4 bars judged in every clip of both conditions, and its figure
+    prog = part["progression"]
+    assert prog["chords"] == "C Caug F Faug" and set(prog["conditions"]) == {"unsteered", "steered"}
+    for c in prog["conditions"].values():
+        assert c["clips"] == 1 and c["bars"] == 4 and len(c["quality_by_bar"]) == 4
+        assert 0 <= c["chord"]["value"] <= c["quality"]["value"] <= 1
+    assert (tmp_path / "out" / prog["figure"]).is_file()
+    assert "C Caug F Faug" in body and "progression.png" in body
 
 
 def test_a_part_of_another_concept_is_judged_by_its_detector(tmp_path):
@@ -237,3 +245,12 @@ def test_a_missing_part_model_skips_the_part_with_a_notice(tmp_path, caplog):
     assert _concept_part(cfg, tmp_path, tmp_path, 0, "cpu", False) is None
     assert "no chords part" in caplog.text
     assert _concept_part(DemoConfig.quick(), tmp_path, tmp_path, 0, "cpu", False) is None
+
+
+def test_a_bad_progression_is_one_line_before_any_model_loads(monkeypatch, capsys):
+    from musicrfm.cli import main
+
+    monkeypatch.setattr("musicrfm.models.load_model", _no_model)
+    assert main(["demo", "--progression", "C Gsus9 F", "--out", "x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Gsus9" in err and len(err.strip().splitlines()) == 1

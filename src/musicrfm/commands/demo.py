@@ -120,6 +120,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "musicgen-mini-poly)",
     )  # fmt: skip
     p.add_argument("--no-part", action="store_true", help="the note part only")
+    p.add_argument(
+        "--progression", default=None, metavar="CHORDS",
+        help="with a chords part: chord text steered one chord a bar and judged bar by bar "
+        "(default 'C Caug F Faug'; 'none' for no progression)",
+    )  # fmt: skip
     p.add_argument("--quick", action="store_true", help="a reduced run (CI): fewer clips, one η0")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
     add_precision_arguments(p, batch_default=DEMO_BATCH)
@@ -140,8 +145,8 @@ def run(args: argparse.Namespace) -> int:
 
     from musicrfm.errors import ConfigError
     from musicrfm.experiments.demo import DemoConfig, run_demo
-    from musicrfm.experiments.demo.config import CONTROL_LABELS, note_name
     from musicrfm.experiments.demo.part import PART_MODEL, parse_part
+    from musicrfm.experiments.demo.run import checked_config
     from musicrfm.models import load_model
 
     check_batch_size(args.batch_size)
@@ -170,14 +175,11 @@ def run(args: argparse.Namespace) -> int:
         changes["part_model"] = args.part_model
     if args.no_part:
         changes["part_model"] = None
+    if args.progression:
+        none = args.progression.strip().lower() == "none"
+        changes["progression"] = None if none else args.progression
     cfg = replace(cfg, **changes)
-    # what run_demo checks first, checked here before the model loads (at --dtype)
-    for note in (cfg.target, cfg.crossfade_to):
-        if note is not None:
-            note_name(note)
-    unknown = [k for k in cfg.controls if k not in CONTROL_LABELS]
-    if unknown:
-        raise ConfigError(f"unknown control(s) {unknown}; valid: {', '.join(CONTROL_LABELS)}")
+    checked_config(cfg)  # what run_demo checks first, here before the model loads (at --dtype)
     apply_threads(args.threads)
     model = load_model(args.model, device=args.device, dtype=args.dtype)
     result = run_demo(

@@ -88,6 +88,13 @@ class DemoConfig:
     part_target: str = "augmented"
     part_relative_coef: float = 0.1
     part_seeds_per_prompt: int = 2
+    # with a chords part: four chords from text, one a bar (2/4), steered by the part's quality
+    # directions (`generate --chords`'s compiler), judged bar by bar (experiments.demo.progression).
+    # C Caug F Faug: the qualities the testbed steers (minor does not move on it: C G Am F's Am
+    # bar stays at 0.12-0.19 in docs/results/progressions-testbed/); None: no progression
+    progression: str | None = "C Caug F Faug"
+    progression_bpm: float = 120.0
+    progression_relative_coef: float = 0.3
 
     def prompt_texts(self) -> list[str]:
         """The prompts as given to the model: instrument, then ", <register> register" if set."""

@@ -143,6 +143,16 @@ def run_concept_part(
     summary, comp = summarize(frame, seed)
     timings["evaluate"] = time.perf_counter() - t
     frame.drop(columns=["probs"]).to_csv(out / f"results_{concept}.csv", index=False)
+    progression = None
+    if concept == "chords" and cfg.progression:
+        from musicrfm.experiments.demo.progression import run_progression
+
+        t = time.perf_counter()
+        progression = run_progression(
+            adapter, cd, part, cfg.progression_relative_coef * scale, out, seed=seed,
+            progress=progress,
+        )  # fmt: skip
+        timings["progression"] = time.perf_counter() - t
     return {
         "concept": concept,
         "model_id": str(adapter.model_id),
@@ -156,6 +166,7 @@ def run_concept_part(
         "summary": _records(summary),
         "controls": _records(comp),
         "instrument": inst,
+        "progression": progression,
         "timings": timings,
     }
 

@@ -196,10 +196,34 @@ def part_section(part: dict[str, Any]) -> tuple[str, str]:
         f"[{u['ci_low']:.2f}, {u['ci_high']:.2f}] unsteered (chance {part['chance']:.2f}). "
         "Controls as for the note.</p>"
     )
-    return (
-        f"{title} on {html.escape(part['model_id'])}",
-        text + _table_html(summary[shown]) + _table_html(pd.DataFrame(part["controls"])),
+    tables = _table_html(summary[shown]) + _table_html(pd.DataFrame(part["controls"]))
+    if part.get("progression"):
+        tables += _progression_html(part["progression"])
+    return f"{title} on {html.escape(part['model_id'])}", text + tables
+
+
+def _progression_html(prog: dict[str, Any]) -> str:
+    """The progression: per-bar accuracy steered against unsteered, and the chroma figure."""
+    rows = []
+    for name, c in prog["conditions"].items():
+        q, both = c["quality"], c["chord"]
+        rows.append({
+            "condition": name, "clips": c["clips"], "bars": c["bars"],
+            "quality per bar": f"{q['value']:.2f} [{q['ci'][0]:.2f}, {q['ci'][1]:.2f}]",
+            "root + quality per bar": f"{both['value']:.2f} [{both['ci'][0]:.2f}, {both['ci'][1]:.2f}]",
+            "quality, bars 1-4": " ".join(f"{x:.2f}" for x in c["quality_by_bar"]),
+        })  # fmt: skip
+    text = (
+        f"<p class='note'>The progression <b>{html.escape(prog['chords'])}</b> (one chord a bar "
+        f"of 2/4 at {prog['bpm']:g} BPM), compiled as <code>musicrfm generate --chords</code> "
+        f"compiles it (keyframed quality directions on the bar grid, η0={prog['coef']:g} = "
+        f"{prog['relative_coef']:g}x norm), one clip per prompt; each bar judged by the chord "
+        "detector without its first and last 0.15 s; 95% CIs bootstrap over clips. Only the "
+        "quality part is steered: the testbed's root directions do not move the root to the "
+        "target (docs/results/progressions-testbed/).</p>"
     )
+    image = f"<img src='{html.escape(prog['figure'])}' width='640' alt='progression chroma'>"
+    return text + _table_html(pd.DataFrame(rows)) + image
 
 
 def _tempo_section(part: dict[str, Any]) -> tuple[str, str]:

@@ -77,7 +77,7 @@ def run_demo(
     cfg = config or (DemoConfig.quick() if quick else DemoConfig())
     if target is not None:
         cfg = replace(cfg, target=target)
-    tgt, b = _checked_notes(cfg)
+    tgt, b = checked_config(cfg)
     out = Path(out)
     work_dir = Path(work) if work is not None else default_work_dir()
     timings: dict[str, float] = {}
@@ -172,7 +172,7 @@ def _concept_part(
         return None
 
 
-def _checked_notes(cfg: DemoConfig) -> tuple[str, str]:
+def checked_config(cfg: DemoConfig) -> tuple[str, str]:
     """The target note and the crossfade's second note, after checking the settings (before
     any expensive work)."""
     tgt = note_name(cfg.target)
@@ -186,6 +186,10 @@ def _checked_notes(cfg: DemoConfig) -> tuple[str, str]:
         raise ConfigError(f"unknown control(s) {unknown}; valid: {', '.join(CONTROL_LABELS)}")
     if cfg.part_model:
         parse_part(f"{cfg.part_concept}:{cfg.part_target}")
+        if cfg.part_concept == "chords" and cfg.progression:
+            from musicrfm.steering.progressions import ChordProgression
+
+            ChordProgression(cfg.progression)  # a chord it cannot spell says so here
     if cfg.clips_per_class < 6:
         raise ConfigError(
             f"clips_per_class must be at least 6 (train/val/test splits), got {cfg.clips_per_class}"
