@@ -108,10 +108,11 @@ def progression_figure(conditions: dict[str, Any], prog: Any, result: dict, path
     import matplotlib.pyplot as plt
 
     from musicrfm.evaluation.frontend import chromagram
-    from musicrfm.theory import PITCH_CLASSES
+    from musicrfm.theory import PITCH_CLASSES, chord_pitch_classes
 
     lines = prog.chords.bar_lines()
-    targets = [c[0].name for c in prog.chords.chord_at_bars()]
+    chords = [c[0] for c in prog.chords.chord_at_bars()]
+    targets = [c.name for c in chords]
     fig, axes = plt.subplots(len(conditions), 1, figsize=(8, 2.6 * len(conditions)), sharex=True)
     for ax, (name, c) in zip(np.atleast_1d(axes), conditions.items()):
         y = c["audio"].mean(0) if c["audio"].ndim == 2 else c["audio"]
@@ -123,13 +124,18 @@ def progression_figure(conditions: dict[str, Any], prog: Any, result: dict, path
             ax.axvline(x, color="white", lw=1)
         score = result["conditions"][name]["quality"]
         detected = result["conditions"][name]["detected"][0]
+        for i, chord in enumerate(chords):  # the target's chord tones, at each bar's start
+            tones = chord_pitch_classes(chord.root_name, chord.quality)
+            ax.scatter([lines[i] + 0.04] * len(tones), tones, marker=">", s=14, color="cyan")
         for i, (want, got) in enumerate(zip(targets, detected)):
             ax.text((lines[i] + lines[i + 1]) / 2, 12.2, f"{want} / {got}", ha="center",
                     fontsize=7, clip_on=False)  # fmt: skip
         ax.set_title(f"{name}: quality right in {score['value']:.2f} of bars "
                      f"[{score['ci'][0]:.2f}, {score['ci'][1]:.2f}] (all clips)", fontsize=9,
                      pad=14)  # fmt: skip
-    np.atleast_1d(axes)[-1].set_xlabel("seconds (white: bar lines; text: target / detected)")
+    np.atleast_1d(axes)[-1].set_xlabel(
+        "seconds (white: bar lines; cyan: the target chord's tones; text: target / detected)"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
