@@ -183,6 +183,8 @@ def test_committed_configs_parse_to_the_issue_grid() -> None:
         assert Path(c.concepts["notes"].directions + ".safetensors").is_file()
         assert (c.prompts, c.seeds, c.seconds) == (cfg.prompts, cfg.seeds, cfg.seconds)
     for sub in sorted((CONFIGS / "subsets").glob("*.toml")):
+        if sub.name.startswith("testbed-"):
+            continue  # the testbed's parts: test_committed_testbed_configs...
         part = load_config(sub)  # every part of the runs is a cell of the full grids
         full = opt if "optimum" in sub.name else cfg
         assert (part.prompts, part.seeds, part.plan) == (full.prompts, full.seeds, full.plan)
@@ -216,3 +218,101 @@ def test_curve_leaves_out_an_eta_that_not_every_target_finished() -> None:
     stray = frame[(frame["kind"] == "main") & (frame["coef"] == 0.1)].assign(coef=0.5)
     coefs = [c for c, _, _ in curve_cells(pd.concat([frame, other, stray]))]
     assert coefs == [0.0, 0.1, 0.2, 0.3]  # 0.5 has C only, not G
+
+
+def test_committed_testbed_configs_score_chords_with_the_testbed_judge() -> None:
+    from musicrfm.experiments.sweep.config import load_config
+    from musicrfm.experiments.sweep.grid import expand_conditions
+
+    cfg = load_config(CONFIGS / "testbed-chords.toml")
+    opt = load_config(CONFIGS / "testbed-chords-optimum.toml")
+    assert cfg.model == opt.model == "mini-poly" and cfg.coef_unit == "relative"
+    spec = cfg.concepts["chords"]
+    assert spec.detector == "chords"
+    assert spec.targets == ["augmented", "diminished", "major", "minor"]
+    assert cfg.plan == {"layers": "all", "weighting": "uniform", "gate": 1.0}
+    assert opt.plan == {"layers": "all", "weighting": "exponential", "kappa": 0.95, "w0": 1.0,
+                        "gate": 0.3}  # fmt: skip
+    assert cfg.ablations["top_k"] == [1, 2, 3, 4, 6]
+    assert cfg.ablations["gate"] == [0.15, 0.3, 0.45, 0.6, 0.75, 0.9, 1.0]
+    kinds = pd.Series([c.kind for c in expand_conditions(cfg)]).value_counts()
+    assert kinds["gate"] == 4 * 7 and kinds["top_k"] == 4 * 5 and kinds["weighting"] == 4 * 5
+    for c in (cfg, opt):
+        assert c.instrument_classifier.endswith("musicgen-mini-poly/instrument_judge")
+        assert Path(c.instrument_classifier + ".safetensors").is_file()
+        assert Path(c.concepts["chords"].directions + ".safetensors").is_file()
+        assert (c.prompts, c.seeds, c.seconds) == (cfg.prompts, cfg.seeds, cfg.seconds)
+    subsets = sorted((CONFIGS / "subsets").glob("testbed-*.toml"))
+    assert len(subsets) >= 5
+    for sub in subsets:
+        part = load_config(sub)  # every part is a cell of the full testbed grids
+        full = opt if "optimum" in sub.name else cfg
+        assert (part.prompts, part.seeds, part.plan) == (full.prompts, full.seeds, full.plan)
+        assert set(part.coefs) <= set(full.coefs)
+        assert set(part.concepts["chords"].targets) <= set(spec.targets)
+        for axis, values in part.ablations.items():
+            assert set(values) <= set(full.ablations[axis])
+
+
+def test_committed_strike_directions_weight_only_diminished_unevenly() -> None:
+    """The testbed's strike chord directions: per-layer validation AUC is 1.0 on every layer for
+    augmented, major and minor (weightings collapse to uniform there), not for diminished."""
+    from musicrfm.probes.directions import ConceptDirections
+    from musicrfm.steering.compile import layer_weights
+
+    cd = ConceptDirections.load(CONFIGS / "directions" / "mini-poly" / "chords-strikes")
+    assert cd.meta["model_id"] == "musicgen-mini-poly" and cd.meta["train_set"] == "strikes"
+    assert cd.activation_norm() == pytest.approx(31.107, abs=0.01)
+    scores = cd.scores.numpy()
+    every = np.ones(scores.shape[0], dtype=bool)
+    for k, name in enumerate(cd.classes):
+        w = layer_weights(scores[:, k], every, "exponential", kappa=0.95)
+        uniform = layer_weights(scores[:, k], every, "uniform")
+        assert np.allclose(w, uniform) == (name != "diminished"), name
+
+
+def _two_targets(n: int = 40, seed: int = 0) -> pd.DataFrame:
+    """C steers (hit rate rises with η0), G never does; both with the chord detector's name."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for target, slope in (("C", 5.0), ("G", 0.0)):
+        for kind, coef in (("unsteered", 0.0), ("main", 0.1), ("main", 0.2)):
+            for i in range(n):
+                rows.append(
+                    {"kind": kind, "condition": "unsteered" if kind == "unsteered" else "concept",
+                     "concept": "chords", "detector": "chords", "target": target, "coef": coef,
+                     "variant": kind, "correct": bool(rng.random() < min(1.0, slope * coef)),
+                     "instrument_match": 1.0, "audio_path": f"{target}{kind}{coef}/{i}.wav",
+                     "prompt": "p", "seed": i}
+                )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_targets_pool_the_hit_rate_over_the_steering_targets(tmp_path: Path) -> None:
+    from musicrfm.experiments.ablations.report import only_targets, per_target_table
+
+    frame = _two_targets()
+    kept = only_targets(frame, ["C"], "t")
+    assert set(kept["target"]) == {"C"} and only_targets(frame, None, "t") is frame
+    with pytest.raises(ConfigError, match="not targets"):
+        only_targets(frame, ["D"], "t")
+    table = per_target_table({"default": frame}, n_boot=50)
+    g = table[(table["target"] == "G") & (table["coef"] == 0.2)].iloc[0]
+    c = table[(table["target"] == "C") & (table["coef"] == 0.2)].iloc[0]
+    assert (g["hits"], g["n"], c["hits"]) == (0, 40, 40)
+    assert (table["plan"] == "unsteered").sum() == 2  # one row per target
+
+    from musicrfm.experiments.ablations import write_ablations_report
+
+    _write_sweep(tmp_path / "a", frame)
+    _write_sweep(tmp_path / "b", frame.assign(coef=frame["coef"] * 2))
+    every = write_ablations_report(tmp_path / "a", tmp_path / "all", optimum=tmp_path / "b",
+                                   rates=(0.8,), n_boot=100)  # fmt: skip
+    # pooled with G, no plan reaches 0.8; pooled over C alone both do
+    assert "does not reach" in every["verdict"]
+    only_c = write_ablations_report(tmp_path / "a", tmp_path / "c", optimum=tmp_path / "b",
+                                    rates=(0.8,), targets=["C"], n_boot=100)  # fmt: skip
+    assert "does not reach" not in only_c["verdict"] and only_c["targets"] == ["C"]
+    md = (tmp_path / "c" / "ablations.md").read_text()
+    assert "chords detector" in md and "the targets C" in md
+    assert (tmp_path / "c" / "per_target.csv").is_file()

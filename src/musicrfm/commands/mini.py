@@ -565,6 +565,9 @@ def _register_ablations(sub) -> None:
     ab.add_argument("--optimum", default=None, help="sweep folder of the optimum plan's η0 grid")
     ab.add_argument("--rates", type=float, nargs="+", default=[0.8, 0.9],
                     help="hit rates to match at (default 0.8 0.9)")  # fmt: skip
+    ab.add_argument("--targets", nargs="+", default=None,
+                    help="pool hit rates over these targets only, e.g. the ones that steer "
+                    "(default: every target; the per-target table keeps them all)")  # fmt: skip
     add_model_argument(ab, default=None, note="; compiles the layer weights (default: none)")
     ab.add_argument("--n-boot", type=int, default=2000, help="bootstrap draws (default 2000)")
     ab.add_argument("--out", default="ablations-report", help="folder for the report")
@@ -587,10 +590,12 @@ def _ablations(args: argparse.Namespace) -> int:
         ["musicrfm mini ablations --sweep", *args.sweep]
         + ([f"--optimum {args.optimum}"] if args.optimum else [])
         + ["--rates", *(f"{r:g}" for r in args.rates)]
+        + (["--targets", *args.targets] if args.targets else [])
         + ([f"--model {args.model}"] if args.model else [])
         + [f"--n-boot {args.n_boot}", f"--out {args.out}"]
     )
     write_ablations_report(args.sweep, args.out, optimum=args.optimum, rates=args.rates,
-                           model=model, n_boot=args.n_boot, command=command)  # fmt: skip
+                           model=model, targets=args.targets, n_boot=args.n_boot,
+                           command=command)  # fmt: skip
     print(Path(args.out, "ablations.md").read_text())
     return 0

@@ -99,6 +99,40 @@ def load_sweeps(folders: Sequence[str | Path]) -> tuple[dict[str, Any], pd.DataF
     return parts[0][0], frame[keep].reset_index(drop=True)
 
 
+def only_targets(frame: pd.DataFrame, targets: Sequence[str] | None, where: str) -> pd.DataFrame:
+    """The rows of ``targets`` (None: all): hit rates are pooled over the targets kept, so that
+    a target no plan can steer does not cap every pooled rate below the compared rates."""
+    if targets is None:
+        return frame
+    missing = sorted(set(targets) - set(frame["target"].astype(str)))
+    if missing:
+        raise ConfigError(f"--targets {missing} are not targets of {where}; it has "
+                          f"{sorted(set(frame['target'].astype(str)))}")  # fmt: skip
+    return frame[frame["target"].astype(str).isin(set(targets))].reset_index(drop=True)
+
+
+def per_target_table(curves: dict[str, pd.DataFrame], *, n_boot: int = 2000) -> pd.DataFrame:
+    """Hits per target on each plan's main-grid η0 (and unsteered), with Wilson intervals: which
+    targets steer at all, before any pooling."""
+    from musicrfm.experiments.ablations.tables import cell_row
+
+    rows = []
+    for name, frame in curves.items():
+        main = frame[(frame["kind"] == "main") & (frame["condition"] == "concept")]
+        cells = [("unsteered", 0.0, frame[frame["kind"] == "unsteered"])]
+        cells += [(name, float(c), g) for c, g in main.groupby("coef", sort=True)]
+        for plan, coef, g in cells:
+            if plan == "unsteered" and name != next(iter(curves)):
+                continue  # one unsteered block: the plans share their prompts and seeds
+            for target, t in g.groupby("target", sort=True):
+                r = cell_row(t, n_boot=n_boot)
+                rows.append({"plan": plan, "coef": coef, "target": str(target),
+                             **{k: r[k] for k in ("n", "hits", "hit_rate", "hit_ci_low",
+                                                  "hit_ci_high")},
+                             "adherence": r.get("adherence", np.nan)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def write_ablations_report(
     sweep: str | Path | Sequence[str | Path],
     out: str | Path,
@@ -106,23 +140,27 @@ def write_ablations_report(
     optimum: str | Path | None = None,
     rates: Sequence[float] = (0.8, 0.9),
     model: Any = None,
+    targets: Sequence[str] | None = None,
     n_boot: int = 2000,
     seed: int = 0,
     command: str | None = None,
 ) -> dict[str, Any]:
-    """Write ``ablations.json``, ``ablations.md``, ``table8/9/10``, ``weights`` and ``matched``
-    (CSV + Markdown) and ``matched.png`` into ``out``; returns the JSON record.
+    """Write ``ablations.json``, ``ablations.md``, ``table8/9/10``, ``weights``, ``per_target``
+    and ``matched`` (CSV + Markdown) and ``matched.png`` into ``out``; returns the JSON record.
 
     ``sweep``: the ablation sweep folder(s) (the main grid is the default plan's η0 curve; parts
     of one grid run into several folders are read as one, :func:`load_sweeps`); ``optimum``: a
     sweep of the optimum plan over its own η0 grid, same prompts and seeds; ``model``: a loaded
-    adapter to compile the layer weights against (None: no weights table)."""
+    adapter to compile the layer weights against (None: no weights table); ``targets``: pool
+    the hit rates of the tables over these targets only (None: every target; the per-target
+    table always has them all)."""
     from musicrfm.experiments.report.tables import to_markdown, write_table
 
     if not rates or any(not 0 < r <= 1 for r in rates):
         raise ConfigError(f"--rates must be hit rates in (0, 1], got {list(rates)}")
     folders = [sweep] if isinstance(sweep, (str, Path)) else list(sweep)
-    info, frame = load_sweeps(folders)
+    info, every_target = load_sweeps(folders)
+    frame = only_targets(every_target, targets, "the sweep")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {
@@ -131,6 +169,7 @@ def write_ablations_report(
         "optimum": None if optimum is None else str(optimum),
         "command": command,
         "config": info.get("config"),
+        "targets": None if targets is None else list(targets),
         "layer_scores": {k: v.get("layer_scores") for k, v in (info.get("concepts") or {}).items()},
         "tables": {},
     }
@@ -141,9 +180,12 @@ def write_ablations_report(
         + (f"; optimum `{optimum}`" if optimum else "")
         + ".",
     ]
+    detector = ", ".join(sorted(set(frame["detector"].astype(str)))) if "detector" in frame else ""
+    pooled = "every target" if targets is None else "the targets " + ", ".join(targets)
     md.append(
-        "Hit rate: the note detector's label is the target, pooled over the targets, Wilson 95%; "
-        "adherence: the instrument judge hears the prompted family, bootstrap 95% over clips.\n"
+        f"Hit rate: the {detector or 'concept'} detector's clip label is the target, pooled over "
+        f"{pooled}, Wilson 95%; adherence: the instrument judge hears the prompted family, "
+        "bootstrap 95% over clips.\n"
     )
     for kind, (name, title) in ABLATIONS.items():
         table = ablation_table(frame, kind, n_boot=n_boot, seed=seed)
@@ -157,9 +199,19 @@ def write_ablations_report(
         write_table(weights, out, "weights", title="Layer weights each variant steers with")
         record["tables"]["weights"] = weights.to_dict(orient="records")
         md += ["## Layer weights each variant steers with\n", to_markdown(weights)]
+    curves = {"default": every_target}
+    opt_frame = None
     if optimum is not None:
-        opt_info, opt_frame = load_sweep(optimum)
+        opt_info, opt_every = load_sweep(optimum)
+        curves["optimum"] = opt_every
+        opt_frame = only_targets(opt_every, targets, "the optimum sweep")
         record["optimum_config"] = opt_info.get("config")
+    if not every_target[every_target["kind"] == "main"].empty:
+        per_target = per_target_table(curves, n_boot=n_boot)
+        write_table(per_target, out, "per_target", title="Hits per target on the η0 curves")
+        record["tables"]["per_target"] = per_target.to_dict(orient="records")
+        md += ["## Hits per target on the η0 curves (every target)\n", to_markdown(per_target)]
+    if opt_frame is not None:
         matched = matched_table(
             {"default": frame, "optimum": opt_frame}, list(rates), reference="default",
             n_boot=n_boot, seed=seed,
