@@ -1,12 +1,20 @@
 """Meter (time signature) from the accents and harmonic changes of tracked beats.
 
-The beats come from :func:`~.tempo.detect_tempo`. Each beat gets two features: its
-low-frequency onset strength (kick drums and accented clicks fall on the downbeat) and how much
-the chroma changes across it (chords change on bar lines). For each number of beats per bar
+The beats come from :func:`~.tempo.detect_tempo`, extended at their median interval to the
+start and end of the music (librosa's tracker trims weak beats at both ends, and on a short
+clip that can drop a whole bar: the first downbeat and the last bar). Each beat gets two
+features: its low-frequency onset strength (kick drums and bass notes, strongest on the
+downbeat) and how much the beat-synchronous chroma after it differs from that before it, over
+one and over two beats (:data:`CHANGE_SPANS`; chords change on bar lines and then hold). For each number of beats per bar
 ``P`` in (2, 3, 4) and each phase, the contrast is the mean feature on beats at that phase
-minus the mean on the others; the meter is the ``P`` with the largest contrast, and a beat
-divided in three (onsets at a third and two thirds of it stronger than at its half) makes it
-compound (2 -> 6/8, 3 -> 9/8, 4 -> 12/8). ``details["downbeats"]`` are the bar lines found.
+minus the mean on the others. A winning ``P = 2`` is read one level up: beat trackers often
+follow the eighth notes of a slow song, and then every other tracked beat is a real beat, so
+the strong beats are grouped again by 2, 3 or 4 (bars of 4, 3 or 4 real beats); only when no
+grouping of them beats :data:`FLAT_CONTRAST` is the answer 2/4. This second reading is tried
+only where the tempo detector's ``octave_evidence`` says the onsets repeat about as strongly at
+twice the tracked period (:data:`EIGHTHS_EVIDENCE`). A beat divided in three
+(onsets at a third and two thirds of it stronger than at its half) makes it compound
+(2 -> 6/8, 3 -> 9/8, 4 -> 12/8). ``details["downbeats"]`` are the bar lines found.
 """
 
 from __future__ import annotations
@@ -23,14 +31,64 @@ from musicrfm.evaluation.frontend import HOP, SAMPLE_RATE, chromagram, prepare_a
 METER_LABELS = ("2/4", "3/4", "4/4", "6/8", "9/8", "12/8")
 _SIMPLE = {2: "2/4", 3: "3/4", 4: "4/4"}
 _COMPOUND = {2: "6/8", 3: "9/8", 4: "12/8"}
+PERIODS = (2, 3, 4)
+CHANGE_SPANS = (1, 2)
+"""Beats of chroma averaged on each side of a beat for its chord change (geometric mean over
+these spans: two beats average out a melody note that changes on every beat, one beat keeps a
+change that lasts a single beat from counting on the beats around it)."""
+FLAT_CONTRAST = 0.5
+"""The "no grouping" value the strong beats' groupings must beat before a P = 2 reading is
+taken as eighth-note tracking (z-scored feature units, as the contrasts)."""
+EIGHTHS_EVIDENCE = -0.1
+"""The tempo's ``octave_evidence`` under which a P = 2 reading may be taken one level up: the
+onset envelope repeats at least about as strongly at twice the tracked beat's period
+(eighth-note tracking reads about -0.3, right tempi -0.24 to 0.26). Chosen on the clean
+SynTheory-style time-signature set (2/4 clicks otherwise read 4/4); the mixes' tuning figures
+are the same from 0 to -0.1."""
+TEMPERATURE = 0.25
+"""Softmax temperature of the contrasts (z-scored feature units)."""
 
 
 def zscore(x: np.ndarray) -> np.ndarray:
     return (x - x.mean()) / max(float(x.std()), 1e-9)
 
 
-def beat_features(y: np.ndarray, beats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(low-frequency onset strength, chroma change) at each beat frame of ``beats``."""
+def _peak(envelope: np.ndarray, frame: int) -> float:
+    """The envelope's maximum within -2..+2 frames of ``frame`` (0 past its end)."""
+    return float(envelope[max(0, frame - 2) : frame + 3].max()) if frame < len(envelope) else 0.0
+
+
+def extend_beats(
+    beats: np.ndarray, onset: np.ndarray, *, first: int = 3, relative: float = 0.3
+) -> np.ndarray:
+    """``beats`` (frames) continued at their median interval, backwards and forwards, while an
+    onset at least ``relative`` times the tracked beats' median peak falls on the next beat.
+    Frames before ``first`` are left out: the onset envelope's first frames are unreliable."""
+    if len(beats) < 2:
+        return beats
+    interval = float(np.median(np.diff(beats)))
+    floor = relative * float(np.median([_peak(onset, f) for f in beats]))
+    before: list[int] = []
+    t = beats[0] - interval
+    while round(t) >= first and _peak(onset, int(round(t))) >= floor:
+        before.append(int(round(t)))
+        t -= interval
+    after: list[int] = []
+    t = beats[-1] + interval
+    while round(t) < len(onset) - 2 and _peak(onset, int(round(t))) >= floor:
+        after.append(int(round(t)))
+        t += interval
+    return np.asarray([*before[::-1], *beats, *after], dtype=int)
+
+
+def beat_features(
+    y: np.ndarray, beats: np.ndarray, spans: tuple[int, ...] = CHANGE_SPANS
+) -> tuple[np.ndarray, np.ndarray]:
+    """(low-frequency onset strength, chroma change) at each beat frame of ``beats``. The
+    change over ``s`` beats is 1 - cosine between the mean beat chroma of the ``s`` beats from
+    this one and of the ``s`` beats before it (0 on the first beat); the feature is the
+    geometric mean over ``spans``: high only where the harmony changes at this beat and stays
+    changed (a bar line), not where one beat differs (an accent click, a passing note)."""
     import librosa
 
     mel = librosa.feature.melspectrogram(y=y, sr=SAMPLE_RATE, hop_length=HOP, n_mels=64, fmax=8000)
@@ -38,27 +96,55 @@ def beat_features(y: np.ndarray, beats: np.ndarray) -> tuple[np.ndarray, np.ndar
     chroma = chromagram(y)
     chroma = chroma / np.maximum(np.linalg.norm(chroma, axis=0, keepdims=True), 1e-12)
     n = chroma.shape[1]
-    accents, changes = [], []
-    for i, f in enumerate(beats):
-        accents.append(float(low[max(0, f - 2) : f + 3].max()) if f < len(low) else 0.0)
-        prev = beats[i - 1] if i > 0 else max(0, f - (beats[1] - beats[0] if len(beats) > 1 else 8))
-        nxt = beats[i + 1] if i + 1 < len(beats) else min(n, 2 * f - prev)
-        before = chroma[:, prev:f].mean(axis=1) if f > prev else np.zeros(12)
-        after = chroma[:, f:nxt].mean(axis=1) if nxt > f else np.zeros(12)
-        denom = np.linalg.norm(before) * np.linalg.norm(after)
-        changes.append(1.0 - float(before @ after / denom) if denom > 0 else 0.0)
-    return np.asarray(accents), np.asarray(changes)
+    last = beats[-1] + (beats[-1] - beats[-2] if len(beats) > 1 else 8)
+    edges = [*(min(int(f), n - 1) for f in beats), min(int(last), n)]
+    per_beat = np.stack(
+        [chroma[:, a : max(b, a + 1)].mean(axis=1) for a, b in zip(edges[:-1], edges[1:])], axis=1
+    )
+    accents = np.array([_peak(low, int(f)) for f in beats])
+    changes = np.ones(len(beats))
+    for span in spans:
+        change = np.zeros(len(beats))
+        for i in range(1, len(beats)):
+            before = per_beat[:, max(0, i - span) : i].mean(axis=1)
+            after = per_beat[:, i : i + span].mean(axis=1)
+            denom = float(np.linalg.norm(before) * np.linalg.norm(after))
+            change[i] = max(1.0 - float(before @ after) / denom, 0.0) if denom > 0 else 0.0
+        changes *= change
+    return accents, changes ** (1.0 / len(spans))
 
 
 def period_contrast(feature: np.ndarray, period: int) -> tuple[float, int]:
-    """The best (contrast, phase) of ``feature`` at beats ``phase mod period``."""
+    """The best (contrast, phase) of ``feature`` at beats ``phase mod period``; -inf under two
+    whole periods (one bar's accent is no evidence of a bar length)."""
     best = (-np.inf, 0)
+    if len(feature) < 2 * period:
+        return best
     for phase in range(period):
         on = feature[phase::period]
         off = np.delete(feature, np.arange(phase, len(feature), period))
         if len(on) and len(off):
             best = max(best, (float(on.mean() - off.mean()), phase))
     return best
+
+
+def _softmax(values: np.ndarray, temperature: float) -> np.ndarray:
+    p = np.exp((values - values.max()) / temperature)
+    return p / p.sum()
+
+
+def meter_probs(
+    values: np.ndarray, sub_values: np.ndarray | None, temperature: float = TEMPERATURE
+) -> np.ndarray:
+    """p(2, 3, 4 beats a bar) from the contrasts of P = 2, 3, 4 (``values``) and of the strong
+    beats of P = 2 grouped by 2, 3, 4 (``sub_values``; None: too few beats). The P = 2 share
+    goes to 4 (groups of 2 or 4: 4/4 at the eighth-note level), 3 (3/4) or, through the
+    :data:`FLAT_CONTRAST` option, stays 2 (2/4)."""
+    p = _softmax(values, temperature)
+    if sub_values is None or not np.isfinite(sub_values).any():
+        return p
+    q = _softmax(np.concatenate([[FLAT_CONTRAST], sub_values]), temperature)
+    return np.array([p[0] * q[0], p[1] + p[0] * q[2], p[2] + p[0] * (q[1] + q[3])])
 
 
 def _is_compound(onset: np.ndarray, beats: np.ndarray) -> bool:
@@ -82,9 +168,10 @@ def detect_meter(
     accent_weight: float = 1.0,
     change_weight: float = 1.0,
 ) -> Detection:
-    """Time signature, one of :data:`METER_LABELS`; ``details["beats_per_bar"]`` and
-    ``details["downbeats"]`` (seconds). ``probs`` is a softmax over the three beat groupings'
-    contrasts (simple or compound as detected); fewer than 6 beats gives ``SILENT``."""
+    """Time signature, one of :data:`METER_LABELS`; ``details["beats_per_bar"]``,
+    ``details["downbeats"]`` (seconds), ``details["contrasts"]`` (P = 2, 3, 4) and
+    ``details["eighths"]`` (the tracked beats were read as eighth notes). ``probs``: see
+    :func:`meter_probs` (simple or compound as detected); fewer than 6 beats gives ``SILENT``."""
     import librosa
 
     y = prepare_audio(audio, sr)
@@ -92,8 +179,9 @@ def detect_meter(
     if silent is not None:
         return silent
     tempo = detect_tempo(y, SAMPLE_RATE)
+    onset = librosa.onset.onset_strength(y=y, sr=SAMPLE_RATE, hop_length=HOP)
     beats = np.round(np.asarray(tempo.details.get("beats", []), float) * SAMPLE_RATE / HOP)
-    beats = beats.astype(int)
+    beats = extend_beats(beats.astype(int), onset)
     if len(beats) < 6:
         return Detection(
             concept="time_signatures",
@@ -103,17 +191,28 @@ def detect_meter(
         )
     accents, changes = beat_features(y, beats)
     score = accent_weight * zscore(accents) + change_weight * zscore(changes)
-    periods = (2, 3, 4)
-    contrasts = [period_contrast(score, p) for p in periods]
+    contrasts = [period_contrast(score, p) for p in PERIODS]
     values = np.array([c for c, _ in contrasts])
-    probs = np.exp((values - values.max()) / 0.25)
-    probs /= probs.sum()
-    k = int(np.argmax(values))
-    onset = librosa.onset.onset_strength(y=y, sr=SAMPLE_RATE, hop_length=HOP)
+    strong = contrasts[0][1]
+    sub = [period_contrast(score[strong::2], p) for p in PERIODS]
+    sub_values = np.array([c for c, _ in sub]) if len(score[strong::2]) >= 4 else None
+    if tempo.details.get("octave_evidence", 0.0) >= EIGHTHS_EVIDENCE:
+        sub_values = None
+    if sub_values is not None and not np.isfinite(sub_values).any():
+        sub_values = None
+    probs = meter_probs(values, sub_values)
+    k = int(np.argmax(probs))
+    period = PERIODS[k]
+    # bar lines: the direct reading, or the strong beats' grouping when that gave the label
+    direct = _softmax(values, TEMPERATURE)[k]
+    eighths = bool(k > 0 and sub_values is not None and probs[k] - direct > direct)
+    if eighths:
+        j = (0 if sub_values[0] >= sub_values[2] else 2) if k == 2 else 1
+        downbeats = beats[strong::2][sub[j][1] :: PERIODS[j]]
+    else:
+        downbeats = beats[contrasts[k][1] :: period]
     names = _COMPOUND if _is_compound(onset, beats) else _SIMPLE
-    period, phase = periods[k], contrasts[k][1]
-    classes = tuple(names[p] for p in periods)
-    downbeats = beats[phase::period] * HOP / SAMPLE_RATE
+    classes = tuple(names[p] for p in PERIODS)
     return Detection(
         concept="time_signatures",
         label=classes[k],
@@ -122,8 +221,13 @@ def detect_meter(
         probs=probs,
         details={
             "beats_per_bar": period,
-            "downbeats": [round(float(t), 4) for t in downbeats],
+            "downbeats": [round(float(t), 4) for t in downbeats * HOP / SAMPLE_RATE],
             "bpm": tempo.details.get("bpm"),
+            "contrasts": [round(float(v), 4) if np.isfinite(v) else None for v in values],
+            "sub_contrasts": None
+            if sub_values is None
+            else [round(float(v), 4) if np.isfinite(v) else None for v in sub_values],
+            "eighths": eighths,
         },
     )
 
