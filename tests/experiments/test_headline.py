@@ -376,3 +376,37 @@ def test_a_quick_headline_runs_for_other_concepts_on_a_random_model(tmp_path, co
     assert (tmp_path / "out" / "directions" / f"{concept}.safetensors").exists()
     md = (tmp_path / "out" / "headline.md").read_text()
     assert f"every {concept} class" in md
+
+
+def test_tempo_bins_headline_runs_on_a_random_model(tmp_path):
+    """Tempo's classification form: strike clips labelled slow / medium / fast by their BPM,
+    one direction per bin, steered clips judged by the BPM detector's bin."""
+    from musicrfm.experiments.headline.run import run_headline
+
+    data = replace(
+        DemoConfig.quick(), clips_per_class=8, prompts=("acoustic piano",), seconds=0.5,
+        instrument_check=False,
+    )  # fmt: skip
+    cfg = HeadlineConfig.quick(
+        concept="tempo_bins", targets=("slow", "fast"), clips=2, baseline_clips=4,
+        relative_coefs=(0.5,), data=data,
+    )  # fmt: skip
+    record = run_headline(
+        model="random:tiny", out=tmp_path / "out", work=tmp_path / "work", config=cfg,
+        progress=False,
+    )  # fmt: skip
+    assert [r["target"] for r in record["per_target"]] == ["slow", "fast"]
+    results = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert set(results["label"].astype(str)) <= {"slow", "medium", "fast", "silent"}
+    assert "bpm" in results  # the reading each bin came from
+
+
+def test_strike_tempos_fall_into_their_bins():
+    from musicrfm.evaluation.detectors.tempo import TEMPO_BIN_LABELS, tempo_bin
+    from musicrfm.synth.strikes import TEMPOS
+
+    bins = [tempo_bin(b) for b in TEMPOS]
+    assert bins == ["slow"] * 4 + ["medium"] * 4 + ["fast"] * 5
+    assert TEMPO_BIN_LABELS == ("slow", "medium", "fast")
+    with pytest.raises(ValueError):
+        tempo_bin(float("nan"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -250,6 +251,50 @@ TEMPOS = register_detector(
         windowed=False,
         row_details=("bpm",),
         value_key="bpm",
+        describe=_describe,
+    )
+)
+
+
+TEMPO_BINS: dict[str, tuple[float, float]] = {
+    "slow": (0.0, 95.0),
+    "medium": (95.0, 135.0),
+    "fast": (135.0, float("inf")),
+}
+"""The classification form of tempo (issue 17): BPM ranges, low edge included. On the strike
+tempos (60-180 BPM in steps of 10) slow is 60-90, medium 100-130, fast 140-180."""
+TEMPO_BIN_LABELS = tuple(TEMPO_BINS)
+
+
+def tempo_bin(bpm: float) -> str:
+    """The bin of a tempo in BPM (:data:`TEMPO_BINS`)."""
+    for name, (low, high) in TEMPO_BINS.items():
+        if low <= bpm < high:
+            return name
+    raise ValueError(f"no tempo bin for {bpm!r} BPM")
+
+
+def detect_tempo_bin(audio: Any, sr: int, **options: Any) -> Detection:
+    """Slow / medium / fast from :func:`detect_tempo`'s BPM. ``probs``: the tempo's confidence
+    on its bin and the rest shared by the other two (the BPM detector gives no distribution)."""
+    d = detect_tempo(audio, sr, **options)
+    if d.silent:
+        return replace(d, concept="tempo_bins", classes=TEMPO_BIN_LABELS)
+    label = tempo_bin(float(d.details["bpm"]))
+    c = float(np.clip(d.confidence, 0.0, 1.0))
+    probs = np.full(len(TEMPO_BIN_LABELS), (1.0 - c) / (len(TEMPO_BIN_LABELS) - 1))
+    probs[TEMPO_BIN_LABELS.index(label)] = c
+    return replace(d, concept="tempo_bins", label=label, classes=TEMPO_BIN_LABELS, probs=probs)
+
+
+TEMPO_BIN_DETECTOR = register_detector(
+    Detector(
+        name="tempo_bins",
+        detect=detect_tempo_bin,
+        aliases=("tempo-bins", "tempo_classes"),
+        labels=TEMPO_BIN_LABELS,
+        windowed=False,
+        row_details=("bpm",),
         describe=_describe,
     )
 )

@@ -48,7 +48,10 @@ def learn_note_directions(
     timings = {} if timings is None else timings
     if cfg.train_set not in TRAIN_SETS:
         raise ConfigError(f"unknown training set {cfg.train_set!r}; valid: {', '.join(TRAIN_SETS)}")
-    if cfg.train_set == "strikes":
+    if concept == "tempo_bins":  # always strike clips: the synthetic click tracks are no music
+        t = log_stage(2, f"rendering strike clips at 60-180 BPM, slow / medium / fast, into {work}")
+        dataset = tempo_bin_dataset(adapter, cfg, work, seed, progress)
+    elif cfg.train_set == "strikes":
         t = log_stage(
             2, f"rendering strike {concept} clips ({cfg.clips_per_class} per class) into {work}"
         )
@@ -148,6 +151,44 @@ def strike_dataset(
         name=f"strike-{concept}-{cfg.clips_per_class}", sample_rate=sr, seed=grid_seed,
         workers=1, progress=progress,
     )  # fmt: skip
+
+
+def tempo_dataset(adapter: Any, work: Path, per_tempo: int, seed: int, progress: bool) -> Any:
+    """``per_tempo`` strike clips at each testbed tempo (every concept and program mixed),
+    rendered at the model's rate into ``work``; labels are BPM."""
+    from musicrfm.synth.generate import render_specs
+    from musicrfm.synth.strikes import TEMPOS, strike_grid, tempo_specs
+
+    rng = np.random.default_rng(seed + STRIKE_GRID_SEED_OFFSET)
+    grid = strike_grid(seed=seed + STRIKE_GRID_SEED_OFFSET)
+    chosen = []
+    for bpm in TEMPOS:
+        idx = [i for i, c in enumerate(grid) if c.bpm == bpm]
+        chosen += [
+            grid[i] for i in sorted(rng.choice(idx, min(per_tempo, len(idx)), replace=False))
+        ]
+    sr = int(adapter.sample_rate)
+    folder = work / f"strike_tempos_{sr}hz_{per_tempo}pt_seed{seed}"
+    return render_specs(
+        tempo_specs(chosen), folder, name=f"strike-tempos-{per_tempo}", sample_rate=sr,
+        seed=seed, workers=1, progress=progress,
+    )  # fmt: skip
+
+
+def tempo_bin_dataset(
+    adapter: ModelAdapter, cfg: DemoConfig, work: Path, seed: int, progress: bool
+) -> Any:
+    """The tempo set (:func:`tempo_dataset`, about ``cfg.clips_per_class`` clips a bin) with
+    each clip labelled slow / medium / fast (:data:`~musicrfm.evaluation.detectors.tempo.
+    TEMPO_BINS`), the BPM kept in a ``bpm`` column: the classification form of tempo."""
+    from musicrfm.evaluation.detectors.tempo import tempo_bin
+    from musicrfm.synth.dataset import SynthDataset
+
+    dataset = tempo_dataset(adapter, work, max(2, cfg.clips_per_class // 4), seed, progress)
+    rows = dataset.rows.copy()
+    rows["bpm"] = rows["label"].astype(float)
+    rows["label"] = [tempo_bin(b) for b in rows["bpm"]]
+    return SynthDataset(dataset.root, rows, dict(dataset.meta))
 
 
 def concept_dataset(
@@ -307,6 +348,7 @@ def detect_notes(
                 target_prob=float(probs[ti]) if ti is not None else float("nan"),
                 correct=det.label_matches(concept, d.label, first) if not crossfade else np.nan,
                 probs=probs.tolist(),
+                **{k: d.details[k] for k in record.row_details if k in d.details},
             )
             rows.append(row)
             if crossfade:

@@ -17,7 +17,10 @@ from musicrfm.theory import PITCH_CLASSES
 
 SAME_AS_BASELINE = ("random", "orthogonal", "other_class")
 # classification concepts with a synthetic training set and a detector
-HEADLINE_CONCEPTS = ("notes", "chords", "intervals", "scales", "progressions", "time_signatures")
+HEADLINE_CONCEPTS = (
+    "notes", "chords", "intervals", "scales", "progressions", "time_signatures", "tempo_bins",
+)  # fmt: skip
+"""tempo_bins: tempo's classification form (slow / medium / fast strike clips)."""
 
 
 @dataclass(frozen=True)

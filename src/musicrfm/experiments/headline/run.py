@@ -136,14 +136,12 @@ def _generate(
     import torch
 
     torch.manual_seed(seed)
-    records = generate_all(
-        adapter, direction_jobs(directions, cfg, coefs, seed), cfg.data, out / "audio", progress
-    )
+    jobs = direction_jobs(directions, cfg, coefs, seed)
+    records = generate_all(adapter, jobs, cfg.data, out / "audio", progress, cfg.concept)
     frame, _ = detect_notes(records, progress, cfg.concept)
     chosen = choose_coefs(frame, cfg)
-    controls = generate_all(
-        adapter, control_jobs(directions, cfg, chosen, seed), cfg.data, out / "audio", progress
-    )
+    jobs = control_jobs(directions, cfg, chosen, seed)
+    controls = generate_all(adapter, jobs, cfg.data, out / "audio", progress, cfg.concept)
     return frame, records + controls, controls
 
 

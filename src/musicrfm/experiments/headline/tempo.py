@@ -35,6 +35,7 @@ from musicrfm.experiments.demo.stages import (
     generate_all,
     instrument_adherence,
     sampling_options,
+    tempo_dataset,
 )
 from musicrfm.experiments.headline.config import HeadlineConfig, _items
 
@@ -42,29 +43,6 @@ log = logging.getLogger(__name__)
 
 TEMPO_CHANGE_GATE = 0.20
 """The issue's bar: the best η0 moves the median detected BPM by at least 20% each way."""
-
-
-def tempo_dataset(adapter: Any, work: Path, per_tempo: int, seed: int, progress: bool) -> Any:
-    """``per_tempo`` strike clips at each testbed tempo (every concept and program mixed),
-    rendered at the model's rate into ``work``; labels are BPM."""
-    from musicrfm.experiments.demo.stages import STRIKE_GRID_SEED_OFFSET
-    from musicrfm.synth.generate import render_specs
-    from musicrfm.synth.strikes import TEMPOS, strike_grid, tempo_specs
-
-    rng = np.random.default_rng(seed + STRIKE_GRID_SEED_OFFSET)
-    grid = strike_grid(seed=seed + STRIKE_GRID_SEED_OFFSET)
-    chosen = []
-    for bpm in TEMPOS:
-        idx = [i for i, c in enumerate(grid) if c.bpm == bpm]
-        chosen += [
-            grid[i] for i in sorted(rng.choice(idx, min(per_tempo, len(idx)), replace=False))
-        ]
-    sr = int(adapter.sample_rate)
-    folder = work / f"strike_tempos_{sr}hz_{per_tempo}pt_seed{seed}"
-    return render_specs(
-        tempo_specs(chosen), folder, name=f"strike-tempos-{per_tempo}", sample_rate=sr,
-        seed=seed, workers=1, progress=progress,
-    )  # fmt: skip
 
 
 def learn_tempo_direction(
