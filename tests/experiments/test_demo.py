@@ -254,3 +254,26 @@ def test_a_bad_progression_is_one_line_before_any_model_loads(monkeypatch, capsy
     assert main(["demo", "--progression", "C Gsus9 F", "--out", "x"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "Gsus9" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_cli_lines_on_the_part_and_the_progression():
+    from musicrfm.commands.demo import part_line, progression_line
+
+    rows = [{"condition": "unsteered", "coef": 0.0, "accuracy": 0.25, "ci_low": 0.06,
+             "ci_high": 0.44, "n": 16},
+            {"condition": "concept", "coef": 3.08, "accuracy": 0.875, "ci_low": 0.69,
+             "ci_high": 1.0, "n": 16}]  # fmt: skip
+    part = {"concept": "chords", "model_id": "m", "target": "augmented", "summary": rows}
+    assert part_line(part) == (
+        "chords on m, toward augmented at η0=3.08: accuracy 0.88 [0.69, 1.00] n=16 against "
+        "0.25 unsteered"
+    )
+    cond = {"bars": 32, "quality": {"value": 0.5625, "ci": [0.5, 0.66]},
+            "chord": {"value": 0.125, "ci": [0.03, 0.22]}}  # fmt: skip
+    low = {"bars": 32, "quality": {"value": 0.1875, "ci": [0.06, 0.34]},
+           "chord": {"value": 0.0, "ci": [0.0, 0.0]}}  # fmt: skip
+    prog = {"chords": "C Caug F Faug", "conditions": {"steered": cond, "unsteered": low}}
+    assert progression_line(prog) == (
+        "progression C Caug F Faug: quality right in 0.56 [0.50, 0.66] of 32 bars against 0.19 "
+        "unsteered; root + quality 0.12 against 0.00"
+    )

@@ -63,6 +63,17 @@ def part_line(part: dict) -> str:
     )
 
 
+def progression_line(prog: dict) -> str:
+    """One line on the progression: per-bar accuracy steered against unsteered."""
+    s, u = prog["conditions"]["steered"], prog["conditions"]["unsteered"]
+    q, c = s["quality"], s["chord"]
+    return (
+        f"progression {prog['chords']}: quality right in {q['value']:.2f} [{q['ci'][0]:.2f}, "
+        f"{q['ci'][1]:.2f}] of {s['bars']} bars against {u['quality']['value']:.2f} unsteered; "
+        f"root + quality {c['value']:.2f} against {u['chord']['value']:.2f}"
+    )
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "demo",
@@ -218,6 +229,8 @@ def run(args: argparse.Namespace) -> int:
     part = result.settings.get("part")
     if part:
         print(f"  {part_line(part)}")
+    if part and part.get("progression"):
+        print(f"  {progression_line(part['progression'])}")
     xf = result.crossfade
     if xf.get("n"):
         print(
