@@ -216,7 +216,7 @@ def _progression_html(prog: dict[str, Any]) -> str:
     text = (
         f"<p class='note'>The progression <b>{html.escape(prog['chords'])}</b> (one chord a bar "
         f"of 2/4 at {prog['bpm']:g} BPM), compiled as <code>musicrfm generate --chords</code> "
-        f"compiles it (keyframed quality directions on the bar grid, η0={prog['coef']:g} = "
+        f"compiles it (keyframed quality directions on the bar grid, η0={prog['coef']:.3g} = "
         f"{prog['relative_coef']:g}x norm), one clip per prompt; each bar judged by the chord "
         "detector without its first and last 0.15 s; 95% CIs bootstrap over clips. Only the "
         "quality part is steered: the testbed's root directions do not move the root to the "
