@@ -312,3 +312,16 @@ def test_cli_rejects_a_bad_pair_in_one_line(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "G-augmented" in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_the_training_set_goes_to_both_parts():
+    cfg = PairsConfig().with_changes(seconds=3, train_set="strikes")
+    assert cfg.data.train_set == "strikes" and cfg.data.seconds == 3.0
+    assert PairsConfig().with_changes(train_set=None).data.train_set == "synthetic"
+
+
+def test_cli_pairs_takes_a_training_set():
+    from musicrfm.cli import build_parser
+
+    args = build_parser().parse_args(["mini", "pairs", "--train-set", "strikes"])
+    assert args.train_set == "strikes"

@@ -292,6 +292,9 @@ def _register_pairs(sub) -> None:
     pa.add_argument("--sample-seed", type=int, default=None,
                     help="seed of the generated clips only (default --seed)")  # fmt: skip
     pa.add_argument("--device", default="cpu", help="torch device")
+    pa.add_argument("--train-set", choices=("synthetic", "strikes"), default="synthetic",
+                    help="where both parts' directions are learned: the SynTheory-style sets "
+                    "(default) or the polyphonic testbed's own strike clips")  # fmt: skip
     add_threads_argument(pa)
     pa.set_defaults(func=run)
 
@@ -361,7 +364,7 @@ def _schedules(args: argparse.Namespace) -> int:
     cfg = SchedulesConfig(target=target, crossfade=crossfade, coef=args.coef, clips=args.clips,
                           sample_seed=args.sample_seed, concept=args.concept,
                           interval_mode=args.interval_mode,
-                          ).with_changes(seconds=args.seconds)  # fmt: skip
+                          ).with_changes(seconds=args.seconds, train_set=args.train_set)  # fmt: skip
     cfg.validate()
     command = (
         f"musicrfm mini schedules --model {args.model} --concept {args.concept} --target {target}"
@@ -390,7 +393,7 @@ def _pairs(args: argparse.Namespace) -> int:
         first=parts["first"], second=parts["second"],
         pairs=tuple(parse_pair(p) for p in args.pairs), clips=args.clips,
         conflict=None if args.no_conflict else tuple(args.conflict), sample_seed=args.sample_seed,
-    ).with_changes(seconds=args.seconds)  # fmt: skip
+    ).with_changes(seconds=args.seconds, train_set=args.train_set)  # fmt: skip
     cfg.validate()
     command = " ".join(
         ["musicrfm mini pairs", f"--model {args.model}", f"--first {args.first}",
@@ -399,6 +402,7 @@ def _pairs(args: argparse.Namespace) -> int:
            for f in ("coef", "schedule", "gate")]
         + (["--no-conflict"] if args.no_conflict else ["--conflict " + " ".join(args.conflict)])
         + [f"--clips {args.clips}", f"--seconds {args.seconds:g}", f"--seed {args.seed}",
+           f"--train-set {args.train_set}",
            f"--threads {args.threads}", f"--out {args.out}"]
         + ([f"--sample-seed {args.sample_seed}"] if args.sample_seed is not None else [])
     )  # fmt: skip

@@ -106,12 +106,13 @@ class PairsConfig:
     )
 
     def with_changes(self, **changes: Any) -> PairsConfig:
-        """A copy with fields changed (``seconds`` goes into ``data``)."""
-        seconds = changes.pop("seconds", None)
+        """A copy with fields changed (``seconds`` and ``train_set`` go into ``data``)."""
+        data = {k: changes.pop(k) for k in ("seconds", "train_set") if k in changes}
+        data = {k: v for k, v in data.items() if v is not None}
+        if "seconds" in data:
+            data["seconds"] = float(data["seconds"])
         cfg = replace(self, **changes)
-        if seconds is not None:
-            cfg = replace(cfg, data=replace(cfg.data, seconds=float(seconds)))
-        return cfg
+        return replace(cfg, data=replace(cfg.data, **data)) if data else cfg
 
     def chord_clips(self) -> int:
         """Training clips a class of the chord set (both chord parts share one set)."""
