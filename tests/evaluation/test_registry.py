@@ -55,6 +55,7 @@ def test_the_built_in_detectors_are_registered_in_order() -> None:
             "chords",
             "intervals",
             "tempos",
+            "tempo_bins",
             "lead",
             "keys",
             "scales",
