@@ -364,7 +364,7 @@ def _schedules(args: argparse.Namespace) -> int:
     cfg = SchedulesConfig(target=target, crossfade=crossfade, coef=args.coef, clips=args.clips,
                           sample_seed=args.sample_seed, concept=args.concept,
                           interval_mode=args.interval_mode,
-                          ).with_changes(seconds=args.seconds, train_set=args.train_set)  # fmt: skip
+                          ).with_changes(seconds=args.seconds)  # fmt: skip
     cfg.validate()
     command = (
         f"musicrfm mini schedules --model {args.model} --concept {args.concept} --target {target}"
