@@ -148,10 +148,8 @@ def run_concept_part(
         from musicrfm.experiments.demo.progression import run_progression
 
         t = time.perf_counter()
-        progression = run_progression(
-            adapter, cd, part, cfg.progression_relative_coef * scale, out, seed=seed,
-            progress=progress,
-        )  # fmt: skip
+        coef = cfg.progression_relative_coef * scale
+        progression = run_progression(adapter, cd, part, coef, out, seed=seed)
         timings["progression"] = time.perf_counter() - t
     return {
         "concept": concept,

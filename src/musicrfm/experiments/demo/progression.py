@@ -26,7 +26,6 @@ def run_progression(
     out: Path,
     *,
     seed: int = 0,
-    progress: bool = True,
 ) -> dict[str, Any]:
     """Generate ``cfg.progression`` unsteered and steered (quality part, η0 ``coef``) from the
     demo's prompts, one seed each; per-bar accuracy and the chroma figure."""

@@ -226,19 +226,12 @@ def run_tempo_headline(
     cd.save(out / "directions" / "tempos")
 
     t = time.perf_counter()
-    records = generate_all(
-        adapter, tempo_jobs(cd, cfg, coefs, seed), cfg.data, out / "audio", progress, "tempos"
-    )
+    jobs = tempo_jobs(cd, cfg, coefs, seed)
+    records = generate_all(adapter, jobs, cfg.data, out / "audio", progress, "tempos")
     frame = detect_bpm(records)
     best = best_coefs(tempo_table(frame, seed), TEMPO_CHANGE_GATE)
-    controls = generate_all(
-        adapter,
-        tempo_control_jobs(cd, cfg, best, seed),
-        cfg.data,
-        out / "audio",
-        progress,
-        "tempos",
-    )
+    jobs = tempo_control_jobs(cd, cfg, best, seed)
+    controls = generate_all(adapter, jobs, cfg.data, out / "audio", progress, "tempos")
     records += controls
     frame = pd.concat([frame, detect_bpm(controls)], ignore_index=True)
     timings["generate"] = time.perf_counter() - t
