@@ -90,7 +90,7 @@ def group_of(c) -> str:
     return c.concept
 
 
-CODECS = ("spectral", "harmonic", "polyphonic")
+CODECS = ("spectral", "harmonic", "polyphonic", "polyphonic_onsets")
 
 
 def fit_codec(kind: str, audio, seed: int, iters: int):

@@ -237,3 +237,74 @@ def test_window_peaks_equal_a_gather_of_every_bin() -> None:
             lo, hi = max(0, centre[i, j] - half[i, j]), min(299, centre[i, j] + half[i, j])
             slow[i, j] = comp[lo : hi + 1].max(0)
     assert np.array_equal(_window_peaks(comp, centre, half), slow)
+
+
+# --------------------------------------------------------------- polyphonic codec with onsets
+def struck(notes: tuple[int, ...], bpm: float, seconds: float = 2.0) -> np.ndarray:
+    """``notes`` re-struck on every beat at ``bpm``, each strike decaying."""
+    beat = int(SR * 60 / bpm)
+    y = np.zeros(int(seconds * SR), dtype=np.float32)
+    one = chord(notes, seconds=60 / bpm)
+    one = one * np.exp(-6 * np.arange(len(one)) / SR).astype(np.float32)
+    for start in range(0, len(y), beat):
+        y[start : start + beat] = one[: len(y) - start]
+    return y
+
+
+@pytest.fixture(scope="module")
+def onset_codec():
+    from musicrfm.models.codecs.polyphonic import PolyphonicCodecConfig, PolyphonicCodecModel
+
+    cfg = PolyphonicCodecConfig(harmonics=12, onset_codebook=True, num_codebooks=5)
+    model = PolyphonicCodecModel(cfg)
+    clips = [struck(s, bpm) for s in ((60,), (57, 60, 64), (55, 59)) for bpm in (90, 150)]
+    model.fit_codebooks(model.fit_features(torch.from_numpy(np.stack(clips))), iters=4, seed=0)
+    return model
+
+
+def test_frames_since_counts_up_from_each_onset_and_caps() -> None:
+    from musicrfm.models.codecs.polyphonic import _frames_since
+
+    got = _frames_since(np.array([2, 5]), 10, cap=3)
+    assert got.tolist() == [3, 3, 0, 1, 2, 0, 1, 2, 3, 3]
+    assert _frames_since(np.array([], dtype=int), 4, cap=7).tolist() == [7, 7, 7, 7]
+
+
+def test_onset_codebook_is_last_and_counts_frames_since_each_strike(onset_codec) -> None:
+    assert onset_codec.codebooks.shape[0] == 2  # bass, upper, 2 timbre, onsets
+    assert onset_codec.config.min_quantizers == 4
+    for bpm in (90, 150):
+        audio = torch.from_numpy(struck((57, 60, 64), bpm))[None, None]
+        codes = onset_codec.encode(audio).audio_codes[0, 0]  # (5, T)
+        assert codes.shape[0] == 5
+        onsets = np.flatnonzero(codes[-1].numpy() == 0)
+        period = 50 * 60 / bpm  # code frames a beat
+        expected = np.arange(0, codes.shape[-1], period)
+        assert len(onsets) == len(expected), (bpm, onsets)
+        assert np.abs(onsets - np.round(expected)).max() <= 2, (bpm, onsets, expected)
+        # the round trip is heard with the same onsets
+        again = onset_codec.encode(onset_codec.decode(codes[None, None]).audio_values)
+        re_onsets = np.flatnonzero(again.audio_codes[0, 0, -1].numpy() == 0)
+        assert len(re_onsets) == len(onsets) and np.abs(re_onsets - onsets).max() <= 1
+    fewest = onset_codec.encode(audio, bandwidth=0.1).audio_codes
+    assert fewest.shape[2] == 4  # notes, one timbre codebook, onsets
+
+
+def test_onset_dips_silence_the_sound_just_before_each_onset(onset_codec) -> None:
+    hop = onset_codec.config.hop_length
+    stages = torch.tensor([[63, 63, 0, 1, 2, 0, 1]])
+    gain = onset_codec.onset_dips(stages, 7 * hop)[0]
+    assert float(gain[2 * hop - 1]) < 0.01 and float(gain[5 * hop - 1]) < 0.01
+    assert float(gain[:hop].min()) == 1.0  # no onset there
+    assert float(gain[3 * hop : 4 * hop].min()) == 1.0  # between onsets
+    with pytest.raises(ValueError, match="num_codebooks >= 4"):
+        from musicrfm.models.codecs.polyphonic import PolyphonicCodecConfig, PolyphonicCodecModel
+
+        PolyphonicCodecModel(PolyphonicCodecConfig(onset_codebook=True, num_codebooks=3))
+
+
+def test_recipe_names_the_onset_codec() -> None:
+    from musicrfm.mini.codes import new_codec
+
+    codec = new_codec("polyphonic_onsets")
+    assert codec.config.onset_codebook and codec.config.num_codebooks == 5

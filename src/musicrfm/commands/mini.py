@@ -77,10 +77,12 @@ def _register_train(sub) -> None:
         "(default: on, the bundled model's recipe)",
     )  # fmt: skip
     tr.add_argument(
-        "--codec", choices=("spectral", "harmonic", "polyphonic"), default=None,
+        "--codec", choices=("spectral", "harmonic", "polyphonic", "polyphonic_onsets"),
+        default=None,
         help="harmonic (default: codebook 0 is the MIDI note, the others the note-relative "
         "harmonic amplitudes; monophonic), polyphonic (bass note, the set of notes above it, "
-        "shared harmonic amplitudes; carries intervals and triads) or spectral (log-mel "
+        "shared harmonic amplitudes; carries intervals and triads), polyphonic_onsets (the "
+        "same + a last codebook counting frames since the last onset) or spectral (log-mel "
         "k-means, codes are joint pitch x timbre spectra; the recipe before session 7)",
     )  # fmt: skip
     tr.add_argument(

@@ -120,7 +120,7 @@ def _batches(n: int, what: str) -> Iterable[int]:
     return tqdm(range(0, n, 64), desc=what, mininterval=10)
 
 
-CODECS = ("spectral", "harmonic", "polyphonic")
+CODECS = ("spectral", "harmonic", "polyphonic", "polyphonic_onsets")
 
 
 def new_codec(name: str):
@@ -135,6 +135,8 @@ def new_codec(name: str):
         return HarmonicCodecModel(HarmonicCodecConfig())
     if name == "polyphonic":
         return PolyphonicCodecModel(PolyphonicCodecConfig())
+    if name == "polyphonic_onsets":  # + an onset-stage codebook (session 14)
+        return PolyphonicCodecModel(PolyphonicCodecConfig(onset_codebook=True, num_codebooks=5))
     raise ConfigError(f"unknown codec {name!r}; choose one of {', '.join(CODECS)}")
 
 

@@ -24,6 +24,13 @@ Low-level frames (below ``voicing_db`` of the clip's loudest) keep the last voic
 note tokens are smoothed by a majority over ``smooth_frames`` frames. The timbre vector is shared
 by the notes of a frame (the clips it is for play one instrument, at one velocity); its loudness
 carries the rhythm. A codec for rendered testbed clips (issue 17), not for real music.
+
+With ``onset_codebook`` the last codebook is the frames since the last onset (librosa's onset
+detector on the input; ``onset_stages - 1`` = none recent), and decoding dips the sound to
+silence over the ``onset_dip_ms`` before every stage-0 frame, so an onset is a token, not only a
+loudness change inside the joint timbre codes: the first testbed held one sound for the whole
+clip, and the rhythm it did play was lost in the timbre k-means (notes/LEARNINGS.md, session 14).
+Layout then: bass, upper set, ``num_codebooks - 3`` timbre codebooks, onset stage.
 """
 
 from __future__ import annotations
@@ -122,12 +129,22 @@ class PolyphonicCodecConfig(CodecConfigProperties, PretrainedConfig):
     num_codebooks: int = 4
     codebook_size: int = 512
     log_floor: float = 1e-4
+    onset_codebook: bool = False
+    onset_stages: int = 64
+    onset_dip_ms: float = 15.0
     audio_channels: int = 1
     normalize: bool = False
     chunk_length_s: float | None = None
     overlap: float | None = None
 
-    min_quantizers = 3  # notes alone carry no sound
+    @property
+    def min_quantizers(self) -> int:  # notes alone carry no sound
+        return 4 if self.onset_codebook else 3
+
+    @property
+    def timbre_codebooks(self) -> int:
+        """Residual timbre codebooks (all but the note and onset codebooks)."""
+        return self.num_codebooks - 2 - int(self.onset_codebook)
 
     @property
     def codebook_dim(self) -> int:
@@ -149,11 +166,16 @@ class PolyphonicCodecModel(EncodecInterface, PreTrainedModel):
 
     def __init__(self, config: PolyphonicCodecConfig) -> None:
         super().__init__(config)
-        k, size, dim = config.num_codebooks - 2, config.codebook_size, config.harmonics
+        k, size, dim = config.timbre_codebooks, config.codebook_size, config.harmonics
         if k < 1:
-            raise ValueError("the polyphonic codec needs num_codebooks >= 3 (notes + timbre)")
+            raise ValueError(
+                f"the polyphonic codec needs num_codebooks >= {config.min_quantizers} "
+                "(notes + timbre" + (" + onsets)" if config.onset_codebook else ")")
+            )
         if size < len(UPPER_SETS):
             raise ValueError(f"the polyphonic codec needs codebook_size >= {len(UPPER_SETS)}")
+        if config.onset_codebook and not 2 <= config.onset_stages <= size:
+            raise ValueError(f"onset_stages must be within 2..{size}")
         # Timbre centroids: fitted by `fit_codebooks`, stored in safetensors, never trained.
         self.codebooks = nn.Parameter(torch.zeros(k, size, dim), requires_grad=False)
         self.post_init()
@@ -189,6 +211,8 @@ class PolyphonicCodecModel(EncodecInterface, PreTrainedModel):
             if not voiced.any():
                 token = np.full(t, 60 * len(UPPER_SETS))
             token = _hold_last_voiced(token, voiced)
+            if cfg.onset_codebook:  # the long window hears a new note frames early
+                token = _snap_changes(token, self._onsets(y, t))
             bass, upper = token // len(UPPER_SETS), token % len(UPPER_SETS)
             basses.append(bass)
             uppers.append(upper)
@@ -198,6 +222,34 @@ class PolyphonicCodecModel(EncodecInterface, PreTrainedModel):
             torch.from_numpy(np.stack(uppers)).to(audio.device),
             torch.from_numpy(np.stack(timbre)).float().to(audio.device),
         )
+
+    def onset_stages(self, audio: torch.Tensor) -> torch.Tensor:
+        """(B, samples) audio -> (B, T) frames since the last detected onset, capped at
+        ``onset_stages - 1`` (also before the first onset and in silence)."""
+        cfg = self.config
+        t, cap = self.num_frames(audio.shape[-1]), cfg.onset_stages - 1
+        out = np.full((audio.shape[0], t), cap, dtype=np.int64)
+        for b, y in enumerate(audio.detach().float().cpu().numpy()):
+            if np.any(y):
+                out[b] = _frames_since(self._onsets(y, t), t, cap)
+        return torch.from_numpy(out).to(audio.device)
+
+    def _onsets(self, y: np.ndarray, t: int) -> np.ndarray:
+        """Onset frames (< ``t``) of one clip, librosa's detector on a 32 ms window (its default
+        128 ms one smears an onset over frames), at least 80 ms apart (a 180 BPM beat is 333 ms)."""
+        import librosa
+
+        cfg = self.config
+        pad = 4  # frames of silence first: a clip that starts on a strike has an onset at 0
+        y = np.concatenate([np.zeros(pad * cfg.hop_length, dtype=y.dtype), y])
+        envelope = librosa.onset.onset_strength(
+            y=y, sr=cfg.sampling_rate, hop_length=cfg.hop_length, n_fft=512
+        )
+        onsets = librosa.onset.onset_detect(
+            onset_envelope=envelope, sr=cfg.sampling_rate, hop_length=cfg.hop_length, wait=4
+        )
+        onsets = np.clip(onsets - pad, 0, None)
+        return onsets[onsets < t]
 
     def multi_f0(self, spec: np.ndarray) -> np.ndarray:
         """(F, T) magnitude of the long STFT -> (T, 3) MIDI notes by salience (-1 = none)."""
@@ -321,16 +373,48 @@ class PolyphonicCodecModel(EncodecInterface, PreTrainedModel):
     # ---------------------------------------------------------------- codec contract
     def codes_from_audio(self, audio: torch.Tensor, num_quantizers: int) -> torch.Tensor:
         """(B, samples) audio -> (B, K', T) codes: bass, upper set, then the timbre codes."""
+        cfg = self.config
         bass, upper, timbre = self.analyse(audio)
-        codes = residual_quantize(timbre, self.codebooks[: max(1, num_quantizers - 2)])
-        return torch.cat([bass[:, None], upper[:, None], codes], dim=1)
+        k = max(1, num_quantizers - 2 - int(cfg.onset_codebook))
+        parts = [bass[:, None], upper[:, None], residual_quantize(timbre, self.codebooks[:k])]
+        if cfg.onset_codebook:
+            parts.append(self.onset_stages(audio)[:, None])
+        return torch.cat(parts, dim=1)
 
     def audio_from_codes(self, codes: torch.Tensor) -> torch.Tensor:
         """(B, K', T) codes -> (B, T * hop_length) audio."""
         bass = codes[:, 0].clamp(0, 127)
         upper = codes[:, 1].clamp(0, len(UPPER_SETS) - 1)
-        timbre = residual_dequantize(codes[:, 2:], self.codebooks)
-        return self.synthesize(bass, upper, timbre, codes.shape[-1] * self.config.hop_length)
+        cfg = self.config
+        length = codes.shape[-1] * cfg.hop_length
+        if not cfg.onset_codebook:
+            timbre = residual_dequantize(codes[:, 2:], self.codebooks)
+            return self.synthesize(bass, upper, timbre, length)
+        timbre = residual_dequantize(codes[:, 2:-1], self.codebooks)
+        starts = _onset_starts(codes[:, -1])
+        audio = self.synthesize(bass, upper, _quiet_before(timbre, starts), length)
+        return audio * self.onset_dips(codes[:, -1], length)
+
+    def onset_dips(self, stages: torch.Tensor, length: int) -> torch.Tensor:
+        """(B, T) onset stages -> (B, length) gain: a linear fade to silence over the
+        ``onset_dip_ms`` before each onset frame (stage 0 after a non-zero stage) and a 2 ms
+        rise after it, so every onset token is heard as an attack."""
+        cfg = self.config
+        dip = max(1, round(cfg.onset_dip_ms * cfg.sampling_rate / 1000))
+        rise = max(1, round(0.002 * cfg.sampling_rate))
+        starts = _onset_starts(stages)
+        gain = torch.ones(stages.shape[0], length, device=stages.device)
+        ramp_down = torch.linspace(1.0, 0.0, dip + 1, device=stages.device)[1:]
+        ramp_up = torch.linspace(0.0, 1.0, rise + 1, device=stages.device)[1:]
+        for b, f in torch.nonzero(starts).tolist():
+            at = f * cfg.hop_length
+            if at == 0:
+                continue
+            lo = max(0, at - dip)
+            gain[b, lo:at] = torch.minimum(gain[b, lo:at], ramp_down[dip - (at - lo) :])
+            hi = min(length, at + rise)
+            gain[b, at:hi] = torch.minimum(gain[b, at:hi], ramp_up[: hi - at])
+        return gain
 
     def fit_features(self, audio: torch.Tensor) -> torch.Tensor:
         """(B, samples) audio -> (B * T, H) shared harmonic log-amplitude frames."""
@@ -358,6 +442,52 @@ def _window_peaks(comp: np.ndarray, centre: np.ndarray, half: np.ndarray) -> np.
         a, b = lo[sel], hi[sel] - 2**k + 1
         out[sel] = np.maximum(table[k][a], table[k][b])
     return out
+
+
+def _onset_starts(stages: torch.Tensor) -> torch.Tensor:
+    """(B, T) onset stages -> (B, T) bool: the first frame of every run of stage 0."""
+    zero = stages == 0
+    return zero & torch.cat([torch.ones_like(zero[:, :1]), ~zero[:, :-1]], dim=1)
+
+
+def _quiet_before(timbre: torch.Tensor, starts: torch.Tensor, frames: int = 2) -> torch.Tensor:
+    """(B, T, H) log-amplitudes with the ``frames`` before each onset no louder than the frame
+    before them. Why: the analysis window (64 ms) hears a strike a frame early, so without
+    this the resynthesis attacks once early and again at the onset token."""
+    out = timbre.clone()
+    for b, f in torch.nonzero(starts).tolist():
+        if f - frames - 1 < 0:
+            continue
+        floor = timbre[b, f - frames - 1]
+        out[b, f - frames : f] = torch.minimum(timbre[b, f - frames : f], floor)
+    return out
+
+
+def _snap_changes(token: np.ndarray, onsets: np.ndarray, reach: int = 3) -> np.ndarray:
+    """Move every change of the (bass, upper) token to the nearest onset within ``reach``
+    frames, so a new note starts where its strike is heard and not where the 256 ms analysis
+    window (or the majority smoothing) first sees it."""
+    out = token.copy()
+    if len(onsets) == 0:
+        return out
+    for c in np.flatnonzero(token[1:] != token[:-1]) + 1:
+        o = int(onsets[np.argmin(np.abs(onsets - c))])
+        if o == c or abs(o - c) > reach:
+            continue
+        if o < c:
+            out[o:c] = token[c]
+        else:
+            out[c:o] = token[c - 1]
+    return out
+
+
+def _frames_since(onsets: np.ndarray, t: int, cap: int) -> np.ndarray:
+    """Onset frame indices -> (t,) frames since the latest onset at or before each frame,
+    capped at ``cap`` (``cap`` before the first one)."""
+    last = np.full(t, -1, dtype=np.int64)
+    last[np.asarray(onsets, dtype=np.int64)] = np.asarray(onsets, dtype=np.int64)
+    last = np.maximum.accumulate(last)
+    return np.where(last >= 0, np.minimum(np.arange(t) - last, cap), cap)
 
 
 def _note_tokens(notes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
