@@ -11,6 +11,7 @@ import torch
 
 from musicrfm.errors import CompatibilityError, ConfigError
 from musicrfm.probes.directions import ConceptDirections
+from musicrfm.steering.compile import compile_plan
 from musicrfm.steering.generation import (
     GenerationOptions,
     generate,
@@ -142,14 +143,17 @@ def test_bad_plans_fail_before_generation(adapter, dirs_path, monkeypatch) -> No
 
 # ------------------------------------------------------------------------------ one compile
 def _old_path(adapter, prompts, plan, seeds, *, batch, steps):
-    """What generate() did before it compiled once: apply_plan compiling the plan per chunk with
-    the chunk's first seed (as gate seed, unless the plan has one), then a seeded generate."""
+    """What generate() did before it compiled once: the plan compiled per chunk, each clip with
+    its own seed as gate seed (unless the plan has one), then a generate seeded with the
+    chunk's first seed."""
     items = [(p, s) for p in prompts for s in seeds]
     out = []
     for start in range(0, len(items), batch):
         chunk = items[start : start + batch]
         tok = adapter.tokenize([p for p, _ in chunk])
-        with torch.inference_mode(), apply_plan(adapter, plan, seed=chunk[0][1], total_steps=steps, cfg=True):  # fmt: skip
+        gates = [plan.seed if plan.seed is not None else s for _, s in chunk]
+        compiled = compile_plan(plan, adapter, total_steps=steps).with_seeds(gates)
+        with torch.inference_mode(), apply_plan(adapter, compiled, total_steps=steps, cfg=True):  # fmt: skip
             torch.manual_seed(chunk[0][1])
             audio = adapter.model.generate(**tok, max_new_tokens=steps, do_sample=True, guidance_scale=3.0, temperature=1.0, top_k=250, top_p=1.0)  # fmt: skip
         out += list(audio.float().numpy())
@@ -180,8 +184,8 @@ def test_the_plan_is_compiled_once_and_the_audio_is_unchanged(
     res = generate(adapter, ["a", "b"], plan=plan, seconds=SECONDS, seed=[3, 4, 5], batch=batch)
     assert len(calls) == 1  # not once more per chunk
     assert all(np.array_equal(r.audio, e) for r, e in zip(res, expected, strict=True))
-    gates = {r.meta["gate_seed"] for r in res}
-    assert gates == ({gate_seed} if gate_seed is not None else {3, 4, 5} if batch == 1 else gates)
+    gates = [r.meta["gate_seed"] for r in res]
+    assert gates == ([gate_seed] * 6 if gate_seed is not None else [3, 4, 5] * 2)  # per clip
 
 
 # ------------------------------------------------------------------------------ options

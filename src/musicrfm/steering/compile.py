@@ -4,12 +4,14 @@ Every check of a plan against a model (compatible directions, classes, component
 top_k, schedule values; contradictory targets of one concept, `find_conflicts`, a warning)
 happens here, before any hook is installed or any step generated.
 The result, a `CompiledPlan`, is what the hooks (:mod:`musicrfm.steering.hooks`) apply; a
-generation compiles its plan once and only changes the gate seed from one batch to the next.
+generation compiles its plan once and only changes the gate seeds from one batch to the next
+(`CompiledPlan.with_seeds`: one per clip, so a clip's gate mask does not depend on its batch).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -33,7 +35,8 @@ class CompiledPlan:
     unit: (M, L, d) float64 unit directions q (zero where a direction has no vector).
     weights: (M, L) w_{ℓ,m}; coefs: (M,) η0; schedules: resolved (in steps);
     gate_p: (M,); row_gain: (M, 2) gains on the (conditional, unconditional) guidance rows;
-    seed: gate seed.
+    seed: gate seed; clip_seeds: the gate seed of each clip of one batch, in row order (empty:
+    every row uses ``seed``).
     """
 
     unit: torch.Tensor
@@ -48,6 +51,7 @@ class CompiledPlan:
     hidden_size: int
     conflicts: tuple[str, ...] = ()
     """Contradictory targets of one concept at full strength at once (`find_conflicts`)."""
+    clip_seeds: tuple[int, ...] = ()
 
     @property
     def num_directions(self) -> int:
@@ -66,8 +70,25 @@ class CompiledPlan:
         return [int(i) for i in np.flatnonzero(np.abs(self.weights[act]).sum(0) > 0)]
 
     def with_seed(self, seed: int) -> CompiledPlan:
-        """The same plan with another gate seed (the arrays are shared, not copied)."""
-        return replace(self, seed=int(seed))
+        """The same plan with one gate seed for every row (the arrays are shared, not copied)."""
+        return replace(self, seed=int(seed), clip_seeds=())
+
+    def with_seeds(self, seeds: Sequence[int]) -> CompiledPlan:
+        """The same plan with a gate seed per clip of a batch, in row order: each clip gets the
+        gate mask it gets alone (``with_seed(seeds[i])``). ``seed`` becomes the first one."""
+        clip_seeds = tuple(int(s) for s in seeds)
+        if not clip_seeds:
+            raise ConfigError("with_seeds needs at least one seed")
+        return replace(self, seed=clip_seeds[0], clip_seeds=clip_seeds)
+
+    def per_clip_seeds(self, directions: np.ndarray) -> tuple[int, ...] | None:
+        """The clips' gate seeds when the rows of a batch need masks of their own: some of
+        ``directions`` (indices) has a gate 0 < p < 1 and the clips' seeds differ; else None
+        (one table serves every row: the cheap path)."""
+        p = self.gate_p[np.asarray(directions, dtype=int)]
+        if len(set(self.clip_seeds)) < 2 or not ((p > 0) & (p < 1)).any():
+            return None
+        return self.clip_seeds
 
     def schedule_values(self, n: int) -> np.ndarray:
         """(n, M) φ_m(t) for t = 0..n-1."""
@@ -75,20 +96,22 @@ class CompiledPlan:
             return np.zeros((n, 0))
         return np.stack([s.values(n) for s in self.schedules], axis=1)
 
-    def gate_values(self, n: int) -> np.ndarray:
-        """(n, M) ψ_m(t) ∈ {0, 1}: one Bernoulli(p_m) draw per step, seeded with (seed, m)."""
+    def gate_values(self, n: int, seed: int | None = None) -> np.ndarray:
+        """(n, M) ψ_m(t) ∈ {0, 1}: one Bernoulli(p_m) draw per step, seeded with (seed, m)
+        (``seed`` default: the plan's)."""
+        seed = self.seed if seed is None else seed
         cols = []
         for m, p in enumerate(self.gate_p):
             if p >= 1.0:
                 cols.append(np.ones(n))
             else:
-                rng = np.random.default_rng([int(self.seed) & 0xFFFFFFFF, m])
+                rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, m])
                 cols.append((rng.random(n) < p).astype(np.float64))
         return np.stack(cols, axis=1) if cols else np.zeros((n, 0))
 
-    def factors(self, n: int) -> np.ndarray:
-        """(n, M) φ_m(t)·ψ_m(t)."""
-        return self.schedule_values(n) * self.gate_values(n)
+    def factors(self, n: int, seed: int | None = None) -> np.ndarray:
+        """(n, M) φ_m(t)·ψ_m(t), the gate drawn with ``seed`` (default: the plan's)."""
+        return self.schedule_values(n) * self.gate_values(n, seed)
 
     def addition(self, step: int, layer: int, *, conditional: bool = True) -> torch.Tensor:
         """The exact vector added to `layer`'s output at `step` (float64), for checking."""

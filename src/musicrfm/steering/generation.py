@@ -8,10 +8,15 @@ Batching: prompts × seeds are generated in chunks of ``batch`` items. With ``ba
 default) each item draws from its own random stream, seeded with its seed. With ``batch > 1`` the
 items of a chunk share one sampling stream seeded with the chunk's first seed (that is how torch
 sampling works); the sidecar records the whole chunk so the output still reproduces exactly.
+The steering gate is not shared that way: each clip's gate mask is drawn with its own gate seed
+(the plan's, else the clip's seed), the mask it gets alone (`CompiledPlan.with_seeds`).
 
 How clips are made travels as one frozen `GenerationOptions` (stored under the sidecar's
 ``"options"``; `GenerationOptions.from_dict` reads old sidecars too). The plan is compiled once
-per `generate` call; each chunk only swaps in its gate seed (the plan's, else the chunk's seed).
+per `generate` call; each chunk only swaps in its clips' gate seeds. A sidecar records its
+clip's ``gate_seed`` and, for a steered chunk of several clips, every clip's (``chunk.gate_seeds``);
+a sidecar of several clips without it was made when a chunk shared its first clip's mask, and
+`reproduce` regenerates it so.
 
 `prepare_generation` does every check (options, seeds, length against the model's position
 table, the plan against the model) and returns a `GenerationRun` that generates one chunk at a
@@ -279,30 +284,38 @@ class GenerationRun:
         b = self.options.batch
         return [self.items[i : i + b] for i in range(0, len(self.items), b)]
 
-    def _gate_seed(self, chunk: list[tuple[str, int]]) -> int:
+    def gate_seeds(self, chunk: list[tuple[str, int]]) -> list[int]:
+        """Each item's gate seed: the plan's when it fixes one, else the item's own seed."""
         plan = self.plan
-        return plan.seed if plan is not None and plan.seed is not None else chunk[0][1]
+        if plan is not None and plan.seed is not None:
+            return [int(plan.seed)] * len(chunk)
+        return [s for _, s in chunk]
 
     def records(self, chunk: list[tuple[str, int]]) -> list[dict[str, Any]]:
         """The sidecar `recipe` of each item of a chunk, known before it is generated."""
-        gate = self._gate_seed(chunk) if self.plan is not None else None
+        gates = self.gate_seeds(chunk) if self.plan is not None else None
         return [
-            recipe(_item_meta(chunk, i, chunk[0][1], gate, self.common)) for i in range(len(chunk))
+            recipe(_item_meta(chunk, i, chunk[0][1], gates, self.common)) for i in range(len(chunk))
         ]
 
-    def run(self, chunk: list[tuple[str, int]]) -> list[GenerationResult]:
-        """Generate one chunk; one result per item."""
-        chunk_seed, gate_seed = chunk[0][1], self._gate_seed(chunk)
+    def run(
+        self, chunk: list[tuple[str, int]], *, gate_seeds: Sequence[int] | None = None
+    ) -> list[GenerationResult]:
+        """Generate one chunk; one result per item. gate_seeds: each item's (default:
+        `gate_seeds`; `reproduce` passes an old sidecar's shared one)."""
+        gates = list(gate_seeds) if gate_seeds is not None else self.gate_seeds(chunk)
+        if len(gates) != len(chunk):
+            raise ConfigError(f"{len(gates)} gate seeds for a chunk of {len(chunk)} clips")
         audio = _run_chunk(
             self.adapter,
             [p for p, _ in chunk],
-            self.compiled.with_seed(gate_seed),
-            chunk_seed,
+            self.compiled.with_seeds(gates),
+            chunk[0][1],
             self.steps,
             self.options,
         )
-        gate = gate_seed if self.plan is not None else None
-        return _chunk_results(self.adapter, chunk, audio, chunk_seed, gate, self.common)
+        recorded = gates if self.plan is not None else None
+        return _chunk_results(self.adapter, chunk, audio, chunk[0][1], recorded, self.common)
 
 
 def prepare_generation(
@@ -326,7 +339,7 @@ def prepare_generation(
         plan = SteeringPlan([plan])
     steps = check_length(opts.seconds, adapter)
     # the plan is checked against the model and compiled once, before any generation; each
-    # chunk only changes its gate seed
+    # chunk only changes its clips' gate seeds
     compiled = compile_plan(plan, adapter, seed=seeds[0], total_steps=steps, strict=opts.strict)
     common = {
         "options": opts.to_dict(steps=steps),
@@ -394,8 +407,8 @@ def generate(
     prompts: one prompt or a list.
     plan: `SteeringPlan` (or one `SteeringDirection`); None or coefficient 0 → plain generation.
         It is compiled (checked against the model) once for the whole call.
-    seed: one seed, or several (each prompt is generated once per seed). Also the gate seed
-        unless the plan fixes one.
+    seed: one seed, or several (each prompt is generated once per seed). Each clip's seed is
+        also its gate seed unless the plan fixes one (whatever the batch).
     options: `GenerationOptions` (default: its defaults); ``overrides`` change single fields,
         e.g. ``generate(model, "x", seconds=2, temperature=0)``.
 
@@ -410,12 +423,14 @@ def _item_meta(
     chunk: list[tuple[str, int]],
     i: int,
     chunk_seed: int,
-    gate_seed: int | None,
+    gate_seeds: Sequence[int] | None,
     common: dict[str, Any],
 ) -> dict[str, Any]:
-    """The sidecar record of item ``i`` of a chunk, before its audio exists."""
+    """The sidecar record of item ``i`` of a chunk, before its audio exists. A steered chunk of
+    several clips records every clip's gate seed (``chunk.gate_seeds``): that tells `reproduce`
+    the masks were drawn per clip (older sidecars lack it: one mask, the first clip's)."""
     prompt, s = chunk[i]
-    return {
+    record = {
         "kind": "musicrfm.generation",
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "prompt": prompt,
@@ -426,9 +441,12 @@ def _item_meta(
             "index": i,
             "rng_seed": chunk_seed,
         },
-        "gate_seed": gate_seed,
+        "gate_seed": gate_seeds[i] if gate_seeds is not None else None,
         **common,
     }
+    if gate_seeds is not None and len(chunk) > 1:
+        record["chunk"]["gate_seeds"] = [int(g) for g in gate_seeds]
+    return record
 
 
 def _chunk_results(
@@ -436,7 +454,7 @@ def _chunk_results(
     chunk: list[tuple[str, int]],
     audio: np.ndarray,
     chunk_seed: int,
-    gate_seed: int | None,
+    gate_seeds: Sequence[int] | None,
     common: dict[str, Any],
 ) -> list[GenerationResult]:
     """One result per item of a chunk, each with its sidecar record."""
@@ -444,7 +462,7 @@ def _chunk_results(
     for i, (prompt, s) in enumerate(chunk):
         a = audio[i]
         meta = {
-            **_item_meta(chunk, i, chunk_seed, gate_seed, common),
+            **_item_meta(chunk, i, chunk_seed, gate_seeds, common),
             "num_samples": int(a.shape[-1]),
             "audio_sha256": _audio_digest(a),
         }
@@ -621,6 +639,18 @@ def check_sidecar(meta: Mapping[str, Any], path: str | Path = "this sidecar") ->
         raise bad(f"prompt {meta.get('prompt')!r} is not chunk item {index}'s {prompts[index]!r}")
     if isinstance(meta.get("seed"), bool) or meta.get("seed") != seeds[index]:
         raise bad(f"seed {meta.get('seed')!r} is not chunk item {index}'s {seeds[index]!r}")
+    gate, gates = meta.get("gate_seed"), chunk.get("gate_seeds")
+    if gate is not None and (isinstance(gate, bool) or not isinstance(gate, int)):
+        raise bad(f"gate_seed must be an integer, got {gate!r}")
+    if gates is not None and (
+        not isinstance(gates, list)
+        or len(gates) != len(seeds)
+        or not all(isinstance(g, int) and not isinstance(g, bool) for g in gates)
+        or gates[index] != gate
+    ):
+        raise bad(
+            f"chunk.gate_seeds must list an integer gate seed per clip, with {gate!r} at {index}"
+        )
     if not isinstance(meta.get("options"), Mapping):
         raise bad("no options record")
     if meta.get("plan") is not None and not isinstance(meta["plan"], Mapping):
@@ -683,7 +713,19 @@ def reproduce(
     events = (meta.get("live") or {}).get("events") or []
     replay = live_control(LiveControl.replay(events)) if events else contextlib.nullcontext()
     with torch_threads(meta.get("torch_threads")), replay:
-        return generate(model, prompts, plan=plan, seed=seeds, options=options)[chunk["index"]]
+        run = prepare_generation(model, prompts, plan=plan, seed=seeds, options=options)
+        return run.run(run.items, gate_seeds=sidecar_gate_seeds(meta))[chunk["index"]]
+
+
+def sidecar_gate_seeds(meta: Mapping[str, Any]) -> list[int] | None:
+    """The gate seed of each clip of a sidecar's chunk: ``chunk.gate_seeds`` when recorded;
+    without it (a clip alone, or a chunk made when its clips shared one mask) every clip gets
+    the sidecar's ``gate_seed``; None when it records none (unsteered)."""
+    chunk = meta["chunk"]
+    if chunk.get("gate_seeds") is not None:
+        return [int(g) for g in chunk["gate_seeds"]]
+    gate = meta.get("gate_seed")
+    return None if gate is None else [int(gate)] * len(chunk["seeds"])
 
 
 def reproduce_note(meta: Mapping[str, Any], result: GenerationResult) -> str:

@@ -28,8 +28,12 @@ MusicGen-Melody prepends its condition (text + chroma) to the decoder sequence; 
 decoder reads its length so that step 0 is still the BOS position and the condition positions
 get no addition. Blocks returning a tuple (Melody, older transformers) are handled like tensors.
 
-Gate ψ_m(t): one Bernoulli(p_m) draw per step per direction, shared by all layers and batch rows,
-from a NumPy generator seeded with (seed, m), so the same seed gives the same gate pattern.
+Gate ψ_m(t): one Bernoulli(p_m) draw per step per direction, shared by all layers, from a NumPy
+generator seeded with (seed, m), so the same seed gives the same gate pattern. A plan with a gate
+seed per clip (`CompiledPlan.with_seeds`, as `generate` batches seeds) gives each clip of the
+batch, and its guidance twin (rows i and i + B/2), the mask it gets alone: the hits of a gated
+batch are then independent clip to clip. Only when some steering direction has 0 < p < 1 and the
+seeds differ does the table get a row per batch row; otherwise one table serves every row.
 Classifier-free guidance: MusicGen's generate stacks the conditional rows first and the
 unconditional rows second; each direction's ``rows`` sets its gain on each half
 (`ROW_GAINS`: "conditional" steers only the first half, "contrast" subtracts from the second).
@@ -124,6 +128,7 @@ class SteeringSession:
             W[a] = self._row(m, compiled.coefs[m])
         self._W = W.reshape(len(idx), Ls * H).to(device=device, dtype=torch.float32)
         gain = compiled.row_gain[idx]  # (M_act, 2): conditional, unconditional rows
+        self._clips = compiled.per_clip_seeds(idx)  # None: one gate mask for every row
         if cfg:
             self.groups = 2 if (gain != 1.0).any() else 1
             self._mask = gain.T.copy() if self.groups == 2 else np.ones((1, len(idx)))
@@ -138,6 +143,9 @@ class SteeringSession:
                 )
             self.groups = 1
             self._mask = gain[:, :1].T.copy()
+        if self._clips is not None:
+            self._mask = self._per_row_mask(cfg)
+            self.groups = len(self._mask)
         self._table_len = 0
         self._table: torch.Tensor | None = None
         self._ensure_table(max(int(total_steps or 0), 256))
@@ -145,6 +153,13 @@ class SteeringSession:
         self._fast_b = -1
         self._adds: list[torch.Tensor | None] = [None] * Ls
         self._fast_adds: list[torch.Tensor] = []
+
+    def _per_row_mask(self, cfg: bool) -> np.ndarray:
+        """(rows, M_act) row gains for a table with a row per batch row: the clips, then (with
+        guidance) their unconditional twins."""
+        assert self._clips is not None
+        half = np.repeat(self._mask, len(self._clips), axis=0)  # (G·C, M_act)
+        return np.concatenate([half, half]) if cfg and len(self._mask) == 1 else half
 
     def _row(self, m: int, coef: np.float64) -> torch.Tensor:
         """(Ls, H) float64 η0 · w_ℓ · q_ℓ of direction m over the steered layers."""
@@ -184,16 +199,38 @@ class SteeringSession:
             self.live.on_tokens(start, ids.detach().cpu().numpy())
 
     # ---------------------------------------------------------------- per step
+    def row_factors(self, batch: int) -> np.ndarray:
+        """(steps, batch, M_act) φ·ψ·row gain of each steered direction that each row of a
+        ``batch``-row forward call gets at each step: what the hooks apply, for checking."""
+        assert self._table is not None
+        table = self._table.cpu().numpy()
+        if self.groups == 1:
+            return np.repeat(table, batch, axis=1)
+        rows = self._row_groups(batch)
+        return table if rows is None else table[:, rows.cpu().numpy()]
+
     def _ensure_table(self, n: int) -> None:
         if n <= self._table_len:
             return
         n = max(n, 2 * self._table_len)
-        f = self.compiled.factors(n)[:, self._idx]  # (n, M_act)
-        table = f[:, None, :] * self._mask[None]  # (n, G, M_act)
+        if self._clips is None:
+            f = self.compiled.factors(n)[:, self._idx][:, None, :]  # (n, 1, M_act)
+        else:  # each clip its own mask; rows i and i + C (its guidance twin) share it
+            per = [self.compiled.factors(n, s)[:, self._idx] for s in self._clips]
+            f = np.stack(per * (len(self._mask) // len(per)), axis=1)  # (n, rows, M_act)
+        table = f * self._mask[None]  # (n, G, M_act)
         self._table = torch.as_tensor(table, dtype=torch.float32).to(self.device)
         self._table_len = n
 
-    def _row_groups(self, batch: int) -> torch.Tensor:
+    def _row_groups(self, batch: int) -> torch.Tensor | None:
+        """The table row of each batch row (None: one table row per batch row, in order)."""
+        if self._clips is not None:
+            if batch != self.groups:
+                raise ModelError(
+                    f"the plan has gate seeds for {len(self._clips)} clips ({self.groups} rows "
+                    f"with guidance twins), the batch has {batch} rows"
+                )
+            return None
         if batch % 2:
             raise ModelError(
                 "row-specific steering expects classifier-free guidance rows (even batch), "
@@ -210,7 +247,11 @@ class SteeringSession:
             self._rows = None
         else:
             self._rows = self._row_groups(batch)
-            self._rowbuf = torch.zeros(batch, Ls * H, dtype=torch.float32, device=self.device)
+            self._rowbuf = (
+                self._buf
+                if self._rows is None
+                else torch.zeros(batch, Ls * H, dtype=torch.float32, device=self.device)
+            )
             base = self._rowbuf.view(batch, Ls, H)
         self._cast = torch.zeros_like(base, dtype=self.dtype) if cast else None
         src = self._cast if cast else base
@@ -258,7 +299,11 @@ class SteeringSession:
         if t0 < 0:
             c = torch.cat([c.new_zeros(min(-t0, seq), *c.shape[1:]), c])
         add = torch.einsum("sgm,mx->gsx", c, self._W).reshape(self.groups, seq, Ls, H)
-        add = add[self._row_groups(batch)] if self.groups == 2 else add[0]
+        if self.groups == 1:
+            add = add[0]
+        else:
+            rows = self._row_groups(batch)
+            add = add if rows is None else add[rows]
         add = add.to(self.dtype)  # (B, S, Ls, H) or (S, Ls, H)
         self._adds = [add[..., j, :] for j in range(Ls)]
 
@@ -333,8 +378,9 @@ def apply_plan(
     """Steer `model` (a ModelAdapter, or a bare transformers MusicGen) inside a ``with`` block.
 
     plan: a plan, compiled here with ``seed`` and ``strict``, or a `CompiledPlan` used as it is
-    (it already holds its gate seed). seed: gate seed unless the plan sets one. total_steps: the generation length in steps (the
-    horizon for schedules without a duration; default 1500). cfg: whether the batch holds
+    (it already holds its gate seed, or one per clip: `CompiledPlan.with_seeds`). seed: gate
+    seed unless the plan sets one. total_steps: the generation length in steps (the horizon for
+    schedules without a duration; default 1500). cfg: whether the batch holds
     classifier-free-guidance rows (conditional first half, unconditional second half); default:
     the model's generation_config.guidance_scale > 1. strict: also require the directions'
     model id to match. live: a `LiveControl` read at every step (default: the one a
