@@ -116,3 +116,58 @@ def test_card_of_a_strike_model_shows_its_gates(tmp_path) -> None:
     assert "| chord quality of triads | 9/10 0.900 [0.60, 0.98] |" in card
     assert "| tempo within 4% | 8/10" not in card and "| FAIL |" in card
     assert json.loads((tmp_path / "gates.json").read_text()) == gates
+
+
+def test_onset_bpm_reads_the_period_of_the_onset_codebook() -> None:
+    import numpy as np
+
+    from musicrfm.mini.strike_gates import onset_bpm
+    from musicrfm.models.codecs.polyphonic import _frames_since
+
+    stages = _frames_since(np.arange(0, 200, 25), 200, cap=63)  # a strike every 25 frames
+    assert onset_bpm(stages, 50.0) == pytest.approx(120.0)
+    assert onset_bpm(_frames_since(np.array([3]), 50, cap=63), 50.0) == 0.0
+
+
+def test_card_names_the_onset_codebook_and_its_tempo(tmp_path) -> None:
+    import json
+    from dataclasses import asdict
+
+    from musicrfm.mini.card import record_gates
+    from musicrfm.mini.config import TrainConfig
+
+    cfg = TrainConfig(data="strikes", codec="polyphonic_onsets", steps=10)
+    (tmp_path / "training.json").write_text(
+        json.dumps({"train_config": asdict(cfg), "train_clips": 10, "holdout_clips": 2})
+    )
+    entry = {"k": 9, "n": 10, "share": 0.9, "ci": [0.6, 0.98]}
+    share = {"k": 9, "n": 10, "share": 0.9}
+    gates = {
+        "command": "musicrfm mini gates --model x --seed 0", "seconds": 12.0,
+        "summary": {"generated_clips": 4, "instrument_accuracy": 0.5, "instrument_chance": 0.25,
+                    "instrument_passed": True, "seconds_per_clip_batched": 0.4},
+        "codec": {"n": 10, "round_trip": {"quality": {**entry, "gate": 0.9, "passed": True}},
+                  "original": {"quality": entry}, "tempo_by_concept": {"notes": {"k": 1, "n": 2}}},
+        "generation": {"spread": {}},
+        "codebook_determinism": {"chord_quality_from_codebook_1": share,
+                                 "harmonic_interval_from_codebook_1": share,
+                                 "pitch_class_from_codebook_0": share,
+                                 "tempo_from_onsets": {"k": 7, "n": 10, "share": 0.7}},
+    }  # fmt: skip
+    card = record_gates(tmp_path, gates).read_text()
+    assert "frames since the last onset" in card
+    assert "the tempo is the onset codebook's (the last) period" in card and "7/10" in card
+
+
+def test_rhythm_figure_tells_a_beat_from_a_held_sound() -> None:
+    import numpy as np
+
+    from musicrfm.mini.strike_gates import generation_rhythm
+    from musicrfm.synth.notes import render_clips
+    from musicrfm.synth.strikes import StrikeClip
+
+    beat = render_clips([StrikeClip.note(0, 60, bpm=120)] * 2, sampling_rate=SR, seconds=3.0)
+    t = np.arange(3 * SR) / SR
+    held = (0.3 * np.sin(2 * np.pi * 262 * t))[None].astype(np.float32)
+    rhythm = generation_rhythm(np.concatenate([beat, held]), SR)
+    assert rhythm["regular"]["k"] == 2 and rhythm["regular"]["n"] == 3

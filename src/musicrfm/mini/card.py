@@ -217,6 +217,15 @@ def _generalisation_words(hist: list[dict[str, Any]]) -> str:
 
 def _codec_words(codec: str) -> list[str]:
     """The model card's description of the recipe's codec."""
+    if codec == "polyphonic_onsets":
+        return [
+            "- Codec (`audio_encoder`, model_type `musicrfm_polyphonic_codec`, `onset_codebook`",
+            "  on): the polyphonic codec's notes (codebook 0 the lowest MIDI note, codebook 1 the",
+            "  set of up to two notes above it) and timbre (codebooks 2-3, residual k-means of 40",
+            "  harmonic log-amplitudes), plus codebook 4 = frames since the last onset (librosa's",
+            "  onset detector, 0-63). Note changes are moved to the nearest onset; decoding is",
+            "  additive synthesis with a 15 ms dip to silence before every onset token.",
+        ]
     if codec == "polyphonic":
         return [
             "- Codec (`audio_encoder`, model_type `musicrfm_polyphonic_codec`): 16 kHz audio ->",
@@ -304,7 +313,7 @@ def _recipe_lines(folder: Path, info: dict[str, Any]) -> list[str]:
         *_codec_words(recipe.codec),
         f"- Decoder: `MusicgenForCausalLM`, {cfg.get('num_layers')} layers, hidden size "
         f"{cfg.get('hidden_size')}, {cfg.get('num_heads')} heads, FFN {cfg.get('ffn_dim')}, "
-        f"4 codebooks with the delay pattern ({info.get('decoder_parameters', 0) / 1e6:.2f}M parameters).",
+        f"{cfg.get('num_codebooks', 4)} codebooks with the delay pattern ({info.get('decoder_parameters', 0) / 1e6:.2f}M parameters).",
         "- Text encoder: a 2-layer T5 encoder (d=128) with the byte-level `ByT5Tokenizer`",
         "  (no vocabulary download).",
         f"- Total {info.get('total_parameters', 0) / 1e6:.2f}M parameters, {size_mb:.1f} MB of safetensors.",

@@ -144,11 +144,29 @@ def codebook_determinism(adapter: ModelAdapter, clips: list[StrikeClip], audio: 
                                      (c.semitones == 12 and offsets == ()))  # fmt: skip
         elif c.concept == "notes":
             hits["notes"].append(Counter(b.tolist()).most_common(1)[0][0] % 12 == c.notes[0] % 12)
-    return {
+    out = {
         "chord_quality_from_codebook_1": _share(hits["chords"]),
         "harmonic_interval_from_codebook_1": _share(hits["intervals"]),
         "pitch_class_from_codebook_0": _share(hits["notes"]),
     }
+    if getattr(codec.config, "onset_codebook", False):
+        with torch.no_grad():
+            stages = codec.onset_stages(torch.from_numpy(np.asarray(audio, dtype=np.float32)))
+        rate = codec.config.sampling_rate / codec.config.hop_length
+        out["tempo_from_onsets"] = _share([
+            abs(onset_bpm(s, rate) / c.bpm - 1) <= 0.04 for c, s in zip(clips, stages.numpy())
+        ])  # fmt: skip
+    return out
+
+
+def onset_bpm(stages: np.ndarray, frame_rate: float) -> float:
+    """The BPM an onset-stage code sequence plays: 60 x frame rate / the median frame interval
+    between onsets (the first frames of stage-0 runs); 0 with fewer than two onsets."""
+    zero = stages == 0
+    starts = np.flatnonzero(zero & np.r_[True, ~zero[:-1]])
+    if len(starts) < 2:
+        return 0.0
+    return float(60.0 * frame_rate / np.median(np.diff(starts)))
 
 
 def _triad_shape(offsets: tuple[int, ...], root_position: dict[tuple[int, ...], str]) -> str | None:
@@ -188,6 +206,27 @@ def generation_spread(audio: np.ndarray, sr: int) -> dict[str, Any]:
     return out
 
 
+def generation_rhythm(audio: np.ndarray, sr: int, *, max_cv: float = 0.2) -> dict[str, Any]:
+    """Whether unsteered clips play a beat at all (the first testbed held one sound): librosa's
+    onsets (32 ms window, >= 80 ms apart) per clip, and the share of clips with at least four
+    onsets whose inter-onset intervals vary by at most ``max_cv`` (coefficient of variation)."""
+    import librosa
+
+    hop = max(1, sr // 50)
+    counts, regular = [], []
+    for y in audio:
+        env = librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop, n_fft=512)
+        onsets = librosa.onset.onset_detect(onset_envelope=env, sr=sr, hop_length=hop, wait=4)
+        counts.append(len(onsets))
+        ioi = np.diff(onsets)
+        regular.append(bool(len(onsets) >= 4 and ioi.std() <= max_cv * ioi.mean()))
+    return {
+        "median_onsets": float(np.median(counts)) if counts else float("nan"),
+        "regular": _share(regular),
+        "max_cv": max_cv,
+    }
+
+
 def run_strike_gates(
     adapter: ModelAdapter,
     cfg: TrainConfig,
@@ -222,6 +261,7 @@ def run_strike_gates(
     gen = generate_clips(adapter, instruments, seed=seed, frames=cfg.frames)
     gen_seconds = time.time() - t_gen
     spread = generation_spread(gen, sr)
+    rhythm = generation_rhythm(gen, sr)
     instrument = _accuracy(clf, gen, sr, np.array(instruments))
     chance = 1.0 / len(set(instruments))
     summary = {
@@ -232,6 +272,7 @@ def run_strike_gates(
         "instrument_passed": instrument >= 2 * chance,
         **{f"codec_{k}": v["share"] for k, v in codec["round_trip"].items()},
         **{f"max_share_{k}": v["max_share"] for k, v in spread.items()},
+        "regular_beat_share": rhythm["regular"]["share"],
         "generated_clips": len(gen),
         "seconds_per_clip_batched": round(gen_seconds / len(gen), 3),
     }
@@ -244,6 +285,7 @@ def run_strike_gates(
         "codebook_determinism": determinism,
         "generation": {
             "spread": spread,
+            "rhythm": rhythm,
             "instrument_accuracy": instrument,
             "instrument_accuracy_on_reconstructed_heldout": _accuracy(
                 clf, recon, sr, np.array([c.instrument for c in hold])
