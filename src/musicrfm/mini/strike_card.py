@@ -131,9 +131,15 @@ def _rhythm_line(rhythm: dict[str, Any] | None) -> list[str]:
     """Whether unsteered clips play a beat (gates measured before session 14 have no figure)."""
     if not rhythm:
         return []
-    reg = rhythm["regular"]
+    reg, orig = rhythm["regular"], rhythm.get("originals")
+    ref = (
+        f" (the held-out rendered clips: {orig['regular']['k']}/{orig['regular']['n']}, median "
+        f"{orig['median_onsets']:g}; sustained instruments and melodic pairs read irregular)"
+        if orig
+        else ""
+    )
     return [
         f"- Unsteered clips play a regular beat (>= 4 onsets, inter-onset intervals within "
         f"{rhythm['max_cv']:g} coefficient of variation) in {reg['k']}/{reg['n']}; median "
-        f"{rhythm['median_onsets']:g} onsets a clip.",
+        f"{rhythm['median_onsets']:g} onsets a clip{ref}.",
     ]

@@ -261,7 +261,7 @@ def run_strike_gates(
     gen = generate_clips(adapter, instruments, seed=seed, frames=cfg.frames)
     gen_seconds = time.time() - t_gen
     spread = generation_spread(gen, sr)
-    rhythm = generation_rhythm(gen, sr)
+    rhythm = {**generation_rhythm(gen, sr), "originals": generation_rhythm(hold_audio, sr)}
     instrument = _accuracy(clf, gen, sr, np.array(instruments))
     chance = 1.0 / len(set(instruments))
     summary = {
