@@ -308,3 +308,13 @@ def test_recipe_names_the_onset_codec() -> None:
 
     codec = new_codec("polyphonic_onsets")
     assert codec.config.onset_codebook and codec.config.num_codebooks == 5
+
+
+def test_no_swell_lets_harmonics_only_decay_between_onsets() -> None:
+    from musicrfm.models.codecs.polyphonic import _no_swell
+
+    timbre = torch.tensor([[[0.0], [1.0], [0.5], [0.8], [0.2], [2.0], [1.0], [1.5]]])  # (1, 8, 1)
+    starts = torch.tensor([[True, False, False, False, False, True, False, False]])
+    out = _no_swell(timbre, starts, attack=1)[0, :, 0].tolist()
+    # strike at 0: frames 1.. only fall (1.0, 0.5, 0.5, 0.2); strike at 5 may be loud again
+    assert out == [0.0, 1.0, 0.5, 0.5, 0.2, 2.0, 1.0, 1.0]

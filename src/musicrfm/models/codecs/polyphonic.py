@@ -132,6 +132,7 @@ class PolyphonicCodecConfig(CodecConfigProperties, PretrainedConfig):
     onset_codebook: bool = False
     onset_stages: int = 64
     onset_dip_ms: float = 15.0
+    onset_no_swell: bool = True
     audio_channels: int = 1
     normalize: bool = False
     chunk_length_s: float | None = None
@@ -392,7 +393,10 @@ class PolyphonicCodecModel(EncodecInterface, PreTrainedModel):
             return self.synthesize(bass, upper, timbre, length)
         timbre = residual_dequantize(codes[:, 2:-1], self.codebooks)
         starts = _onset_starts(codes[:, -1])
-        audio = self.synthesize(bass, upper, _quiet_before(timbre, starts), length)
+        timbre = _quiet_before(timbre, starts)
+        if cfg.onset_no_swell:
+            timbre = _no_swell(timbre, starts)
+        audio = self.synthesize(bass, upper, timbre, length)
         return audio * self.onset_dips(codes[:, -1], length)
 
     def onset_dips(self, stages: torch.Tensor, length: int) -> torch.Tensor:
@@ -478,6 +482,26 @@ def _snap_changes(token: np.ndarray, onsets: np.ndarray, reach: int = 3) -> np.n
             out[o:c] = token[c]
         else:
             out[c:o] = token[c - 1]
+    return out
+
+
+def _no_swell(timbre: torch.Tensor, starts: torch.Tensor, attack: int = 2) -> torch.Tensor:
+    """(B, T, H) log-amplitudes whose frame level (mean over harmonics) never rises between two
+    onsets after the first ``attack`` frames of a strike: every harmonic of a frame louder than
+    the quietest frame before it (in its strike) is lowered by the excess. Why: the quantised
+    (and generated) timbre codes jitter in loudness, and each jitter is heard as an onset the
+    onset codebook does not have; the strikes the codec is for only decay or hold."""
+    out = timbre.clone()
+    t = timbre.shape[1]
+    for b in range(timbre.shape[0]):
+        bounds = torch.nonzero(starts[b]).flatten().tolist() + [t]
+        if bounds[0] != 0:
+            bounds = [0] + bounds
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            seg = timbre[b, lo + attack : hi]
+            if len(seg) < 2:
+                continue
+            out[b, lo + attack : hi] = torch.cummin(seg, 0).values
     return out
 
 
