@@ -265,27 +265,35 @@ def _register_pairs(sub) -> None:
         "pairs",
         help="measure two concepts steered at once: joint success, cross-talk, a conflict",
         description=(
-            "Train each part's directions separately (notes, chords = quality, chord-roots), "
-            "write one plan file of two directions per FIRST+SECOND pair (each part with its "
+            "Train each part's directions separately (notes, chords = quality, chord-roots, "
+            "tempos = the tempo headline's signed regression direction, targets faster / slower: "
+            "a clip is right at >= 1.2x / <= 0.8x the unsteered median BPM), write one plan file of two directions per FIRST+SECOND pair (each part with its "
             "own coef, schedule and gate), steer with it, with each direction alone, with "
             "random / orthogonal / sign-flipped controls of both and unsteered, and two targets "
-            "of the first concept at once (--conflict); judged by the note and chord detectors "
-            "and the timbre judge. Writes pairs.json/.md/.png, results.csv and plans/."
+            "of the first concept at once (--conflict; notes or chords only); judged by the note, "
+            "chord and tempo detectors and the timbre judge. Writes pairs.json/.md/.png, results.csv and plans/."
         ),
     )
     add_model_argument(pa)
-    pa.add_argument("--first", default="notes", help="first part's concept (default notes)")
-    pa.add_argument("--second", default="chords", help="second part's concept (default chords)")
+    pa.add_argument("--first", default="notes",
+                    help="first part's concept: notes, chords, chord-roots or tempos (default "
+                    "notes)")  # fmt: skip
+    pa.add_argument("--second", default="chords",
+                    help="second part's concept: notes, chords, chord-roots or tempos (default "
+                    "chords)")  # fmt: skip
     pa.add_argument("--pairs", nargs="+", default=["G+augmented", "D#+major"],
-                    help="FIRST+SECOND targets (default G+augmented D#+major)")  # fmt: skip
+                    help="FIRST+SECOND targets (default G+augmented D#+major; a tempo part takes "
+                    "faster or slower, e.g. A+faster with --second tempos)")  # fmt: skip
     for part in ("first", "second"):
         pa.add_argument(f"--{part}-coef", default="0.1x", help=f"{part} part's η0 (default 0.1x)")
         pa.add_argument(f"--{part}-schedule", default="constant",
                         help=f"{part} part's schedule, as --schedule takes it")  # fmt: skip
         pa.add_argument(f"--{part}-gate", type=float, default=1.0, help=f"{part} part's gate p")
     pa.add_argument("--conflict", nargs=2, default=("C", "G"), metavar=("A", "B"),
-                    help="two targets of the first concept at once (default C G)")  # fmt: skip
-    pa.add_argument("--no-conflict", action="store_true", help="skip the conflict case")
+                    help="two targets of the first concept at once (default C G; notes or "
+                    "chords only)")  # fmt: skip
+    pa.add_argument("--no-conflict", action="store_true",
+                    help="skip the conflict case (needed with --first tempos)")  # fmt: skip
     pa.add_argument("--clips", type=int, default=16, help="clips per condition (default 16)")
     pa.add_argument("--seconds", type=float, default=4.0, help="clip length (default 4)")
     pa.add_argument("--out", default="pairs-report", help="folder for the results")

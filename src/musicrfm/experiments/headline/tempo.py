@@ -23,7 +23,7 @@ import os
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,9 @@ from musicrfm.experiments.demo.stages import (
 )
 from musicrfm.experiments.headline.config import HeadlineConfig, _items
 
+if TYPE_CHECKING:
+    from musicrfm.experiments.pairs.config import PairsConfig
+
 log = logging.getLogger(__name__)
 
 TEMPO_CHANGE_GATE = 0.20
@@ -46,9 +49,12 @@ TEMPO_CHANGE_GATE = 0.20
 
 
 def learn_tempo_direction(
-    adapter: Any, cfg: HeadlineConfig, work: Path, seed: int, device: str, progress: bool
-) -> tuple[Any, Any, Any]:
-    """Tempo dataset -> mean-pooled features -> one regression direction per layer."""
+    adapter: Any, cfg: HeadlineConfig | PairsConfig, work: Path, seed: int, device: str,
+    progress: bool,
+) -> tuple[Any, Any, Any]:  # fmt: skip
+    """Tempo dataset -> mean-pooled features -> one regression direction per layer. Only
+    ``cfg.data`` is read (clips a tempo, budget, components), so `musicrfm mini pairs` trains
+    its tempo part with this very function and its own config."""
     from musicrfm.capture.extract import extract_features
     from musicrfm.probes.training import train_directions
 

@@ -2,7 +2,9 @@
 own η0, schedule and gate), judged by the concepts' detectors for joint success (both right in
 the same clip), cross-talk (one steered alone, the other against unsteered), the controls
 (random / orthogonal at equal norm, sign flip) and a conflict case (two targets of one concept
-at once: what the clips are heard as, what the plan validator says).
+at once: what the clips are heard as, what the plan validator says). A part may steer tempo
+('faster' / 'slower' with the tempo headline's signed direction; right when the detected BPM is
+past 1.2x / 0.8x the unsteered median); the conflict case stays note/chord-only.
 
 - :mod:`.config` -- :class:`PartSpec`, :class:`PairsConfig`;
 - :mod:`.scoring` -- hits, joint rates, cross-talk, controls, conflict outcomes (pure);

@@ -12,8 +12,11 @@ from musicrfm.experiments.demo.config import PROMPT_INSTRUMENTS, DemoConfig
 from musicrfm.steering.plan import relative_coef
 
 # concepts a part can steer, with the detector that judges it: notes (note detector), chord
-# quality and chord root (both read from one chord detection)
-PART_CONCEPTS = ("notes", "chords", "chord-roots")
+# quality and chord root (both read from one chord detection), tempo (the BPM detector against
+# the unsteered clips' median: a signed regression direction, steered 'faster' or 'slower')
+PART_CONCEPTS = ("notes", "chords", "chord-roots", "tempos")
+TEMPO_TARGETS = ("faster", "slower")  # the two signs of η0 (probes.directions.CHANGE_WORDS)
+TEMPO_CHANGE = 0.2  # the issue's 20% (as the tempo headline's TEMPO_CHANGE_GATE)
 CONTROLS = ("random", "orthogonal", "flip")
 QUALITIES = ("major", "minor", "augmented", "diminished")
 ROOT_CLIPS = 48
@@ -60,9 +63,16 @@ def parse_pair(text: str) -> tuple[str, str]:
 
 
 def check_target(concept: str, target: str) -> str:
-    """The target as the detectors spell it (pitch class or quality); a one-line error naming
-    the valid ones."""
+    """The target as the detectors spell it (pitch class, quality, or faster / slower for
+    tempo); a one-line error naming the valid ones."""
     from musicrfm.experiments.demo.config import note_name
+
+    if concept == "tempos":
+        if str(target).strip().lower() not in TEMPO_TARGETS:
+            raise ConfigError(
+                f"{target!r} is not a tempo target; valid: {', '.join(TEMPO_TARGETS)}"
+            )
+        return str(target).strip().lower()
 
     if concept in ("notes", "chord-roots"):
         try:
@@ -86,6 +96,9 @@ class PairsConfig:
     equal norm. conflict: two targets of the first concept at once (notes C and G), each at the
     first part's η0, beside each alone; None skips it. joint_gate/alone_gate/adherence_tolerance:
     the issue's targets (joint >= 0.7 where each alone >= 0.8; adherence within 0.02).
+    tempo_change: a tempo part's clip is right when its detected BPM is at least (1 +
+    tempo_change) x ('faster') or at most (1 - tempo_change) x ('slower') the median detected
+    BPM of the unsteered clips (the issue's 20%). The conflict case is note/chord-only.
     data: prompts, batch, clip length, training-set size (``clips_per_class``)."""
 
     first: PartSpec = field(default_factory=lambda: PartSpec("notes"))
@@ -97,6 +110,7 @@ class PairsConfig:
     joint_gate: float = 0.7
     alone_gate: float = 0.8
     adherence_tolerance: float = 0.02
+    tempo_change: float = TEMPO_CHANGE
     sample_seed: int | None = None
     # chord directions' training clips a class; None: data.clips_per_class, or ROOT_CLIPS when a
     # part steers chord roots (24 a quality leaves some root out of the probes' test split)
@@ -140,6 +154,13 @@ class PairsConfig:
         unknown = [k for k in self.controls if k not in CONTROLS]
         if unknown:
             raise ConfigError(f"unknown control(s) {unknown}; valid: {', '.join(CONTROLS)}")
+        if not 0 < float(self.tempo_change) < 1:
+            raise ConfigError(f"tempo_change must be in (0, 1), got {self.tempo_change}")
+        if self.conflict is not None and self.first.concept == "tempos":
+            raise ConfigError(
+                "the conflict case (two targets of one concept at once) is note/chord-only and "
+                "the first part steers tempos: pass --no-conflict (conflict=None)"
+            )
         if self.conflict is not None:
             if len(self.conflict) != 2 or len({*self.conflict}) != 2:
                 raise ConfigError(f"the conflict case needs two different targets, got {self.conflict}")  # fmt: skip
@@ -157,8 +178,8 @@ class PairsConfig:
             for a, b in self.pairs
         )
         conflict = (
-            None
-            if self.conflict is None
+            self.conflict  # tempo: left as given, for validate's one-line refusal
+            if self.conflict is None or self.first.concept == "tempos"
             else tuple(check_target(self.first.concept, t) for t in self.conflict)
         )
         return replace(self, pairs=pairs, conflict=conflict)

@@ -29,6 +29,9 @@ from musicrfm.experiments.pairs.scoring import (
     crosstalk_rows,
     pair_rows,
     pair_verdict,
+    tempo_labels,
+    tempo_rows,
+    tempo_threshold,
 )
 from musicrfm.experiments.schedules.run import clip_items  # the same (prompt, seed) draw
 
@@ -108,6 +111,9 @@ def run_pairs(
         "detectors": {
             "notes": f"detect_note(window_s={WINDOW_S}, hop_s={HOP_S})",
             "chords": "detect_chord (quality = label, root = details['root'])",
+            "tempos": "detect_tempo (details['bpm'], as the tempo headline's detect_bpm) against "
+            f"the unsteered median: faster >= {1 + cfg.tempo_change:g}x, slower <= "
+            f"{1 - cfg.tempo_change:g}x",
         },
         "seed": seed,
         "config": json.loads(json.dumps(asdict(cfg), default=list)),
@@ -125,11 +131,17 @@ def learn_part_directions(
 ) -> Any:  # fmt: skip
     """One part's directions, trained as the demo and the headline train them (cached set and
     features in ``work``): notes on the note set; chord qualities on the chord set; chord roots
-    on the chord set's ``root`` column. Each records its activation norm (for "0.1x")."""
+    on the chord set's ``root`` column; tempo as the tempo headline's regression direction on
+    strike clips at 60-180 BPM (whatever the training set). Each records its activation norm
+    (for "0.1x")."""
+    from musicrfm.experiments.headline.tempo import learn_tempo_direction
     from musicrfm.probes.directions import record_activation_norms
     from musicrfm.probes.training import train_directions
 
-    if concept == "notes":
+    if concept == "tempos":
+        _, features, trained = learn_tempo_direction(adapter, cfg, work, seed, device, progress)
+        cd = trained.directions
+    elif concept == "notes":
         _, features, trained = learn_note_directions(
             adapter, cfg.data, work, seed=seed, device=device, progress=progress
         )
@@ -249,9 +261,12 @@ def detect_all(
     records: list[dict[str, Any]], concepts: tuple[str, str], cfg: PairsConfig
 ) -> tuple[pd.DataFrame, dict[int, list[str]]]:
     """Per clip: the note detector's label (and per-window trace labels) when a part or the
-    conflict case steers notes, and the chord detector's quality and root when a part steers
-    chords. Returns the per-clip frame and {row: trace labels}."""
+    conflict case steers notes, the chord detector's quality and root when a part steers
+    chords, and the tempo detector's BPM (``bpm``, NaN when silent) and its ``tempo`` label
+    against the unsteered clips' median when a part steers tempo. Returns the per-clip frame
+    and {row: trace labels}."""
     from musicrfm.evaluation import detectors as det
+    from musicrfm.experiments.headline.tempo import detect_bpm
 
     want_notes = "notes" in concepts or cfg.conflict is not None
     want_chords = bool({"chords", "chord-roots"} & set(concepts))
@@ -269,7 +284,11 @@ def detect_all(
             row["quality"] = c.label
             row["root"] = str(c.details.get("root", c.label))
         rows.append(row)
-    return pd.DataFrame(rows), traces
+    frame = pd.DataFrame(rows)
+    if "tempos" in concepts:
+        frame["bpm"] = detect_bpm(records)["bpm"].to_numpy(float) if records else []
+        frame = tempo_labels(frame, cfg.tempo_change)[0]
+    return frame, traces
 
 
 def _adherence(adapter: Any, frame: pd.DataFrame, records: list[dict], seed: int) -> Any:
@@ -293,6 +312,13 @@ def score(
     if frame[frame["condition"] == UNSTEERED].empty:
         raise ConfigError("no unsteered clips: every comparison is against them")
     concepts = (cfg.first.concept, cfg.second.concept)
+    threshold = None
+    if "tempos" in concepts:
+        threshold = tempo_threshold(
+            frame.loc[frame["condition"] == UNSTEERED, "bpm"].to_numpy(float), cfg.tempo_change
+        )
+        if "tempo" not in frame:
+            frame = tempo_labels(frame, cfg.tempo_change)[0]
     has_adh = "instrument_match" in frame and frame["instrument_match"].notna().any()
     base = frame[frame["condition"] == UNSTEERED]
     pairs = []
@@ -303,9 +329,12 @@ def score(
             "pair": name,
             "rows": rows,
             "verdict": pair_verdict(rows, joint_gate=cfg.joint_gate, alone_gate=cfg.alone_gate),
-            "crosstalk": crosstalk_rows(frame, pair, concepts),
+            "crosstalk": crosstalk_rows(frame, pair, concepts, seed=seed),
             "controls": control_rows(frame, pair, concepts, cfg.controls),
         }
+        if threshold is not None:
+            conds = (UNSTEERED, *ALONE, JOINT, *(f"joint-{k}" for k in cfg.controls))
+            entry["tempo"] = tempo_rows(frame, pair, threshold, conds, seed=seed)
         if has_adh:
             for cond in (JOINT, *ALONE):
                 g = frame[(frame["condition"] == cond) & (frame["pair"] == name)]
@@ -337,7 +366,7 @@ def score(
             all(p["adherence"][JOINT]["adherence_within_tolerance"] for p in pairs)
         )
     return {"overall": overall, "pairs": pairs, "conflict": conflict,
-            "concepts": list(concepts)}  # fmt: skip
+            "concepts": list(concepts), "tempo_threshold": threshold}  # fmt: skip
 
 
 def _write_report(record: dict[str, Any], frame: pd.DataFrame, out: Path) -> None:

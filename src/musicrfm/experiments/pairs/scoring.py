@@ -3,8 +3,9 @@ condition, the cross-talk of one attribute steered alone on the other, the contr
 unsteered, and what a conflict clip was heard as.
 
 Pure functions of per-clip labels (a DataFrame with columns ``condition``, ``pair`` and one
-label column per detector: ``note``, ``quality``, ``root``), so the arithmetic is tested on
-hand-made detector outputs."""
+label column per detector: ``note``, ``quality``, ``root``; for tempo ``bpm`` and the ``tempo``
+label it gives against the unsteered median, :func:`tempo_labels`), so the arithmetic is tested
+on hand-made detector outputs."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from musicrfm.errors import ConfigError
 from musicrfm.evaluation.detectors.base import SILENT
 
 # the label column each part's concept is judged by
-LABEL_COLUMN = {"notes": "note", "chords": "quality", "chord-roots": "root"}
+LABEL_COLUMN = {"notes": "note", "chords": "quality", "chord-roots": "root", "tempos": "tempo"}
 AUGMENTED = "augmented"
 # conditions of a pair, in the order the tables show them
 ALONE = ("first alone", "second alone")
@@ -41,6 +42,8 @@ def attribute_hits(frame: pd.DataFrame, concept: str, target: str) -> np.ndarray
         raise ConfigError(f"the clips have no {column!r} labels to judge {concept} by")
     if concept in ("notes", "chords"):
         return np.asarray([float(det.label_matches(concept, str(x), target)) for x in frame[column]])  # fmt: skip
+    if concept == "tempos":  # 'faster' / 'slower' from tempo_labels: past the 20% bar
+        return np.asarray([float(str(x) == target) for x in frame[column]])
     t = PITCH_CLASSES.index(target)
     same = {PITCH_CLASSES[t], PITCH_CLASSES[(t + 4) % 12], PITCH_CLASSES[(t + 8) % 12]}
     quality = frame["quality"] if "quality" in frame else pd.Series([""] * len(frame))
@@ -50,6 +53,100 @@ def attribute_hits(frame: pd.DataFrame, concept: str, target: str) -> np.ndarray
             for r, q in zip(frame[column], quality)
         ]
     )
+
+
+# ------------------------------------------------------------------------------ tempo
+UNCHANGED, NO_BASELINE = "unchanged", "no baseline"
+
+
+def tempo_threshold(unsteered_bpm: Sequence[float], change: float) -> dict[str, Any]:
+    """A tempo part's per-clip bar: at least (1 + change) x ('faster') or at most (1 - change)
+    x ('slower') the median detected BPM of the unsteered clips (silent ones, NaN, left out).
+    The bars are None when no unsteered clip has a reading."""
+    bpm = np.asarray(unsteered_bpm, dtype=np.float64)
+    read = bpm[np.isfinite(bpm)]
+    median = float(np.median(read)) if read.size else None
+    return {
+        "change": float(change),
+        "unsteered_median_bpm": median,
+        "unsteered_n": int(bpm.size),
+        "unsteered_with_bpm": int(read.size),
+        "faster_at_least_bpm": None if median is None else (1 + change) * median,
+        "slower_at_most_bpm": None if median is None else (1 - change) * median,
+    }
+
+
+def tempo_label(bpm: float, threshold: dict[str, Any]) -> str:
+    """``faster`` / ``slower`` when a clip's BPM is past the bar that way, else ``unchanged``;
+    ``silent`` without a reading; ``no baseline`` when the unsteered clips had none. Compared
+    as a ratio to the median, so a BPM exactly at 1.2x counts."""
+    median, change = threshold["unsteered_median_bpm"], threshold["change"]
+    if bpm is None or not np.isfinite(bpm):
+        return SILENT
+    if median is None or median <= 0:
+        return NO_BASELINE
+    ratio = float(bpm) / median
+    if ratio >= 1 + change - 1e-9:
+        return "faster"
+    if ratio <= 1 - change + 1e-9:
+        return "slower"
+    return UNCHANGED
+
+
+def tempo_labels(frame: pd.DataFrame, change: float) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """``frame`` with a ``tempo`` column (:func:`tempo_label` of each clip's ``bpm`` against
+    the unsteered clips' median), and the threshold used."""
+    if "bpm" not in frame:
+        raise ConfigError("the clips have no 'bpm' readings to judge tempos by")
+    base = frame.loc[frame["condition"] == UNSTEERED, "bpm"].to_numpy(np.float64)
+    threshold = tempo_threshold(base, change)
+    out = frame.copy()
+    out["tempo"] = [tempo_label(float(b), threshold) for b in frame["bpm"].astype(float)]
+    return out, threshold
+
+
+def bpm_change(
+    steered: np.ndarray, unsteered: np.ndarray, *, seed: int = 0
+) -> dict[str, Any] | None:
+    """Median BPM of ``steered`` and its change relative to the unsteered median, bootstrap 95%
+    CI (the tempo headline's :func:`~musicrfm.experiments.headline.tempo.median_change`); None
+    when either side has no reading."""
+    from musicrfm.experiments.headline.tempo import median_change
+
+    s, u = np.asarray(steered, np.float64), np.asarray(unsteered, np.float64)
+    if not np.isfinite(s).any() or not np.isfinite(u).any():
+        return None
+    out = median_change(s, u, seed)
+    out["unsteered_median_bpm"] = float(np.median(u[np.isfinite(u)]))
+    out["silent"] = int((~np.isfinite(s)).sum())
+    return out
+
+
+def tempo_rows(
+    frame: pd.DataFrame,
+    pair: tuple[str, str],
+    threshold: dict[str, Any],
+    conditions: Sequence[str],
+    *,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """The BPM distribution of every condition of ``pair`` against unsteered: the median BPM
+    and its relative change (bootstrap 95% CI), and the shares of clips past the faster and
+    slower bars (Wilson 95%)."""
+    name = "+".join(pair)
+    base = frame.loc[frame["condition"] == UNSTEERED, "bpm"].to_numpy(np.float64)
+    rows = []
+    for cond in conditions:
+        g = _cells(frame, name, cond)
+        if g.empty:
+            continue
+        labels = g["tempo"].astype(str) if "tempo" in g else pd.Series([""] * len(g))
+        row: dict[str, Any] = {"pair": name, "condition": cond, "n": int(len(g)),
+                               "bpm": bpm_change(g["bpm"].to_numpy(np.float64), base, seed=seed)}  # fmt: skip
+        for word in ("faster", "slower"):
+            row[word] = share((labels == word).to_numpy(np.float64))
+        rows.append(row)
+    return rows
 
 
 def share(hits: np.ndarray) -> dict[str, Any]:
@@ -152,11 +249,12 @@ def pair_verdict(
 
 
 def crosstalk_rows(
-    frame: pd.DataFrame, pair: tuple[str, str], concepts: tuple[str, str]
+    frame: pd.DataFrame, pair: tuple[str, str], concepts: tuple[str, str], *, seed: int = 0
 ) -> list[dict[str, Any]]:
     """Steering one attribute alone, the other attribute against unsteered: the other's target
     rate (Newcombe 95% interval of the difference; ``within_ci`` when it holds 0) and the
-    total-variation distance of its whole label distribution from unsteered."""
+    total-variation distance of its whole label distribution from unsteered; when the other is
+    tempo, also its median BPM against unsteered (``bpm``, :func:`bpm_change`)."""
     name = "+".join(pair)
     base = frame[frame["condition"] == UNSTEERED]
     if base.empty:
@@ -180,6 +278,9 @@ def crosstalk_rows(
                 "unsteered_ci_high": sb["ci_high"], "unsteered_n": sb["n"],
                 **difference(h, hb),
                 "label_shift_tv": label_shift(g[col].astype(str), base[col].astype(str)),
+                "bpm": bpm_change(g["bpm"].to_numpy(np.float64),
+                                  base["bpm"].to_numpy(np.float64), seed=seed)
+                if concept == "tempos" else None,
             }
         )  # fmt: skip
     return rows

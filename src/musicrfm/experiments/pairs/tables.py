@@ -82,8 +82,22 @@ def verdict_table(record: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+BPM_CHANGE = "median BPM steered vs unsteered, change [bootstrap 95% CI]"
+
+
+def _bpm(b: dict[str, Any] | None) -> str:
+    """``median vs unsteered median, relative change [CI]`` of a :func:`bpm_change` record."""
+    if not b:
+        return "no BPM reading"
+    lo, hi = b["change_ci"]
+    return (f"{b['median_bpm']:.0f} vs {b['unsteered_median_bpm']:.0f}, {b['change']:+.0%} "
+            f"[{lo:+.0%}, {hi:+.0%}]")  # fmt: skip
+
+
 def crosstalk_table(record: dict[str, Any]) -> pd.DataFrame:
-    """Steering one attribute alone: the other attribute's target rate against unsteered."""
+    """Steering one attribute alone: the other attribute's target rate against unsteered; when
+    the other is tempo, also its median BPM against unsteered."""
+    tempo = "tempos" in record.get("concepts", [])
     rows = []
     for p in record["pairs"]:
         for r in p["crosstalk"]:
@@ -99,7 +113,50 @@ def crosstalk_table(record: dict[str, Any]) -> pd.DataFrame:
                     "label distribution shift (TV)": f"{r['label_shift_tv']:.2f}",
                 }
             )
+            if tempo:
+                measured = str(r["measured"]).startswith("tempos")
+                rows[-1][BPM_CHANGE] = _bpm(r.get("bpm")) if measured else "-"
     return pd.DataFrame(rows)
+
+
+def tempo_table(record: dict[str, Any]) -> pd.DataFrame:
+    """A tempo part's BPM distribution per pair and condition against unsteered: the median BPM
+    and its change (bootstrap 95%), the shares past the faster / slower bars (Wilson 95%)."""
+    t = record.get("tempo_threshold") or {}
+    fast, slow = t.get("faster_at_least_bpm"), t.get("slower_at_most_bpm")
+    fast = f">= {fast:.0f} BPM" if fast is not None else "(no baseline)"
+    slow = f"<= {slow:.0f} BPM" if slow is not None else "(no baseline)"
+    rows = []
+    for p in record["pairs"]:
+        for r in p.get("tempo", []):
+            f, s = r["faster"], r["slower"]
+            rows.append(
+                {
+                    "pair": p["pair"],
+                    "condition": r["condition"],
+                    BPM_CHANGE: _bpm(r["bpm"]),
+                    "silent": r["bpm"]["silent"] if r["bpm"] else r["n"],
+                    f"faster {fast}": _share(f["rate"], f["ci_low"], f["ci_high"], f["n"]),
+                    f"slower {slow}": _share(s["rate"], s["ci_low"], s["ci_high"], s["n"]),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def tempo_bar_text(record: dict[str, Any]) -> str:
+    """The tempo part's per-clip criterion in words, with the numbers it used."""
+    t = record.get("tempo_threshold") or {}
+    c = t.get("change", 0.2)
+    head = (f"A tempo part's clip is right when its detected BPM is at least {1 + c:g}x "
+            f"('faster') or at most {1 - c:g}x ('slower') the median detected BPM of the "
+            "unsteered clips")  # fmt: skip
+    if t.get("unsteered_median_bpm") is None:
+        return head + ": no unsteered clip had a BPM reading, so no tempo clip is right."
+    return (f"{head}: median {t['unsteered_median_bpm']:.1f} BPM over "
+            f"{t['unsteered_with_bpm']}/{t['unsteered_n']} unsteered clips with a reading, so "
+            f"faster >= {t['faster_at_least_bpm']:.1f} BPM, slower <= "
+            f"{t['slower_at_most_bpm']:.1f} BPM (silent clips: a miss). 'slower' is the "
+            "'faster' direction at -η0.")  # fmt: skip
 
 
 def controls_table(record: dict[str, Any]) -> pd.DataFrame:
@@ -171,6 +228,7 @@ def pairs_markdown(record: dict[str, Any]) -> str:
         "from unsteered use Newcombe's interval; adherence (reference timbre judge) uses a "
         "bootstrap. Same prompts x seeds in every condition.",
         "",
+        *([tempo_bar_text(record), ""] if record.get("tempo_threshold") is not None else []),
         "## Joint success",
         "",
         to_markdown(joint_table(record)),
@@ -186,6 +244,9 @@ def pairs_markdown(record: dict[str, Any]) -> str:
         to_markdown(controls_table(record)),
         "",
     ]
+    if record.get("tempo_threshold") is not None:
+        lines += ["## Tempo: the BPM distribution of every condition against unsteered", "",
+                  to_markdown(tempo_table(record)), ""]  # fmt: skip
     c = record.get("conflict")
     if c:
         lines += [f"## Conflict: {c['a']} and {c['b']} of one concept at once", "",
