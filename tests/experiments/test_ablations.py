@@ -244,8 +244,16 @@ def test_committed_testbed_configs_score_chords_with_the_testbed_judge() -> None
         assert (c.prompts, c.seeds, c.seconds) == (cfg.prompts, cfg.seeds, cfg.seconds)
     subsets = sorted((CONFIGS / "subsets").glob("testbed-*.toml"))
     assert len(subsets) >= 5
+    own_curves = {"testbed-c1-top3-curve.toml": {"top_k": 3}, "testbed-c2-gate09-curve.toml":
+                  {"gate": 0.9}}  # fmt: skip
     for sub in subsets:
-        part = load_config(sub)  # every part is a cell of the full testbed grids
+        part = load_config(sub)
+        if sub.name in own_curves:  # a plan's own η0 curve: the default plan with one change
+            assert (part.prompts, part.seeds) == (cfg.prompts, cfg.seeds)
+            assert part.plan == {**cfg.plan, **own_curves[sub.name]}
+            assert set(part.concepts["chords"].targets) <= set(spec.targets)
+            continue
+        # every other part is a cell of the full testbed grids
         full = opt if "optimum" in sub.name else cfg
         assert (part.prompts, part.seeds, part.plan) == (full.prompts, full.seeds, full.plan)
         assert set(part.coefs) <= set(full.coefs)

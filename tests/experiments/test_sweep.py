@@ -307,7 +307,7 @@ def _planted_sweep(folder: Path, effect: bool) -> Path:
                     "correct": hit,
                     "condition_id": condition,
                     "embedding": rng.normal(size=4).tolist(),
-                    "audio_path": "none.wav",
+                    "audio_path": f"{condition}_s{seed}.wav",
                 }
             )
         (folder / "conditions" / f"{condition}.json").write_text(json.dumps({"rows": rows}))
@@ -524,3 +524,25 @@ def test_relative_coefs_steer_at_a_multiple_of_the_activation_norm(tmp_path: Pat
     cd.meta.pop("activation_norm")
     with pytest.raises(ConfigError, match="do not record it"):
         ex.build_plan(cond, assets, 0, relative=True)
+
+
+def test_a_clip_in_two_condition_records_counts_once(caplog) -> None:
+    """A grid run twice into one folder under other condition names wrote each clip's row
+    twice; the loader keeps one (unsteered clips judged against several targets stay)."""
+    import logging
+
+    import pandas as pd
+
+    from musicrfm.experiments.sweep.run import _one_row_per_clip
+
+    rows = pd.DataFrame(
+        {
+            "audio_path": ["a.wav", "a.wav", "b.wav", "u.wav", "u.wav"],
+            "target": ["C", "C", "C", "C", "G"],
+            "condition": ["concept", "concept-old", "concept", "unsteered", "unsteered"],
+        }
+    )
+    with caplog.at_level(logging.WARNING):
+        kept = _one_row_per_clip(rows, Path("sweep"))
+    assert len(kept) == 4 and "1 clip rows appear in more than one" in caplog.text
+    assert kept["condition"].tolist()[:2] == ["concept-old", "concept"]

@@ -418,10 +418,28 @@ def load_results(out: str | Path) -> pd.DataFrame:
             )
             continue
         rows.extend(rec["rows"])
-    frame = score_changes(pd.DataFrame(rows))
+    frame = score_changes(_one_row_per_clip(pd.DataFrame(rows), out))
     if "embedding" in frame.columns:
         frame["embedding"] = frame["embedding"].map(np.asarray)
     return frame
+
+
+def _one_row_per_clip(frame: pd.DataFrame, out: Path) -> pd.DataFrame:
+    """Rows of one clip written by two condition records (a grid run twice into one folder
+    with different condition names) kept once, with a warning: counted twice, they made every
+    interval of that cell too narrow (session 14)."""
+    if frame.empty or "audio_path" not in frame.columns:
+        return frame
+    key = [c for c in ("audio_path", "target", "prompt", "seed") if c in frame.columns]
+    dup = frame.duplicated(key, keep="last")
+    if dup.any():
+        log.warning(
+            "%s: %d clip rows appear in more than one condition record; each clip is counted "
+            "once (remove the stale records under conditions/ to silence this)",
+            out,
+            dup.sum(),
+        )
+    return frame[~dup].reset_index(drop=True)
 
 
 def score_changes(frame: pd.DataFrame) -> pd.DataFrame:
