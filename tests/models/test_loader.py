@@ -410,3 +410,15 @@ def test_the_bundled_model_loads_without_config_warnings_or_a_bar(capfd) -> None
     load_model("mini", progress=False)
     err = capfd.readouterr().err
     assert "Model config" not in err and "Loading weights" not in err
+
+
+def test_the_beat_testbed_has_its_own_bundled_name(tmp_path, monkeypatch) -> None:
+    """`mini-beat` / `musicgen-mini-beat` name the third bundled model; a missing folder says
+    how to train it."""
+    from musicrfm.errors import ModelError
+    from musicrfm.models import BEAT_MODEL_NAME, load_model, loader, resolve_name
+
+    assert resolve_name("mini-beat") == resolve_name(BEAT_MODEL_NAME) == "mini-beat"
+    monkeypatch.setattr(loader, "bundled_model_dirs", lambda folder: [tmp_path / folder])
+    with pytest.raises(ModelError, match="--codec polyphonic_onsets"):
+        load_model("mini-beat")

@@ -24,6 +24,7 @@ from musicrfm.models.adapter import (
 )
 from musicrfm.models.codecs import register_codecs
 from musicrfm.models.loader import (
+    BEAT_MODEL_NAME,
     BUNDLED_MODEL_NAME,
     BUNDLED_NAMES,
     POLY_MODEL_NAME,
@@ -40,6 +41,7 @@ __all__ = [
     "BUNDLED_MODEL_NAME",
     "BUNDLED_NAMES",
     "POLY_MODEL_NAME",
+    "BEAT_MODEL_NAME",
     "POSITION_CONVENTION",
     "DecoderInputs",
     "ModelAdapter",

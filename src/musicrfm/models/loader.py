@@ -7,6 +7,8 @@ Sources a model can come from (:func:`load_model`):
   (``musicgen-small``...) stand for them;
 - a local folder written by ``save_pretrained``;
 - ``mini-poly`` / ``musicgen-mini-poly``: the second bundled model, the polyphonic testbed;
+- ``mini-beat`` / ``musicgen-mini-beat``: the third, the testbed retrained with an onset
+  codebook so that it plays a beat (session 14);
 - one of `BUNDLED_NAMES` (``mini``, ``musicgen-mini``, ``default``) or None: the bundled small
   MusicGen-architecture model (``musicgen-mini`` is also the ``model_id`` its clips record, so
   a clip's sidecar names a model this loader finds again);
@@ -58,6 +60,9 @@ BUNDLED_NAMES = ("mini", BUNDLED_MODEL_NAME, "default")
 POLY_MODEL_NAME = "musicgen-mini-poly"
 """The second bundled model: the polyphonic testbed (notes, intervals, triads at 60-180 BPM)."""
 POLY_NAMES = ("mini-poly", POLY_MODEL_NAME)
+BEAT_MODEL_NAME = "musicgen-mini-beat"
+"""The third bundled model: the strike testbed with an onset codebook (it plays a beat)."""
+BEAT_NAMES = ("mini-beat", BEAT_MODEL_NAME)
 HUB_NAMES = {
     f"musicgen-{size}": f"facebook/musicgen-{size}"
     for size in ("small", "medium", "large", "melody", "melody-large", "stereo-small")
@@ -118,6 +123,8 @@ def resolve_name(name_or_path: str | None) -> str:
         return "mini"
     if name in POLY_NAMES:
         return "mini-poly"
+    if name in BEAT_NAMES:
+        return "mini-beat"
     return HUB_NAMES.get(name, name)
 
 
@@ -282,7 +289,8 @@ def load_model(
         raise ConfigError(f"bad random model spec {name!r}; use random:<tiny|small>[:seed<N>]")
     register_codecs()
     pickle_ok = pickle_allowed(allow_pickle)
-    bundled = {"mini": BUNDLED_MODEL_NAME, "mini-poly": POLY_MODEL_NAME}.get(name)
+    bundled = {"mini": BUNDLED_MODEL_NAME, "mini-poly": POLY_MODEL_NAME,
+               "mini-beat": BEAT_MODEL_NAME}.get(name)  # fmt: skip
     path = _bundled_folder(bundled) if bundled else Path(name).expanduser()
     if path.is_dir():
         source = "bundled" if bundled else "local"
@@ -330,6 +338,14 @@ def _bundled_folder(folder: str = BUNDLED_MODEL_NAME) -> Path:
             + f"). Train it with `musicrfm mini train --out models/{POLY_MODEL_NAME} --data "
             "strikes --codec polyphonic --codec-fit-clips 1500 --steps 3000` (about 1.5 h on "
             "2 CPU cores)"
+        )
+    if folder == BEAT_MODEL_NAME:
+        raise ModelError(
+            f"the bundled model {BEAT_MODEL_NAME} is not available (looked in "
+            + ", ".join(str(d) for d in dirs)
+            + f"). Train it with `musicrfm mini train --out models/{BEAT_MODEL_NAME} --data "
+            "strikes --codec polyphonic_onsets --codec-fit-clips 1500 --steps 2500` (about "
+            "1.2 h on 2 CPU cores)"
         )
     raise ModelError(
         "the bundled model musicgen-mini is not available (looked in "
