@@ -1,4 +1,4 @@
-"""Per-bar chord accuracy of a text progression on models/musicgen-mini-poly (issue 18, small n).
+"""Per-bar chord accuracy of a text progression on a testbed model (default models/musicgen-mini-poly; issue 18, small n).
 
 Directions are learned as the chord headline learns them (learn_note_directions, concept
 chords: the synthetic chord set on the prompt programs, mean pooling, RFM fast budget), plus
@@ -36,11 +36,12 @@ OUT = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/progmeasure/out")
 PROGS = sys.argv[2].split(";") if len(sys.argv) > 2 else ["C G Am F"]
 RELS = [float(x) for x in sys.argv[3].split(",")] if len(sys.argv) > 3 else [0.15]
 TRAIN_SET = sys.argv[4] if len(sys.argv) > 4 else "synthetic"  # or "strikes" (session 12)
+MODEL = sys.argv[5] if len(sys.argv) > 5 else "models/musicgen-mini-poly"  # session 14
 SEEDS = [0, 1]
 TRIM = 0.15
 
 t0 = time.perf_counter()
-adapter = load_model("models/musicgen-mini-poly")
+adapter = load_model(MODEL)
 cfg = replace(DemoConfig(), clips_per_class=48, train_set=TRAIN_SET)
 work = OUT / "work"
 dataset, features, trained = learn_note_directions(
