@@ -171,3 +171,21 @@ def test_rhythm_figure_tells_a_beat_from_a_held_sound() -> None:
     held = (0.3 * np.sin(2 * np.pi * 262 * t))[None].astype(np.float32)
     rhythm = generation_rhythm(np.concatenate([beat, held]), SR)
     assert rhythm["regular"]["k"] == 2 and rhythm["regular"]["n"] == 3
+
+
+def test_every_headline_concept_has_a_place_in_the_model_folder(tmp_path) -> None:
+    """`mini headline --concept tempo_bins` crashed at the very end (KeyError) when it recorded
+    its result in the card: every concept the verb accepts needs a file and a card section."""
+    import json
+    from pathlib import Path
+
+    from musicrfm.experiments.headline.config import HEADLINE_CONCEPTS
+    from musicrfm.mini.card import HEADLINE_FILES, _headline_lines
+
+    assert set(HEADLINE_CONCEPTS) | {"tempos"} <= set(HEADLINE_FILES)
+    assert len(set(HEADLINE_FILES.values())) == len(HEADLINE_FILES)
+    repo = Path(__file__).resolve().parents[2]
+    record = json.loads((repo / "docs/results/tempo-bins-testbed-beat/headline.json").read_text())
+    (tmp_path / HEADLINE_FILES["tempo_bins"]).write_text(json.dumps(record))
+    lines = _headline_lines(tmp_path)
+    assert any("each tempo bin" in line for line in lines), lines[:3]

@@ -31,11 +31,17 @@ def record_gates(folder: str | Path, result: dict[str, Any]) -> Path:
 
 
 HEADLINE_FILES = {"notes": "headline.json", "chords": "headline-chords.json",
-                  "intervals": "headline-intervals.json", "tempos": "headline-tempos.json"}  # fmt: skip
+                  "intervals": "headline-intervals.json", "tempos": "headline-tempos.json",
+                  "tempo_bins": "headline-tempo_bins.json", "scales": "headline-scales.json",
+                  "progressions": "headline-progressions.json",
+                  "time_signatures": "headline-time_signatures.json"}  # fmt: skip
 """Where each concept's headline is kept in a model folder (notes: the original name)."""
 _TITLES = {"notes": ("each pitch class (the headline)", "note"),
            "chords": ("each chord quality", "quality"),
-           "intervals": ("each interval", "interval")}  # fmt: skip
+           "intervals": ("each interval", "interval"),
+           "tempo_bins": ("each tempo bin (slow / medium / fast)", "bin"),
+           "scales": ("each scale", "scale"), "progressions": ("each progression", "progression"),
+           "time_signatures": ("each time signature", "meter")}  # fmt: skip
 
 
 def record_headline(folder: str | Path, record: dict[str, Any], concept: str = "notes") -> Path:
