@@ -11,7 +11,6 @@ import torch
 
 import musicrfm.steering.generation as gen
 from musicrfm.errors import ConfigError
-from musicrfm.probes.directions import ConceptDirections
 from musicrfm.steering.compile import CompiledPlan, compile_plan
 from musicrfm.steering.generation import (
     GenerationOptions,
@@ -29,24 +28,6 @@ SEEDS = [11, 22, 33]
 STEPS = 12
 SECONDS = 0.2  # 10 frames + 3 delay steps
 LAYER = 1
-
-
-@pytest.fixture(scope="module")
-def adapter():
-    from musicrfm.models import random_model
-
-    return random_model("tiny", seed=0)
-
-
-@pytest.fixture(scope="module")
-def dirs(adapter) -> ConceptDirections:
-    g = torch.Generator().manual_seed(1)
-    L, d = adapter.num_layers, adapter.hidden_size
-    v = torch.randn(L, 3, 1, d, generator=g)
-    return ConceptDirections(
-        "notes", ["C", "D", "E"], v / v.norm(dim=-1, keepdim=True), torch.rand(L, 3, generator=g),
-        list(range(L)), meta={"model_id": adapter.model_id, "num_layers": L, "hidden_size": d},
-    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")

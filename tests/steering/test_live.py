@@ -8,31 +8,12 @@ import pytest
 import torch
 
 from musicrfm.errors import ConfigError
-from musicrfm.probes.directions import ConceptDirections
 from musicrfm.steering.generation import generate
 from musicrfm.steering.hooks import apply_plan
 from musicrfm.steering.live import GenerationStopped, LiveControl, LiveEvent, live_control
 from musicrfm.steering.plan import SteeringPlan
 
 STEPS = 12
-
-
-@pytest.fixture(scope="module")
-def adapter():
-    from musicrfm.models import random_model
-
-    return random_model("tiny", seed=0)
-
-
-@pytest.fixture(scope="module")
-def dirs(adapter) -> ConceptDirections:
-    g = torch.Generator().manual_seed(1)
-    L, d = adapter.num_layers, adapter.hidden_size
-    v = torch.randn(L, 3, 1, d, generator=g)
-    return ConceptDirections(
-        "notes", ["C", "D", "E"], v / v.norm(dim=-1, keepdim=True), torch.rand(L, 3, generator=g),
-        list(range(L)), meta={"model_id": adapter.model_id, "num_layers": L, "hidden_size": d},
-    )  # fmt: skip
 
 
 def outputs(adapter, plan, *, live=None, layer=1, seed=0):

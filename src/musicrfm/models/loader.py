@@ -324,6 +324,15 @@ def load_model(
     return adapter
 
 
+_TESTBED_RECIPES = {
+    POLY_MODEL_NAME: "--data strikes --codec polyphonic --codec-fit-clips 1500 --steps 3000` "
+    "(about 1.5 h on 2 CPU cores)",
+    BEAT_MODEL_NAME: "--data strikes --codec polyphonic_onsets --codec-fit-clips 1500 --steps "
+    "2500` (about 1.2 h on 2 CPU cores)",
+}
+"""How to train each bundled testbed when its folder is missing (the rest of the command)."""
+
+
 def _bundled_folder(folder: str = BUNDLED_MODEL_NAME) -> Path:
     """The first folder of :func:`bundled_model_dirs` holding a bundled model, or a ModelError
     that says how to get one."""
@@ -331,21 +340,12 @@ def _bundled_folder(folder: str = BUNDLED_MODEL_NAME) -> Path:
     for d in dirs:
         if (d / "config.json").is_file():
             return d
-    if folder == POLY_MODEL_NAME:
+    recipe = _TESTBED_RECIPES.get(folder)
+    if recipe is not None:
         raise ModelError(
-            f"the bundled model {POLY_MODEL_NAME} is not available (looked in "
+            f"the bundled model {folder} is not available (looked in "
             + ", ".join(str(d) for d in dirs)
-            + f"). Train it with `musicrfm mini train --out models/{POLY_MODEL_NAME} --data "
-            "strikes --codec polyphonic --codec-fit-clips 1500 --steps 3000` (about 1.5 h on "
-            "2 CPU cores)"
-        )
-    if folder == BEAT_MODEL_NAME:
-        raise ModelError(
-            f"the bundled model {BEAT_MODEL_NAME} is not available (looked in "
-            + ", ".join(str(d) for d in dirs)
-            + f"). Train it with `musicrfm mini train --out models/{BEAT_MODEL_NAME} --data "
-            "strikes --codec polyphonic_onsets --codec-fit-clips 1500 --steps 2500` (about "
-            "1.2 h on 2 CPU cores)"
+            + f"). Train it with `musicrfm mini train --out models/{folder} {recipe}"
         )
     raise ModelError(
         "the bundled model musicgen-mini is not available (looked in "
