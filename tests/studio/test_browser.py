@@ -199,8 +199,11 @@ def test_stop_separate_sessions_and_the_queue(browser, server, studio):
     assert stream_stats(one)["stopped"]
     assert "Press Generate." in status(two)  # the other session saw nothing
     assert "stopped" not in status(two)
-    # one generates; two presses Generate (it waits in the queue), then Stop: cancelled there
-    set_number(one, "#studio-seconds", 3)
+    # one generates; two presses Generate (it waits in the queue), then Stop: cancelled there.
+    # One's clip is long enough that it is still generating when two's Stop arrives (with 3 s
+    # it once finished first on an idle CI machine, two began, and its status never said
+    # "before it started")
+    set_number(one, "#studio-seconds", 8)
     set_number(two, "#studio-seconds", 1)
     before_one, before_two = click_generate(one), click_generate(two)
     assert before_one == stopped
@@ -212,5 +215,5 @@ def test_stop_separate_sessions_and_the_queue(browser, server, studio):
     wait_status(one, "clip", before=before_one)
     wait_status(two, "clip", before=before_two)
     a, b = (studio.runs.get(p.evaluate("window.musicrfmStudio.stats.id")) for p in (one, two))
-    assert a.samples == 3 * 16000 and b.samples == 16000
+    assert a.samples == 8 * 16000 and b.samples == 16000
     assert b.created >= a.finished_at
