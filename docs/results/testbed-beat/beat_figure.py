@@ -13,6 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from musicrfm.mini.gates import generate_clips  # noqa: E402
+from musicrfm.models.codecs.polyphonic import onset_frames  # noqa: E402
 from musicrfm.models.loader import load_model  # noqa: E402
 
 PROMPTS = ["acoustic piano", "marimba", "violin", "nylon guitar"]
@@ -35,10 +36,7 @@ def main() -> None:
                 librosa.amplitude_to_db(cqt, ref=np.max), sr=16000, hop_length=256,
                 x_axis="time", y_axis="cqt_note", fmin=fmin, ax=ax,
             )  # fmt: skip
-            env = librosa.onset.onset_strength(y=y, sr=16000, hop_length=320, n_fft=512)
-            for f in librosa.onset.onset_detect(
-                onset_envelope=env, sr=16000, hop_length=320, wait=4
-            ):
+            for f in onset_frames(y, 16000, 320):
                 ax.axvline(f * 320 / 16000, color="w", lw=0.8, alpha=0.7)
             ax.set_title(f"{prompt}\n{name}", fontsize=9)
             ax.label_outer()

@@ -210,13 +210,12 @@ def generation_rhythm(audio: np.ndarray, sr: int, *, max_cv: float = 0.2) -> dic
     """Whether unsteered clips play a beat at all (the first testbed held one sound): librosa's
     onsets (32 ms window, >= 80 ms apart) per clip, and the share of clips with at least four
     onsets whose inter-onset intervals vary by at most ``max_cv`` (coefficient of variation)."""
-    import librosa
+    from musicrfm.models.codecs.polyphonic import onset_frames
 
     hop = max(1, sr // 50)
     counts, regular = [], []
     for y in audio:
-        env = librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop, n_fft=512)
-        onsets = librosa.onset.onset_detect(onset_envelope=env, sr=sr, hop_length=hop, wait=4)
+        onsets = onset_frames(y, sr, hop)
         counts.append(len(onsets))
         ioi = np.diff(onsets)
         regular.append(bool(len(onsets) >= 4 and ioi.std() <= max_cv * ioi.mean()))

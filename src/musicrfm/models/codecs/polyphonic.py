@@ -236,20 +236,9 @@ class PolyphonicCodecModel(EncodecInterface, PreTrainedModel):
         return torch.from_numpy(out).to(audio.device)
 
     def _onsets(self, y: np.ndarray, t: int) -> np.ndarray:
-        """Onset frames (< ``t``) of one clip, librosa's detector on a 32 ms window (its default
-        128 ms one smears an onset over frames), at least 80 ms apart (a 180 BPM beat is 333 ms)."""
-        import librosa
-
-        cfg = self.config
-        pad = 4  # frames of silence first: a clip that starts on a strike has an onset at 0
-        y = np.concatenate([np.zeros(pad * cfg.hop_length, dtype=y.dtype), y])
-        envelope = librosa.onset.onset_strength(
-            y=y, sr=cfg.sampling_rate, hop_length=cfg.hop_length, n_fft=512
-        )
-        onsets = librosa.onset.onset_detect(
-            onset_envelope=envelope, sr=cfg.sampling_rate, hop_length=cfg.hop_length, wait=4
-        )
-        onsets = np.clip(onsets - pad, 0, None)
+        """Onset frames (< ``t``) of one clip (:func:`onset_frames`, padded so that a clip that
+        starts on a strike has an onset at 0)."""
+        onsets = onset_frames(y, self.config.sampling_rate, self.config.hop_length, pad=4)
         return onsets[onsets < t]
 
     def multi_f0(self, spec: np.ndarray) -> np.ndarray:
@@ -446,6 +435,18 @@ def _window_peaks(comp: np.ndarray, centre: np.ndarray, half: np.ndarray) -> np.
         a, b = lo[sel], hi[sel] - 2**k + 1
         out[sel] = np.maximum(table[k][a], table[k][b])
     return out
+
+
+def onset_frames(y: np.ndarray, sr: int, hop: int, *, pad: int = 0) -> np.ndarray:
+    """librosa's onset frames of one clip on a 32 ms window (its default 128 ms one smears an
+    onset over frames), at least 80 ms apart (a 180 BPM beat is 333 ms). ``pad`` frames of
+    silence go first, so that a sound at the very start counts as an onset (at frame 0)."""
+    import librosa
+
+    y = np.concatenate([np.zeros(pad * hop, dtype=y.dtype), y])
+    envelope = librosa.onset.onset_strength(y=y, sr=sr, hop_length=hop, n_fft=512)
+    onsets = librosa.onset.onset_detect(onset_envelope=envelope, sr=sr, hop_length=hop, wait=4)
+    return np.clip(onsets - pad, 0, None)
 
 
 def _onset_starts(stages: torch.Tensor) -> torch.Tensor:
