@@ -159,6 +159,30 @@ def test_tradeoff_pools_targets_per_coef_with_the_baseline_first():
     assert (trade["hit_rate"] <= trade["hit_ci_high"]).all()
 
 
+@pytest.mark.parametrize(
+    "concept, word",
+    [("notes", "note"), ("chords", "chord quality"), ("intervals", "interval"),
+     ("tempo_bins", "tempo bin"), ("time_signatures", "time signature")],
+)  # fmt: skip
+def test_the_tradeoff_figure_names_the_concepts_class_on_its_y_axis(
+    tmp_path, monkeypatch, concept, word
+):
+    """The y-axis says what a hit is for the concept steered, not "target note" for all."""
+    import matplotlib.pyplot as plt
+
+    from musicrfm.experiments.headline.figures import plot_tradeoff
+    from musicrfm.experiments.headline.tables import tradeoff_table
+
+    labels: list[str] = []
+    close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig=None: (labels.append(fig.axes[0].get_ylabel()),
+                                                        close(fig)))  # fmt: skip
+    trade = tradeoff_table(_frame(hit=0.9, match=0.5))
+    path = plot_tradeoff(trade, tmp_path / "t.png", 0.8, 0.02, concept)
+    assert path is not None and path.stat().st_size > 0
+    assert labels == [f"clips detected as the target {word}"]
+
+
 def test_every_plan_gets_the_configured_layers_rows_and_gate():
     from musicrfm.experiments.headline.config import control_jobs, direction_jobs
     from musicrfm.probes.directions import ConceptDirections
@@ -353,10 +377,18 @@ def test_another_concepts_headline_verdict_can_pass_and_fail(concept, classes, t
 @pytest.mark.parametrize(
     "concept", ["chords", "intervals", "scales", "progressions", "time_signatures"]
 )
-def test_a_quick_headline_runs_for_other_concepts_on_a_random_model(tmp_path, concept):
-    """Every classification concept with a synthetic set and a detector runs the headline."""
+def test_a_quick_headline_runs_for_other_concepts_on_a_random_model(tmp_path, monkeypatch, concept):
+    """Every classification concept with a synthetic set and a detector runs the headline; its
+    tradeoff figure is drawn for that concept."""
+    from musicrfm.experiments.headline import run as headline_run
     from musicrfm.experiments.headline.run import run_headline
     from musicrfm.synth.concepts import get_concept
+
+    drawn: list[str] = []
+    plot = headline_run.plot_tradeoff
+    monkeypatch.setattr(headline_run, "plot_tradeoff",
+                        lambda *a, **k: drawn.append(a[4] if len(a) > 4 else k["concept"])
+                        or plot(*a, **k))  # fmt: skip
 
     data = replace(
         DemoConfig.quick(), clips_per_class=6, prompts=("acoustic piano", "violin"), seconds=0.5,
@@ -376,6 +408,7 @@ def test_a_quick_headline_runs_for_other_concepts_on_a_random_model(tmp_path, co
     assert (tmp_path / "out" / "directions" / f"{concept}.safetensors").exists()
     md = (tmp_path / "out" / "headline.md").read_text()
     assert f"every {concept} class" in md
+    assert drawn == [concept]
 
 
 def test_tempo_bins_headline_runs_on_a_random_model(tmp_path):

@@ -265,3 +265,105 @@ def test_chord_quality_schedules_run_end_to_end(tmp_path):
     with pytest.raises(ConfigError, match="no class augmented"):
         run_schedules(model=adapter, out=tmp_path / "p", config=cfg, directions=notes,
                       progress=False)  # fmt: skip
+
+
+def test_the_training_set_goes_into_the_data_config_and_a_bad_one_is_one_line():
+    cfg = SchedulesConfig().with_changes(train_set="strikes", seconds=4)
+    assert cfg.train_set == cfg.data.train_set == "strikes" and cfg.seconds == 4.0
+    assert SchedulesConfig().train_set == "synthetic"
+    assert SchedulesConfig().with_changes(train_set=None).train_set == "synthetic"
+    with pytest.raises(ConfigError, match="training set 'hub'") as info:
+        SchedulesConfig().with_changes(train_set="hub").validate()
+    assert "\n" not in str(info.value) and "strikes" in str(info.value)
+
+
+@pytest.mark.parametrize("train_set", ["synthetic", "strikes"])
+def test_directions_are_learned_on_the_chosen_training_set(tmp_path, monkeypatch, train_set):
+    """The run learns its directions on ``data.train_set``'s clips (stubbed here: the strike
+    set takes minutes to render) and records the set in the JSON and the report."""
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from musicrfm.experiments.demo import DemoConfig
+    from musicrfm.experiments.schedules import run as schedules_run
+    from musicrfm.models import load_model
+
+    adapter = load_model("random:tiny")
+    cd = _random_directions(adapter, "notes", PITCH_CLASSES)
+    seen = []
+
+    def learn(adapter, cfg, work, **kwargs):
+        seen.append((cfg.train_set, kwargs["concept"]))
+        feats = SimpleNamespace(features=torch.full((4, 8), 10.0 / 8**0.5))  # norm 10
+        return None, feats, SimpleNamespace(directions=cd)
+
+    monkeypatch.setattr(schedules_run, "learn_note_directions", learn)
+    data = replace(DemoConfig.quick(), prompts=("acoustic piano",), seconds=1.5)
+    cfg = SchedulesConfig(clips=2, coef="0.5x", data=data, schedules=("linear-rise",),
+                          unsteered_control=False).with_changes(train_set=train_set)  # fmt: skip
+    record = schedules_run.run_schedules(model=adapter, out=tmp_path / "o", config=cfg,
+                                         work=tmp_path / "w", progress=False)  # fmt: skip
+    assert seen == [(train_set, "notes")]
+    assert record["settings"]["train_set"] == train_set
+    assert record["settings"]["eta0"] == pytest.approx(5.0)
+    assert (
+        f"directions from the `{train_set}` training set"
+        in (tmp_path / "o" / "schedules.md").read_text()
+    )
+
+
+def test_cli_passes_the_training_set_and_shows_it_in_the_command(tmp_path, monkeypatch):
+    from musicrfm import experiments
+    from musicrfm.cli import main
+
+    calls = []
+
+    def fake_run(**kwargs):
+        calls.append(kwargs)
+        out = tmp_path / "o"
+        out.mkdir(exist_ok=True)
+        (out / "schedules.md").write_text("report\n")
+        return {"overall": {"passed": True}}
+
+    monkeypatch.setattr(experiments.schedules, "run_schedules", fake_run)
+    base = ["mini", "schedules", "--model", "random:tiny", "--out", str(tmp_path / "o")]
+    assert main([*base, "--train-set", "strikes"]) == 0
+    assert main(base) == 0
+    (strikes, default) = calls
+    assert strikes["config"].train_set == "strikes" and default["config"].train_set == "synthetic"
+    assert "--train-set strikes" in strikes["command"] and "--train-set" not in default["command"]
+    with pytest.raises(SystemExit) as info:
+        main([*base, "--train-set", "hub"])
+    assert info.value.code == 2
+
+
+def test_strike_interval_directions_are_named_as_the_trace_names_them(tmp_path):
+    """Strike clips label intervals by semitones ("7"); the run renames those directions' classes
+    to the trace's names (P5), so `--train-set strikes --concept intervals` can steer toward
+    P5 and glide M2 -> P5 (it stopped with "no class P5" before)."""
+    from dataclasses import replace
+
+    from musicrfm.experiments.demo import DemoConfig
+    from musicrfm.experiments.schedules import run_schedules
+    from musicrfm.experiments.schedules.readers import named_classes
+    from musicrfm.models import load_model
+    from musicrfm.theory import INTERVAL_NAMES
+
+    adapter = load_model("random:tiny")
+    semis = [str(i) for i in (1, 10, 11, 12, 2, 3, 4, 5, 6, 7, 8, 9)]  # the strike set's order
+    cd = _random_directions(adapter, "intervals", semis)
+    named = named_classes(cd, "intervals")
+    assert set(named.classes) == set(INTERVAL_NAMES)
+    assert torch.equal(named.vectors[:, named.classes.index("P5")], cd.vectors[:, semis.index("7")])
+    assert named_classes(cd, "chords") is cd  # only intervals are renamed
+    notes = _random_directions(adapter, "notes", PITCH_CLASSES)
+    assert named_classes(notes, "notes") is notes
+    data = replace(DemoConfig.quick(), prompts=("acoustic piano",), seconds=1.5)
+    cfg = SchedulesConfig(concept="intervals", target="P5", crossfade=("M2", "P5"), clips=2,
+                          coef="0.5x", data=data, schedules=("linear-rise",),
+                          unsteered_control=False)  # fmt: skip
+    record = run_schedules(model=adapter, out=tmp_path / "o", config=cfg, directions=cd,
+                           progress=False)  # fmt: skip
+    assert record["target"] == "P5" and record["crossfade"]["a"] == "M2"
+    saved = ConceptDirections.load(tmp_path / "o" / "directions" / "intervals")
+    assert "P5" in saved.classes and "7" not in saved.classes

@@ -3,7 +3,10 @@
 The card is regenerated, never edited by hand: :func:`write_model_card` renders it from
 ``training.json`` (the recipe and its history), ``gates.json`` (:func:`record_gates`),
 ``headline.json`` (:func:`record_headline`) and the saved prompt-adherence judge;
-:func:`refresh_model_card` rewrites it after any of them changes.
+:func:`refresh_model_card` rewrites it after any of them changes. The one hand-written part
+it keeps: notes appended at the very end of the card as paragraphs in parentheses (a
+provenance note such as "(Every figure above was measured ... before it was copied into this
+folder ...)"), which stay at the end of every rewrite (:func:`appended_notes`).
 """
 
 from __future__ import annotations
@@ -266,8 +269,26 @@ def write_model_card(folder: Path, info: dict[str, Any], gates: dict[str, Any] |
     lines += _headline_lines(folder)
     lines += _judge_lines(folder)
     path = folder / "README.md"
-    path.write_text("\n".join(line for line in lines if line is not None) + "\n")
+    lines = [line for line in lines if line is not None]
+    if path.exists():
+        for note in appended_notes(path.read_text(), "\n".join(lines)):
+            lines += ["", note]
+    path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def appended_notes(old_card: str, new_card: str) -> list[str]:
+    """The paragraphs in parentheses that end ``old_card`` (notes added by hand after the
+    generated text, e.g. where the figures were measured), in order, less any that
+    ``new_card`` already holds. A parenthesised paragraph followed by anything else is part of
+    the generated text, not an appended note."""
+    notes: list[str] = []
+    for para in reversed(old_card.strip().split("\n\n")):
+        text = para.strip()
+        if not (text.startswith("(") and text.endswith(")")):
+            break
+        notes.insert(0, text)
+    return [n for n in notes if n not in new_card]
 
 
 def _intro(folder: Path, strikes: bool) -> list[str]:

@@ -7,9 +7,31 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+# what one class of each headline concept is called: (a class, the classes' kind) -- the axis
+# labels and titles say "clips detected as the target <class>"
+CONCEPT_WORDS = {
+    "notes": ("note", "pitch class"),
+    "chords": ("chord quality", "chord quality"),
+    "intervals": ("interval", "interval"),
+    "scales": ("scale mode", "scale mode"),
+    "progressions": ("progression", "chord progression"),
+    "time_signatures": ("time signature", "time signature"),
+    "tempo_bins": ("tempo bin", "tempo bin"),
+}
 
-def plot_tradeoff(trade: pd.DataFrame, path: Path, gate: float, tolerance: float) -> Path | None:
-    """Hit rate against prompt adherence, one point per η0, with the issue's target region."""
+
+def concept_words(concept: str) -> tuple[str, str]:
+    """(a class, the classes' kind) of ``concept``: ("note", "pitch class") for notes; an
+    unknown concept is named by itself, underscores as spaces."""
+    word = concept.replace("_", " ")
+    return CONCEPT_WORDS.get(concept, (word, word))
+
+
+def plot_tradeoff(
+    trade: pd.DataFrame, path: Path, gate: float, tolerance: float, concept: str = "notes"
+) -> Path | None:
+    """Hit rate against prompt adherence, one point per η0, with the issue's target region; the
+    y-axis names ``concept``'s class (clips detected as the target note / chord quality / ...)."""
     if "adherence" not in trade:
         return None
     import matplotlib
@@ -36,7 +58,7 @@ def plot_tradeoff(trade: pd.DataFrame, path: Path, gate: float, tolerance: float
     ax.set_xlim(0, 1.02)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("prompt adherence (timbre classifier hears the prompted family)")
-    ax.set_ylabel("clips detected as the target note")
+    ax.set_ylabel(f"clips detected as the target {concept_words(concept)[0]}")
     ax.set_title("What steering strength buys and costs (pooled, 95% CIs)", fontsize=9)
     ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
@@ -48,8 +70,7 @@ def plot_tradeoff(trade: pd.DataFrame, path: Path, gate: float, tolerance: float
 
 def plot_headline(table: pd.DataFrame, path: Path, gate: float, concept: str = "notes") -> Path:
     """Grouped bars per target class: baseline, direction (best η0) and controls, with 95% CIs."""
-    word = {"notes": ("note", "pitch class"), "chords": ("chord quality", "chord quality"),
-            "intervals": ("interval", "interval")}.get(concept, (concept, concept))  # fmt: skip
+    word = concept_words(concept)
     import matplotlib
 
     matplotlib.use("Agg")

@@ -175,7 +175,8 @@ def _write_report(
     per_clip["audio_path"] = [Path(os.path.relpath(p, out)).as_posix() for p in frame["audio_path"]]
     per_clip.to_csv(out / "results.csv", index=False)
     plot_headline(table, out / "headline.png", cfg.accuracy_gate, cfg.concept)
-    plot_tradeoff(trade, out / "tradeoff.png", cfg.accuracy_gate, cfg.adherence_tolerance)
+    plot_tradeoff(trade, out / "tradeoff.png", cfg.accuracy_gate, cfg.adherence_tolerance,
+                  cfg.concept)  # fmt: skip
 
 
 def judge_folders(adapter: ModelAdapter, work_dir: Path) -> list[Path]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from musicrfm.errors import ConfigError
 from musicrfm.experiments.demo.config import PROMPT_INSTRUMENTS, DemoConfig
+from musicrfm.experiments.demo.stages import TRAIN_SETS
 from musicrfm.experiments.schedules.readers import INTERVAL_MODES, class_name
 from musicrfm.steering.plan import relative_coef
 from musicrfm.steering.schedules import PAPER_HORIZON, Schedule
@@ -53,7 +54,7 @@ class SchedulesConfig:
     """What the experiment does.
 
     concept: ``notes`` (the default), ``chords`` (chord quality) or ``intervals``; the
-    directions are learned on that concept's synthetic set and the clips read with its
+    directions are learned on that concept's clips (``data.train_set``) and the clips read with its
     detector (:mod:`.readers`). target: the class steered toward under every schedule.
     crossfade: (A, B) of the A→B crossfade (for intervals, a glide). interval_mode: how an
     interval is heard (``harmonic``: two notes together; ``melodic``: one after another). coef: η0 at φ = 1, relative (``"0.15x"``: 0.15 × the median activation norm; the
@@ -61,7 +62,9 @@ class SchedulesConfig:
     same prompts x seeds for every schedule, the unsteered control and the crossfade).
     window_s/hop_s: the note detector's trace windows. gate: the correlation the monotone
     schedules must reach; crossfade_gate: the share of clips that must start on A and end on B.
-    data: note set, prompts, batch and clip length (``data.seconds``)."""
+    data: note set, prompts, batch, clip length (``data.seconds``) and where the directions are
+    learned (``data.train_set``: ``synthetic``, the concept's SynTheory-style set, or
+    ``strikes``, the polyphonic testbed's own strike clips)."""
 
     target: str = "G"
     crossfade: tuple[str, str] = ("C", "G")
@@ -84,13 +87,18 @@ class SchedulesConfig:
     def seconds(self) -> float:
         return float(self.data.seconds)
 
+    @property
+    def train_set(self) -> str:
+        return str(self.data.train_set)
+
     def with_changes(self, **changes: Any) -> SchedulesConfig:
-        """A copy with fields changed (``seconds`` goes into ``data``)."""
-        seconds = changes.pop("seconds", None)
+        """A copy with fields changed (``seconds`` and ``train_set`` go into ``data``)."""
+        data = {k: changes.pop(k) for k in ("seconds", "train_set") if k in changes}
+        data = {k: v for k, v in data.items() if v is not None}
+        if "seconds" in data:
+            data["seconds"] = float(data["seconds"])
         cfg = replace(self, **changes)
-        if seconds is not None:
-            cfg = replace(cfg, data=replace(cfg.data, seconds=float(seconds)))
-        return cfg
+        return replace(cfg, data=replace(cfg.data, **data)) if data else cfg
 
     def validate(self) -> None:
         """One-line ConfigErrors for impossible settings."""
@@ -117,6 +125,10 @@ class SchedulesConfig:
             raise ConfigError(
                 f"interval mode must be one of {', '.join(INTERVAL_MODES)}, "
                 f"got {self.interval_mode!r}"
+            )
+        if self.train_set not in TRAIN_SETS:
+            raise ConfigError(
+                f"unknown training set {self.train_set!r}; valid: {', '.join(TRAIN_SETS)}"
             )
         parse_coef(self.coef)
 

@@ -9,6 +9,7 @@ whose window reads each interval."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -72,6 +73,21 @@ def class_name(concept: str, text: str) -> str:
             )
         return quality
     return interval_name(interval_from_text(text))
+
+
+def named_classes(directions: Any, concept: str) -> Any:
+    """``directions`` with their classes named as :func:`concept_classes` names them: strike
+    clips label an interval by its semitones (``"7"``), the synthetic set and the detector's
+    trace by its name (``"P5"``), so interval directions learned on strike clips are renamed
+    (the vectors unchanged); any other directions are returned as they are."""
+    from dataclasses import replace
+
+    from musicrfm.theory import interval_name
+
+    classes = [str(c) for c in directions.classes]
+    if concept != "intervals" or not all(c.isdigit() and 1 <= int(c) <= 12 for c in classes):
+        return directions
+    return replace(directions, classes=[interval_name(int(c)) for c in classes])
 
 
 def read_trace(

@@ -24,7 +24,7 @@ from musicrfm.experiments.schedules.config import (
     paper_schedules,
     parse_coef,
 )
-from musicrfm.experiments.schedules.readers import concept_classes, read_trace
+from musicrfm.experiments.schedules.readers import concept_classes, named_classes, read_trace
 from musicrfm.experiments.schedules.scoring import (
     crossfade_verdict,
     mean_trace,
@@ -80,6 +80,7 @@ def run_schedules(
             f"coef {cfg.coef} is relative, but the given directions record no activation norm"
         )
     eta = round(relative * scale, 3) if relative is not None else float(absolute)
+    directions = named_classes(directions, cfg.concept)  # strike intervals: "7" -> "P5"
     out.mkdir(parents=True, exist_ok=True)
     missing = [c for c in (cfg.target, *cfg.crossfade) if c not in directions.classes]
     if missing:
@@ -105,6 +106,7 @@ def run_schedules(
     record["settings"] = {
         "model_id": str(adapter.model_id),
         "concept": cfg.concept,
+        "train_set": cfg.train_set,
         "frame_rate": frame_rate,
         "coef": cfg.coef,
         "eta0": eta,

@@ -80,7 +80,9 @@ def schedules_markdown(record: dict[str, Any]) -> str:
     lines = [
         "# Steering over time: the paper's schedules and a crossfade",
         "",
-        f"Model `{s.get('model_id', '?')}`; target {what} {record['target']}; η0 at φ = 1: "
+        f"Model `{s.get('model_id', '?')}`; {what} directions from the "
+        f"`{s.get('train_set', 'synthetic')}` training set; target {what} {record['target']}; "
+        "η0 at φ = 1: "
         f"{s.get('eta0', '?')} ({s.get('coef', '?')}; median activation norm {scale}). "
         f"r: Pearson correlation of {heard} of the target "
         "with φ(t), per clip over its sounding windows (an undefined r counts as 0), averaged over clips (bootstrap 95% CI).",
