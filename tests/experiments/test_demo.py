@@ -147,18 +147,23 @@ def test_chord_part_runs_and_shows_in_the_report(tmp_path):
     assert conditions[:2] == ["unsteered", "concept"] and {"random", "flip"} <= set(conditions)
     assert part["target"] == "augmented" and all(r["n"] == 2 for r in part["summary"])
     assert part["concept"] == "chords" and part["chance"] == 0.25
+    assert part["train_set"] == "strikes"  # the testbed's own kind of clip
+    from musicrfm.probes.directions import ConceptDirections
+
+    saved = ConceptDirections.load(tmp_path / "out" / "directions" / "chords")
+    assert saved.activation_norm() == pytest.approx(part["activation_scale"])  # the pair's 0.2x
     title, body = part_section(part)
     assert title.startswith("Chord quality") and "augmented triad" in body
     results = pd.read_csv(tmp_path / "out" / "results_chords.csv")
     assert set(results["concept"]) == {"chords"}  # rows name the part's concept, not notes
     # the progression: 4 bars judged in every clip of both conditions, and its figure
     prog = part["progression"]
-    assert prog["chords"] == "C Caug F Faug" and set(prog["conditions"]) == {"unsteered", "steered"}
+    assert prog["chords"] == "C G Am F" and set(prog["conditions"]) == {"unsteered", "steered"}
     for c in prog["conditions"].values():
         assert c["clips"] == 1 and c["bars"] == 4 and len(c["quality_by_bar"]) == 4
         assert 0 <= c["chord"]["value"] <= c["quality"]["value"] <= 1
     assert (tmp_path / "out" / prog["figure"]).is_file()
-    assert "C Caug F Faug" in body and "progression.png" in body
+    assert "C G Am F" in body and "progression.png" in body
 
 
 def test_a_part_of_another_concept_is_judged_by_its_detector(tmp_path):
@@ -172,6 +177,7 @@ def test_a_part_of_another_concept_is_judged_by_its_detector(tmp_path):
                            seconds=1.0, controls=("random",))  # fmt: skip
     part = run_concept_part(cfg, tmp_path / "work", tmp_path / "out", progress=False)
     assert part["concept"] == "scales" and part["target"] == "dorian"
+    assert part["train_set"] == "synthetic"  # strike clips have no scales
     assert part["chance"] == pytest.approx(1 / 7)
     results = pd.read_csv(tmp_path / "out" / "results_scales.csv")
     assert set(results["concept"]) == {"scales"} and len(results) == 2 + 2 + 2

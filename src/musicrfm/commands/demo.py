@@ -74,6 +74,39 @@ def progression_line(prog: dict) -> str:
     )
 
 
+def pair_line(pair: dict) -> str:
+    """One line on the pair: joint success (both right in one clip), and what each direction
+    alone, unsteered and the controls give."""
+    rows = {r["condition"]: r for r in pair["rows"]}
+    first, second = pair["pair"].split("+")
+
+    def counts(cond: str) -> str:
+        r = rows[cond]
+        return (f"{first} {r['first_k']}/{r['first_n']}, {second} {r['second_k']}/"
+                f"{r['second_n']}, both {r['joint_k']}/{r['joint_n']}")  # fmt: skip
+
+    j = rows["joint"]
+    others = [f"{name}: {counts(cond)}" for cond, name in (
+        ("first alone", f"{first} alone"), ("second alone", f"{second} alone"),
+        ("unsteered", "unsteered")) if cond in rows]  # fmt: skip
+    others += [f"{c['control']}: both {c['joint_rate']:.2f}" for c in pair.get("controls", [])]
+    return (
+        f"pair {first} + {second} at once on {pair['model_id']}: both right in "
+        f"{j['joint_k']}/{j['joint_n']} = {j['joint_rate']:.2f} [{j['joint_ci_low']:.2f}, "
+        f"{j['joint_ci_high']:.2f}]; " + "; ".join(others)
+    )
+
+
+def parse_pair_option(text: str) -> str | None:
+    """``--pair``: FIRST+SECOND (a note + a chord quality, e.g. A+diminished) or ``none``."""
+    from musicrfm.experiments.pairs.config import check_target, parse_pair
+
+    if text.strip().lower() == "none":
+        return None
+    first, second = parse_pair(text)
+    return f"{check_target('notes', first)}+{check_target('chords', second)}"
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "demo",
@@ -85,8 +118,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "instrument prompts, judge every clip with an independent note detector, and write "
             "a report folder: index.html with audio players, figures, and results tables "
             "(accuracy with bootstrap 95% CIs and n). A second part steers one class of another "
-            "concept the same way on the bundled polyphonic testbed and judges it with that "
-            "concept's detector (default chords:augmented; --part). Runs on the bundled mini "
+            "concept the same way on the bundled testbed that plays a beat (musicgen-mini-beat) "
+            "and judges it with that concept's detector (default chords:augmented; --part), "
+            "then a four-chord progression bar by bar (--progression) and a note and a chord "
+            "quality at once from one plan of two directions (--pair). Runs on the bundled mini "
             "model by default "
             "in under 5 minutes on 2 CPU cores; the dataset and features are cached in --work so "
             "a re-run is faster."
@@ -127,14 +162,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument(
         "--part-model", default=None, metavar="MODEL",
-        help="model of the second part (default the bundled polyphonic testbed, "
-        "musicgen-mini-poly)",
+        help="model of the second part and the pair (default the bundled testbed that plays a "
+        "beat, musicgen-mini-beat)",
     )  # fmt: skip
-    p.add_argument("--no-part", action="store_true", help="the note part only")
+    p.add_argument(
+        "--no-part", action="store_true",
+        help="the note part only (no second part, progression or pair unless --pair is given)",
+    )  # fmt: skip
     p.add_argument(
         "--progression", default=None, metavar="CHORDS",
         help="with a chords part: chord text steered one chord a bar and judged bar by bar "
-        "(default 'C Caug F Faug'; 'none' for no progression)",
+        "(default 'C G Am F'; 'none' for no progression)",
+    )  # fmt: skip
+    p.add_argument(
+        "--pair", default=None, metavar="NOTE+QUALITY",
+        help="two concepts at once on the part's model: a note and a chord quality, each from "
+        "its own directions, in one plan; joint success against each alone, unsteered and a "
+        "random control (default A+diminished; 'none' for no pair; --quick: none)",
     )  # fmt: skip
     p.add_argument("--quick", action="store_true", help="a reduced run (CI): fewer clips, one η0")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
@@ -186,6 +230,9 @@ def run(args: argparse.Namespace) -> int:
         changes["part_model"] = args.part_model
     if args.no_part:
         changes["part_model"] = None
+        changes["pair"] = None
+    if args.pair is not None:
+        changes["pair"] = parse_pair_option(args.pair)
     if args.progression:
         none = args.progression.strip().lower() == "none"
         changes["progression"] = None if none else args.progression
@@ -231,6 +278,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {part_line(part)}")
     if part and part.get("progression"):
         print(f"  {progression_line(part['progression'])}")
+    pair = result.settings.get("pair")
+    if pair:
+        print(f"  {pair_line(pair)}")
     xf = result.crossfade
     if xf.get("n"):
         print(

@@ -12,7 +12,11 @@ Stages (each logged as ``stage i/7``; the long ones show a progress bar):
    equal norm, schedule and layer weights (random, sign-flipped, ...; see
    :mod:`musicrfm.experiments.controls`); and a crossfade from the target to a second note;
 6. evaluate every clip with the independent chroma note detector (it never sees MusicGen), and
-   the prompted instrument with the offline timbre classifier (prompt adherence);
+   the prompted instrument with the offline timbre classifier (prompt adherence); then, on the
+   bundled testbed that plays a beat (``musicgen-mini-beat``), the second part (one chord
+   quality with the same controls, :mod:`.part`), a four-chord progression judged bar by bar
+   (:mod:`.progression`) and two concepts at once, a note and a chord quality from one plan of
+   two directions (:mod:`.pair`);
 7. write the report folder: ``index.html`` (audio players, figures, tables), ``results.csv``
    (one row per clip), ``summary.csv/.md`` (accuracy with bootstrap 95% CI and n per condition),
    ``controls.csv/.md`` (concept minus each control, with CIs), figures and the directions.

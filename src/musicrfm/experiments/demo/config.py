@@ -78,23 +78,40 @@ class DemoConfig:
     instrument_check: bool = True
     examples_per_condition: int = 4
     # the second part (experiments.demo.part): one class of another concept, by default one
-    # chord quality on the polyphonic testbed (part_model None: no second part; skipped with a
-    # notice when that model is not in the checkout). `musicrfm mini headline --concept chords`
-    # on it: augmented reaches 0.88 at 0.1x (unsteered 0.12), major 0.83 at 0.3x (unsteered
-    # 0.69), minor and diminished stay below 0.2. Any concept with a training set and a
-    # detector: `musicrfm demo --part intervals:P5` (tempos: faster / slower)
-    part_model: str | None = "musicgen-mini-poly"
+    # chord quality on the testbed that plays a beat (part_model None: no second part, no pair;
+    # skipped with a notice when that model is not in the checkout). `musicrfm mini headline
+    # --concept chords --train-set strikes` on it (docs/results/chords-testbed-beat/): every
+    # quality reaches >= 0.94, augmented 16/16 at 0.1x (unsteered 0.06). Any concept with a
+    # training set and a detector: `musicrfm demo --part intervals:P5` (tempos: faster / slower)
+    part_model: str | None = "musicgen-mini-beat"
     part_concept: str = "chords"
     part_target: str = "augmented"
     part_relative_coef: float = 0.1
     part_seeds_per_prompt: int = 2
+    # where the part's (and the pair's) directions are learned: "strikes" (the testbeds' own
+    # kind of clip; chord qualities steer from them, the synthetic chord set's directions move
+    # only augmented and major) for concepts strike clips have (notes, intervals, chords), the
+    # concept's synthetic set for the others
+    part_train_set: str = "strikes"
     # with a chords part: four chords from text, one a bar (2/4), steered by the part's quality
     # directions (`generate --chords`'s compiler), judged bar by bar (experiments.demo.progression).
-    # C Caug F Faug: the qualities the testbed steers (minor does not move on it: C G Am F's Am
-    # bar stays at 0.12-0.19 in docs/results/progressions-testbed/); None: no progression
-    progression: str | None = "C Caug F Faug"
+    # On the beat testbed every quality follows the bar grid, minor included: C G Am F 0.95
+    # [0.91, 1.00] per bar at 0.3x against 0.14 unsteered (docs/results/progressions-testbed/,
+    # results-beat.json); None: no progression
+    progression: str | None = "C G Am F"
     progression_bpm: float = 120.0
     progression_relative_coef: float = 0.3
+    # two concepts at once on the part's model (experiments.demo.pair, the `mini pairs` code):
+    # a note and a chord quality, each from its own strike-clip directions, in one plan of two
+    # directions; joint success (both right in one clip) against each alone, unsteered and the
+    # controls. docs/results/pairs-testbed-beat/: A + diminished at 0.2x each, joint 11/12
+    # (unsteered 0/12). FIRST+SECOND: note + chord quality; None: no pair. pair_model None: the
+    # part's model (the beat testbed when there is no part)
+    pair: str | None = "A+diminished"
+    pair_model: str | None = None
+    pair_relative_coefs: tuple[float, float] = (0.2, 0.2)
+    pair_clips: int = 16
+    pair_controls: tuple[str, ...] = ("random",)
 
     def prompt_texts(self) -> list[str]:
         """The prompts as given to the model: instrument, then ", <register> register" if set."""
@@ -115,6 +132,7 @@ class DemoConfig:
             examples_per_condition=2,
             controls=("random", "flip"),
             part_model=None,
+            pair=None,
         )
         return replace(base, **changes)
 

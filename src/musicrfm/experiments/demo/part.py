@@ -1,14 +1,16 @@
 """The demo's second part: one class of any concept with a detector, steered with controls.
 
 The bundled note model is monophonic and cannot play a chord, so by default this part loads the
-second bundled model (``musicgen-mini-poly``, trained by ``musicrfm mini train --data strikes
---codec polyphonic``) and steers one chord quality. ``--part CONCEPT:CLASS`` picks any concept
-that has both a training set and a detector (chords, intervals, scales, progressions,
-time_signatures, notes; tempos as 'faster' / 'slower'). Classification concepts are learned and
-judged exactly as the note part (the concept's synthetic set on the prompt programs, mean-pooled
-features, RFM probes, the same controls, the concept's detector: no MusicGen inside); tempo is a
-signed regression direction, measured as the tempo headline measures it (median detected BPM
-against unsteered, with controls).
+third bundled model (``musicgen-mini-beat``, the polyphonic testbed retrained with an onset
+codebook: ``musicrfm mini train --data strikes --codec polyphonic_onsets``; it plays a beat) and
+steers one chord quality. ``--part CONCEPT:CLASS`` picks any concept that has both a training set
+and a detector (chords, intervals, scales, progressions, time_signatures, notes; tempos as
+'faster' / 'slower'). Classification concepts are learned and judged exactly as the note part
+(mean-pooled features, RFM probes, the same controls, the concept's detector: no MusicGen
+inside), from strike clips (``DemoConfig.part_train_set``, the testbed's own kind of clip) where
+strike clips have the concept (notes, intervals, chords), else from the concept's synthetic set
+on the prompt programs; tempo is a signed regression direction, measured as the tempo headline
+measures it (median detected BPM against unsteered, with controls).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from musicrfm.experiments.demo.stages import (
 
 log = logging.getLogger(__name__)
 
-PART_MODEL = "musicgen-mini-poly"
+PART_MODEL = "musicgen-mini-beat"
 TEMPO_TARGETS = ("faster", "slower")
 
 
@@ -94,6 +96,16 @@ def part_class(concept: str, target: str) -> str:
     raise ConfigError(f"{concept} has no class {target!r}; valid: {', '.join(labels)}")
 
 
+def part_train_set(cfg: DemoConfig, concept: str) -> str:
+    """Where the part's ``concept`` directions are learned: ``cfg.part_train_set`` when strike
+    clips have that concept (notes, intervals, chords), else the synthetic set."""
+    from musicrfm.synth.strikes import CONCEPTS as STRIKE_CONCEPTS
+
+    if cfg.part_train_set == "strikes" and concept not in STRIKE_CONCEPTS:
+        return "synthetic"
+    return cfg.part_train_set
+
+
 def run_concept_part(
     cfg: DemoConfig,
     work: Path,
@@ -108,6 +120,7 @@ def run_concept_part(
     note part's controls, judge with the concept's detector; returns the summary, controls and
     settings (plain types)."""
     from musicrfm.models import load_model
+    from musicrfm.probes.directions import record_activation_norms
 
     concept, target_name = cfg.part_concept, part_class(cfg.part_concept, cfg.part_target)
     timings: dict[str, float] = {}
@@ -118,7 +131,7 @@ def run_concept_part(
         return _tempo_part(cfg, adapter, work, out, seed, device, progress, timings)
     part = replace(
         cfg, crossfade_clips=0, relative_coefs=(cfg.part_relative_coef,), coefs=None,
-        seeds_per_prompt=cfg.part_seeds_per_prompt,
+        seeds_per_prompt=cfg.part_seeds_per_prompt, train_set=part_train_set(cfg, concept),
     )  # fmt: skip
     dataset, features, trained = learn_note_directions(
         adapter, part, work / concept, seed=seed, device=device, progress=progress,
@@ -127,6 +140,7 @@ def run_concept_part(
     cd = trained.directions
     target = cd.classes[cd.class_index(target_name)]
     coefs, scale = auto_coefs(features, part)
+    record_activation_norms(cd, features.features)  # "0.2x" in a plan (the pair) reads it
     cd.save(out / "directions" / concept)
     t = time.perf_counter()
     jobs = demo_jobs(cd, part, coefs, seed, target, target)
@@ -159,6 +173,7 @@ def run_concept_part(
         "relative_coef": cfg.part_relative_coef,
         "activation_scale": scale,
         "train_clips": len(dataset),
+        "train_set": part.train_set,
         "chance": 1.0 / len(cd.classes),
         "target_auc_per_layer": cd.scores[:, cd.class_index(target)].tolist(),
         "summary": _records(summary),

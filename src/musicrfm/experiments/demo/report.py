@@ -131,6 +131,8 @@ def write_report_html(
         sections.append(_crossfade_section(out, frame, xf, rel))
     if settings.get("part"):
         sections.append(part_section(settings["part"]))
+    if settings.get("pair"):
+        sections.append(pair_section(out, settings["pair"]))
     panels = "".join(
         f"<img src='{rel[k]}' width='520' alt='{k}'>" for k in ("panel_unsteered", "panel_concept")
         if k in rel
@@ -186,10 +188,16 @@ def part_section(part: dict[str, Any]) -> tuple[str, str]:
     c = summary[summary["condition"] == "concept"].iloc[-1]
     u = summary[summary["condition"] == "unsteered"].iloc[0]
     target = html.escape(str(part["target"]))
+    learned = (
+        "strike clips (the testbed's own kind of clip)"
+        if part.get("train_set") == "strikes"
+        else f"the synthetic {html.escape(part['concept'])} set"
+    )
     text = (
         f"<p class='note'>Steered on {html.escape(part['model_id'])} (the note model is "
-        f"monophonic; the polyphonic testbed was trained on notes, intervals and triads at "
-        f"60-180 BPM). Toward <b>{target}</b> at η0={c['coef']:g} ({part['relative_coef']:g}x "
+        f"monophonic; the polyphonic testbed was trained on notes, intervals and triads struck "
+        f"on the beat at 60-180 BPM), directions learned from {learned}. Toward "
+        f"<b>{target}</b> at η0={c['coef']:g} ({part['relative_coef']:g}x "
         f"the median activation norm), the {html.escape(part['concept'])} detector hears "
         f"{heard.format(target)} in <b>{c['accuracy']:.2f}</b> [{c['ci_low']:.2f}, "
         f"{c['ci_high']:.2f}] of n={c['n']} clips, against {u['accuracy']:.2f} "
@@ -224,6 +232,74 @@ def _progression_html(prog: dict[str, Any]) -> str:
     )
     image = f"<img src='{html.escape(prog['figure'])}' width='640' alt='progression chroma'>"
     return text + _table_html(pd.DataFrame(rows)) + image
+
+
+def pair_section(out: Path, pair: dict[str, Any]) -> tuple[str, str]:
+    """Two concepts at once: joint success against each alone, unsteered and the controls
+    (the ``mini pairs`` tables), the figure, the plan file and a few clips."""
+    from musicrfm.experiments.pairs.tables import controls_table, joint_table, verdict_table
+
+    # experiments.pairs.scoring's condition names (not imported: it imports the tempo
+    # headline, which imports this module)
+    UNSTEERED, ALONE, JOINT = "unsteered", ("first alone", "second alone"), "joint"  # noqa: N806
+
+    record = pair["record"]
+    first, second = pair["pair"].split("+")
+    c1, c2 = pair["concepts"]
+    by = {r["condition"]: r for r in pair["rows"]}
+    names = {UNSTEERED: "unsteered", ALONE[0]: f"{first} alone (note direction only)",
+             ALONE[1]: f"{second} alone (quality direction only)",
+             JOINT: f"joint plan ({first} + {second})"}  # fmt: skip
+
+    def share(cond: str, key: str = "joint") -> str:
+        r = by.get(cond)
+        if r is None:
+            return "n/a"
+        return (f"{r[f'{key}_k']}/{r[f'{key}_n']} = {r[f'{key}_rate']:.2f} "
+                f"[{r[f'{key}_ci_low']:.2f}, {r[f'{key}_ci_high']:.2f}]")  # fmt: skip
+
+    parts = pair["parts"]
+    eta = ", ".join(
+        f"{html.escape(str(p['concept']))} η0={p['eta0']:.3g} ({html.escape(str(p['coef']))} "
+        f"the median activation norm)" for p in (parts["first"], parts["second"])
+    )  # fmt: skip
+    ctl = "; ".join(
+        f"{html.escape(r['control'])} (both directions replaced at equal norm) "
+        f"{r['joint_rate']:.2f} [{r['joint_ci_low']:.2f}, {r['joint_ci_high']:.2f}]"
+        for r in pair["controls"]
+    )  # fmt: skip
+    learned = "strike clips" if pair["train_set"] == "strikes" else "the synthetic sets"
+    text = (
+        f"<p class='note'>One plan of two directions on {html.escape(pair['model_id'])}, each "
+        f"trained separately from {learned}: the note <b>{html.escape(first)}</b> and the "
+        f"<b>{html.escape(second)}</b> triad at once ({eta}; <a href='{html.escape(pair['plan'])}'>plan file</a>). Joint success "
+        f"(the note detector hears {html.escape(first)} <i>and</i> the chord detector hears "
+        f"{html.escape(second)} in the same clip): <b>{share(JOINT)}</b>. With the note "
+        f"direction alone both are right in {share(ALONE[0])} (the note in "
+        f"{share(ALONE[0], 'first')}), with the quality direction alone in {share(ALONE[1])} "
+        f"(the quality in {share(ALONE[1], 'second')}), unsteered in {share(UNSTEERED)}; "
+        f"controls of the joint plan (both right): "
+        f"{ctl or 'none'}. k/n with Wilson 95% intervals, the same prompts and seeds in every "
+        "condition; measured by the <code>musicrfm mini pairs</code> code (full record, "
+        f"tables and clips in <a href='{html.escape(pair['folder'])}/pairs.md'>"
+        f"{html.escape(pair['folder'])}/</a>).</p>"
+    )  # fmt: skip
+    joint = joint_table(record).drop(columns=["pair"])
+    joint["condition"] = [names.get(c, c) for c in joint["condition"]]
+    tables = _table_html(joint) + _table_html(verdict_table(record).drop(columns=["pair"]))
+    if pair["controls"]:
+        tables += _table_html(controls_table(record).drop(columns=["pair"]))
+    image = f"<img src='{html.escape(pair['figure'])}' width='520' alt='pair rates'>"
+    cells = "".join(
+        _audio_cell(str(out / e["audio"]), out,
+                    f"{names.get(e['condition'], e['condition'])}: {e['prompt']} → {c1} "
+                    f"{e['note']}, {c2} {e['quality']}")
+        for e in pair.get("examples", []) if e["condition"] in (JOINT, UNSTEERED)
+    )  # fmt: skip
+    return (
+        f"Two concepts at once on {html.escape(pair['model_id'])}",
+        text + tables + image + cells,
+    )
 
 
 def _tempo_section(part: dict[str, Any]) -> tuple[str, str]:

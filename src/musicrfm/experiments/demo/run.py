@@ -111,11 +111,15 @@ def run_demo(
     part = _concept_part(cfg, work_dir, out, seed, device, progress)
     if part is not None:
         timings[part["concept"]] = sum(part["timings"].values())
+    pair = _pair_part(cfg, part, work_dir, out, seed, device, progress)
+    if pair is not None:
+        timings["pair"] = sum(pair["timings"].values())
 
     t = log_stage(7, f"writing the report to {out}")
     files = write_outputs(out, frame, summary, comp, xf, tgt)
     settings = _settings(adapter, cfg, dataset, trained, coefs, scale, tgt, b, seed, inst_info)
     settings["part"] = part
+    settings["pair"] = pair
     settings["quick"] = bool(quick and config is None)
     settings["command"] = command or (
         f"musicrfm demo --seed {seed} --target {tgt}" + (" --quick" if quick else "")
@@ -172,6 +176,34 @@ def _concept_part(
         return None
 
 
+def _pair_part(
+    cfg: DemoConfig,
+    part: dict[str, Any] | None,
+    work: Path,
+    out: Path,
+    seed: int,
+    device: str,
+    progress: bool,
+) -> dict[str, Any] | None:
+    """The two-concept result (``cfg.pair`` on the testbed; experiments.demo.pair), or None
+    (with a notice) when the config has none or its model is not in this checkout."""
+    from musicrfm.errors import ModelError
+    from musicrfm.experiments.demo.pair import pair_model, part_directions, run_pair_part
+
+    if not cfg.pair:
+        return None
+    model = pair_model(cfg)
+    log_stage(6, f"pair: {cfg.pair} at once on {model} (one plan of two directions)")
+    try:
+        return run_pair_part(
+            cfg, work, out, seed=seed, device=device, progress=progress,
+            directions=part_directions(cfg, part, out),
+        )  # fmt: skip
+    except ModelError as exc:
+        log.warning("no pair: %s", exc)
+        return None
+
+
 def checked_config(cfg: DemoConfig) -> tuple[str, str]:
     """The target note and the crossfade's second note, after checking the settings (before
     any expensive work)."""
@@ -190,6 +222,10 @@ def checked_config(cfg: DemoConfig) -> tuple[str, str]:
             from musicrfm.steering.progressions import ChordProgression
 
             ChordProgression(cfg.progression)  # a chord it cannot spell says so here
+    if cfg.pair:
+        from musicrfm.experiments.demo.pair import pair_config
+
+        pair_config(cfg)  # a bad pair, coef or control says so here
     if cfg.clips_per_class < 6:
         raise ConfigError(
             f"clips_per_class must be at least 6 (train/val/test splits), got {cfg.clips_per_class}"
