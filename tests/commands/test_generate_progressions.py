@@ -150,7 +150,7 @@ def test_progression_errors_are_one_line(tmp_path, dirs, capsys) -> None:
          "--chord-parts picks the parts of --chords"),
         ([*base, "--bars-per-chord", "2"], "--bars-per-chord set the beat grid"),
         ([*base, "--bpm", "100", "--directions", dirs["notes"]],
-         "none of --directions is tempo directions"),
+         "none of --directions is onset or tempo directions"),
         ([*base, "--bpm", "100", "--directions", dirs["tempo"]],
          "relative to a reference tempo"),
         ([*base, "--chords", "C", "--directions", q, r, dirs["tempo"]],
@@ -163,3 +163,25 @@ def test_progression_errors_are_one_line(tmp_path, dirs, capsys) -> None:
         err = [line for line in err if not line.startswith("INFO")]
         assert len(err) == 1 and message in err[0], (argv, err)
     assert not (tmp_path / "x.wav").exists()
+
+
+def test_bpm_with_onset_directions_pulses_the_beat_and_makes_a_clip(tmp_path, dirs) -> None:
+    """`generate --bpm 100 --directions ONSETS`: one onset direction keyframed 1 on every beat,
+    0 half a beat away; over --chords it rides their grid; a clip on the random model."""
+    onsets = _save(tmp_path, "onsets", ["none", "onset"], 5)
+    plan = _plan(["--bpm", "120", "--directions", onsets, "--seconds", "2", "--coef", "0.4"])
+    (d,) = plan.directions
+    assert d.target == "onset" and d.coef == 0.4
+    assert d.schedule.points[:3] == ((0.0, 1.0), (0.25, 0.0), (0.5, 1.0))
+    assert d.schedule.points[-1] == (2.25, 0.0)
+    plan = _plan(["--chords", "C G", "--bpm", "100", "--directions", dirs["quality"], onsets,
+                  "--chord-parts", "quality"])  # fmt: skip
+    assert [d.target for d in plan.directions] == ["major", "onset"]
+    beats = [t for t, v in plan.directions[1].schedule.points if v == 1.0]
+    assert beats[:3] == pytest.approx([0.0, 0.6, 1.2]) and len(beats) == 8 + 1  # 2 bars of 4
+    out = tmp_path / "beat.wav"
+    argv = ["generate", "x", "--model", "random:tiny", "-o", str(out), "--seconds", SECONDS,
+            "--bpm", "150", "--directions", onsets, "--coef", "0.5"]  # fmt: skip
+    assert main(argv) == 0 and out.exists()
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert "onset" in json.dumps(sidecar["plan"])

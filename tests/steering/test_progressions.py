@@ -397,7 +397,7 @@ def test_a_root_quality_and_tempo_plan_runs_on_the_random_model(paths, adapter) 
 
 
 def test_progression_requires_something_to_play() -> None:
-    with pytest.raises(ConfigError, match="needs chords, notes or a tempo curve"):
+    with pytest.raises(ConfigError, match="needs chords, notes, a tempo curve or beat pulses"):
         Progression()
     with pytest.raises(ConfigError, match="set the grid of chords or notes"):
         make_progression(bars_per_chord=2)

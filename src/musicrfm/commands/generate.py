@@ -39,6 +39,9 @@ steering (one direction from flags, or anything richer from --plan):
                     crossfading at the bar lines; --chord-parts quality steers the quality only
   --directions A B ...  several direction files for --chords / --notes / tempo curves, each
                     recognised by what it holds (chord qualities, chord roots, notes, tempo)
+  --bpm 100 with onset directions (`mini headline --concept beats`): pulses them on every beat,
+                    so the model strikes at that tempo (a ramp 90..130 too; over --chords/--notes
+                    or the whole clip)
   --bpm 90..130 with tempo directions: steers the tempo along the curve (over --chords/--notes,
                     or the whole clip): 'slower' below --tempo-reference (default: the ramp's
                     middle), 'faster' above it, at --coef where it deviates most
@@ -306,14 +309,19 @@ def _progression_plan(args: argparse.Namespace, sources: list[str]):
             bpm = Tempo.parse(args.bpm)
         except ConfigError:
             raise ConfigError(f"cannot read --bpm {args.bpm!r}; use {BPM_FORMS}") from None
-    steer_tempo = "tempo" in direction_roles(sources)
-    if flag == "--bpm" and not steer_tempo:
+    roles = direction_roles(sources)
+    steer_tempo, steer_beat = "tempo" in roles, "beat" in roles
+    if flag == "--bpm" and not (steer_tempo or steer_beat):
         raise ConfigError(
-            "--bpm alone steers the tempo, but none of --directions is tempo directions; or "
-            'give --notes "C E G" / --chords "C G Am F" for --bpm to set their beat grid'
+            "--bpm alone steers the tempo, but none of --directions is onset or tempo "
+            'directions; or give --notes "C E G" / --chords "C G Am F" for --bpm to set their '
+            "beat grid"
         )
-    if steer_tempo and bpm is None:
-        raise ConfigError("tempo directions steer the tempo along --bpm: give --bpm 90..130")
+    if (steer_tempo or steer_beat) and bpm is None:
+        what = "tempo" if steer_tempo else "onset"
+        raise ConfigError(
+            f"{what} directions steer the tempo along --bpm: give --bpm 100 or 90..130"
+        )
     prog = make_progression(
         chords=chords,
         notes=notes,
@@ -327,6 +335,7 @@ def _progression_plan(args: argparse.Namespace, sources: list[str]):
         steer_tempo=steer_tempo,
         tempo_reference=getattr(args, "tempo_reference", None),
         seconds=getattr(args, "seconds", None),
+        steer_beat=steer_beat,
     )
     if chords is None and getattr(args, "chord_parts", None) is not None:
         raise ConfigError("--chord-parts picks the parts of --chords")

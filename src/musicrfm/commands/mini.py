@@ -158,11 +158,15 @@ def _register_headline(sub) -> None:
     hl.add_argument(
         "--concept",
         default="notes",
-        choices=(*HEADLINE_CONCEPTS, "tempos"),
+        choices=(*HEADLINE_CONCEPTS, "tempos", "beats"),
         help="what to steer toward: pitch classes (default), chord qualities, intervals, scale "
-        "modes, chord progressions, time signatures (each judged by its detector), or tempo (a "
-        "signed regression direction: faster / slower, judged by the detected BPM)",
+        "modes, chord progressions, time signatures (each judged by its detector), tempo (a "
+        "signed regression direction: faster / slower, judged by the detected BPM), or beats "
+        "(onset directions from per-frame features pulsed on the beats of each --bpms tempo, "
+        "judged by clips within 4%% of it; writes OUT/directions/onsets for generate --bpm)",
     )
+    hl.add_argument("--bpms", type=float, nargs="+", default=None,
+                    help="target tempos of --concept beats (default 80 120 160)")  # fmt: skip
     hl.add_argument(
         "--targets", nargs="+", default=None, help="classes to steer toward (default: all)"
     )
@@ -255,6 +259,10 @@ def _register_schedules(sub) -> None:
     sc.add_argument("--sample-seed", type=int, default=None,
                     help="seed of the generated clips only (default --seed): fresh clips, same "
                     "directions")  # fmt: skip
+    sc.add_argument("--train-set", choices=("synthetic", "strikes"), default="synthetic",
+                    help="where the directions are learned: the concept's synthetic "
+                    "(SynTheory-style) set (default) or strike clips, the polyphonic testbed's "
+                    "own kind of clip")  # fmt: skip
     sc.add_argument("--device", default="cpu", help="torch device")
     add_threads_argument(sc)
     sc.set_defaults(func=run)
@@ -374,13 +382,15 @@ def _schedules(args: argparse.Namespace) -> int:
     cfg = SchedulesConfig(target=target, crossfade=crossfade, coef=args.coef, clips=args.clips,
                           sample_seed=args.sample_seed, concept=args.concept,
                           interval_mode=args.interval_mode,
-                          ).with_changes(seconds=args.seconds)  # fmt: skip
+                          ).with_changes(seconds=args.seconds, train_set=args.train_set)  # fmt: skip
     cfg.validate()
     command = (
         f"musicrfm mini schedules --model {args.model} --concept {args.concept} --target {target}"
         + (f" --interval-mode {args.interval_mode}" if args.concept == "intervals" else "")
         + f" --crossfade {' '.join(crossfade)} --coef {args.coef} --clips {args.clips} --seconds "
-        f"{args.seconds:g} --seed {args.seed} --threads {args.threads} --out {args.out}"
+        f"{args.seconds:g} --seed {args.seed}"
+        + (f" --train-set {args.train_set}" if args.train_set != "synthetic" else "")
+        + f" --threads {args.threads} --out {args.out}"
         + (f" --sample-seed {args.sample_seed}" if args.sample_seed is not None else "")
     )
     record = run_schedules(model=args.model, out=args.out, work=args.work, seed=args.seed,
@@ -492,6 +502,12 @@ def _headline(args: argparse.Namespace) -> int:
     check_batch_size(args.batch_size)
     apply_threads(args.threads)
     concept = {"concept": args.concept}
+    if args.concept == "beats":
+        from musicrfm.experiments.headline.beat import DEFAULT_RELATIVE_COEFS
+
+        concept["relative_coefs"] = DEFAULT_RELATIVE_COEFS
+    elif args.bpms:
+        raise ConfigError("--bpms is for --concept beats")
     cfg = HeadlineConfig.quick(**concept) if args.quick else HeadlineConfig(**concept)
     if args.concept != "notes" and not args.targets:
         cfg = replace(cfg, targets=None)  # every class of the trained directions
@@ -517,7 +533,7 @@ def _headline(args: argparse.Namespace) -> int:
     if args.concept != "notes":
         shown.append(("concept", args.concept))
     keys = ("targets", "clips", "flip_clips", "baseline_clips", "relative_coefs", "layers")
-    for key in (*keys, "rows", "gate", "train_set"):
+    for key in (*keys, "rows", "gate", "train_set", "bpms"):
         value = getattr(args, key)
         if value is not None and value not in ("all", "both", 1.0, "synthetic"):
             shown.append((key, " ".join(map(str, value)) if isinstance(value, list) else value))
@@ -533,6 +549,16 @@ def _headline(args: argparse.Namespace) -> int:
     )
     # its folder gets the card
     adapter = load_model(args.model, device=args.device, dtype=args.dtype)
+    if args.concept == "beats":
+        from musicrfm.experiments.headline.beat import DEFAULT_BPMS, run_beat_headline
+
+        record = run_beat_headline(
+            model=adapter, out=args.out, work=args.work, seed=args.seed, config=cfg,
+            bpms=tuple(args.bpms or DEFAULT_BPMS), device=args.device, command=command,
+        )  # fmt: skip
+        print(Path(args.out, "headline.md").read_text())
+        _record_in_card(args, adapter, record)
+        return 0 if record["overall"]["passed"] else 1
     if args.concept == "tempos":
         from musicrfm.experiments.headline.tempo import run_tempo_headline
 

@@ -37,7 +37,8 @@ HEADLINE_FILES = {"notes": "headline.json", "chords": "headline-chords.json",
                   "intervals": "headline-intervals.json", "tempos": "headline-tempos.json",
                   "tempo_bins": "headline-tempo_bins.json", "scales": "headline-scales.json",
                   "progressions": "headline-progressions.json",
-                  "time_signatures": "headline-time_signatures.json"}  # fmt: skip
+                  "time_signatures": "headline-time_signatures.json",
+                  "beats": "headline-beats.json"}  # fmt: skip
 """Where each concept's headline is kept in a model folder (notes: the original name)."""
 _TITLES = {"notes": ("each pitch class (the headline)", "note"),
            "chords": ("each chord quality", "quality"),
@@ -73,6 +74,8 @@ def _headline_lines(folder: Path) -> list[str]:
         rec = json.loads(path.read_text())
         if concept == "tempos":
             lines += _tempo_lines(rec)
+        elif concept == "beats":
+            lines += _beat_lines(rec)
         else:
             lines += _class_headline_lines(rec, concept)
     return lines
@@ -117,6 +120,42 @@ def _tempo_lines(rec: dict[str, Any]) -> list[str]:
         f = v["flip"]
         lines.append(
             f"- The sign-flipped 'faster' direction: {f['change']:+.3f} [{f['ci'][0]:+.3f}, {f['ci'][1]:+.3f}] (slows down: {f['slows_down']})."
+        )
+    lines += [f"- All criteria met: {v['passed']}.", ""]
+    return lines
+
+
+def _beat_lines(rec: dict[str, Any]) -> list[str]:
+    """The beat headline: clips within 4% of each target tempo by η0, controls, verdict."""
+    v, s = rec["overall"], rec["settings"]
+    lines = [
+        "## Steering the beat (onset directions pulsed on a tempo grid)",
+        "",
+        f"Measured by `{s['command']}`: one onset direction per layer (RFM probes on per-frame "
+        "features of strike clips at 60-180 BPM, a frame labelled onset when the audio has one "
+        "within frames t-3..t+1), pulsed on the beats of each target tempo (φ = 1 on a beat, 0 "
+        "half a beat away: what `musicrfm generate --bpm N` compiles with these directions); a "
+        "clip hits when its detected tempo is within 4% of the target (Wilson 95% CI).",
+        "",
+        "| target BPM | condition | η0 | within 4% [95% CI] | median BPM | adherence | n |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rec["rows"]:
+        adh = f"{r['adherence']:.2f}" if r.get("adherence") is not None else ""
+        med = f"{r['median_bpm']:.1f}" if r.get("median_bpm") is not None else ""
+        lines.append(
+            f"| {r['bpm']:g} | {r['condition']} | {r['coef']:.2f} | {r['hit_rate']:.2f} "
+            f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}] | {med} | {adh} | {r['n']} |"
+        )
+    lines.append("")
+    for bpm, t in v["tempos"].items():
+        ctl = ", ".join(f"{k} {c['hit_rate']:.2f}" for k, c in t["controls"].items())
+        adh = t.get("adherence_change")
+        lines.append(
+            f"- {bpm} BPM at η0 {t['coef']:.2f}: {t['hit_rate']:.2f} within 4% (unsteered "
+            f"{t['unsteered_hit_rate']:.2f}; >= 0.8: {t['reached_gate']}), controls {ctl}"
+            + (f", adherence change {adh:+.3f}" if adh is not None else "")
+            + f"; passed {t['passed']}."
         )
     lines += [f"- All criteria met: {v['passed']}.", ""]
     return lines

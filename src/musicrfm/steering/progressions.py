@@ -21,9 +21,14 @@ centred on every boundary, ``bpm`` constant or a linear-in-time ramp); this modu
   the η0 at the curve's largest deviation. The reference defaults to the middle of a ramp
   (90..130: slower fading out until 110, then faster rising to full at 130); a constant tempo
   needs one (e.g. the model's unsteered tempo), or there is nothing to steer toward.
+- **beat pulses**: ``bpm`` with *onset* directions (a binary probe on per-frame features: is
+  there an onset within a few frames? `musicrfm mini headline --concept beats` trains them)
+  pulses the onset direction on every beat of the grid: φ = 1 on a beat, falling linearly to 0
+  half a beat away (a triangle wave), so the model strikes on the grid at exactly that tempo
+  (a ramp too). Unlike a tempo direction it needs no reference tempo: the grid is the target.
 
 Directions are recognised by what they hold (`direction_role`): triad-quality classes are chord
-qualities, a regression is tempo, pitch classes trained on a ``root`` label (``musicrfm train
+qualities, a regression is tempo, classes ``onset`` / ``none`` are onsets (the beat), pitch classes trained on a ``root`` label (``musicrfm train
 --label-column root``) are chord roots, other pitch classes are notes. A part without directions
 is an error naming the ``musicrfm train`` command that makes them (`TRAIN_HINTS`).
 
@@ -66,7 +71,7 @@ CHORDS_FORMS = (
 )
 PARTS = ("root", "quality")
 """The parts of a chord a progression steers (both by default)."""
-ROLES = ("quality", "root", "notes", "tempo")
+ROLES = ("quality", "root", "notes", "tempo", "beat")
 TRAIN_HINTS: dict[str, str] = {
     "quality": "musicrfm synth chords --out data/chords && musicrfm extract --data data/chords "
     "--model MODEL --out feats/chords && musicrfm train --features feats/chords --out dirs/chords",
@@ -75,6 +80,8 @@ TRAIN_HINTS: dict[str, str] = {
     "notes": "musicrfm train --features feats/notes --concept notes --out dirs/notes",
     "tempo": "musicrfm synth tempos --out data/tempos && musicrfm extract --data data/tempos "
     "--model MODEL --out feats/tempos && musicrfm train --features feats/tempos --out dirs/tempo",
+    "beat": "musicrfm mini headline --model MODEL --concept beats --out beats-report (writes "
+    "beats-report/directions/onsets)",
 }
 """The command that trains each role's directions (named by the error when they are missing)."""
 ROLE_NAMES = {
@@ -82,6 +89,7 @@ ROLE_NAMES = {
     "root": "chord-root directions (pitch classes trained on the chords' root label)",
     "notes": "note directions (pitch classes)",
     "tempo": "tempo directions (a regression on BPM)",
+    "beat": "onset directions (classes onset / none, from per-frame features)",
 }
 # the fields of a [progression] table that describe it; the others are direction fields
 PROGRESSION_FIELDS = (
@@ -371,13 +379,63 @@ class TempoCurve:
         return f"tempo {self.tempo.describe()} (reference {self.reference:g} BPM)"
 
 
+# ---------------------------------------------------------------------- beat pulses
+ONSET_CLASS = "onset"
+"""The class of onset directions that marks a frame near an onset (the other is ``none``)."""
+
+
+@dataclass(frozen=True)
+class BeatPulse:
+    """Onset directions pulsed on the beats of ``bpm`` over ``seconds`` (see the module
+    docstring): φ = 1 on every beat, 0 half a beat away, linear in between."""
+
+    bpm: Tempo | str | float
+    seconds: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bpm", Tempo.parse(self.bpm))
+        object.__setattr__(self, "seconds", _positive("beat pulse length (s)", self.seconds))
+
+    @property
+    def tempo(self) -> Tempo:
+        return self.bpm  # type: ignore[return-value]
+
+    def beat_times(self) -> np.ndarray:
+        """The beats (s) from 0 to ``seconds``; a ramp spans the whole length."""
+        t = self.tempo
+        total = self.seconds * (t.start + float(t.end)) / 120.0  # type: ignore[arg-type]
+        times = t.seconds_at(np.arange(int(np.floor(total)) + 1), total)
+        return times[times <= self.seconds + 1e-9]
+
+    def keyframes(self) -> list[tuple[float, float]]:
+        """[(seconds, φ), ...]: 1 on each beat, 0 at the midpoints (and half a beat past the
+        last one), so φ is 0 wherever no beat is near."""
+        beats = self.beat_times()
+        gaps = np.diff(beats) if len(beats) > 1 else np.array([60.0 / self.tempo.start])
+        pts: list[tuple[float, float]] = []
+        for i, b in enumerate(beats):
+            if i > 0:
+                pts.append((float((beats[i - 1] + b) / 2.0), 0.0))
+            pts.append((float(b), 1.0))
+        pts.append((float(beats[-1] + gaps[-1] / 2.0), 0.0))
+        return pts
+
+    def schedules(self) -> dict[str, Schedule]:
+        return {ONSET_CLASS: Schedule("keyframes", points=self.keyframes(), unit="seconds")}
+
+    def describe(self) -> str:
+        return f"beat pulses at {self.tempo.describe()}"
+
+
 # ---------------------------------------------------------------------- directions
 def direction_role(cd: Any) -> str:
-    """What a set of `ConceptDirections` steers: ``quality``, ``root``, ``notes`` or ``tempo``
-    (see the module docstring); a ConfigError names the roles for anything else."""
+    """What a set of `ConceptDirections` steers: ``quality``, ``root``, ``notes``, ``tempo`` or
+    ``beat`` (see the module docstring); a ConfigError names the roles for anything else."""
     classes = set(cd.classes)
     if cd.is_regression:
         return "tempo"
+    if ONSET_CLASS in classes and classes <= {ONSET_CLASS, "none"}:
+        return "beat"
     if classes and classes <= set(CHORD_QUALITIES):
         return "quality"
     if classes and classes <= set(PITCH_CLASSES):
@@ -418,7 +476,8 @@ def missing_role(role: str, what: str) -> ConfigError:
 
 @dataclass
 class Progression:
-    """What one progression steers: chords and/or notes on a grid, and/or a tempo curve.
+    """What one progression steers: chords and/or notes on a grid, and/or a tempo curve, and/or
+    beat pulses.
 
     The unit a ``[progression]`` table, the ``generate`` flags and the studio describe; it
     compiles to direction keyword arguments with `directions_for`.
@@ -428,13 +487,14 @@ class Progression:
     notes: NoteSequence | None = None
     tempo: TempoCurve | None = None
     parts: tuple[str, ...] = PARTS
+    beat: BeatPulse | None = None
     notices: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.chords is not None and self.notes is not None:
             raise ConfigError("a progression plays chords or notes, not both")
-        if self.chords is None and self.notes is None and self.tempo is None:
-            raise ConfigError("a progression needs chords, notes or a tempo curve")
+        if all(x is None for x in (self.chords, self.notes, self.tempo, self.beat)):
+            raise ConfigError("a progression needs chords, notes, a tempo curve or beat pulses")
         self.parts = parse_parts(self.parts)
         if self.chords is not None and not self.notices:
             self.notices = self.chords.notices
@@ -480,6 +540,10 @@ class Progression:
             if "tempo" not in roles:
                 raise missing_role("tempo", f"steering {self.tempo.describe()}")
             add("tempo", self.tempo.schedules())
+        if self.beat is not None:
+            if "beat" not in roles:
+                raise missing_role("beat", self.beat.describe())
+            add("beat", self.beat.schedules())
         unused = [r for r in roles if r not in used]
         if unused:
             names = ", ".join(_name(roles[r]) for r in unused)
@@ -500,12 +564,14 @@ class Progression:
             parts.append(self.notes.describe())
         if self.tempo is not None:
             parts.append(self.tempo.describe())
+        if self.beat is not None:
+            parts.append(self.beat.describe())
         return " + ".join(parts)
 
     @property
     def seconds(self) -> float:
-        grid = self.chords or self.notes
-        return grid.seconds if grid is not None else float(self.tempo.seconds)  # type: ignore[union-attr]
+        grid = self.chords or self.notes or self.tempo or self.beat
+        return float(grid.seconds)  # type: ignore[union-attr]
 
 
 def make_progression(
@@ -522,9 +588,11 @@ def make_progression(
     steer_tempo: bool = False,
     tempo_reference: float | None = None,
     seconds: float | None = None,
+    steer_beat: bool = False,
 ) -> Progression:
     """A `Progression` from its fields as the CLI and plan files give them. ``steer_tempo``:
-    also steer the tempo along ``bpm`` (over the grid's length, or ``seconds`` without one)."""
+    also steer the tempo along ``bpm`` (over the grid's length, or ``seconds`` without one);
+    ``steer_beat``: pulse onset directions on the beats of ``bpm`` (the same length)."""
     grid_kw: dict[str, Any] = {}
     if bpm is not None:
         grid_kw["bpm"] = Tempo.parse(bpm)
@@ -559,21 +627,22 @@ def make_progression(
         extra = [k for k, v in given.items() if v is not None]
         if extra:
             raise ConfigError(f"{', '.join(extra)} set the grid of chords or notes: give them too")
-    tempo = None
-    if steer_tempo:
+    tempo = beat = None
+    grid = prog_chords or prog_notes
+    length = grid.seconds if grid is not None else seconds
+    if steer_tempo or steer_beat:
+        what = "steering the tempo" if steer_tempo else "beat pulses"
         if bpm is None:
-            raise ConfigError("steering the tempo needs bpm (a ramp such as 90..130, or a tempo)")
-        grid = prog_chords or prog_notes
-        if grid is not None:
-            length = grid.seconds
-        elif seconds is not None:
-            length = seconds
-        else:
-            raise ConfigError("a tempo curve without chords or notes needs its length: seconds")
-        tempo = TempoCurve(bpm, length, tempo_reference)
+            raise ConfigError(f"{what} needs bpm (a tempo such as 100, or a ramp such as 90..130)")
+        if length is None:
+            raise ConfigError(f"{what} without chords or notes needs its length: seconds")
+    if steer_tempo:
+        tempo = TempoCurve(bpm, length, tempo_reference)  # type: ignore[arg-type]
     elif tempo_reference is not None:
         raise ConfigError("tempo_reference needs tempo directions (the tempo is not steered)")
-    return Progression(prog_chords, prog_notes, tempo, parse_parts(parts))
+    if steer_beat:
+        beat = BeatPulse(bpm, length)  # type: ignore[arg-type]
+    return Progression(prog_chords, prog_notes, tempo, parse_parts(parts), beat=beat)
 
 
 def split_progression_table(
@@ -600,8 +669,9 @@ def split_progression_table(
     ]
     spec = {k: v for k, v in table.items() if k in PROGRESSION_FIELDS and k != "directions"}
     fields = {k: v for k, v in table.items() if k not in PROGRESSION_FIELDS}
-    steer_tempo = "tempo" in direction_roles(sources)
-    return make_progression(**spec, steer_tempo=steer_tempo), sources, fields
+    roles = direction_roles(sources)
+    prog = make_progression(**spec, steer_tempo="tempo" in roles, steer_beat="beat" in roles)
+    return prog, sources, fields
 
 
 def progression_directions(
