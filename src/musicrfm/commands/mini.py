@@ -284,14 +284,15 @@ def _register_pairs(sub) -> None:
     )
     add_model_argument(pa)
     pa.add_argument("--first", default="notes",
-                    help="first part's concept: notes, chords, chord-roots or tempos (default "
+                    help="first part's concept: notes, chords, chord-roots, tempos or beats (default "
                     "notes)")  # fmt: skip
     pa.add_argument("--second", default="chords",
-                    help="second part's concept: notes, chords, chord-roots or tempos (default "
+                    help="second part's concept: notes, chords, chord-roots, tempos or beats (default "
                     "chords)")  # fmt: skip
     pa.add_argument("--pairs", nargs="+", default=["G+augmented", "D#+major"],
                     help="FIRST+SECOND targets (default G+augmented D#+major; a tempo part takes "
-                    "faster or slower, e.g. A+faster with --second tempos)")  # fmt: skip
+                    "faster or slower, e.g. A+faster with --second tempos; a beats part a BPM, e.g. "
+                    "A+160 with --second beats: onset directions pulsed on its beats)")  # fmt: skip
     for part in ("first", "second"):
         pa.add_argument(f"--{part}-coef", default="0.1x", help=f"{part} part's η0 (default 0.1x)")
         pa.add_argument(f"--{part}-schedule", default="constant",
@@ -301,7 +302,7 @@ def _register_pairs(sub) -> None:
                     help="two targets of the first concept at once (default C G; notes or "
                     "chords only)")  # fmt: skip
     pa.add_argument("--no-conflict", action="store_true",
-                    help="skip the conflict case (needed with --first tempos)")  # fmt: skip
+                    help="skip the conflict case (needed with --first tempos or beats)")  # fmt: skip
     pa.add_argument("--clips", type=int, default=16, help="clips per condition (default 16)")
     pa.add_argument("--seconds", type=float, default=4.0, help="clip length (default 4)")
     pa.add_argument("--out", default="pairs-report", help="folder for the results")

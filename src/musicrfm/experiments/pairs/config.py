@@ -14,7 +14,10 @@ from musicrfm.steering.plan import relative_coef
 # concepts a part can steer, with the detector that judges it: notes (note detector), chord
 # quality and chord root (both read from one chord detection), tempo (the BPM detector against
 # the unsteered clips' median: a signed regression direction, steered 'faster' or 'slower')
-PART_CONCEPTS = ("notes", "chords", "chord-roots", "tempos")
+PART_CONCEPTS = ("notes", "chords", "chord-roots", "tempos", "beats")
+# beats: onset directions pulsed on the beats of a target tempo (`mini headline --concept
+# beats`); the target is the BPM, a clip is right within BEAT_TOLERANCE of it
+TEMPO_PARTS = ("tempos", "beats")  # parts without a conflict case
 TEMPO_TARGETS = ("faster", "slower")  # the two signs of η0 (probes.directions.CHANGE_WORDS)
 TEMPO_CHANGE = 0.2  # the issue's 20% (as the tempo headline's TEMPO_CHANGE_GATE)
 CONTROLS = ("random", "orthogonal", "flip")
@@ -67,6 +70,14 @@ def check_target(concept: str, target: str) -> str:
     tempo); a one-line error naming the valid ones."""
     from musicrfm.experiments.demo.config import note_name
 
+    if concept == "beats":
+        try:
+            bpm = float(str(target).strip().lower().removesuffix("bpm").strip())
+        except ValueError:
+            bpm = float("nan")
+        if not 20 <= bpm <= 400:
+            raise ConfigError(f"{target!r} is not a beat target; give a tempo in BPM, e.g. 160")
+        return f"{bpm:g}"
     if concept == "tempos":
         if str(target).strip().lower() not in TEMPO_TARGETS:
             raise ConfigError(
@@ -156,10 +167,10 @@ class PairsConfig:
             raise ConfigError(f"unknown control(s) {unknown}; valid: {', '.join(CONTROLS)}")
         if not 0 < float(self.tempo_change) < 1:
             raise ConfigError(f"tempo_change must be in (0, 1), got {self.tempo_change}")
-        if self.conflict is not None and self.first.concept == "tempos":
+        if self.conflict is not None and self.first.concept in TEMPO_PARTS:
             raise ConfigError(
                 "the conflict case (two targets of one concept at once) is note/chord-only and "
-                "the first part steers tempos: pass --no-conflict (conflict=None)"
+                f"the first part steers {self.first.concept}: pass --no-conflict (conflict=None)"
             )
         if self.conflict is not None:
             if len(self.conflict) != 2 or len({*self.conflict}) != 2:
@@ -179,7 +190,7 @@ class PairsConfig:
         )
         conflict = (
             self.conflict  # tempo: left as given, for validate's one-line refusal
-            if self.conflict is None or self.first.concept == "tempos"
+            if self.conflict is None or self.first.concept in TEMPO_PARTS
             else tuple(check_target(self.first.concept, t) for t in self.conflict)
         )
         return replace(self, pairs=pairs, conflict=conflict)

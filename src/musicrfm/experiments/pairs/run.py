@@ -12,6 +12,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from musicrfm.errors import ConfigError
@@ -114,6 +115,7 @@ def run_pairs(
             "tempos": "detect_tempo (details['bpm'], as the tempo headline's detect_bpm) against "
             f"the unsteered median: faster >= {1 + cfg.tempo_change:g}x, slower <= "
             f"{1 - cfg.tempo_change:g}x",
+            "beats": "detect_tempo's BPM within 4% of the part's target tempo",
         },
         "seed": seed,
         "config": json.loads(json.dumps(asdict(cfg), default=list)),
@@ -134,11 +136,15 @@ def learn_part_directions(
     on the chord set's ``root`` column; tempo as the tempo headline's regression direction on
     strike clips at 60-180 BPM (whatever the training set). Each records its activation norm
     (for "0.1x")."""
+    from musicrfm.experiments.headline.beat import learn_onset_directions
     from musicrfm.experiments.headline.tempo import learn_tempo_direction
     from musicrfm.probes.directions import record_activation_norms
     from musicrfm.probes.training import train_directions
 
-    if concept == "tempos":
+    if concept == "beats":
+        _, features, trained = learn_onset_directions(adapter, cfg, work, seed, device, progress)  # type: ignore[arg-type]
+        cd = trained.directions
+    elif concept == "tempos":
         _, features, trained = learn_tempo_direction(adapter, cfg, work, seed, device, progress)
         cd = trained.directions
     elif concept == "notes":
@@ -167,16 +173,27 @@ def learn_part_directions(
 def pair_plan(paths: dict[str, Path], cfg: PairsConfig, pair: tuple[str, str]) -> Any:
     """The two-direction plan of a pair: each part from its own direction files, with its own
     coef, schedule and gate."""
-    from musicrfm.steering.plan import SteeringDirection, SteeringPlan
+    from musicrfm.steering.plan import SteeringPlan
 
     parts = (cfg.first, cfg.second)
     return SteeringPlan(
-        [
-            SteeringDirection(str(paths[p.concept]), target=t, **p.plan_fields())
-            for p, t in zip(parts, pair)
-        ],
+        [part_direction(str(paths[p.concept]), p, t, cfg.data.seconds) for p, t in zip(parts, pair)],
         name="+".join(pair),
     )
+
+
+def part_direction(source: Any, part: Any, target: str, seconds: float) -> Any:
+    """One part's `SteeringDirection`. A beats part is its onset direction pulsed on the beats
+    of the target BPM (the keyframes `generate --bpm` compiles; its own schedule is ignored)."""
+    from musicrfm.steering.plan import SteeringDirection
+
+    fields = part.plan_fields()
+    if part.concept == "beats":
+        from musicrfm.steering.progressions import ONSET_CLASS, BeatPulse
+
+        fields["schedule"] = BeatPulse(float(target), seconds).schedules()[ONSET_CLASS]
+        return SteeringDirection(source, target=ONSET_CLASS, **fields)
+    return SteeringDirection(source, target=target, **fields)
 
 
 def _jobs(
@@ -285,9 +302,14 @@ def detect_all(
             row["root"] = str(c.details.get("root", c.label))
         rows.append(row)
     frame = pd.DataFrame(rows)
-    if "tempos" in concepts:
+    if "tempos" in concepts or "beats" in concepts:
         frame["bpm"] = detect_bpm(records)["bpm"].to_numpy(float) if records else []
+    if "tempos" in concepts:
         frame = tempo_labels(frame, cfg.tempo_change)[0]
+    if "beats" in concepts:  # the detected tempo to the nearest 5 BPM, for label shifts
+        from musicrfm.evaluation.detectors.base import SILENT
+
+        frame["beat"] = [f"{5 * round(b / 5):g}" if np.isfinite(b) else SILENT for b in frame["bpm"]]
     return frame, traces
 
 
