@@ -422,3 +422,19 @@ def test_the_beat_testbed_has_its_own_bundled_name(tmp_path, monkeypatch) -> Non
     monkeypatch.setattr(loader, "bundled_model_dirs", lambda folder: [tmp_path / folder])
     with pytest.raises(ModelError, match="--codec polyphonic_onsets"):
         load_model("mini-beat")
+
+
+@needs_bundled
+def test_a_bundled_folder_given_by_path_is_the_bundled_model(tmp_path) -> None:
+    """`--model models/musicgen-mini` and `--model mini` are one model (one model_id), so
+    directions made with either spelling fit the other, in any checkout; a copy elsewhere is a
+    local model of its own."""
+    import shutil
+
+    by_path = load_model(str(BUNDLED_DIR))
+    assert by_path.model_id == load_model("mini").model_id == "musicgen-mini"
+    assert by_path.source == "bundled"
+    copy = tmp_path / "my-mini"
+    shutil.copytree(BUNDLED_DIR, copy)
+    other = load_model(str(copy))
+    assert other.model_id == str(copy.resolve()) and other.source == "local"

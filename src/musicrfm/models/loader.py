@@ -292,6 +292,8 @@ def load_model(
     bundled = {"mini": BUNDLED_MODEL_NAME, "mini-poly": POLY_MODEL_NAME,
                "mini-beat": BEAT_MODEL_NAME}.get(name)  # fmt: skip
     path = _bundled_folder(bundled) if bundled else Path(name).expanduser()
+    if not bundled and path.is_dir():
+        bundled = _bundled_name_of(path)
     if path.is_dir():
         source = "bundled" if bundled else "local"
         # the bundled models' configs carry token ids transformers warns about; nothing to fix
@@ -331,6 +333,17 @@ _TESTBED_RECIPES = {
     "2500` (about 1.2 h on 2 CPU cores)",
 }
 """How to train each bundled testbed when its folder is missing (the rest of the command)."""
+
+
+def _bundled_name_of(path: Path) -> str | None:
+    """The bundled model's name when ``path`` is its folder (``models/musicgen-mini-beat`` is
+    ``mini-beat``), so that directions and sidecars made from one spelling fit the other, in
+    any checkout; else None."""
+    here = path.resolve()
+    for folder in (BUNDLED_MODEL_NAME, POLY_MODEL_NAME, BEAT_MODEL_NAME):
+        if any(d.resolve() == here for d in bundled_model_dirs(folder)):
+            return folder
+    return None
 
 
 def _bundled_folder(folder: str = BUNDLED_MODEL_NAME) -> Path:
