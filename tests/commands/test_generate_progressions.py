@@ -172,13 +172,14 @@ def test_bpm_with_onset_directions_pulses_the_beat_and_makes_a_clip(tmp_path, di
     plan = _plan(["--bpm", "120", "--directions", onsets, "--seconds", "2", "--coef", "0.4"])
     (d,) = plan.directions
     assert d.target == "onset" and d.coef == 0.4
-    assert d.schedule.points[:3] == ((0.0, 1.0), (0.25, 0.0), (0.5, 1.0))
-    assert d.schedule.points[-1] == (2.25, 0.0)
+    # pulses half a beat early (the default lead): on 0.25, 0.75, ... s at 120 BPM
+    assert d.schedule.points[:3] == ((0.0, 0.0), (0.25, 1.0), (0.5, 0.0))
+    assert d.schedule.points[-1] == (2.5, 0.0)
     plan = _plan(["--chords", "C G", "--bpm", "100", "--directions", dirs["quality"], onsets,
                   "--chord-parts", "quality"])  # fmt: skip
     assert [d.target for d in plan.directions] == ["major", "onset"]
-    beats = [t for t, v in plan.directions[1].schedule.points if v == 1.0]
-    assert beats[:3] == pytest.approx([0.0, 0.6, 1.2]) and len(beats) == 8 + 1  # 2 bars of 4
+    pulses = [t for t, v in plan.directions[1].schedule.points if v == 1.0]
+    assert pulses[:3] == pytest.approx([0.3, 0.9, 1.5]) and len(pulses) == 9  # 2 bars of 4, + 1
     out = tmp_path / "beat.wav"
     argv = ["generate", "x", "--model", "random:tiny", "-o", str(out), "--seconds", SECONDS,
             "--bpm", "150", "--directions", onsets, "--coef", "0.5"]  # fmt: skip

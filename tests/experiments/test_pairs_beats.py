@@ -47,7 +47,7 @@ def test_the_beats_part_is_pulsed_on_its_tempo(tmp_path) -> None:
 
     d = part_direction(save("onsets", ["none", "onset"]), PartSpec("beats", "0.2x"), "120", 2.0)
     assert d.target == "onset" and d.schedule.kind == "keyframes"
-    assert [t for t, v in d.schedule.points if v == 1.0] == [0.0, 0.5, 1.0, 1.5, 2.0]
+    assert [t for t, v in d.schedule.points if v == 1.0] == [0.25, 0.75, 1.25, 1.75, 2.25]
     n = part_direction(save("notes", list(PITCH_CLASSES)), PartSpec("notes", "0.1x"), "A", 2.0)
     assert n.target == "A" and n.schedule.kind == "constant"
 

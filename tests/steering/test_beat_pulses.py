@@ -27,7 +27,7 @@ def _onsets(classes=("none", "onset")) -> ConceptDirections:
 
 @pytest.mark.parametrize(("bpm", "seconds"), [(120, 4.0), (80, 3.0), (160, 2.0)])
 def test_pulses_peak_on_every_beat_and_vanish_between(bpm: float, seconds: float) -> None:
-    pulse = BeatPulse(bpm, seconds)
+    pulse = BeatPulse(bpm, seconds, lead=0.0)
     beats = pulse.beat_times()
     assert np.allclose(np.diff(beats), 60.0 / bpm)
     assert beats[0] == 0 and beats[-1] <= seconds
@@ -42,6 +42,22 @@ def test_pulses_peak_on_every_beat_and_vanish_between(bpm: float, seconds: float
     # one peak per beat: the number of local maxima equals the beats inside the clip
     peaks = np.flatnonzero((phi[1:-1] > phi[:-2]) & (phi[1:-1] >= phi[2:])) + 1
     assert len(peaks) == len(on_beat) - (on_beat[0] == 0)
+
+
+@pytest.mark.parametrize("lead", [0.5, 0.25])
+def test_a_lead_moves_every_pulse_that_much_of_a_beat_early(lead: float) -> None:
+    pulse = BeatPulse(100, 4.0, lead=lead)
+    beat = 0.6
+    peaks = [t for t, v in pulse.keyframes() if v == 1.0]
+    # from the pulse of beat 1 to the last within half a beat past the end
+    want = [b - lead * beat for b in np.arange(1, 10) * beat if b - lead * beat <= 4.0 + beat / 2]
+    assert peaks == pytest.approx(want)
+    sched = pulse.schedules()["onset"].resolve(frame_rate=50)
+    phi0 = sched.values(1)[0]  # the clip starts on the slope after the pulse before 0
+    assert phi0 == pytest.approx(max(0.0, 1 - lead * beat / (beat / 2)), abs=0.02)
+    assert BeatPulse(100, 4.0).lead == 0.5  # the default
+    with pytest.raises(ConfigError, match="fraction of a beat"):
+        BeatPulse(100, 4.0, lead=1.0)
 
 
 def test_a_ramp_shortens_the_beats() -> None:

@@ -381,20 +381,32 @@ class TempoCurve:
 
 # ---------------------------------------------------------------------- beat pulses
 ONSET_CLASS = "onset"
+DEFAULT_BEAT_LEAD = 0.5  # fraction of a beat the pulses come early (BeatPulse: why)
 """The class of onset directions that marks a frame near an onset (the other is ``none``)."""
 
 
 @dataclass(frozen=True)
 class BeatPulse:
     """Onset directions pulsed on the beats of ``bpm`` over ``seconds`` (see the module
-    docstring): φ = 1 on every beat, 0 half a beat away, linear in between."""
+    docstring): φ = 1 on every pulse, 0 half a beat away, linear in between. ``lead``: the
+    pulses come this fraction of a beat before their beats (0 <= lead < 1). Half a beat by
+    default: on the beat testbed pulses on the beats made it strike halfway between them
+    (mean phase -0.46..+0.47 beat, 8-18% of onsets within 1/8 beat of a beat), half a beat
+    early on them (-0.01..+0.15 beat, 42-73%; docs/results/beats-testbed-beat/phase.json)."""
 
     bpm: Tempo | str | float
     seconds: float
+    lead: float = DEFAULT_BEAT_LEAD
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bpm", Tempo.parse(self.bpm))
         object.__setattr__(self, "seconds", _positive("beat pulse length (s)", self.seconds))
+        lead = float(self.lead)
+        if not 0.0 <= lead < 1.0:
+            raise ConfigError(
+                f"beat pulse lead must be a fraction of a beat in [0, 1), got {self.lead}"
+            )
+        object.__setattr__(self, "lead", lead)
 
     @property
     def tempo(self) -> Tempo:
@@ -407,17 +419,35 @@ class BeatPulse:
         times = t.seconds_at(np.arange(int(np.floor(total)) + 1), total)
         return times[times <= self.seconds + 1e-9]
 
-    def keyframes(self) -> list[tuple[float, float]]:
-        """[(seconds, φ), ...]: 1 on each beat, 0 at the midpoints (and half a beat past the
-        last one), so φ is 0 wherever no beat is near."""
+    def pulse_times(self) -> np.ndarray:
+        """Where φ = 1: each beat ``lead`` of a beat early, from the pulse before 0 to the one
+        after the clip (the keyframes keep what falls inside)."""
         beats = self.beat_times()
-        gaps = np.diff(beats) if len(beats) > 1 else np.array([60.0 / self.tempo.start])
-        pts: list[tuple[float, float]] = []
-        for i, b in enumerate(beats):
+        gap_end = 60.0 / float(self.tempo.end)  # type: ignore[arg-type]
+        gap_start = 60.0 / self.tempo.start
+        around = np.concatenate([[beats[0] - gap_start], beats, [beats[-1] + gap_end]])
+        gaps = np.diff(around)
+        return around[1:] - self.lead * gaps
+
+    def keyframes(self) -> list[tuple[float, float]]:
+        """[(seconds, φ), ...] from 0: 1 on each pulse, 0 halfway between two, linear in
+        between, so φ is 0 wherever no pulse is near."""
+        peaks = self.pulse_times()
+        xs: list[float] = [float(peaks[0] - (peaks[1] - peaks[0]) / 2.0)]
+        ys: list[float] = [0.0]
+        for i, b in enumerate(peaks):
             if i > 0:
-                pts.append((float((beats[i - 1] + b) / 2.0), 0.0))
-            pts.append((float(b), 1.0))
-        pts.append((float(beats[-1] + gaps[-1] / 2.0), 0.0))
+                xs.append(float((peaks[i - 1] + b) / 2.0))
+                ys.append(0.0)
+            xs.append(float(b))
+            ys.append(1.0)
+        xs.append(float(peaks[-1] + (peaks[-1] - peaks[-2]) / 2.0))
+        ys.append(0.0)
+        last = self.seconds + (60.0 / float(self.tempo.end)) / 2.0  # type: ignore[arg-type]
+        pts = [(0.0, float(np.interp(0.0, xs, ys)))]
+        pts += [(x, y) for x, y in zip(xs, ys) if 1e-9 < x <= last + 1e-9]
+        if pts[-1][1] != 0.0:
+            pts.append((float(pts[-1][0] + 60.0 / float(self.tempo.end) / 2.0), 0.0))  # type: ignore[arg-type]
         return pts
 
     def schedules(self) -> dict[str, Schedule]:
