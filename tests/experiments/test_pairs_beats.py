@@ -34,7 +34,6 @@ def test_a_beats_part_hits_within_four_percent() -> None:
 
 def test_the_beats_part_is_pulsed_on_its_tempo(tmp_path) -> None:
     from musicrfm.experiments.pairs.run import part_direction
-
     from musicrfm.probes.directions import ConceptDirections
 
     def save(concept: str, classes: list[str]) -> str:
