@@ -133,8 +133,9 @@ def _beat_lines(rec: dict[str, Any]) -> list[str]:
         "",
         f"Measured by `{s['command']}`: one onset direction per layer (RFM probes on per-frame "
         "features of strike clips at 60-180 BPM, a frame labelled onset when the audio has one "
-        "within frames t-3..t+1), pulsed on the beats of each target tempo (φ = 1 on a beat, 0 "
-        "half a beat away: what `musicrfm generate --bpm N` compiles with these directions); a "
+        "within frames t-3..t+1), pulsed on the beats of each target tempo (φ = 1 on a pulse, 0 "
+        "half a beat away, the pulses half a beat before their beats so that the strikes land on "
+        "them: what `musicrfm generate --bpm N` compiles with these directions); a "
         "clip hits when its detected tempo is within 4% of the target (Wilson 95% CI).",
         "",
         "| target BPM | condition | η0 | within 4% [95% CI] | median BPM | adherence | n |",

@@ -6,7 +6,8 @@ frames do carry is whether a strike is about to come. So a binary probe is train
 features (`musicrfm.capture.frames`: a frame is ``onset`` when the clip's audio has an onset
 within frames t-3..t+1), and its ``onset`` direction is pulsed on the beats of the target tempo
 (`musicrfm.steering.progressions.BeatPulse`, what ``musicrfm generate --bpm 100`` compiles with
-onset directions): φ = 1 on a beat, 0 half a beat away.
+onset directions): φ = 1 on a pulse, 0 half a beat away, each pulse half a beat before its beat
+(the model strikes about half a beat after the push).
 
 Measured for each target BPM, on the same (prompt, seed) pairs: the share of clips whose
 detected tempo is within 4% of the target (Wilson 95% CI) at every η0 of the grid; unsteered
