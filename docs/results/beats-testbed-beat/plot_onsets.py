@@ -43,7 +43,7 @@ def main(folder: Path) -> None:
                          fontsize=9)  # fmt: skip
             ax.set_yticks([])
     for ax in axes[-1]:
-        ax.set_xlabel("seconds (red: the beats the onset direction was pulsed on)")
+        ax.set_xlabel("seconds (red: the beat grid of --bpm; the pulses peak half a beat early)")
     fig.suptitle("acoustic piano on musicgen-mini-beat: onset strength", fontsize=10)
     fig.tight_layout()
     fig.savefig(Path(__file__).with_name("onsets.png"), dpi=110)
