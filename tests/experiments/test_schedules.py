@@ -367,3 +367,179 @@ def test_strike_interval_directions_are_named_as_the_trace_names_them(tmp_path):
     assert record["target"] == "P5" and record["crossfade"]["a"] == "M2"
     saved = ConceptDirections.load(tmp_path / "o" / "directions" / "intervals")
     assert "P5" in saved.classes and "7" not in saved.classes
+
+
+# ---------------------------------------------------------------------- the release (--release R)
+@pytest.mark.parametrize("name", SCHEDULES)
+def test_the_release_schedule_is_one_minus_phi_at_every_step(name):
+    from musicrfm.experiments.schedules.config import release_schedule
+
+    sched = paper_schedules(SECONDS, FRAME_RATE)[name]
+    rel = release_schedule(sched, SECONDS, FRAME_RATE)
+    n = int(SECONDS * FRAME_RATE) + 1
+    phi = sched.values(n, frame_rate=FRAME_RATE, horizon=n)
+    assert rel.kind == "keyframes" and rel.unit == "steps"
+    assert rel.values(n, horizon=n) == pytest.approx(1 - phi, abs=1e-12)
+    # and at the detector's windows, as the scoring reads φ
+    assert phi_at(rel, TIMES, FRAME_RATE, SECONDS) == pytest.approx(
+        1 - phi_at(sched, TIMES, FRAME_RATE, SECONDS), abs=1e-12
+    )
+    # a plan file can hold it: it survives a round trip through its dict
+    from musicrfm.steering.schedules import Schedule
+
+    assert Schedule.from_dict(rel.to_dict()) == rel
+
+
+def test_a_linear_releases_keyframes_are_its_two_ends():
+    from musicrfm.experiments.schedules.config import release_schedule
+
+    s = paper_schedules(SECONDS, FRAME_RATE)
+    assert release_schedule(s["linear-decay"], SECONDS, FRAME_RATE).points == ((0, 0), (250, 1))
+    assert release_schedule(s["linear-rise"], SECONDS, FRAME_RATE).points == ((0, 1), (250, 0))
+    assert len(release_schedule(s["exp-decay"], SECONDS, FRAME_RATE).points) == 251
+
+
+def _schedule_plans(release: float):
+    from musicrfm.experiments.schedules.run import schedule_plan
+    from musicrfm.models import load_model
+
+    adapter = load_model("random:tiny")
+    cd = _random_directions(adapter, "notes", PITCH_CLASSES)
+    cfg = SchedulesConfig(release=release).with_changes(seconds=SECONDS)
+    sched = paper_schedules(SECONDS, FRAME_RATE)["linear-decay"]
+    return adapter, cd, sched, schedule_plan(cd, cfg, sched, 2.0, FRAME_RATE)
+
+
+def test_release_zero_is_todays_one_direction_plan():
+    from musicrfm.steering.plan import SteeringPlan
+
+    _, cd, sched, plan = _schedule_plans(0.0)
+    today = SteeringPlan.single(cd, "G", 2.0, schedule=sched)
+    assert plan.to_dict(strict=False) == today.to_dict(strict=False)
+    assert len(plan.directions) == 1
+
+
+@pytest.mark.parametrize("release", [1.0, 0.5])
+def test_a_release_adds_the_target_negated_with_schedule_one_minus_phi(release):
+    """The plan's second direction is the same target at -η0·R with 1 - φ; the engine then adds
+    η0·(φ(t) - R·(1 - φ(t))) times the target's vector at every step (checked on the compiled
+    plan's exact addition)."""
+    from musicrfm.steering.compile import compile_plan
+
+    adapter, cd, sched, plan = _schedule_plans(release)
+    main, rel = plan.directions
+    assert (main.target, main.coef, main.schedule) == ("G", 2.0, sched)
+    assert rel.target == "G" and rel.coef == pytest.approx(-2.0 * release)
+    assert rel.name == "release" and rel.layers == main.layers and rel.gate == 1.0
+    n = int(SECONDS * FRAME_RATE) + 1
+    phi = sched.values(n, frame_rate=FRAME_RATE, horizon=n)
+    assert rel.schedule.values(n, horizon=n) == pytest.approx(1 - phi)
+    compiled = compile_plan(plan, adapter, total_steps=n)
+    single = compile_plan(_schedule_plans(0.0)[3], adapter, total_steps=n)
+    for step in (0, 60, 125, 200, 250):
+        for layer in (0, adapter.num_layers - 1):
+            want = (phi[step] - release * (1 - phi[step])) / phi[0]  # φ(0) = 1: the full push
+            got = compiled.addition(step, layer)
+            full = single.addition(0, layer)
+            assert torch.allclose(got, want * full, atol=1e-9), (step, layer)
+    # the end of a decay pushes away from the target at R·η0
+    assert torch.allclose(compiled.addition(250, 0), -release * single.addition(0, 0), atol=1e-9)
+
+
+def test_a_bad_release_is_one_line():
+    for bad in (-0.5, float("nan"), float("inf"), "1", True):
+        with pytest.raises(ConfigError, match="--release") as info:
+            SchedulesConfig(release=bad).validate()
+        assert "\n" not in str(info.value)
+    SchedulesConfig(release=0).validate()
+    SchedulesConfig(release=1.0).validate()
+
+
+def test_cli_passes_the_release_and_records_it_in_the_command(tmp_path, monkeypatch, capsys):
+    from musicrfm import experiments
+    from musicrfm.cli import main
+
+    calls = []
+
+    def fake_run(**kwargs):
+        calls.append(kwargs)
+        out = tmp_path / "o"
+        out.mkdir(exist_ok=True)
+        (out / "schedules.md").write_text("report\n")
+        return {"overall": {"passed": True}}
+
+    monkeypatch.setattr(experiments.schedules, "run_schedules", fake_run)
+    base = ["mini", "schedules", "--model", "random:tiny", "--out", str(tmp_path / "o")]
+    assert main([*base, "--release", "0.5"]) == 0
+    assert main(base) == 0
+    assert main([*base, "--release", "1", "--release-shape", "drop"]) == 0
+    (half, default, drop) = calls
+    assert half["config"].release == 0.5 and default["config"].release == 0.0
+    assert half["config"].release_shape == "complement" and drop["config"].release_shape == "drop"
+    assert "--release 0.5" in half["command"] and "--release" not in default["command"]
+    assert "--release-shape" not in half["command"]
+    assert "--release 1 --release-shape drop" in drop["command"]
+    capsys.readouterr()
+    assert main([*base, "--release", "-1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--release" in err[0] and len(calls) == 3
+
+
+def test_a_release_run_records_the_release_in_json_and_md(tmp_path):
+    from dataclasses import replace
+
+    from musicrfm.experiments.demo import DemoConfig
+    from musicrfm.experiments.schedules import run_schedules
+    from musicrfm.models import load_model
+
+    adapter = load_model("random:tiny")
+    cd = _random_directions(adapter, "notes", PITCH_CLASSES)
+    data = replace(DemoConfig.quick(), prompts=("acoustic piano",), seconds=1.5)
+    cfg = SchedulesConfig(clips=2, coef="0.5x", data=data, schedules=("linear-decay",),
+                          unsteered_control=False, release=1.0)  # fmt: skip
+    record = run_schedules(model=adapter, out=tmp_path / "o", config=cfg, directions=cd,
+                           progress=False, command="cmd --release 1")  # fmt: skip
+    s = record["settings"]
+    assert s["release"] == 1.0 and s["release_eta"] == pytest.approx(5.0)
+    assert s["config"]["release"] == 1.0 and "1 - φ(t)" in s["release_schedule"]
+    md = (tmp_path / "o" / "schedules.md").read_text()
+    assert "**Release 1**" in md and "5.0·ρ(t) with ρ = 1 - φ(t)." in md and "--release 1" in md
+    assert s["release_shape"] == "complement"
+    off = run_schedules(model=adapter, out=tmp_path / "p",
+                        config=replace(cfg, release=0.0), directions=cd, progress=False)  # fmt: skip
+    assert off["settings"]["release"] == 0.0 and off["settings"]["release_schedule"] is None
+    assert "Release" not in (tmp_path / "p" / "schedules.md").read_text()
+
+
+def test_the_drop_release_follows_how_far_phi_has_fallen_from_its_peak():
+    """``drop``: max φ(s≤t) - φ(t). A rise never falls (no release: the plan is today's), a
+    decay from 1 gets 1 - φ, and the sine releases only once it has passed its peak."""
+    from musicrfm.experiments.schedules.config import release_schedule
+    from musicrfm.experiments.schedules.run import schedule_plan
+    from musicrfm.models import load_model
+
+    s = paper_schedules(SECONDS, FRAME_RATE)
+    n = int(SECONDS * FRAME_RATE) + 1
+    for rise in ("linear-rise", "logistic-rise"):
+        assert release_schedule(s[rise], SECONDS, FRAME_RATE, "drop") is None
+    for decay in ("linear-decay", "exp-decay"):
+        drop = release_schedule(s[decay], SECONDS, FRAME_RATE, "drop")
+        comp = release_schedule(s[decay], SECONDS, FRAME_RATE, "complement")
+        assert drop.values(n, horizon=n) == pytest.approx(comp.values(n, horizon=n))
+    phi = s["sine"].values(n, frame_rate=FRAME_RATE, horizon=n)
+    rho = release_schedule(s["sine"], SECONDS, FRAME_RATE, "drop").values(n, horizon=n)
+    peak = int(np.argmax(phi))  # 1.25 s: a quarter period
+    assert peak == pytest.approx(SECONDS * FRAME_RATE / 4, abs=1)
+    assert rho[: peak + 1] == pytest.approx(0.0, abs=1e-12)
+    assert rho[peak:] == pytest.approx(phi[peak] - phi[peak:], abs=1e-9)  # φ's peak: ~1
+    assert phi[peak] == pytest.approx(1.0, abs=1e-4)
+    with pytest.raises(ConfigError, match="release shape"):
+        release_schedule(s["sine"], SECONDS, FRAME_RATE, "bounce")
+    adapter = load_model("random:tiny")
+    cd = _random_directions(adapter, "notes", PITCH_CLASSES)
+    cfg = SchedulesConfig(release=1.0, release_shape="drop").with_changes(seconds=SECONDS)
+    assert len(schedule_plan(cd, cfg, s["linear-rise"], 2.0, FRAME_RATE).directions) == 1
+    assert len(schedule_plan(cd, cfg, s["linear-decay"], 2.0, FRAME_RATE).directions) == 2
+    with pytest.raises(ConfigError, match="--release-shape") as info:
+        SchedulesConfig(release_shape="bounce").validate()
+    assert "\n" not in str(info.value)

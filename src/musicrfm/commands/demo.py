@@ -107,6 +107,32 @@ def parse_pair_option(text: str) -> str | None:
     return f"{check_target('notes', first)}+{check_target('chords', second)}"
 
 
+def parse_beat_option(values: list[str]) -> tuple[float, ...] | None:
+    """``--beat``: target tempos in BPM (``80 160``, also ``80,160``) or ``none``."""
+    from musicrfm.errors import ConfigError
+
+    words = [w for v in values for w in v.replace(",", " ").split()]
+    if [w.lower() for w in words] == ["none"]:
+        return None
+    try:
+        bpms = tuple(float(w) for w in words)
+    except ValueError:
+        raise ConfigError(
+            f"--beat wants tempos in BPM (e.g. --beat 80 160) or 'none', got {' '.join(values)!r}"
+        ) from None
+    if not bpms:
+        raise ConfigError("--beat wants at least one tempo in BPM, or 'none'")
+    return bpms
+
+
+def beat_line(beat: dict) -> str:
+    """One line on the beat: per tempo, clips within 4% steered against unsteered and the
+    control (experiments.demo.beat.beat_line)."""
+    from musicrfm.experiments.demo.beat import beat_line as line
+
+    return line(beat)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "demo",
@@ -121,8 +147,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "concept the same way on the bundled testbed that plays a beat (musicgen-mini-beat) "
             "and judges it with that concept's detector (default chords:augmented; --part), "
             "then a four-chord progression bar by bar (--progression) and a note and a chord "
-            "quality at once from one plan of two directions (--pair). Runs on the bundled mini "
-            "model by default "
+            "quality at once from one plan of two directions (--pair), and exact tempos from "
+            "the testbed's bundled onset directions pulsed on a beat grid (--beat). Runs on the "
+            "bundled mini model by default "
             "in under 5 minutes on 2 CPU cores; the dataset and features are cached in --work so "
             "a re-run is faster."
         ),
@@ -167,7 +194,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument(
         "--no-part", action="store_true",
-        help="the note part only (no second part, progression or pair unless --pair is given)",
+        help="the note part only (no second part, progression, pair or beat unless --pair or "
+        "--beat is given)",
     )  # fmt: skip
     p.add_argument(
         "--progression", default=None, metavar="CHORDS",
@@ -179,6 +207,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="two concepts at once on the part's model: a note and a chord quality, each from "
         "its own directions, in one plan; joint success against each alone, unsteered and a "
         "random control (default A+diminished; 'none' for no pair; --quick: none)",
+    )  # fmt: skip
+    p.add_argument(
+        "--beat", nargs="+", default=None, metavar="BPM",
+        help="exact tempos on the part's model: its bundled onset directions pulsed on the beats "
+        "of each BPM (0.3x), clips within 4%% of the target against unsteered and a random "
+        "direction pulsed the same way (default 80 160; 'none' for no beat; --quick and "
+        "--no-part: none)",
     )  # fmt: skip
     p.add_argument("--quick", action="store_true", help="a reduced run (CI): fewer clips, one η0")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
@@ -231,6 +266,9 @@ def run(args: argparse.Namespace) -> int:
     if args.no_part:
         changes["part_model"] = None
         changes["pair"] = None
+        changes["beat_bpms"] = None
+    if args.beat is not None:
+        changes["beat_bpms"] = parse_beat_option(args.beat)
     if args.pair is not None:
         changes["pair"] = parse_pair_option(args.pair)
     if args.progression:
@@ -281,6 +319,9 @@ def run(args: argparse.Namespace) -> int:
     pair = result.settings.get("pair")
     if pair:
         print(f"  {pair_line(pair)}")
+    beat = result.settings.get("beat")
+    if beat:
+        print(f"  {beat_line(beat)}")
     xf = result.crossfade
     if xf.get("n"):
         print(

@@ -202,6 +202,12 @@ def _register_headline(sub) -> None:
         "(default) or strike clips, the polyphonic testbed's own kind of clip",
     )  # fmt: skip
     hl.add_argument(
+        "--interval-mode", default=None, metavar="harmonic|melodic",
+        help="--concept intervals: read the clips as two notes together (harmonic) or one after "
+        "another (melodic), and with --train-set strikes train on strike clips of that mode only "
+        "(default: the melodic reading on harmonic and melodic strike clips mixed, as before)",
+    )  # fmt: skip
+    hl.add_argument(
         "--note-set-classifier", action="store_true",
         help="judge prompt adherence with the quicker note-set instrument classifier instead of "
         "the reference one (every prompt instrument x note x four rhythms)",
@@ -263,6 +269,13 @@ def _register_schedules(sub) -> None:
                     help="where the directions are learned: the concept's synthetic "
                     "(SynTheory-style) set (default) or strike clips, the polyphonic testbed's "
                     "own kind of clip")  # fmt: skip
+    sc.add_argument("--release", type=float, default=0.0, metavar="R",
+                    help="a release beside each schedule: the target negated at η0·R·ρ(t), ρ = "
+                    "1-φ(t) by default (--release-shape), so a falling φ pushes away from it "
+                    "(default 0: none; 1: equal strength)")  # fmt: skip
+    sc.add_argument("--release-shape", choices=("complement", "drop"), default="complement",
+                    help="what the release follows: 1-φ(t) (complement, the default) or drop, "
+                    "how far φ has fallen from its peak so far (no release on a rise)")  # fmt: skip
     sc.add_argument("--device", default="cpu", help="torch device")
     add_threads_argument(sc)
     sc.set_defaults(func=run)
@@ -382,7 +395,8 @@ def _schedules(args: argparse.Namespace) -> int:
     crossfade = tuple(args.crossfade or SCHEDULE_DEFAULTS[args.concept][1])
     cfg = SchedulesConfig(target=target, crossfade=crossfade, coef=args.coef, clips=args.clips,
                           sample_seed=args.sample_seed, concept=args.concept,
-                          interval_mode=args.interval_mode,
+                          interval_mode=args.interval_mode, release=args.release,
+                          release_shape=args.release_shape,
                           ).with_changes(seconds=args.seconds, train_set=args.train_set)  # fmt: skip
     cfg.validate()
     command = (
@@ -393,6 +407,8 @@ def _schedules(args: argparse.Namespace) -> int:
         + (f" --train-set {args.train_set}" if args.train_set != "synthetic" else "")
         + f" --threads {args.threads} --out {args.out}"
         + (f" --sample-seed {args.sample_seed}" if args.sample_seed is not None else "")
+        + (f" --release {args.release:g}" if args.release else "")
+        + (f" --release-shape {args.release_shape}" if args.release_shape != "complement" else "")
     )
     record = run_schedules(model=args.model, out=args.out, work=args.work, seed=args.seed,
                            config=cfg, device=args.device, command=command)  # fmt: skip
@@ -498,9 +514,11 @@ def _headline(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from musicrfm.experiments.headline import HeadlineConfig, run_headline
+    from musicrfm.experiments.headline.config import check_interval_mode
     from musicrfm.models import load_model
 
     check_batch_size(args.batch_size)
+    check_interval_mode(args.interval_mode, args.concept)  # before the model loads
     apply_threads(args.threads)
     concept = {"concept": args.concept}
     if args.concept == "beats":
@@ -529,12 +547,14 @@ def _headline(args: argparse.Namespace) -> int:
         cfg = replace(cfg, data=replace(cfg.data, batch=args.batch_size))
     if args.train_set != "synthetic":
         cfg = replace(cfg, data=replace(cfg.data, train_set=args.train_set))
+    if args.interval_mode is not None:
+        cfg = replace(cfg, interval_mode=args.interval_mode)
     # the command that reproduces this run, as recorded in the report and the model card
     shown = [("model", args.model), ("seed", args.seed)]
     if args.concept != "notes":
         shown.append(("concept", args.concept))
     keys = ("targets", "clips", "flip_clips", "baseline_clips", "relative_coefs", "layers")
-    for key in (*keys, "rows", "gate", "train_set", "bpms"):
+    for key in (*keys, "rows", "gate", "train_set", "interval_mode", "bpms"):
         value = getattr(args, key)
         if value is not None and value not in ("all", "both", 1.0, "synthetic"):
             shown.append((key, " ".join(map(str, value)) if isinstance(value, list) else value))

@@ -15,8 +15,9 @@ Stages (each logged as ``stage i/7``; the long ones show a progress bar):
    the prompted instrument with the offline timbre classifier (prompt adherence); then, on the
    bundled testbed that plays a beat (``musicgen-mini-beat``), the second part (one chord
    quality with the same controls, :mod:`.part`), a four-chord progression judged bar by bar
-   (:mod:`.progression`) and two concepts at once, a note and a chord quality from one plan of
-   two directions (:mod:`.pair`);
+   (:mod:`.progression`), two concepts at once, a note and a chord quality from one plan of
+   two directions (:mod:`.pair`), and exact tempos: the testbed's bundled onset directions
+   pulsed on the beats of 80 and 160 BPM, judged by the tempo detector (:mod:`.beat`);
 7. write the report folder: ``index.html`` (audio players, figures, tables), ``results.csv``
    (one row per clip), ``summary.csv/.md`` (accuracy with bootstrap 95% CI and n per condition),
    ``controls.csv/.md`` (concept minus each control, with CIs), figures and the directions.

@@ -43,6 +43,7 @@ CONTROL_LABELS = {
     "other_class": "other note's direction",
 }
 STAGES = 7
+TESTBED_MODEL = "musicgen-mini-beat"  # the model of the second part, the pair and the beat
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,17 @@ class DemoConfig:
     pair_relative_coefs: tuple[float, float] = (0.2, 0.2)
     pair_clips: int = 16
     pair_controls: tuple[str, ...] = ("random",)
+    # an exact tempo (experiments.demo.beat): the beat testbed's bundled onset directions
+    # (models/musicgen-mini-beat/directions/onsets, no training) pulsed on the beats of each
+    # tempo at 0.3x, slower and faster than the unsteered ~121 BPM; share of clips within 4% of
+    # the target against unsteered and a random direction of equal norm pulsed the same way
+    # (docs/results/beats-testbed-beat/). None: no beat. beat_model None: the part's model
+    # (the beat testbed when there is no part)
+    beat_bpms: tuple[float, ...] | None = (80.0, 160.0)
+    beat_model: str | None = None
+    beat_relative_coef: float = 0.3
+    beat_seeds_per_prompt: int = 2
+    beat_controls: tuple[str, ...] = ("random",)
 
     def prompt_texts(self) -> list[str]:
         """The prompts as given to the model: instrument, then ", <register> register" if set."""
@@ -133,6 +145,7 @@ class DemoConfig:
             controls=("random", "flip"),
             part_model=None,
             pair=None,
+            beat_bpms=None,
         )
         return replace(base, **changes)
 

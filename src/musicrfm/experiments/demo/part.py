@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from musicrfm.errors import ConfigError
-from musicrfm.experiments.demo.config import DemoConfig
+from musicrfm.experiments.demo.config import TESTBED_MODEL, DemoConfig
 from musicrfm.experiments.demo.stages import (
     auto_coefs,
     demo_jobs,
@@ -38,7 +38,7 @@ from musicrfm.experiments.demo.stages import (
 
 log = logging.getLogger(__name__)
 
-PART_MODEL = "musicgen-mini-beat"
+PART_MODEL = TESTBED_MODEL
 TEMPO_TARGETS = ("faster", "slower")
 
 

@@ -133,6 +133,8 @@ def write_report_html(
         sections.append(part_section(settings["part"]))
     if settings.get("pair"):
         sections.append(pair_section(out, settings["pair"]))
+    if settings.get("beat"):
+        sections.append(beat_section(out, settings["beat"]))
     panels = "".join(
         f"<img src='{rel[k]}' width='520' alt='{k}'>" for k in ("panel_unsteered", "panel_concept")
         if k in rel
@@ -302,6 +304,53 @@ def pair_section(out: Path, pair: dict[str, Any]) -> tuple[str, str]:
     )
 
 
+def beat_section(out: Path, beat: dict[str, Any]) -> tuple[str, str]:
+    """An exact tempo: per target, the share of clips within 4% of it with the onset pulses,
+    unsteered and the control pulsed the same way, median BPM; the onset-strength figure and
+    one clip of each condition."""
+
+    model = html.escape(str(beat["model_id"]))
+    tempos = ", ".join(f"{b:g}" for b in beat["bpms"])
+    by = {(r["bpm"], r["condition"]): r for r in beat["rows"]}
+    lead = "; ".join(
+        f"{b:g} BPM: <b>{by[(b, 'onset')]['hit_rate']:.2f}</b> [{by[(b, 'onset')]['ci_low']:.2f}, "
+        f"{by[(b, 'onset')]['ci_high']:.2f}] against {by[(b, 'unsteered')]['hit_rate']:.2f} "
+        "unsteered" for b in beat["bpms"] if (b, "onset") in by and (b, "unsteered") in by
+    )  # fmt: skip
+    controls = ", ".join(html.escape(c) for c in beat["controls"]) or "none"
+    path = Path(str(beat["directions"]))
+    where = f"{path.parent.name}/{path.name}"  # directions/onsets
+    text = (
+        f"<p class='note'>The onset directions bundled with {model} "
+        f"(<code>{html.escape(where)}</code>, no training in this "
+        f"run) pulsed on the beats of {tempos} BPM, as <code>musicrfm generate --bpm N "
+        f"--directions .../onsets --coef {beat['relative_coef']:g}x</code> compiles them "
+        f"(η0={beat['coef']:.3g} = {beat['relative_coef']:g}x the median activation norm), "
+        f"{beat['clips']} clips of {beat['seconds']:g} s per condition (the demo's "
+        f"{beat['prompts']} prompts x {beat['seeds_per_prompt']} seeds, the same in every "
+        f"condition). Clips whose detected tempo is within "
+        f"{100 * beat['tolerance']:g}% of the target, k/n with Wilson 95% intervals: {lead}. "
+        f"Controls ({controls}): a direction of equal norm pulsed on the same beats. "
+        f"Per-clip results: <a href='{html.escape(beat['results'])}'>"
+        f"{html.escape(beat['results'])}</a>.</p>"
+    )
+    image = (
+        f"<img src='{html.escape(beat['figure'])}' width='640' alt='onset strength per tempo'>"
+        if beat.get("figure") else ""
+    )  # fmt: skip
+    cells = "".join(
+        _audio_cell(str(out / e["audio"]), out,
+                    f"{e['condition']}" + (f" at {e['target']} BPM" if e["condition"] != "unsteered"
+                                           else "") + f": {e['prompt']}, detected "
+                    + (f"{e['bpm']:.0f} BPM" if e["bpm"] is not None else "silence"))
+        for e in beat.get("examples", [])
+    )  # fmt: skip
+    return (
+        f"An exact tempo on {model}: onset pulses on the beat grid",
+        text + _table_html(beat_cells(beat)) + image + cells,
+    )
+
+
 def _tempo_section(part: dict[str, Any]) -> tuple[str, str]:
     """Tempo: median detected BPM against unsteered, each way, with controls and the verdict."""
     rows = pd.DataFrame(part["rows"])
@@ -392,6 +441,24 @@ def _listen_html(out: Path, frame: pd.DataFrame, per_condition: int) -> str:
         )
         listen.append(f"<h3>{html.escape(str(cond))} (η0={coef:g})</h3>{cells}")
     return "".join(listen)
+
+
+def beat_cells(beat: dict[str, Any]) -> pd.DataFrame:
+    """The report's table: per target tempo, each condition's k/n within 4% (Wilson 95% CI)
+    and median detected BPM."""
+    rows = []
+    for r in beat["rows"]:
+        k = int(round(r["hit_rate"] * r["n"]))
+        cond = {"onset": "onset pulses"}.get(r["condition"], r["condition"])
+        if r["condition"] not in ("unsteered", "onset"):
+            cond = f"{r['condition']} direction pulsed (equal norm)"
+        median = r.get("median_bpm")
+        rows.append({
+            "target BPM": f"{r['bpm']:g}", "condition": cond,
+            "within 4%": f"{k}/{r['n']} = {r['hit_rate']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]",
+            "median BPM": f"{median:.1f}" if median is not None else "n/a",
+        })  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def json_default(v: Any) -> Any:

@@ -114,12 +114,16 @@ def run_demo(
     pair = _pair_part(cfg, part, work_dir, out, seed, device, progress)
     if pair is not None:
         timings["pair"] = sum(pair["timings"].values())
+    beat = _beat_part(cfg, out, seed, device, progress, adapter)
+    if beat is not None:
+        timings["beat"] = sum(beat["timings"].values())
 
     t = log_stage(7, f"writing the report to {out}")
     files = write_outputs(out, frame, summary, comp, xf, tgt)
     settings = _settings(adapter, cfg, dataset, trained, coefs, scale, tgt, b, seed, inst_info)
     settings["part"] = part
     settings["pair"] = pair
+    settings["beat"] = beat
     settings["quick"] = bool(quick and config is None)
     settings["command"] = command or (
         f"musicrfm demo --seed {seed} --target {tgt}" + (" --quick" if quick else "")
@@ -204,6 +208,32 @@ def _pair_part(
         return None
 
 
+def _beat_part(
+    cfg: DemoConfig, out: Path, seed: int, device: str, progress: bool, adapter: Any = None
+) -> dict[str, Any] | None:
+    """The exact tempo (``cfg.beat_bpms`` pulsed on the testbed; experiments.demo.beat), or
+    None (with a notice) when the config has none, or its model or the model's bundled onset
+    directions are not in this checkout. ``adapter``: the run's model, reused when it is the
+    beat's."""
+    from musicrfm.errors import ModelError
+    from musicrfm.experiments.demo.beat import beat_model, run_beat_part
+
+    if not cfg.beat_bpms:
+        return None
+    model = beat_model(cfg)
+    same = adapter is not None and str(getattr(adapter, "model_id", "")) == model
+    bpms = ", ".join(f"{b:g}" for b in cfg.beat_bpms)
+    log_stage(6, f"beat: onset directions pulsed at {bpms} BPM on {model}")
+    try:
+        return run_beat_part(
+            cfg, out, seed=seed, device=device, progress=progress,
+            adapter=adapter if same else None,
+        )  # fmt: skip
+    except ModelError as exc:
+        log.warning("no beat: %s", exc)
+        return None
+
+
 def checked_config(cfg: DemoConfig) -> tuple[str, str]:
     """The target note and the crossfade's second note, after checking the settings (before
     any expensive work)."""
@@ -226,6 +256,10 @@ def checked_config(cfg: DemoConfig) -> tuple[str, str]:
         from musicrfm.experiments.demo.pair import pair_config
 
         pair_config(cfg)  # a bad pair, coef or control says so here
+    if cfg.beat_bpms:
+        from musicrfm.experiments.demo.beat import check_beat
+
+        check_beat(cfg)  # a bad tempo, coef or control says so here
     if cfg.clips_per_class < 6:
         raise ConfigError(
             f"clips_per_class must be at least 6 (train/val/test splits), got {cfg.clips_per_class}"

@@ -38,10 +38,12 @@ def learn_note_directions(
     progress: bool = True,
     timings: dict[str, float] | None = None,
     concept: str = "notes",
+    interval_mode: str | None = None,
 ) -> tuple[Any, Any, Any]:
     """Stages 2-4: synthesise the training set (the note set, or ``concept``'s clips on the
     same programs), extract pooled features, train one direction per class. Returns (dataset,
-    features, TrainResult); the first two are cached in ``work``."""
+    features, TrainResult); the first two are cached in ``work``. ``interval_mode``: strike
+    interval clips of that mode only (:func:`strike_dataset`)."""
     from musicrfm.capture.extract import extract_features
     from musicrfm.probes.training import train_directions
 
@@ -55,7 +57,7 @@ def learn_note_directions(
         t = log_stage(
             2, f"rendering strike {concept} clips ({cfg.clips_per_class} per class) into {work}"
         )
-        dataset = strike_dataset(adapter, cfg, work, seed, progress, concept)
+        dataset = strike_dataset(adapter, cfg, work, seed, progress, concept, interval_mode)
     elif concept == "notes":
         t = log_stage(2, f"synthesising {12 * cfg.clips_per_class} one-note clips into {work}")
         dataset = note_dataset(adapter, cfg, work, seed, progress)
@@ -120,18 +122,40 @@ TRAIN_SETS = ("synthetic", "strikes")
 STRIKE_GRID_SEED_OFFSET = 17
 
 
+# a headline's interval mode -> the strike clips' interval modes it keeps
+STRIKE_INTERVAL_MODES = {"harmonic": ("harmonic",), "melodic": ("up", "down")}
+
+
 def strike_dataset(
-    adapter: ModelAdapter, cfg: DemoConfig, work: Path, seed: int, progress: bool, concept: str
+    adapter: ModelAdapter,
+    cfg: DemoConfig,
+    work: Path,
+    seed: int,
+    progress: bool,
+    concept: str,
+    interval_mode: str | None = None,
 ) -> Any:
     """``cfg.clips_per_class`` strike clips of each of ``concept``'s classes (a seeded draw from
     :func:`musicrfm.synth.strikes.strike_grid`, every program, tempo and inversion mixed),
     rendered at the model's rate: what the polyphonic testbed was trained on, drawn with
-    another seed than its recipe (other octaves and tempos for the same items)."""
+    another seed than its recipe (other octaves and tempos for the same items).
+
+    ``interval_mode`` (intervals only): "harmonic" keeps the clips whose two notes sound
+    together, "melodic" those played one after another (up or down); None keeps all three."""
     from musicrfm.synth.generate import render_specs
     from musicrfm.synth.strikes import strike_grid, strike_spec
 
+    if interval_mode is not None and (
+        concept != "intervals" or interval_mode not in STRIKE_INTERVAL_MODES
+    ):
+        raise ConfigError(f"interval mode {interval_mode!r} needs concept intervals and one of "
+                          f"{', '.join(STRIKE_INTERVAL_MODES)}")  # fmt: skip
+    keep = STRIKE_INTERVAL_MODES.get(interval_mode or "")
     grid_seed = seed + STRIKE_GRID_SEED_OFFSET
-    grid = [c for c in strike_grid(seed=grid_seed) if c.concept == concept]
+    grid = [
+        c for c in strike_grid(seed=grid_seed)
+        if c.concept == concept and (keep is None or c.interval_mode in keep)
+    ]  # fmt: skip
     if not grid:
         raise ConfigError(f"strike clips have no concept {concept!r}; they have notes, "
                           "intervals and chords")  # fmt: skip
@@ -145,10 +169,12 @@ def strike_dataset(
         for i in rng.choice(idx, min(cfg.clips_per_class, len(idx)), replace=False)
     )
     sr = int(adapter.sample_rate)
-    folder = work / f"strike_{concept}_{sr}hz_{cfg.clips_per_class}pc_seed{seed}"
+    mode = "" if interval_mode is None else f"_{interval_mode}"  # its own cache folder
+    folder = work / f"strike_{concept}{mode}_{sr}hz_{cfg.clips_per_class}pc_seed{seed}"
     return render_specs(
         [strike_spec(grid[i]) for i in chosen], folder,
-        name=f"strike-{concept}-{cfg.clips_per_class}", sample_rate=sr, seed=grid_seed,
+        name=f"strike-{concept}{mode.replace('_', '-')}-{cfg.clips_per_class}", sample_rate=sr,
+        seed=grid_seed,
         workers=1, progress=progress,
     )  # fmt: skip
 
@@ -323,10 +349,13 @@ def generate_all(
 
 
 def detect_notes(
-    records: list[dict[str, Any]], progress: bool, concept: str = "notes"
+    records: list[dict[str, Any]],
+    progress: bool,
+    concept: str = "notes",
+    options: dict[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Detector label/confidence/target probability per clip (the note detector, or
-    ``concept``'s); crossfade traces kept aside."""
+    ``concept``'s, given ``options``: e.g. an interval mode); crossfade traces kept aside."""
     from musicrfm.evaluation import detectors as det
 
     record = det.get_detector(concept)
@@ -336,7 +365,7 @@ def detect_notes(
         for rec in records:
             audio = rec["_audio"][0] if rec["_audio"].ndim == 2 else rec["_audio"]
             crossfade = rec["kind"] == "crossfade"
-            opts = {"window_s": 0.5, "hop_s": 0.25} if crossfade else {}
+            opts = {**(options or {}), **({"window_s": 0.5, "hop_s": 0.25} if crossfade else {})}
             d = det.detect(audio, rec["_sr"], concept, **opts)
             first = rec["target"].split("->")[0]
             probs = d.probs if d.probs is not None else np.full(n_classes, np.nan)

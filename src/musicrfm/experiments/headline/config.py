@@ -21,6 +21,9 @@ HEADLINE_CONCEPTS = (
     "notes", "chords", "intervals", "scales", "progressions", "time_signatures", "tempo_bins",
 )  # fmt: skip
 """tempo_bins: tempo's classification form (slow / medium / fast strike clips)."""
+INTERVAL_MODES = ("harmonic", "melodic")
+"""How an intervals headline hears its clips (and, with strike clips, what it trains on):
+``harmonic``, two notes together; ``melodic``, one after another (up or down)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,10 @@ class HeadlineConfig:
     # adherence from the reference instrument classifier (every prompt instrument x note x four
     # rhythms, + codec round trips; demo.stages.instrument_adherence), not the note-set one
     instrument_reference: bool = True
+    # intervals only: None keeps the original reading (the detector's default, melodic mode, on
+    # a strike set of harmonic and melodic clips mixed); "harmonic" / "melodic" read the clips in
+    # that mode and train on strike clips of that mode only (detect_options)
+    interval_mode: str | None = None
     data: DemoConfig = field(default_factory=lambda: DemoConfig(prompts=PROMPT_INSTRUMENTS))
 
     @classmethod
@@ -92,11 +99,16 @@ class HeadlineConfig:
             raise ConfigError(f"unknown control(s) {unknown}; valid: random, orthogonal, flip")
         if not self.relative_coefs or any(not np.isfinite(c) for c in self.relative_coefs):
             raise ConfigError(f"relative_coefs must be finite numbers, got {self.relative_coefs}")
+        check_interval_mode(self.interval_mode, self.concept)
         self.plan_options()  # a bad layer spec or rows value fails here, before any work
 
     @property
     def n_flip_clips(self) -> int:
         return self.clips if self.flip_clips is None else self.flip_clips
+
+    def detect_options(self) -> dict[str, Any]:
+        """Options of the concept's detector for every clip (the interval mode; none else)."""
+        return {} if self.interval_mode is None else {"mode": self.interval_mode}
 
     def plan_options(self) -> dict[str, Any]:
         """Keyword arguments every plan of the headline (directions and controls) gets."""
@@ -109,6 +121,16 @@ class HeadlineConfig:
             ).items()
             if k in ("layers", "top_k", "weighting", "w0", "kappa", "rows", "gate")
         }
+
+
+def check_interval_mode(mode: str | None, concept: str) -> None:
+    """A ConfigError unless ``mode`` is None, or one of :data:`INTERVAL_MODES` for intervals."""
+    if mode is None:
+        return
+    if mode not in INTERVAL_MODES:
+        raise ConfigError(f"interval mode must be one of {', '.join(INTERVAL_MODES)}, got {mode!r}")
+    if concept != "intervals":
+        raise ConfigError(f"an interval mode is for --concept intervals, not {concept!r}")
 
 
 def _items(prompts: list[str], n: int, seed: int) -> list[tuple[str, int]]:

@@ -74,7 +74,7 @@ def run_headline(
     timings["load"] = time.perf_counter() - t
     dataset, features, trained = learn_note_directions(
         adapter, cfg.data, work_dir, seed=seed, device=device, progress=progress, timings=timings,
-        concept=cfg.concept,
+        concept=cfg.concept, interval_mode=cfg.interval_mode,
     )  # fmt: skip
     cfg = _with_targets(cfg, trained.directions)
     coefs, scale = auto_coefs(features, replace(cfg.data, relative_coefs=cfg.relative_coefs))
@@ -88,7 +88,8 @@ def run_headline(
     timings["generate"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    frame = pd.concat([frame, detect_notes(controls, progress, cfg.concept)[0]], ignore_index=True)
+    judged = detect_notes(controls, progress, cfg.concept, cfg.detect_options())[0]
+    frame = pd.concat([frame, judged], ignore_index=True)
     inst: dict[str, Any] = {}
     if cfg.data.instrument_check:
         frame, inst = instrument_adherence(
@@ -111,6 +112,12 @@ def run_headline(
             "sampling": sampling_options(adapter),
             "instrument_classifier": inst,
             "seed": seed,
+            # intervals: None is the original reading (melodic detector, mixed strike set)
+            **(
+                {"interval_mode": cfg.interval_mode, "detect_options": cfg.detect_options()}
+                if cfg.concept == "intervals"
+                else {}
+            ),
             "config": json.loads(json.dumps(asdict(cfg), default=list)),
             "command": command or f"musicrfm mini headline --seed {seed}",
         },
@@ -138,7 +145,7 @@ def _generate(
     torch.manual_seed(seed)
     jobs = direction_jobs(directions, cfg, coefs, seed)
     records = generate_all(adapter, jobs, cfg.data, out / "audio", progress, cfg.concept)
-    frame, _ = detect_notes(records, progress, cfg.concept)
+    frame, _ = detect_notes(records, progress, cfg.concept, cfg.detect_options())
     chosen = choose_coefs(frame, cfg)
     jobs = control_jobs(directions, cfg, chosen, seed)
     controls = generate_all(adapter, jobs, cfg.data, out / "audio", progress, cfg.concept)

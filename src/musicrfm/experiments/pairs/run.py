@@ -177,7 +177,10 @@ def pair_plan(paths: dict[str, Path], cfg: PairsConfig, pair: tuple[str, str]) -
 
     parts = (cfg.first, cfg.second)
     return SteeringPlan(
-        [part_direction(str(paths[p.concept]), p, t, cfg.data.seconds) for p, t in zip(parts, pair)],
+        [
+            part_direction(str(paths[p.concept]), p, t, cfg.data.seconds)
+            for p, t in zip(parts, pair)
+        ],
         name="+".join(pair),
     )
 
@@ -309,7 +312,9 @@ def detect_all(
     if "beats" in concepts:  # the detected tempo to the nearest 5 BPM, for label shifts
         from musicrfm.evaluation.detectors.base import SILENT
 
-        frame["beat"] = [f"{5 * round(b / 5):g}" if np.isfinite(b) else SILENT for b in frame["bpm"]]
+        frame["beat"] = [
+            f"{5 * round(b / 5):g}" if np.isfinite(b) else SILENT for b in frame["bpm"]
+        ]
     return frame, traces
 
 

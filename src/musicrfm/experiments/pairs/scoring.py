@@ -41,7 +41,9 @@ def attribute_hits(frame: pd.DataFrame, concept: str, target: str) -> np.ndarray
         if "bpm" not in frame:
             raise ConfigError("the clips have no 'bpm' readings to judge beats by")
         bpm = frame["bpm"].to_numpy(np.float64)
-        return (np.isfinite(bpm) & (np.abs(bpm / float(target) - 1) <= BEAT_TOLERANCE)).astype(float)
+        return (np.isfinite(bpm) & (np.abs(bpm / float(target) - 1) <= BEAT_TOLERANCE)).astype(
+            float
+        )
     column = LABEL_COLUMN.get(concept)
     if column is None:
         raise ConfigError(f"no label column for concept {concept!r}; valid: {', '.join(LABEL_COLUMN)}")  # fmt: skip

@@ -3,8 +3,11 @@ schedules stretched over one clip (:func:`paper_schedules`)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+import numpy as np
 
 from musicrfm.errors import ConfigError
 from musicrfm.experiments.demo.config import PROMPT_INSTRUMENTS, DemoConfig
@@ -38,6 +41,38 @@ def paper_schedules(seconds: float, frame_rate: float) -> dict[str, Schedule]:
     }
 
 
+# what the release follows: 1 - φ(t), or how far φ has fallen from its peak so far
+RELEASE_SHAPES = ("complement", "drop")
+
+
+def release_schedule(
+    schedule: Schedule, seconds: float, frame_rate: float, shape: str = "complement"
+) -> Schedule | None:
+    """The release's schedule over a clip of ``seconds``, as keyframes on the step grid (exact
+    at every generation step; held after the clip's last step). ``complement``: 1 - φ(t);
+    ``drop``: max φ(s≤t) - φ(t), how far φ has fallen from its peak so far (0 all along a rise,
+    1 - φ along a decay from 1). None when it is 0 at every step (nothing to add). Steps where
+    it is linear in between are dropped, so a linear decay's release is two points."""
+    if not seconds > 0 or not frame_rate > 0:
+        raise ConfigError(f"need seconds > 0 and a frame rate > 0, got {seconds}, {frame_rate}")
+    if shape not in RELEASE_SHAPES:
+        raise ConfigError(
+            f"release shape must be one of {', '.join(RELEASE_SHAPES)}, got {shape!r}"
+        )
+    n = int(np.ceil(seconds * frame_rate)) + 1  # the steps `scoring.phi_at` evaluates
+    phi = schedule.values(n, frame_rate=frame_rate, horizon=n)
+    top = 1.0 if shape == "complement" else np.maximum.accumulate(phi)
+    values = np.clip(top - phi, 0.0, 1.0)
+    if not values.any():
+        return None
+    keep = [0]
+    for i in range(1, n - 1):
+        if abs(values[i - 1] + values[i + 1] - 2 * values[i]) > 1e-9:  # a bend: keep it
+            keep.append(i)
+    keep.append(n - 1)
+    return Schedule("keyframes", points=[(float(i), float(values[i])) for i in keep])
+
+
 def parse_coef(text: str | float) -> tuple[float | None, float | None]:
     """``"0.15x"`` -> (0.15, None) (relative to the median activation norm); ``"2.5"`` ->
     (None, 2.5) (an absolute η0); anything else is a one-line ConfigError."""
@@ -64,7 +99,12 @@ class SchedulesConfig:
     schedules must reach; crossfade_gate: the share of clips that must start on A and end on B.
     data: note set, prompts, batch, clip length (``data.seconds``) and where the directions are
     learned (``data.train_set``: ``synthetic``, the concept's SynTheory-style set, or
-    ``strikes``, the polyphonic testbed's own strike clips)."""
+    ``strikes``, the polyphonic testbed's own strike clips). release: r of the release, an
+    option beside the paper's schedules: while the target runs at η0·φ(t), the same direction
+    negated runs at η0·r·(1 - φ(t)) (:func:`release_schedule`), so a falling φ pushes away
+    from the target; 0 (the default) adds nothing. The crossfade is left as it is.
+    release_shape: ``complement`` (1 - φ(t), the default) or ``drop`` (max φ(s≤t) - φ(t): only
+    a φ that has fallen from its peak releases, so a rise gets no release)."""
 
     target: str = "G"
     crossfade: tuple[str, str] = ("C", "G")
@@ -78,6 +118,8 @@ class SchedulesConfig:
     crossfade_gate: float = 0.8
     schedules: tuple[str, ...] = SCHEDULES
     sample_seed: int | None = None  # seed of the clips' (prompt, seed) pairs; None: the run's seed
+    release: float = 0.0  # r: the target negated at η0·r·(1 - φ(t)) beside it (0: no release)
+    release_shape: str = "complement"  # or "drop": max φ(s≤t) - φ(t) instead of 1 - φ(t)
     unsteered_control: bool = True
     data: DemoConfig = field(
         default_factory=lambda: DemoConfig(prompts=PROMPT_INSTRUMENTS[:8], seconds=5.0)
@@ -131,6 +173,16 @@ class SchedulesConfig:
                 f"unknown training set {self.train_set!r}; valid: {', '.join(TRAIN_SETS)}"
             )
         parse_coef(self.coef)
+        r = self.release
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r) or r < 0:
+            raise ConfigError(
+                f"--release must be a finite number >= 0 (0: no release), got {self.release!r}"
+            )
+        if self.release_shape not in RELEASE_SHAPES:
+            raise ConfigError(
+                f"--release-shape must be one of {', '.join(RELEASE_SHAPES)}, "
+                f"got {self.release_shape!r}"
+            )
 
     def canonical(self) -> SchedulesConfig:
         """The same settings with target and crossfade in the concept's class names."""

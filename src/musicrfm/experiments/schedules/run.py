@@ -23,6 +23,7 @@ from musicrfm.experiments.schedules.config import (
     SchedulesConfig,
     paper_schedules,
     parse_coef,
+    release_schedule,
 )
 from musicrfm.experiments.schedules.readers import concept_classes, named_classes, read_trace
 from musicrfm.experiments.schedules.scoring import (
@@ -35,6 +36,12 @@ from musicrfm.experiments.schedules.scoring import (
 )
 
 RESULT_NAME = "schedules"
+RELEASE_NOTES = {
+    "complement": "1 - φ(t) of each schedule (keyframes on the step grid), the target negated; "
+    "the crossfade has none",
+    "drop": "max φ(s<=t) - φ(t) of each schedule, how far φ has fallen from its peak (keyframes "
+    "on the step grid; none for a rise), the target negated; the crossfade has none",
+}
 
 
 def run_schedules(
@@ -94,7 +101,7 @@ def run_schedules(
     scheds = {
         k: v for k, v in paper_schedules(cfg.seconds, frame_rate).items() if k in cfg.schedules
     }
-    jobs = _jobs(directions, cfg, scheds, eta, seed)
+    jobs = _jobs(directions, cfg, scheds, eta, seed, frame_rate)
     t = time.perf_counter()
     records = generate_all(adapter, jobs, cfg.data, out / "audio", progress)
     timings["generate"] = time.perf_counter() - t
@@ -112,6 +119,10 @@ def run_schedules(
         "eta0": eta,
         "activation_scale": scale,
         "schedules": {k: s.describe() for k, s in scheds.items()},
+        "release": cfg.release,
+        "release_eta": round(eta * cfg.release, 3),
+        "release_shape": cfg.release_shape,
+        "release_schedule": RELEASE_NOTES[cfg.release_shape] if cfg.release else None,
         "seed": seed,
         "config": json.loads(json.dumps(asdict(cfg), default=list)),
         "command": command or f"musicrfm mini schedules --seed {seed}",
@@ -131,7 +142,36 @@ def clip_items(cfg: SchedulesConfig, seed: int) -> list[tuple[str, int]]:
     ]
 
 
-def _jobs(directions: Any, cfg: SchedulesConfig, scheds: dict, eta: float, seed: int) -> list[Job]:
+def schedule_plan(directions: Any, cfg: SchedulesConfig, schedule: Any, eta: float,
+                  frame_rate: float) -> Any:  # fmt: skip
+    """The plan of one schedule: the target at η0·φ(t), and with ``cfg.release`` r > 0 the same
+    direction negated at η0·r·ρ(t) (the release; ρ = 1 - φ, or φ's drop from its peak with
+    ``release_shape="drop"``). r = 0, or a ρ that is 0 throughout, is the one-direction plan."""
+    from musicrfm.steering.plan import SteeringDirection, SteeringPlan
+
+    plan = SteeringPlan.single(directions, cfg.target, eta, schedule=schedule)
+    rho = (
+        release_schedule(schedule, cfg.seconds, frame_rate, cfg.release_shape)
+        if cfg.release
+        else None
+    )
+    if rho is not None:
+        plan.directions.append(
+            SteeringDirection(
+                directions,
+                target=cfg.target,
+                coef=-eta * cfg.release,
+                schedule=rho,
+                name="release",
+            )
+        )
+    return plan
+
+
+def _jobs(
+    directions: Any, cfg: SchedulesConfig, scheds: dict, eta: float, seed: int,
+    frame_rate: float,
+) -> list[Job]:  # fmt: skip
     from musicrfm.steering.plan import SteeringPlan
 
     items = clip_items(cfg, seed)
@@ -139,7 +179,7 @@ def _jobs(directions: Any, cfg: SchedulesConfig, scheds: dict, eta: float, seed:
         Job(
             name,
             eta,
-            SteeringPlan.single(directions, cfg.target, eta, schedule=s),
+            schedule_plan(directions, cfg, s, eta, frame_rate),
             items,
             cfg.target,
             "schedule",

@@ -86,6 +86,21 @@ def schedules_markdown(record: dict[str, Any]) -> str:
         f"{s.get('eta0', '?')} ({s.get('coef', '?')}; median activation norm {scale}). "
         f"r: Pearson correlation of {heard} of the target "
         "with φ(t), per clip over its sounding windows (an undefined r counts as 0), averaged over clips (bootstrap 95% CI).",
+        *(
+            [
+                "",
+                f"**Release {s['release']:g}**: beside the target at η0·φ(t), the same direction "
+                f"negated at η0·{s['release']:g}·ρ(t) = {s.get('release_eta', '?')}·ρ(t) with "
+                + (
+                    "ρ = max φ(s≤t) - φ(t), how far φ has fallen from its peak (0 on a rise)"
+                    if s.get("release_shape") == "drop"
+                    else "ρ = 1 - φ(t)"
+                )
+                + ". This is not one of the paper's schedules; the crossfade has no release.",
+            ]
+            if s.get("release")
+            else []
+        ),
         "",
         to_markdown(schedule_table(record), floatfmt=".2f"),
         "",
