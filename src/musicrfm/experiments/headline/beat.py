@@ -33,13 +33,11 @@ import pandas as pd
 from musicrfm.experiments.demo.report import json_default
 from musicrfm.experiments.demo.stages import (
     Job,
-    generate_all,
-    instrument_adherence,
     sampling_options,
     tempo_dataset,
 )
 from musicrfm.experiments.headline.config import HeadlineConfig, _items
-from musicrfm.experiments.headline.tempo import detect_bpm
+from musicrfm.experiments.headline.tempo import generate_and_judge
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +220,6 @@ def run_beat_headline(
     """Measure the beat headline; writes ``headline.json``, ``headline.md``, ``results.csv``,
     ``beats.png`` and ``directions/onsets`` into ``out`` and returns the JSON record."""
     from musicrfm.experiments.demo.config import default_work_dir
-    from musicrfm.experiments.headline.run import judge_folders
     from musicrfm.models import load_model
 
     cfg = config or HeadlineConfig(concept="beats", relative_coefs=DEFAULT_RELATIVE_COEFS)
@@ -242,21 +239,17 @@ def run_beat_headline(
     timings["learn"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    records = generate_all(adapter, beat_jobs(cd, cfg, bpms, coefs, seed), cfg.data,
-                           out / "audio", progress, "tempos")  # fmt: skip
-    frame = detect_bpm(records)
-    best = best_beat_coefs(beat_table(frame, bpms), cfg.accuracy_gate)
-    controls = generate_all(adapter, beat_control_jobs(cd, cfg, best, seed), cfg.data,
-                            out / "audio", progress, "tempos")  # fmt: skip
-    records += controls
-    frame = pd.concat([frame, detect_bpm(controls)], ignore_index=True)
-    timings["generate"] = time.perf_counter() - t
-    inst: dict[str, Any] = {}
-    if cfg.data.instrument_check:
-        frame, inst = instrument_adherence(
-            dataset, frame, records, seed, adapter=adapter, reference=cfg.instrument_reference,
-            judge_folders=judge_folders(adapter, work_dir), progress=progress,
-        )  # fmt: skip
+
+    def controls_for(frame: pd.DataFrame) -> list[Job]:
+        best = best_beat_coefs(beat_table(frame, bpms), cfg.accuracy_gate)
+        return beat_control_jobs(cd, cfg, best, seed)
+
+    frame, inst = generate_and_judge(
+        adapter, dataset, beat_jobs(cd, cfg, bpms, coefs, seed), controls_for, cfg, out,
+        work_dir, seed, progress,
+    )  # fmt: skip
+    timings["generate"] = time.perf_counter() - t  # and judge
+    best = best_beat_coefs(beat_table(frame, bpms), cfg.accuracy_gate)  # onset rows only
     table = beat_table(frame, bpms)
     verdict = beat_verdict(frame, best, cfg)
     record = {

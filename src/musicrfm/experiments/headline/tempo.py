@@ -120,6 +120,30 @@ def detect_bpm(records: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def generate_and_judge(
+    adapter: Any, dataset: Any, jobs: list[Job], controls_for: Any, cfg: HeadlineConfig,
+    out: Path, work: Path, seed: int, progress: bool,
+) -> tuple[pd.DataFrame, dict[str, Any]]:  # fmt: skip
+    """Generate ``jobs``, read every clip's BPM, then generate the control jobs that
+    ``controls_for(frame)`` picks from those readings; prompt adherence of every clip by the
+    reference timbre judge when ``cfg.data.instrument_check``. Returns (per-clip frame, judge
+    report). The tempo and beat headlines both run this way."""
+    from musicrfm.experiments.headline.run import judge_folders
+
+    records = generate_all(adapter, jobs, cfg.data, out / "audio", progress, "tempos")
+    frame = detect_bpm(records)
+    controls = generate_all(adapter, controls_for(frame), cfg.data, out / "audio", progress, "tempos")  # fmt: skip
+    records += controls
+    frame = pd.concat([frame, detect_bpm(controls)], ignore_index=True)
+    inst: dict[str, Any] = {}
+    if cfg.data.instrument_check:
+        frame, inst = instrument_adherence(
+            dataset, frame, records, seed, adapter=adapter, reference=cfg.instrument_reference,
+            judge_folders=judge_folders(adapter, work), progress=progress,
+        )  # fmt: skip
+    return frame, inst
+
+
 def median_change(bpm: np.ndarray, base: np.ndarray, seed: int, n_boot: int = 2000) -> dict:
     """Median BPM, and its change relative to the baseline's median, with a bootstrap 95% CI
     (both samples resampled)."""
@@ -214,7 +238,6 @@ def run_tempo_headline(
     """Measure the tempo headline; writes ``headline.json``, ``headline.md``, ``results.csv``
     and ``tempo.png`` into ``out`` and returns the JSON record."""
     from musicrfm.experiments.demo.config import default_work_dir
-    from musicrfm.experiments.headline.run import judge_folders
     from musicrfm.models import load_model
 
     cfg = replace(config or HeadlineConfig(concept="tempos"), targets=("faster", "slower"))
@@ -232,21 +255,17 @@ def run_tempo_headline(
     cd.save(out / "directions" / "tempos")
 
     t = time.perf_counter()
-    jobs = tempo_jobs(cd, cfg, coefs, seed)
-    records = generate_all(adapter, jobs, cfg.data, out / "audio", progress, "tempos")
-    frame = detect_bpm(records)
-    best = best_coefs(tempo_table(frame, seed), TEMPO_CHANGE_GATE)
-    jobs = tempo_control_jobs(cd, cfg, best, seed)
-    controls = generate_all(adapter, jobs, cfg.data, out / "audio", progress, "tempos")
-    records += controls
-    frame = pd.concat([frame, detect_bpm(controls)], ignore_index=True)
-    timings["generate"] = time.perf_counter() - t
-    inst: dict[str, Any] = {}
-    if cfg.data.instrument_check:
-        frame, inst = instrument_adherence(
-            dataset, frame, records, seed, adapter=adapter, reference=cfg.instrument_reference,
-            judge_folders=judge_folders(adapter, work_dir), progress=progress,
-        )  # fmt: skip
+
+    def controls_for(frame: pd.DataFrame) -> list[Job]:
+        best = best_coefs(tempo_table(frame, seed), TEMPO_CHANGE_GATE)
+        return tempo_control_jobs(cd, cfg, best, seed)
+
+    frame, inst = generate_and_judge(
+        adapter, dataset, tempo_jobs(cd, cfg, coefs, seed), controls_for, cfg, out, work_dir,
+        seed, progress,
+    )  # fmt: skip
+    timings["generate"] = time.perf_counter() - t  # and judge
+    best = best_coefs(tempo_table(frame, seed), TEMPO_CHANGE_GATE)  # the controls' rows aside
     table = tempo_table(frame, seed)
     verdict = tempo_verdict(table, best, cfg)
     record = {
