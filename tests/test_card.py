@@ -22,7 +22,9 @@ def _copy_model(folder: Path, dest: Path) -> Path:
     their size)."""
     dest.mkdir()
     for f in folder.iterdir():
-        if f.suffix == ".safetensors":
+        if f.is_dir():  # directions/ bundled beside the model
+            shutil.copytree(f, dest / f.name)
+        elif f.suffix == ".safetensors":
             (dest / f.name).symlink_to(f)
         else:
             shutil.copy2(f, dest / f.name)

@@ -75,7 +75,7 @@ def _headline_lines(folder: Path) -> list[str]:
         if concept == "tempos":
             lines += _tempo_lines(rec)
         elif concept == "beats":
-            lines += _beat_lines(rec)
+            lines += _beat_lines(rec, shipped=(folder / "directions" / "onsets.json").exists())
         else:
             lines += _class_headline_lines(rec, concept)
     return lines
@@ -125,8 +125,9 @@ def _tempo_lines(rec: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _beat_lines(rec: dict[str, Any]) -> list[str]:
-    """The beat headline: clips within 4% of each target tempo by η0, controls, verdict."""
+def _beat_lines(rec: dict[str, Any], shipped: bool = False) -> list[str]:
+    """The beat headline: clips within 4% of each target tempo by η0, controls, verdict; where
+    the folder ships the onset directions (``shipped``), how to use them."""
     v, s = rec["overall"], rec["settings"]
     lines = [
         "## Steering the beat (onset directions pulsed on a tempo grid)",
@@ -159,6 +160,13 @@ def _beat_lines(rec: dict[str, Any]) -> list[str]:
             + f"; passed {t['passed']}."
         )
     lines += [f"- All criteria met: {v['passed']}.", ""]
+    if shipped:
+        lines += [
+            "The onset directions are in `directions/onsets` (the same files this run trained): "
+            "`musicrfm generate \"acoustic piano\" --model <this folder> --bpm 160 --directions "
+            "<this folder>/directions/onsets --coef 0.3x`.",
+            "",
+        ]
     return lines
 
 
