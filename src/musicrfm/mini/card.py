@@ -163,7 +163,7 @@ def _beat_lines(rec: dict[str, Any], shipped: bool = False) -> list[str]:
     if shipped:
         lines += [
             "The onset directions are in `directions/onsets` (the same files this run trained): "
-            "`musicrfm generate \"acoustic piano\" --model <this folder> --bpm 160 --directions "
+            '`musicrfm generate "acoustic piano" --model <this folder> --bpm 160 --directions '
             "<this folder>/directions/onsets --coef 0.3x`.",
             "",
         ]
