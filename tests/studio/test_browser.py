@@ -217,3 +217,17 @@ def test_stop_separate_sessions_and_the_queue(browser, server, studio):
     a, b = (studio.runs.get(p.evaluate("window.musicrfmStudio.stats.id")) for p in (one, two))
     assert a.samples == 8 * 16000 and b.samples == 16000
     assert b.created >= a.finished_at
+
+
+def test_the_beat_checkbox_without_onset_directions_is_one_line(browser, server):
+    page = open_page(browser, server)
+    page.get_by_text("Note sequence or chords on the beat grid").click()
+    box = page.locator("#studio-play-beat")
+    box.wait_for()
+    assert "--directions models/musicgen-mini-beat/directions/onsets" in box.inner_text()
+    assert page.locator("#studio-beat-strength input[type=number]").input_value() == "0.3"
+    box.locator("input[type=checkbox]").check()
+    set_number(page, "#studio-seconds", 1)
+    before = click_generate(page)
+    text = wait_status(page, "onset directions", before=before)
+    assert text.startswith("⚠") and "\n" not in text

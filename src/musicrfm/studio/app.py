@@ -1,7 +1,7 @@
 """MusicRFM Studio's page (Gradio Blocks) and its handlers.
 
 Layout: the controls on the left (prompt, length, seed, sampling; three live knobs and a note
-sequence or chord progression; layers, gate, rows and the schedule editor with its φ(t) preview; the plan file; the
+sequence or chord progression, and the BPM played as onset pulses; layers, gate, rows and the schedule editor with its φ(t) preview; the plan file; the
 concept browser), the results on the right (live player, the clip, the detector's trace,
 downloads, A/B and the strength grid).
 
@@ -22,7 +22,7 @@ import logging
 import random
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from musicrfm.errors import ConfigError, MusicRFMError
@@ -30,11 +30,13 @@ from musicrfm.studio import figures
 from musicrfm.studio.engine import Studio, Take
 from musicrfm.studio.plans import load_plan_text, plan_toml
 from musicrfm.studio.request import (
+    BEAT_KNOB,
     MAX_KNOBS,
     MAX_SECONDS,
     MAX_STRENGTH,
     SAFE_STRENGTH,
     SEQUENCE_KNOB,
+    BeatLine,
     ChordLine,
     Knob,
     NoteLine,
@@ -99,6 +101,8 @@ class Controls:
     sched_params: str
     sched_unit: str
     chords: str = ""
+    play_beat: bool = False
+    beat_strength: float = 0.3
 
     @classmethod
     def from_values(cls, values: Sequence[Any]) -> Controls:
@@ -116,6 +120,7 @@ class Controls:
                 knobs.append(Knob(picked[0], picked[1], s))
                 slots.append(f"knob{i}")
         notes, chords = None, None
+        beat = BeatLine(self.bpm, self.beat_strength) if self.play_beat else None
         if str(self.chords or "").strip():
             chords = ChordLine(str(self.chords).strip(), self.seq_strength, bpm=self.bpm)
         if str(self.notes or "").strip():
@@ -126,7 +131,7 @@ class Controls:
         return Request(
             self.prompt, seconds=self.seconds, seed=self.seed, temperature=self.temperature,
             top_k=self.top_k, top_p=self.top_p, guidance_scale=self.guidance_scale,
-            knobs=tuple(knobs), notes=notes, chords=chords, layers=self.layers, gate=self.gate,
+            knobs=tuple(knobs), notes=notes, chords=chords, beat=beat, layers=self.layers, gate=self.gate,
             rows=self.rows, schedule=self.schedule(), slots=tuple(slots),
         )  # fmt: skip
 
@@ -177,6 +182,19 @@ def chord_text(studio: Studio) -> str:
     return ", ".join(f"{part} {b.name}" for part, b in found.items()) or "none loaded"
 
 
+def beat_text(studio: Studio) -> str:
+    """The beat checkbox's help line: the loaded onset bundle, or how to load one."""
+    from musicrfm.studio.request import beat_bundle
+
+    b = beat_bundle(studio.bundles)
+    if b is None:
+        return (
+            "needs onset directions; none loaded: musicrfm serve --model mini-beat "
+            "--directions models/musicgen-mini-beat/directions/onsets"
+        )
+    return f"pulses the onset directions {b.name} on the beats of the BPM over the whole clip"
+
+
 def notes_bundles(studio: Studio) -> list[str]:
     """Bundles a note sequence can use (note concepts first)."""
     names = [b.name for b in studio.bundles.values() if b.concept == "notes"]
@@ -195,7 +213,8 @@ def default_values(studio: Studio) -> dict[str, Any]:
         "guidance_scale": sampling["guidance_scale"], "notes": "", "bpm": "120",
         "beats_per_note": None, "seq_bundle": notes_bundles(studio)[0], "seq_strength": 0.15,
         "layers": "all", "gate": 1.0, "rows": "both", "sched_kind": "constant",
-        "sched_params": "", "sched_unit": "seconds", "chords": "",
+        "sched_params": "", "sched_unit": "seconds", "chords": "", "play_beat": False,
+        "beat_strength": 0.3,
     }  # fmt: skip
     for i in range(MAX_KNOBS):
         d[f"target{i}"] = first if i == 0 else NONE
@@ -270,6 +289,11 @@ def build_blocks(studio: Studio) -> Any:
                         seq_strength = gr.Slider(-0.5, 0.5, value=d["seq_strength"], step=0.01,
                                                  label="Sequence / chords strength",
                                                  elem_id="studio-seq-strength")  # fmt: skip
+                    with gr.Row():
+                        play_beat = gr.Checkbox(d["play_beat"], label="Play the BPM (onset pulses)",
+                                                info=beat_text(studio), elem_id="studio-play-beat")  # fmt: skip
+                        beat_strength = gr.Slider(-0.5, 0.5, value=d["beat_strength"], step=0.01,
+                                                  label="Beat strength", elem_id="studio-beat-strength")  # fmt: skip
                 with gr.Accordion("Layers, gate, schedule", open=False):
                     with gr.Row():
                         layers = gr.Textbox(d["layers"], label="Layers (all, top:3, 2-5, exp:0.95)")
@@ -325,7 +349,7 @@ def build_blocks(studio: Studio) -> Any:
         controls = [
             prompt, seconds, seed, temperature, top_k, top_p, guidance, *targets, *strengths,
             notes, bpm, beats, seq_bundle, seq_strength, layers, gate, rows, sched_kind,
-            sched_params, sched_unit, chords,
+            sched_params, sched_unit, chords, play_beat, beat_strength,
         ]  # fmt: skip
         blocks.handlers = wire(gr, studio, locals())  # type: ignore[attr-defined]
     return blocks
@@ -364,9 +388,9 @@ class Handlers:
         sess.run = run
         try:
             req = self.request(values)
-            log.info("[%s] generate %r %.1fs seed %d knobs %s notes %r chords %r", sess.id,
-                     req.prompt, req.seconds, req.seed, _knobs_text(req),
-                     req.notes and req.notes.notes, req.chords and req.chords.chords)  # fmt: skip
+            log.info("[%s] generate %r %.1fs seed %d knobs %s notes %r chords %r beat %r", sess.id,
+                     req.prompt, req.seconds, req.seed, _knobs_text(req), req.notes and req.notes.notes,
+                     req.chords and req.chords.chords, req.beat and req.beat.bpm)  # fmt: skip
             take = self.studio.render(req, run, session=sess.id)
         except MusicRFMError as exc:
             run.close()
@@ -433,6 +457,7 @@ class Handlers:
                     log.info("[%s] live %s -> %+.3f at step %d", sess.id, knob, v, run.live.step)
             except (TypeError, ValueError, ConfigError):
                 pass  # the warning says what is wrong
+        # the beat's strength (last) is not held to the notes' safe range: zip leaves it out
         labels = [f"knob {i + 1}" for i in range(MAX_KNOBS)] + ["sequence"]
         return warning_text(list(zip(labels, values)))
 
@@ -458,16 +483,30 @@ class Handlers:
         return b.describe(), figures.scores_figure(b)
 
     def save_plan(self, sess: Session, *values: Any) -> tuple:
-        """Save plan: (plan file path, status)."""
+        """Save plan: (plan file path, status). Beat pulses are left out, and the status says so
+        (the studio's plan files hold knobs, a note sequence and chords only)."""
+        note = ""
         try:
-            text = plan_toml(self.request(values), self.studio.bundles)
+            req = self.request(values)
+            if req.beat is not None:
+                beat, req = req.beat, replace(req, beat=None)
+                note = (
+                    f"without the beat pulses (plan files do not hold them yet; musicrfm generate "
+                    f"--bpm {beat.bpm} --directions <onset bundle> --coef {beat.strength:g}x "
+                    "plays them)"
+                )
+                if not req.steered:
+                    raise ConfigError(f"nothing to save {note}")
+            text = plan_toml(req, self.studio.bundles)
         except MusicRFMError as exc:
             return self.SKIP, f"⚠ {exc}"
         folder = self.studio.out_dir / sess.id
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "plan.toml"
         path.write_text(text)
-        return str(path), f"plan saved: {path.name} (musicrfm generate PROMPT --plan plan.toml)"
+        return str(path), f"plan saved: {path.name} (musicrfm generate PROMPT --plan plan.toml)" + (
+            f", {note}" if note else ""
+        )
 
     def load_plan(self, path: str | None) -> list[Any]:
         """An uploaded plan into the controls: [each control's value or SKIP..., status]."""
@@ -479,6 +518,7 @@ class Handlers:
             )
         except MusicRFMError as exc:
             return [self.SKIP] * len(CONTROL_NAMES) + [f"⚠ plan not loaded: {exc}"]
+        loaded.setdefault("play_beat", False)  # a plan file holds no beat pulses
         return [loaded.get(n, self.SKIP) for n in CONTROL_NAMES] + [
             f"plan loaded: {loaded['summary']}"
         ]
@@ -511,14 +551,14 @@ def wire(gr: Any, studio: Studio, c: dict[str, Any]) -> Handlers:
     c["grid"].click(on_grid, [session, c["grid_values"], *controls],
                     [c["grid_info"], *c["grid_audio"]], **model)  # fmt: skip
 
-    live_sliders = [*c["strengths"], c["seq_strength"]]
+    live_sliders = [*c["strengths"], c["seq_strength"], c["beat_strength"]]
     for knob, slider in zip(KNOB_NAMES, live_sliders):
         slider.change(lambda sess, *v, knob=knob: h.knob(sess, knob, *v), [session, *live_sliders],
                       [c["warning"]], trigger_mode="always_last", **now)  # fmt: skip
     c["stop"].click(h.stop, [session], None, js=STOP_JS, **now)
     c["dice"].click(lambda: random.randrange(2**31 - 1), None, [c["seed"]], **now)
     for comp in (c["sched_kind"], c["sched_params"], c["sched_unit"], c["notes"], c["bpm"],
-                 c["beats"], c["seconds"], c["chords"], *c["targets"]):  # fmt: skip
+                 c["beats"], c["seconds"], c["chords"], c["play_beat"], *c["targets"]):  # fmt: skip
         comp.change(h.preview, controls, [c["phi"], c["plan_msg"]], **now)
     c["browse"].change(h.browse, [c["browse"]], [c["about"], c["scores"]], **now)
     c["save"].click(h.save_plan, [session, *controls], [c["plan_out"], c["status"]], **now)
@@ -532,13 +572,13 @@ START_JS = (
     "(...args) => { const S = window.musicrfmStudio; args[0] = S.start(S.newId()); return args; }"
 )
 STOP_JS = "() => { if (window.musicrfmStudio) window.musicrfmStudio.stop(); }"
-KNOB_NAMES = [f"knob{i}" for i in range(MAX_KNOBS)] + [SEQUENCE_KNOB]
+KNOB_NAMES = [f"knob{i}" for i in range(MAX_KNOBS)] + [SEQUENCE_KNOB, BEAT_KNOB]
 CONTROL_NAMES = (
     ["prompt", "seconds", "seed", "temperature", "top_k", "top_p", "guidance_scale"]
     + [f"target{i}" for i in range(MAX_KNOBS)]
     + [f"strength{i}" for i in range(MAX_KNOBS)]
     + ["notes", "bpm", "beats_per_note", "seq_bundle", "seq_strength", "layers", "gate", "rows"]
-    + ["sched_kind", "sched_params", "sched_unit", "chords"]
+    + ["sched_kind", "sched_params", "sched_unit", "chords", "play_beat", "beat_strength"]
 )
 MAX_PLAN_BYTES = 64 * 1024
 
@@ -558,7 +598,7 @@ def _read_upload(path: str) -> str:
 def _first_strength(req: Request) -> float:
     if req.knobs:
         return req.knobs[0].strength
-    line = req.notes or req.chords
+    line = req.notes or req.chords or req.beat
     return line.strength if line is not None else 0.0
 
 

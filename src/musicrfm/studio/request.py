@@ -2,10 +2,12 @@
 
 A `Request` is the page's controls as values: prompt, sampling, seed, up to `MAX_KNOBS` knobs
 (bundle, class, signed strength in activation-norm units), one note sequence or chord
-progression with its own strength, and the layer/gate/rows/schedule settings every knob shares. `Request.plan` builds
-the same `SteeringPlan` the CLI builds from the same settings (`SteeringPlan.multi`-style
-directions, `SteeringPlan.from_sequence` for notes: the compiler of ``generate --notes``;
-`musicrfm.steering.progressions` for chords: the compiler of ``generate --chords``), and
+progression with its own strength, the BPM played as onset pulses (`BeatLine`, with onset
+directions) at its own strength, and the layer/gate/rows/schedule settings every knob shares.
+`Request.plan` builds the same `SteeringPlan` the CLI builds from the same settings
+(`SteeringPlan.multi`-style directions, `SteeringPlan.from_sequence` for notes: the compiler of ``generate --notes``;
+`musicrfm.steering.progressions` for chords and beat pulses: the compiler of ``generate
+--chords`` and of ``generate --bpm`` with onset directions), and
 says which plan directions each live knob drives. Bad input is one `ConfigError` line the page
 shows; nothing here raises anything else for a user's mistake.
 """
@@ -26,6 +28,7 @@ MAX_STRENGTH = 1.0
 MAX_SECONDS = 30.0
 MAX_PROMPT = 500
 SEQUENCE_KNOB = "sequence"
+BEAT_KNOB = "beat"
 
 
 def number(name: str, value: Any, *, low: float, high: float) -> float:
@@ -115,6 +118,55 @@ class ChordLine:
         return out, per_unit
 
 
+@dataclass(frozen=True)
+class BeatLine:
+    """The BPM played: onset directions pulsed on its beats over the clip, compiled as ``generate
+    --bpm B --directions <onsets>`` compiles them, steered with its own live strength."""
+
+    bpm: str = "120"
+    strength: float = 0.3
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "strength", strength("beat strength", self.strength))
+
+    def directions(
+        self, bundles: Mapping[str, Bundle], common: Mapping[str, Any], seconds: float
+    ) -> tuple[list[Any], list[float]]:
+        """(SteeringDirection of the pulses, η0 per unit strength): the loaded onset bundle's
+        ``onset`` class keyframed on the beats of the BPM over ``seconds``."""
+        from musicrfm.steering.plan import SteeringDirection
+        from musicrfm.steering.progressions import make_progression, missing_role
+        from musicrfm.steering.sequence import BPM_FORMS, Tempo
+
+        b = beat_bundle(bundles)
+        bpm = str(self.bpm).strip() or "120"
+        if b is None:
+            raise missing_role("beat", f"playing the BPM {bpm} (onset pulses)")
+        try:
+            tempo = Tempo.parse(bpm)
+        except ConfigError:
+            raise ConfigError(f"cannot read BPM {self.bpm!r}; use {BPM_FORMS}") from None
+        prog = make_progression(bpm=tempo, steer_beat=True, seconds=seconds)
+        out, per_unit = [], []
+        for kw in prog.directions_for([str(b.path)], 1.0, **common):
+            out.append(SteeringDirection(**{**kw, "coef": b.coef(self.strength, kw["target"])}))
+            per_unit.append(b.coef(1.0, kw["target"]))
+        return out, per_unit
+
+
+def beat_bundle(bundles: Mapping[str, Bundle]) -> Bundle | None:
+    """The first loaded bundle of onset directions (``direction_role`` "beat"), or None."""
+    from musicrfm.steering.progressions import direction_role
+
+    for b in bundles.values():
+        try:
+            if direction_role(b.directions) == "beat":
+                return b
+        except ConfigError:
+            continue
+    return None
+
+
 def chord_bundles(bundles: Mapping[str, Bundle]) -> dict[str, Bundle]:
     """{"root" | "quality": bundle} of the loaded bundles that steer a chord part."""
     from musicrfm.steering.progressions import direction_role
@@ -144,6 +196,7 @@ class Request:
     knobs: tuple[Knob, ...] = ()
     notes: NoteLine | None = None
     chords: ChordLine | None = None
+    beat: BeatLine | None = None
     layers: str = "all"
     gate: float = 1.0
     rows: str = "both"
@@ -185,10 +238,11 @@ class Request:
 
     @property
     def steered(self) -> bool:
-        return bool(self.knobs) or self.notes is not None or self.chords is not None
+        lines = (self.notes, self.chords, self.beat)
+        return bool(self.knobs) or any(x is not None for x in lines)
 
     def unsteered(self) -> Request:
-        return replace(self, knobs=(), notes=None, chords=None, slots=())
+        return replace(self, knobs=(), notes=None, chords=None, beat=None, slots=())
 
     def with_strength(self, value: float) -> Request:
         """The same request with the first knob (or the sequence) at ``value``."""
@@ -199,7 +253,11 @@ class Request:
             return replace(self, notes=replace(self.notes, strength=value))
         if self.chords is not None:
             return replace(self, chords=replace(self.chords, strength=value))
-        raise ConfigError("the strength grid needs a knob with a class, a note sequence or chords")
+        if self.beat is not None:
+            return replace(self, beat=replace(self.beat, strength=value))
+        raise ConfigError(
+            "the strength grid needs a knob with a class, a note sequence, chords or the beat"
+        )
 
     # ------------------------------------------------------------ the plan
     def plan(self, bundles: Mapping[str, Bundle]) -> tuple[Any, dict[str, list[tuple[int, float]]]]:
@@ -241,6 +299,10 @@ class Request:
             chord_dirs, per_unit = self.chords.directions(bundles, common)
             live[SEQUENCE_KNOB] = [(len(directions) + i, u) for i, u in enumerate(per_unit)]
             directions += chord_dirs
+        if self.beat is not None:
+            beat_dirs, per_unit = self.beat.directions(bundles, common, self.seconds)
+            live[BEAT_KNOB] = [(len(directions) + i, u) for i, u in enumerate(per_unit)]
+            directions += beat_dirs
         return SteeringPlan(directions), live
 
 
