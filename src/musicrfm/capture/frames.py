@@ -76,13 +76,13 @@ def frame_feature_set(
         raise DatasetError(f"{len(labels)} label arrays for {len(features)} clips")
     caps = per_class or {"train": 1500, "val": 400, "test": 400}
     split = clip_splits(len(features), seed)
-    parts, rows = [], []
+    offsets = features.frame_offsets.tolist()
+    rows = []
     for i, lab in enumerate(labels):
-        f = features.clip_frames(i)
-        t = min(f.shape[1], len(lab))
-        parts.append(f[:, :t])
+        t = min(offsets[i + 1] - offsets[i], len(lab))
         rows.append(pd.DataFrame({"label": np.where(np.asarray(lab[:t]), "onset", "none"),
-                                  "split": split[i], "clip": i, "frame": np.arange(t)}))  # fmt: skip
+                                  "split": split[i], "clip": i, "frame": np.arange(t),
+                                  "at": offsets[i] + np.arange(t)}))  # fmt: skip
     table = pd.concat(rows, ignore_index=True)
     rng = np.random.default_rng(seed)
     keep: list[int] = []
@@ -93,7 +93,10 @@ def frame_feature_set(
                 raise DatasetError(f"no {lab!r} frames in the {s} split: too few clips")
             keep += rng.choice(idx, min(cap, len(idx)), replace=False).tolist()
     keep_idx = np.sort(np.asarray(keep))
-    frames = torch.cat(parts, dim=1)[:, torch.from_numpy(keep_idx)].contiguous()
+    # the kept frames straight from the per-frame tensor (no copy of every frame first)
+    at = torch.from_numpy(table["at"].to_numpy()[keep_idx])
+    frames = features.frames[:, at].contiguous()
+    table = table.drop(columns="at")
     meta = {**features.meta, "concept": concept, "pooling": "frame",
             "onset_rate": float((table["label"] == "onset").mean())}  # fmt: skip
     return FeatureSet(features=frames, rows=table.iloc[keep_idx].reset_index(drop=True), meta=meta)

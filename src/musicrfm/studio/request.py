@@ -74,12 +74,9 @@ class NoteLine:
         object.__setattr__(self, "strength", strength("sequence strength", self.strength))
 
     def sequence(self) -> Any:
-        from musicrfm.steering.sequence import BPM_FORMS, NoteSequence, Tempo
+        from musicrfm.steering.sequence import NoteSequence
 
-        try:
-            tempo = Tempo.parse(str(self.bpm).strip() or "120")
-        except ConfigError:
-            raise ConfigError(f"cannot read BPM {self.bpm!r}; use {BPM_FORMS}") from None
+        tempo = parse_bpm(self.bpm)
         return NoteSequence(self.notes, bpm=tempo, beats_per_note=self.beats_per_note)
 
 
@@ -136,16 +133,13 @@ class BeatLine:
         ``onset`` class keyframed on the beats of the BPM over ``seconds``."""
         from musicrfm.steering.plan import SteeringDirection
         from musicrfm.steering.progressions import make_progression, missing_role
-        from musicrfm.steering.sequence import BPM_FORMS, Tempo
 
-        b = beat_bundle(bundles)
-        bpm = str(self.bpm).strip() or "120"
+        b = bundles_by_role(bundles).get("beat")
         if b is None:
-            raise missing_role("beat", f"playing the BPM {bpm} (onset pulses)")
-        try:
-            tempo = Tempo.parse(bpm)
-        except ConfigError:
-            raise ConfigError(f"cannot read BPM {self.bpm!r}; use {BPM_FORMS}") from None
+            raise missing_role(
+                "beat", f"playing the BPM {str(self.bpm).strip() or '120'} (onset pulses)"
+            )
+        tempo = parse_bpm(self.bpm)
         prog = make_progression(bpm=tempo, steer_beat=True, seconds=seconds)
         out, per_unit = [], []
         for kw in prog.directions_for([str(b.path)], 1.0, **common):
@@ -154,32 +148,38 @@ class BeatLine:
         return out, per_unit
 
 
-def beat_bundle(bundles: Mapping[str, Bundle]) -> Bundle | None:
-    """The first loaded bundle of onset directions (``direction_role`` "beat"), or None."""
-    from musicrfm.steering.progressions import direction_role
+def parse_bpm(bpm: Any) -> Any:
+    """The page's BPM box (empty: 120) as a `Tempo`; one line for anything else."""
+    from musicrfm.steering.sequence import BPM_FORMS, Tempo
 
-    for b in bundles.values():
-        try:
-            if direction_role(b.directions) == "beat":
-                return b
-        except ConfigError:
-            continue
-    return None
+    try:
+        return Tempo.parse(str(bpm).strip() or "120")
+    except ConfigError:
+        raise ConfigError(f"cannot read BPM {bpm!r}; use {BPM_FORMS}") from None
 
 
-def chord_bundles(bundles: Mapping[str, Bundle]) -> dict[str, Bundle]:
-    """{"root" | "quality": bundle} of the loaded bundles that steer a chord part."""
+def bundles_by_role(bundles: Mapping[str, Bundle]) -> dict[str, Bundle]:
+    """{role: the first loaded bundle of it} (`direction_role`: root, quality, notes, tempo,
+    beat); bundles of no role are left out."""
     from musicrfm.steering.progressions import direction_role
 
     out: dict[str, Bundle] = {}
     for b in bundles.values():
         try:
-            role = direction_role(b.directions)
+            out.setdefault(direction_role(b.directions), b)
         except ConfigError:
             continue
-        if role in ("root", "quality"):
-            out.setdefault(role, b)
     return out
+
+
+def beat_bundle(bundles: Mapping[str, Bundle]) -> Bundle | None:
+    """The first loaded bundle of onset directions, or None."""
+    return bundles_by_role(bundles).get("beat")
+
+
+def chord_bundles(bundles: Mapping[str, Bundle]) -> dict[str, Bundle]:
+    """{"root" | "quality": bundle} of the loaded bundles that steer a chord part."""
+    return {r: b for r, b in bundles_by_role(bundles).items() if r in ("root", "quality")}
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from musicrfm.steering.plan import relative_coef
 # the unsteered clips' median: a signed regression direction, steered 'faster' or 'slower')
 PART_CONCEPTS = ("notes", "chords", "chord-roots", "tempos", "beats")
 # beats: onset directions pulsed on the beats of a target tempo (`mini headline --concept
-# beats`); the target is the BPM, a clip is right within BEAT_TOLERANCE of it
+# beats`); the target is the BPM, a clip is right within headline.beat.BEAT_TOLERANCE of it
 TEMPO_PARTS = ("tempos", "beats")  # parts without a conflict case
 TEMPO_TARGETS = ("faster", "slower")  # the two signs of η0 (probes.directions.CHANGE_WORDS)
 TEMPO_CHANGE = 0.2  # the issue's 20% (as the tempo headline's TEMPO_CHANGE_GATE)

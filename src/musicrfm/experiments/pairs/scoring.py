@@ -21,7 +21,6 @@ from musicrfm.evaluation.detectors.base import SILENT
 # the label column each part's concept is judged by
 LABEL_COLUMN = {"notes": "note", "chords": "quality", "chord-roots": "root", "tempos": "tempo",
                 "beats": "beat"}  # fmt: skip
-BEAT_TOLERANCE = 0.04  # a beats part is right within 4% of its BPM (the beat headline's)
 AUGMENTED = "augmented"
 # conditions of a pair, in the order the tables show them
 ALONE = ("first alone", "second alone")
@@ -37,13 +36,12 @@ def attribute_hits(frame: pd.DataFrame, concept: str, target: str) -> np.ndarray
     from musicrfm.evaluation import detectors as det
     from musicrfm.theory import PITCH_CLASSES
 
-    if concept == "beats":  # the detected BPM within 4% of the target (silent: NaN, a miss)
+    if concept == "beats":  # the beat headline's rule: the detected BPM within 4% of the target
+        from musicrfm.experiments.headline.beat import within
+
         if "bpm" not in frame:
             raise ConfigError("the clips have no 'bpm' readings to judge beats by")
-        bpm = frame["bpm"].to_numpy(np.float64)
-        return (np.isfinite(bpm) & (np.abs(bpm / float(target) - 1) <= BEAT_TOLERANCE)).astype(
-            float
-        )
+        return within(frame["bpm"], float(target))
     column = LABEL_COLUMN.get(concept)
     if column is None:
         raise ConfigError(f"no label column for concept {concept!r}; valid: {', '.join(LABEL_COLUMN)}")  # fmt: skip
