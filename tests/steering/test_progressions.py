@@ -261,6 +261,12 @@ def test_a_missing_part_names_what_to_train(paths) -> None:
     # a quality-only progression needs only quality directions
     plan = compile_progression("C G Am F", [paths["quality"]], parts="quality")
     assert [d.target for d in plan.directions] == ["major", "minor"]
+    # `parts` applies to that one compile: the caller's progression keeps both parts after it
+    prog = make_progression(chords="C G", bpm=100)
+    compile_progression(prog, [paths["quality"]], parts="quality")
+    assert prog.parts == ("root", "quality")
+    both = compile_progression(prog, [paths["quality"], paths["root"]])
+    assert [d.target for d in both.directions] == ["C", "G", "major"]
 
 
 def test_compile_progression_builds_one_keyframed_plan(paths) -> None:

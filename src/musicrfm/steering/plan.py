@@ -56,7 +56,7 @@ import operator
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -683,8 +683,8 @@ def compile_progression(
         progression = ChordProgression(progression)
     if isinstance(progression, ChordProgression):
         progression = Progression(chords=progression, parts=parse_parts(parts))
-    elif parts is not None:
-        progression.parts = parse_parts(parts)
+    elif parts is not None:  # a copy: the caller's progression keeps its own parts
+        progression = replace(progression, parts=parse_parts(parts))
     if not isinstance(progression, Progression):
         kind = type(progression).__name__
         raise ConfigError(f"compile_progression takes a Progression or chord text, got {kind}")
