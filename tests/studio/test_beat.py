@@ -110,16 +110,18 @@ def test_the_beat_checkbox_names_the_onset_bundle_or_how_to_load_one(handlers, b
     assert "--directions models/musicgen-mini-beat/directions/onsets" in beat_text(handlers.studio)
 
 
-def test_a_saved_plan_says_it_leaves_the_beat_out(beat_handlers, controls):
+def test_a_saved_plan_keeps_the_beat_and_loads_it_back(beat_handlers, controls):
     from musicrfm.steering.plan import SteeringPlan
     from musicrfm.studio.app import CONTROL_NAMES
 
-    values = controls(play_beat=True, bpm="160", strength0=0.12)
+    values = controls(play_beat=True, bpm="160", strength0=0.12, beat_strength=0.2)
     path, status = beat_handlers.save_plan(Session(), *values)
-    assert "plan saved" in status and "without the beat pulses" in status
-    assert "--bpm 160" in status and "--coef 0.3x" in status
-    assert [d.target for d in SteeringPlan.load(path).directions] == ["G"]
+    assert status.startswith("plan saved") and "without" not in status, status
+    assert [d.target for d in SteeringPlan.load(path).directions] == ["G", "onset"]
     got = dict(zip(CONTROL_NAMES, beat_handlers.load_plan(path)))
-    assert got["play_beat"] is False and got["strength0"] == pytest.approx(0.12)
-    _, status = beat_handlers.save_plan(Session(), *controls(play_beat=True, target0="—"))
-    assert status.startswith("⚠ nothing to save without the beat pulses")
+    assert got["play_beat"] is True and got["bpm"] == "160"
+    assert got["strength0"] == pytest.approx(0.12) and got["beat_strength"] == pytest.approx(0.2)
+    path, status = beat_handlers.save_plan(Session(), *controls(play_beat=True, target0="—"))
+    assert (
+        status.startswith("plan saved") and SteeringPlan.load(path).directions[0].target == "onset"
+    )

@@ -32,6 +32,17 @@ qualities, a regression is tempo, classes ``onset`` / ``none`` are onsets (the b
 --label-column root``) are chord roots, other pitch classes are notes. A part without directions
 is an error naming the ``musicrfm train`` command that makes them (`TRAIN_HINTS`).
 
+A plan file's ``[progression]`` table (`split_progression_table` reads it, `progression_table`
+writes it) holds the progression fields (``chords``, ``bpm``, ``bars_per_chord``, ...), the
+direction files (``directions``, recognised by what they hold) and any other direction field.
+``beat = true`` pulses the onset directions on the beats of ``bpm`` (default: on exactly when
+onset directions are among ``directions``; ``true`` without them is an error naming what to
+train). ``seconds`` is the tempo curve's / beat pulses' length: needed without chords or notes,
+and with them it replaces the grid's length (the studio pulses over its whole clip).
+``coef`` is one η0 for every direction, or a table by role, ``coef = {quality = 0.9, root =
+0.8, beat = 2.7}``, when the parts steer at different strengths (the studio's chord and beat
+sliders).
+
 This module returns `SteeringDirection` keyword arguments (`progression_directions`) instead of
 importing the plan module, which reads its ``[progression]`` tables through it (an import back
 would be a cycle): `musicrfm.steering.plan.compile_progression` (and its classmethod form
@@ -104,6 +115,7 @@ PROGRESSION_FIELDS = (
     "parts",
     "tempo_reference",
     "seconds",
+    "beat",
     "directions",
 )
 
@@ -541,14 +553,21 @@ class Progression:
                 "grid); drop them"
             )
         roles = direction_roles(sources)
+        by_role = _coef_by_role(coef)
         used: list[str] = []
         out: list[dict[str, Any]] = []
 
         def add(role: str, schedules: Mapping[str, Schedule]) -> None:
             used.append(role)
+            if by_role is not None and role not in by_role:
+                raise ConfigError(
+                    f"coef = {{...}} gives no η0 for the {role} part ({ROLE_NAMES[role]}) of "
+                    f"{self.describe()}; add {role} = ... to it"
+                )
+            c = coef if by_role is None else by_role[role]
             for target, sched in schedules.items():
                 out.append(
-                    {"directions": roles[role], "target": target, "coef": coef,
+                    {"directions": roles[role], "target": target, "coef": c,
                      "schedule": sched, **fields}
                 )  # fmt: skip
 
@@ -584,6 +603,12 @@ class Progression:
                 f"{names} ({kinds}) {verb} not used by {self.describe()}{only}: leave "
                 f"{'it' if len(unused) == 1 else 'them'} out"
             )
+        extra = sorted(set(by_role or ()) - set(used))
+        if extra:
+            raise ConfigError(
+                f"coef = {{...}} names {', '.join(extra)}, which {self.describe()} does not steer "
+                f"(it steers {', '.join(used)})"
+            )
         return out
 
     def describe(self) -> str:
@@ -603,6 +628,30 @@ class Progression:
         grid = self.chords or self.notes or self.tempo or self.beat
         return float(grid.seconds)  # type: ignore[union-attr]
 
+    def to_dict(self) -> dict[str, Any]:
+        """The progression fields of a ``[progression]`` table (defaults left out): what
+        `split_progression_table` reads back into an equal progression, given the same
+        directions. Its beat pulses keep their default lead (the table has no field for it)."""
+        if self.beat is not None and self.beat.lead != DEFAULT_BEAT_LEAD:
+            raise ConfigError(
+                f"a [progression] table holds beat pulses with the default lead "
+                f"({DEFAULT_BEAT_LEAD:g} beat) only, not {self.beat.lead:g}"
+            )
+        grid = self.chords or self.notes
+        d: dict[str, Any] = grid.to_dict() if grid is not None else {}
+        timed = self.tempo or self.beat
+        if timed is not None:
+            d["bpm"] = timed.tempo.to_value()
+            if grid is None or abs(timed.seconds - grid.seconds) > 1e-9:
+                d["seconds"] = float(timed.seconds)
+        if self.chords is not None and self.parts != PARTS:
+            d["parts"] = list(self.parts)
+        if self.tempo is not None:
+            d["tempo_reference"] = float(self.tempo.reference)  # type: ignore[arg-type]
+        if self.beat is not None:
+            d["beat"] = True
+        return d
+
 
 def make_progression(
     *,
@@ -619,10 +668,13 @@ def make_progression(
     tempo_reference: float | None = None,
     seconds: float | None = None,
     steer_beat: bool = False,
+    span_seconds: float | None = None,
 ) -> Progression:
     """A `Progression` from its fields as the CLI and plan files give them. ``steer_tempo``:
     also steer the tempo along ``bpm`` (over the grid's length, or ``seconds`` without one);
-    ``steer_beat``: pulse onset directions on the beats of ``bpm`` (the same length)."""
+    ``steer_beat``: pulse onset directions on the beats of ``bpm`` (the same length).
+    ``span_seconds``: that length even with a grid (a plan table's ``seconds``; the CLI's
+    ``--seconds`` is the clip's and leaves the pulses on the chords' grid)."""
     grid_kw: dict[str, Any] = {}
     if bpm is not None:
         grid_kw["bpm"] = Tempo.parse(bpm)
@@ -660,6 +712,8 @@ def make_progression(
     tempo = beat = None
     grid = prog_chords or prog_notes
     length = grid.seconds if grid is not None else seconds
+    if span_seconds is not None:
+        length = _positive("seconds", span_seconds)
     if steer_tempo or steer_beat:
         what = "steering the tempo" if steer_tempo else "beat pulses"
         if bpm is None:
@@ -700,8 +754,40 @@ def split_progression_table(
     spec = {k: v for k, v in table.items() if k in PROGRESSION_FIELDS and k != "directions"}
     fields = {k: v for k, v in table.items() if k not in PROGRESSION_FIELDS}
     roles = direction_roles(sources)
-    prog = make_progression(**spec, steer_tempo="tempo" in roles, steer_beat="beat" in roles)
+    beat = spec.pop("beat", "beat" in roles)
+    if not isinstance(beat, bool):
+        raise ConfigError(f"[progression] beat must be true or false, got {beat!r}")
+    prog = make_progression(**spec, steer_tempo="tempo" in roles, steer_beat=beat,
+                            span_seconds=spec.get("seconds"))  # fmt: skip
+    if beat and "beat" not in roles:
+        raise missing_role("beat", f"[progression] beat = true ({prog.beat.describe()})")  # type: ignore[union-attr]
     return prog, sources, fields
+
+
+def progression_table(
+    progression: Progression, sources: Sequence[str | Path], coef: Any = 0.3, **fields: Any
+) -> dict[str, Any]:
+    """The ``[progression]`` table of a progression, its direction files and direction fields
+    (``coef``: one η0, or {role: η0}; see the module docstring): what a plan file holds."""
+    if isinstance(coef, Mapping):
+        coef = {str(k): v if isinstance(v, str) else float(v) for k, v in coef.items()}
+    elif not isinstance(coef, str):
+        coef = float(coef)
+    srcs = [str(s) for s in sources]
+    return {**progression.to_dict(), "directions": srcs, "coef": coef, **fields}
+
+
+def _coef_by_role(coef: Any) -> dict[str, Any] | None:
+    """A ``coef = {role: η0}`` table, checked (None for one η0 for every direction)."""
+    if not isinstance(coef, Mapping):
+        return None
+    bad = sorted(str(k) for k in coef if k not in ROLES)
+    if bad or not coef:
+        raise ConfigError(
+            f"coef by role takes the roles {', '.join(ROLES)} (e.g. coef = {{quality = 0.9, "
+            f"beat = 2.7}}), got {', '.join(bad) or 'an empty table'}"
+        )
+    return dict(coef)
 
 
 def progression_directions(

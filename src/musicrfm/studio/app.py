@@ -22,7 +22,7 @@ import logging
 import random
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from musicrfm.errors import ConfigError, MusicRFMError
@@ -50,6 +50,7 @@ from musicrfm.studio.runs import Run
 log = logging.getLogger(__name__)
 
 NONE = "—"
+BEATS_PER_BAR = 4.0  # the page's grid (the sequence default): the beats box / 4 = bars per chord
 AUDIO: dict[str, Any] = {"type": "filepath", "interactive": False, "buttons": ["download"]}
 GRID_CLIPS = 6
 SCHEDULE_HELP = (
@@ -122,7 +123,9 @@ class Controls:
         notes, chords = None, None
         beat = BeatLine(self.bpm, self.beat_strength) if self.play_beat else None
         if str(self.chords or "").strip():
-            chords = ChordLine(str(self.chords).strip(), self.seq_strength, bpm=self.bpm)
+            bars = float(self.beats_per_note) / BEATS_PER_BAR if self.beats_per_note else None
+            chords = ChordLine(str(self.chords).strip(), self.seq_strength, bpm=self.bpm,
+                               bars_per_chord=bars)  # fmt: skip
         if str(self.notes or "").strip():
             notes = NoteLine(
                 self.notes, self.seq_bundle, self.seq_strength, bpm=self.bpm,
@@ -192,7 +195,14 @@ def beat_text(studio: Studio) -> str:
             "needs onset directions; none loaded: musicrfm serve --model mini-beat "
             "--directions models/musicgen-mini-beat/directions/onsets"
         )
-    return f"pulses the onset directions {b.name} on the beats of the BPM over the whole clip"
+    from musicrfm.steering.progressions import DEFAULT_BEAT_LEAD
+
+    lead = "half a beat" if DEFAULT_BEAT_LEAD == 0.5 else f"{DEFAULT_BEAT_LEAD:g} beat"
+    return (
+        f"pulses the onset directions {b.name} on the BPM over the whole clip, each pulse "
+        f"peaking {lead} before its beat (pulses on the beats made the model strike between "
+        "them; this puts its strikes on the beats)"
+    )
 
 
 def notes_bundles(studio: Studio) -> list[str]:
@@ -270,16 +280,17 @@ def build_blocks(studio: Studio) -> Any:
                 with gr.Accordion("Note sequence or chords on the beat grid", open=False):
                     gr.Markdown(
                         "Notes as in `musicrfm generate --notes`: `C E G` (one bar each) or "
-                        "`C E | G` (bars); or chords as in `--chords`: `C G Am F` (a bar each; "
-                        f"needs chord bundles: {chord_text(studio)}). BPM `120` or a ramp "
-                        "`90..130` (the grid only). One strength steers the whole line, live."
+                        "`C E | G` (bars); or chords as in `--chords`: `C G Am F` (a bar each, "
+                        "or the beats box's beats each; needs chord bundles: "
+                        f"{chord_text(studio)}). BPM `120` or a ramp `90..130` (the grid only). "
+                        "One strength steers the whole line, live."
                     )
                     with gr.Row():
                         notes = gr.Textbox(d["notes"], label="Notes", placeholder="C E | G",
                                            elem_id="studio-notes")  # fmt: skip
                         bpm = gr.Textbox(d["bpm"], label="BPM", elem_id="studio-bpm")
                         beats = gr.Number(
-                            d["beats_per_note"], label="Beats per note (empty: a bar)"
+                            d["beats_per_note"], label="Beats per note or chord (empty: a bar)"
                         )
                     chords = gr.Textbox(d["chords"], label="Chords", placeholder="C G Am F",
                                         elem_id="studio-chords")  # fmt: skip
@@ -483,20 +494,10 @@ class Handlers:
         return b.describe(), figures.scores_figure(b)
 
     def save_plan(self, sess: Session, *values: Any) -> tuple:
-        """Save plan: (plan file path, status). Beat pulses are left out, and the status says so
-        (the studio's plan files hold knobs, a note sequence and chords only)."""
-        note = ""
+        """Save plan: (plan file path, status). The file holds the knobs, the note sequence,
+        and the chords and the beat as one ``[progression]`` (`plan_toml`)."""
         try:
             req = self.request(values)
-            if req.beat is not None:
-                beat, req = req.beat, replace(req, beat=None)
-                note = (
-                    f"without the beat pulses (plan files do not hold them yet; musicrfm generate "
-                    f"--bpm {beat.bpm} --directions <onset bundle> --coef {beat.strength:g}x "
-                    "plays them)"
-                )
-                if not req.steered:
-                    raise ConfigError(f"nothing to save {note}")
             text = plan_toml(req, self.studio.bundles)
         except MusicRFMError as exc:
             return self.SKIP, f"⚠ {exc}"
@@ -504,9 +505,7 @@ class Handlers:
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "plan.toml"
         path.write_text(text)
-        return str(path), f"plan saved: {path.name} (musicrfm generate PROMPT --plan plan.toml)" + (
-            f", {note}" if note else ""
-        )
+        return str(path), f"plan saved: {path.name} (musicrfm generate PROMPT --plan plan.toml)"
 
     def load_plan(self, path: str | None) -> list[Any]:
         """An uploaded plan into the controls: [each control's value or SKIP..., status]."""
@@ -518,7 +517,6 @@ class Handlers:
             )
         except MusicRFMError as exc:
             return [self.SKIP] * len(CONTROL_NAMES) + [f"⚠ plan not loaded: {exc}"]
-        loaded.setdefault("play_beat", False)  # a plan file holds no beat pulses
         return [loaded.get(n, self.SKIP) for n in CONTROL_NAMES] + [
             f"plan loaded: {loaded['summary']}"
         ]

@@ -82,12 +82,13 @@ class NoteLine:
 
 @dataclass(frozen=True)
 class ChordLine:
-    """A chord progression ("C G Am F", a bar each) on a BPM grid, compiled as ``generate
-    --chords`` compiles it, steered with the sequence knob's strength."""
+    """A chord progression ("C G Am F", a bar each, or ``bars_per_chord``) on a BPM grid,
+    compiled as ``generate --chords`` compiles it, steered with the sequence knob's strength."""
 
     chords: str
     strength: float
     bpm: str = "120"
+    bars_per_chord: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strength", strength("progression strength", self.strength))
@@ -105,7 +106,7 @@ class ChordLine:
             raise missing_role("root", f"chords {self.chords!r}")
         parts = [p for p in PARTS if p in by_role]
         prog = make_progression(chords=self.chords, bpm=str(self.bpm).strip() or "120",
-                                parts=parts)  # fmt: skip
+                                bars_per_chord=self.bars_per_chord, parts=parts)  # fmt: skip
         by_path = {str(b.path): b for b in by_role.values()}
         out, per_unit = [], []
         for kw in prog.directions_for([str(by_role[p].path) for p in parts], 1.0, **common):
