@@ -189,8 +189,20 @@ def _register_headline(sub) -> None:
         help="layers steered, as for `musicrfm generate --layers` (default all)",
     )  # fmt: skip
     hl.add_argument(
+        "--weighting", default=None, metavar="uniform|linear|exp:K",
+        help="layer weighting of every plan (paper Table 8): uniform, linear[:w0] or "
+        "exp[:kappa[:w0]], from the directions' per-layer scores (default: what --layers says, "
+        "uniform)",
+    )  # fmt: skip
+    hl.add_argument(
         "--rows", choices=GUIDANCE_ROWS, default="both",
         help="guidance rows steered, as for `musicrfm generate --rows` (default both)",
+    )  # fmt: skip
+    hl.add_argument(
+        "--directions", default=None, metavar="PATH",
+        help="--concept beats: steer with these saved onset directions (an earlier run's "
+        "OUT/directions/onsets, or the model's bundled directions/onsets) instead of training "
+        "them again",
     )  # fmt: skip
     hl.add_argument(
         "--gate", type=float, default=1.0,
@@ -514,11 +526,15 @@ def _headline(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from musicrfm.experiments.headline import HeadlineConfig, run_headline
-    from musicrfm.experiments.headline.config import check_interval_mode
+    from musicrfm.experiments.headline.config import check_interval_mode, parse_weighting
     from musicrfm.models import load_model
 
     check_batch_size(args.batch_size)
     check_interval_mode(args.interval_mode, args.concept)  # before the model loads
+    if args.weighting is not None:
+        parse_weighting(args.weighting)  # before the model loads
+    if args.directions is not None and args.concept != "beats":
+        raise ConfigError("--directions is for --concept beats")
     apply_threads(args.threads)
     concept = {"concept": args.concept}
     if args.concept == "beats":
@@ -540,7 +556,7 @@ def _headline(args: argparse.Namespace) -> int:
         cfg = replace(cfg, baseline_clips=args.baseline_clips)
     if args.relative_coefs:
         cfg = replace(cfg, relative_coefs=tuple(args.relative_coefs))
-    cfg = replace(cfg, layers=args.layers, rows=args.rows, gate=args.gate)
+    cfg = replace(cfg, layers=args.layers, rows=args.rows, gate=args.gate, weighting=args.weighting)
     if args.note_set_classifier:
         cfg = replace(cfg, instrument_reference=False)
     if args.batch_size is not None:
@@ -554,7 +570,16 @@ def _headline(args: argparse.Namespace) -> int:
     if args.concept != "notes":
         shown.append(("concept", args.concept))
     keys = ("targets", "clips", "flip_clips", "baseline_clips", "relative_coefs", "layers")
-    for key in (*keys, "rows", "gate", "train_set", "interval_mode", "bpms"):
+    for key in (
+        *keys,
+        "weighting",
+        "rows",
+        "gate",
+        "train_set",
+        "interval_mode",
+        "bpms",
+        "directions",
+    ):
         value = getattr(args, key)
         if value is not None and value not in ("all", "both", 1.0, "synthetic"):
             shown.append((key, " ".join(map(str, value)) if isinstance(value, list) else value))
@@ -576,6 +601,7 @@ def _headline(args: argparse.Namespace) -> int:
         record = run_beat_headline(
             model=adapter, out=args.out, work=args.work, seed=args.seed, config=cfg,
             bpms=tuple(args.bpms or DEFAULT_BPMS), device=args.device, command=command,
+            directions=args.directions,
         )  # fmt: skip
         print(Path(args.out, "headline.md").read_text())
         _record_in_card(args, adapter, record)

@@ -80,6 +80,23 @@ def learn_onset_directions(
     return dataset, frames, trained
 
 
+def load_onset_directions(path: str | os.PathLike[str], adapter: Any) -> Any:
+    """Saved onset directions for ``adapter`` (a ConfigError unless they hold an ``onset`` class
+    of this model's layers and width, with the activation norm a relative η0 needs)."""
+    from musicrfm.errors import ConfigError
+    from musicrfm.probes.directions import ConceptDirections
+    from musicrfm.steering.compile import check_compatible
+
+    cd = ConceptDirections.load(path)
+    if "onset" not in cd.classes:
+        raise ConfigError(f"{path}: not onset directions (classes {cd.classes}); the beat "
+                          "headline writes them to OUT/directions/onsets")  # fmt: skip
+    check_compatible(cd, adapter, strict=False)
+    if cd.activation_norm() is None:
+        raise ConfigError(f"{path}: no activation norm recorded (the unit of a relative η0)")
+    return cd
+
+
 def frame_caps(clips_per_tempo: int) -> dict[str, int]:
     """Frames per class and split the onset probe is trained on: 1500 / 400 / 400 (the kernel
     solve is cubic in them), fewer for a few clips a tempo (a quick run)."""
@@ -216,22 +233,42 @@ def run_beat_headline(
     device: str = "cpu",
     progress: bool = True,
     command: str | None = None,
+    directions: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Measure the beat headline; writes ``headline.json``, ``headline.md``, ``results.csv``,
-    ``beats.png`` and ``directions/onsets`` into ``out`` and returns the JSON record."""
+    ``beats.png`` and ``directions/onsets`` into ``out`` and returns the JSON record.
+
+    ``directions``: onset directions saved by an earlier run (or bundled with the model), used
+    instead of training them again (the ~5 min of strike clips, features and probes), so that
+    runs that only change the plan (η0, layers, weighting, gate) steer with the same direction."""
     from musicrfm.experiments.demo.config import default_work_dir
     from musicrfm.models import load_model
 
     cfg = config or HeadlineConfig(concept="beats", relative_coefs=DEFAULT_RELATIVE_COEFS)
     cfg = replace(cfg, targets=tuple(f"{b:g}" for b in bpms))
+    cfg.plan_options()  # a bad layer spec, weighting or gate fails here, before any work
+    if directions is not None and cfg.data.instrument_check and not cfg.instrument_reference:
+        from musicrfm.errors import ConfigError
+
+        raise ConfigError(
+            "saved onset directions come without the strike set the note-set instrument "
+            "classifier is fitted on: judge with the reference judge (no --note-set-classifier)"
+        )
     out, work_dir = Path(out), Path(work) if work is not None else default_work_dir()
     timings: dict[str, float] = {}
     t = time.perf_counter()
     adapter = load_model(model, device=device)
-    dataset, frames, trained = learn_onset_directions(
-        adapter, cfg, work_dir, seed, device, progress
-    )
-    cd = trained.directions
+    if directions is not None:
+        dataset, frames, cd = None, None, load_onset_directions(directions, adapter)
+        val, test = np.asarray(cd.scores)[:, 0].tolist(), cd.meta.get("test_scores")
+        test = None if test is None else np.asarray(test, dtype=float)[:, 0].tolist()
+    else:
+        dataset, frames, trained = learn_onset_directions(
+            adapter, cfg, work_dir, seed, device, progress
+        )
+        cd = trained.directions
+        val = np.asarray(trained.val_scores)[:, 0].tolist()
+        test = np.asarray(trained.test_scores)[:, 0].tolist()
     scale = float(cd.activation_norm())
     coefs = tuple(round(r * scale, 4) for r in cfg.relative_coefs)
     out.mkdir(parents=True, exist_ok=True)
@@ -255,13 +292,14 @@ def run_beat_headline(
     record = {
         "overall": verdict,
         "rows": table.to_dict(orient="records"),
-        "probe_auc": {"val": np.asarray(trained.val_scores)[:, 0].tolist(),
-                      "test": np.asarray(trained.test_scores)[:, 0].tolist()},
+        "probe_auc": {"val": val, "test": test},
         "settings": {
             "model_id": str(adapter.model_id), "bpms": list(bpms), "coefs": list(coefs),
             "relative_coefs": list(cfg.relative_coefs), "activation_scale": scale,
-            "tolerance": BEAT_TOLERANCE, "frames": {"rows": len(frames),
-                                                    "onset_rate": frames.meta["onset_rate"]},
+            "tolerance": BEAT_TOLERANCE,
+            "frames": None if frames is None else {"rows": len(frames),
+                                                   "onset_rate": frames.meta["onset_rate"]},
+            "directions": None if directions is None else str(directions),
             "sampling": sampling_options(adapter), "instrument_classifier": inst, "seed": seed,
             "config": json.loads(json.dumps(asdict(cfg), default=list)),
             "command": command or f"musicrfm mini headline --concept beats --seed {seed}",

@@ -52,6 +52,10 @@ class HeadlineConfig:
     layers: str = "all"  # layer spec of the plans, as `musicrfm generate --layers` takes it
     rows: str = "both"  # guidance rows steered (steering.ROWS)
     gate: float = 1.0  # p of the per-step Bernoulli gate (SPEC §2.4; 1 = every step)
+    # layer weighting of every plan (paper Table 8): uniform, linear[:w0] or exp[:kappa[:w0]],
+    # as `musicrfm generate --layers` spells it; applied after ``layers`` (it overrides one there;
+    # None: whatever ``layers`` says, uniform by default)
+    weighting: str | None = None
     # adherence from the reference instrument classifier (every prompt instrument x note x four
     # rhythms, + codec round trips; demo.stages.instrument_adherence), not the note-set one
     instrument_reference: bool = True
@@ -114,13 +118,37 @@ class HeadlineConfig:
         """Keyword arguments every plan of the headline (directions and controls) gets."""
         from musicrfm.steering.plan import SteeringDirection
 
+        d = SteeringDirection("x", layers=self.layers, rows=self.rows, gate=self.gate)
+        if self.weighting is not None:
+            for key, value in parse_weighting(self.weighting).items():
+                setattr(d, key, value)
         return {
             k: v
-            for k, v in asdict(
-                SteeringDirection("x", layers=self.layers, rows=self.rows, gate=self.gate)
-            ).items()
+            for k, v in asdict(d).items()
             if k in ("layers", "top_k", "weighting", "w0", "kappa", "rows", "gate")
         }
+
+
+def parse_weighting(spec: str) -> dict[str, Any]:
+    """``uniform``, ``linear[:w0]`` or ``exp[:kappa[:w0]]`` -> the plan's weighting fields (a
+    ConfigError for anything else, layers or top-K included: those go to ``layers``)."""
+    from musicrfm.steering.plan import WEIGHTINGS, SteeringDirection, parse_layers
+
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError(
+            f"weighting must be uniform, linear[:w0] or exp[:kappa[:w0]], got {spec!r}"
+        )
+    try:
+        fields = parse_layers(spec.strip())
+    except ConfigError as exc:
+        raise ConfigError(f"weighting {spec!r}: {exc}") from None
+    if set(fields) - {"weighting", "w0", "kappa"} or "weighting" not in fields:
+        raise ConfigError(
+            f"weighting must be one of {', '.join(WEIGHTINGS)} (uniform, linear[:w0], "
+            f"exp[:kappa[:w0]]), got {spec!r}; layers and top:K go to --layers"
+        )
+    SteeringDirection("x", **fields)  # a bad kappa / w0 fails here
+    return fields
 
 
 def check_interval_mode(mode: str | None, concept: str) -> None:
