@@ -273,6 +273,40 @@ def test_train_checks_its_inputs_and_output_before_training(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "damaged"]
 
 
+def test_train_where_keeps_the_matching_rows_only(tmp_path: Path, capsys, monkeypatch) -> None:
+    """--where inversion=root trains on those rows (what the probe library is handed), and a
+    bad condition is one line naming what there is, before any training."""
+    import pandas as pd
+    import torch
+
+    import musicrfm.probes.training as training
+    from musicrfm.capture.features import FeatureSet
+
+    inv = ["root", "first", "second"] * 16
+    rows = pd.DataFrame({"path": [f"{i}.wav" for i in range(48)], "label": ["C", "D"] * 24,
+                         "inversion": inv})  # fmt: skip
+    folder = tmp_path / "f"
+    FeatureSet(torch.randn(2, 48, 8, generator=torch.Generator().manual_seed(0)), rows).save(folder)
+    seen: list[list[str]] = []
+
+    def fake_train(features, **kw):
+        seen.append(sorted(set(features.rows["inversion"])))
+        raise LookupError("stop here")
+
+    monkeypatch.setattr(training, "train_directions", fake_train)
+    t = ["train", "--features", folder, "--no-progress", "--baselines", "none", "--out",
+         tmp_path / "o"]  # fmt: skip
+    with pytest.raises(LookupError):
+        main([*map(str, t), "--where", "inversion=root"])
+    assert seen == [["root"]]
+    with pytest.raises(LookupError):
+        main([*map(str, t)])
+    assert seen[-1] == ["first", "root", "second"]
+    _one_error_line([*t, "--where", "bass=C"], capsys, r"no column 'bass'.*columns: path, label")
+    _one_error_line([*t, "--where", "inversion=third"], capsys, r"holds first, root, second")
+    _one_error_line([*t, "--where", "inversion"], capsys, r"--where takes COLUMN=VALUE")
+
+
 def test_extract_checks_its_numbers_and_output_before_loading(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,6 +7,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from musicrfm.commands import add_threads_argument, apply_threads, check_device
 
 log = logging.getLogger(__name__)
@@ -33,6 +35,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="concept name (default: from the features, or the label column)",
     )
     p.add_argument("--label-column", default="label", help="column of the rows holding the labels")
+    p.add_argument(
+        "--where", action="append", default=[], metavar="COLUMN=VALUE",
+        help="train on the rows whose COLUMN is VALUE only (repeatable), e.g. --where "
+        "inversion=root: chord directions whose root is the bass",
+    )  # fmt: skip
     p.add_argument("--task", default="auto", choices=["auto", "binary", "multiclass", "regression"])
     p.add_argument(
         "--budget",
@@ -82,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     unknown = [b for b in baselines if b not in METHODS]
     if unknown:
         raise ConfigError(f"unknown baselines {unknown}; valid: {', '.join(METHODS)}")
-    features = load_features(args.features)
+    features = rows_where(load_features(args.features), args.where, args.features)
     check_class_counts(features.rows, args.label_column, args.task, args.features)
     result = train_directions(
         features,
@@ -158,6 +165,32 @@ def min_clips_per_class(task: str) -> int:
         if all(split.count(k) >= v for k, v in need.items()):
             return n
     return 200
+
+
+def rows_where(features: Any, conditions: list[str], where: str | Path) -> Any:
+    """The features of the rows matching every ``COLUMN=VALUE`` (compared as text), checked:
+    an unknown column lists the columns, a value no row has lists the values there are."""
+    from musicrfm.errors import ConfigError, DatasetError
+
+    mask = np.ones(len(features), dtype=bool)
+    rows = features.rows
+    for cond in conditions:
+        column, sep, value = cond.partition("=")
+        if not sep or not column.strip():
+            raise ConfigError(f"--where takes COLUMN=VALUE (e.g. inversion=root), got {cond!r}")
+        column, value = column.strip(), value.strip()
+        if column not in rows.columns:
+            raise ConfigError(f"--where {cond}: no column {column!r} in {where}; columns: "
+                              f"{', '.join(map(str, rows.columns))}")  # fmt: skip
+        text = rows[column].astype(str)
+        if not (text == value).any():
+            values = sorted(set(text))
+            raise DatasetError(f"--where {cond}: no row of {where} has {column} = {value!r}; it "
+                               f"holds {', '.join(values[:12])}{' ...' if len(values) > 12 else ''}")  # fmt: skip
+        mask &= (text == value).to_numpy()
+    if not mask.any():
+        raise DatasetError(f"no row of {where} matches every --where ({', '.join(conditions)})")
+    return features if mask.all() else features.subset(mask)
 
 
 def check_class_counts(rows: Any, label_column: str, task: str, where: str | Path) -> None:

@@ -86,8 +86,9 @@ ROLES = ("quality", "root", "notes", "tempo", "beat")
 TRAIN_HINTS: dict[str, str] = {
     "quality": "musicrfm synth chords --out data/chords && musicrfm extract --data data/chords "
     "--model MODEL --out feats/chords && musicrfm train --features feats/chords --out dirs/chords",
-    "root": "musicrfm train --features feats/chords --label-column root --concept chord-roots "
-    "--out dirs/chord-roots (features of `musicrfm synth chords`)",
+    "root": "musicrfm train --features feats/chords --label-column root --where inversion=root "
+    "--concept chord-roots --out dirs/chord-roots (features of `musicrfm synth chords`; root "
+    "position: there the root is the bass)",
     "notes": "musicrfm train --features feats/notes --concept notes --out dirs/notes",
     "tempo": "musicrfm synth tempos --out data/tempos && musicrfm extract --data data/tempos "
     "--model MODEL --out feats/tempos && musicrfm train --features feats/tempos --out dirs/tempo",
