@@ -8,9 +8,10 @@ qualities plus the bundled onset directions pulsed on the same grid (both 0.3x, 
 --coef 0.3x` compiles), and with the onset part at 0.15x; the beat alone. Per bar: the chord detector's quality against the text (bars trimmed by
 0.15 s); per clip: the tempo detector's BPM within 4% of 100.
 
-    python docs/results/progressions-testbed/chords_and_beat.py CHORD_DIRS OUT.json
+    python docs/results/progressions-testbed/chords_and_beat.py CHORD_DIRS OUT.json [ROOT_DIRS]
 (CHORD_DIRS: chord-quality directions of the beat testbed, e.g. a demo run's
-demo-report/directions/chords)
+demo-report/directions/chords; with ROOT_DIRS, chord-root directions, both parts are steered
+(root + quality), e.g. the bundled models/musicgen-mini-beat/directions/chords and chord-roots)
 """
 
 from __future__ import annotations
@@ -36,19 +37,23 @@ CHORDS, BPM, COEF, SEEDS = "C G Am F", 100.0, "0.3x", (0, 1000)
 BEAT_COEFS = ("0.3x", "0.15x")  # the onset part's η0 (one plan: the chords' directions + it)
 
 
-def main(chord_dirs: str, out: str) -> None:
+def main(chord_dirs: str, out: str, root_dirs: str | None = None) -> None:
     torch.set_num_threads(1)
     adapter = load_model("mini-beat")
     prompts = DemoConfig().prompt_texts()
-    chords_only = make_progression(chords=CHORDS, bpm=BPM, beats_per_bar=2, parts="quality")
+    parts = "quality" if root_dirs is None else "root,quality"
+    chords_only = make_progression(chords=CHORDS, bpm=BPM, beats_per_bar=2, parts=parts)
     beat = make_progression(bpm=BPM, steer_beat=True, seconds=chords_only.seconds)
-    chords = compile_progression(chords_only, [chord_dirs], COEF)
+    chords = compile_progression(
+        chords_only, [chord_dirs, *([root_dirs] if root_dirs else [])], COEF
+    )
     plans = {"unsteered": None, "chords": chords}
     for bc in BEAT_COEFS:
         pulses = compile_progression(beat, [ONSETS], bc)
         plans[f"chords + beat {bc}"] = SteeringPlan([*chords.directions, *pulses.directions])
     plans["beat 0.3x alone"] = compile_progression(beat, [ONSETS], "0.3x")
-    result = {"chords": CHORDS, "bpm": BPM, "coef": COEF, "seeds": SEEDS, "conditions": {}}
+    result = {"chords": CHORDS, "bpm": BPM, "coef": COEF, "seeds": SEEDS, "parts": parts,
+              "directions": [chord_dirs, root_dirs], "conditions": {}}  # fmt: skip
     for name, plan in plans.items():
         bars, hits = [], []
         for seed in SEEDS:
@@ -71,4 +76,4 @@ def main(chord_dirs: str, out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:4])
