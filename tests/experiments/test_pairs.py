@@ -325,3 +325,34 @@ def test_cli_pairs_takes_a_training_set():
 
     args = build_parser().parse_args(["mini", "pairs", "--train-set", "strikes"])
     assert args.train_set == "strikes"
+
+
+def test_cli_pairs_steers_with_saved_directions_and_checks_their_role(
+    tmp_path, adapter, dirs, monkeypatch, capsys
+):
+    """--first-directions / --second-directions: no training, the saved files reach run_pairs;
+    a file of another role (notes given as chord roots) is one line before the model loads."""
+    import musicrfm.experiments.pairs as pairs_pkg
+    from musicrfm.cli import main
+
+    roots = _directions(adapter, "chord-roots", list(PITCH_CLASSES), 5)
+    roots.meta["label_column"] = "root"
+    paths = {"root": roots.save(tmp_path / "roots"), "quality": dirs["chords"].save(tmp_path / "q"),
+             "notes": dirs["notes"].save(tmp_path / "n")}  # fmt: skip
+    seen = {}
+
+    def fake_run(**kw):
+        seen.update(kw["directions"])
+        raise LookupError("stop")
+
+    monkeypatch.setattr(pairs_pkg, "run_pairs", fake_run)
+    argv = ["mini", "pairs", "--model", "random:tiny", "--first", "chord-roots", "--second",
+            "chords", "--pairs", "C+major", "--no-conflict", "--out", str(tmp_path / "o")]  # fmt: skip
+    with pytest.raises(LookupError):
+        main([*argv, "--first-directions", str(paths["root"]),
+              "--second-directions", str(paths["quality"])])  # fmt: skip
+    assert set(seen) == {"chord-roots", "chords"}
+    assert seen["chord-roots"].classes == list(PITCH_CLASSES)
+    assert main([*argv, "--first-directions", str(paths["notes"])]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds note directions" in err[0] and "chord-root" in err[0], err

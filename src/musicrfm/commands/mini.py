@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 from musicrfm.commands import (
     add_model_argument,
@@ -323,6 +324,9 @@ def _register_pairs(sub) -> None:
         pa.add_argument(f"--{part}-schedule", default="constant",
                         help=f"{part} part's schedule, as --schedule takes it")  # fmt: skip
         pa.add_argument(f"--{part}-gate", type=float, default=1.0, help=f"{part} part's gate p")
+        pa.add_argument(f"--{part}-directions", default=None, metavar="PATH",
+                        help=f"steer the {part} part with these saved directions (e.g. a model's "
+                        "bundled directions/chord-roots) instead of training them")  # fmt: skip
     pa.add_argument("--conflict", nargs=2, default=("C", "G"), metavar=("A", "B"),
                     help="two targets of the first concept at once (default C G; notes or "
                     "chords only)")  # fmt: skip
@@ -455,12 +459,46 @@ def _pairs(args: argparse.Namespace) -> int:
            f"--threads {args.threads}", f"--out {args.out}"]
         + ([f"--sample-seed {args.sample_seed}"] if args.sample_seed is not None else [])
     )  # fmt: skip
+    saved = {
+        getattr(args, k): load_part_directions(getattr(args, f"{k}_directions"), getattr(args, k))
+        for k in ("first", "second")
+        if getattr(args, f"{k}_directions") is not None
+    }
+    command += "".join(
+        f" --{k}-directions {getattr(args, f'{k}_directions')}"
+        for k in ("first", "second")
+        if getattr(args, f"{k}_directions") is not None
+    )
     from musicrfm.experiments.pairs import run_pairs
 
     record = run_pairs(model=args.model, out=args.out, work=args.work, seed=args.seed,
-                       config=cfg, device=args.device, command=command)  # fmt: skip
+                       config=cfg, device=args.device, command=command,
+                       directions=saved)  # fmt: skip
     print(Path(args.out, "pairs.md").read_text())
     return 0 if record["overall"]["all_passed"] else 1
+
+
+# a pairs part's concept -> the role its saved directions must hold (steering.progressions)
+PART_ROLES = {"notes": "notes", "chords": "quality", "chord-roots": "root", "tempos": "tempo",
+              "beats": "beat"}  # fmt: skip
+
+
+def load_part_directions(path: str, concept: str) -> Any:
+    """Saved directions for a pairs part, checked before the model loads: they must steer what
+    the part's concept is (chord roots: pitch classes labelled ``root``) and carry the activation
+    norm a relative η0 needs."""
+    from musicrfm.probes.directions import ConceptDirections
+    from musicrfm.steering.progressions import ROLE_NAMES, direction_role
+
+    cd = ConceptDirections.load(path)
+    role = direction_role(cd)
+    want = PART_ROLES[concept]
+    if role != want:
+        raise ConfigError(f"{path} holds {ROLE_NAMES[role]}, not {ROLE_NAMES[want]} (what a "
+                          f"{concept} part steers)")  # fmt: skip
+    if cd.activation_norm() is None:
+        raise ConfigError(f"{path}: no activation norm recorded (the unit of a relative η0)")
+    return cd
 
 
 def _gates(args: argparse.Namespace) -> int:
