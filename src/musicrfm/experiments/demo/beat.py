@@ -45,22 +45,11 @@ def beat_model(cfg: DemoConfig) -> str:
 def bundled_onsets(adapter: Any) -> Path:
     """``<model folder>/directions/onsets`` (without suffix) of ``adapter``; a ModelError naming
     what is missing when the model has no folder or the folder no onset directions."""
-    from musicrfm.errors import ModelError
-    from musicrfm.evaluation.judges import model_folder
+    from musicrfm.experiments.demo.config import bundled_directions
 
-    folder = model_folder(adapter)
-    if folder is None:
-        raise ModelError(
-            f"{adapter.model_id} has no local folder, so no bundled onset directions "
-            f"(directions/{ONSETS}.safetensors)"
-        )
-    path = folder / "directions" / ONSETS
-    if not path.with_name(ONSETS + ".safetensors").is_file():
-        raise ModelError(
-            f"{folder} has no bundled onset directions (directions/{ONSETS}.safetensors; "
-            "`musicrfm mini headline --concept beats` learns them)"
-        )
-    return path
+    return bundled_directions(
+        adapter, ONSETS, "onset directions", "`musicrfm mini headline --concept beats` learns them"
+    )
 
 
 def check_beat(cfg: DemoConfig) -> None:

@@ -94,11 +94,12 @@ class DemoConfig:
     # only augmented and major) for concepts strike clips have (notes, intervals, chords), the
     # concept's synthetic set for the others
     part_train_set: str = "strikes"
-    # with a chords part: four chords from text, one a bar (2/4), steered by the part's quality
-    # directions (`generate --chords`'s compiler), judged bar by bar (experiments.demo.progression).
-    # On the beat testbed every quality follows the bar grid, minor included: C G Am F 0.95
-    # [0.91, 1.00] per bar at 0.3x against 0.14 unsteered (docs/results/progressions-testbed/,
-    # results-beat.json); None: no progression
+    # with a chords part: four chords from text, one a bar (2/4), judged bar by bar
+    # (experiments.demo.progression), compiled by `generate --chords`'s compiler: root + quality
+    # from the model's bundled directions/chords and directions/chord-roots when it has both
+    # (the beat testbed does: docs/results/roots-testbed-beat/), else the quality part alone
+    # from the part's directions (C G Am F 0.95 [0.91, 1.00] quality per bar at 0.3x against
+    # 0.14 unsteered, docs/results/progressions-testbed/results-beat.json); None: no progression
     progression: str | None = "C G Am F"
     progression_bpm: float = 120.0
     progression_relative_coef: float = 0.3
@@ -204,6 +205,26 @@ def note_name(name: str) -> str:
     from musicrfm.theory import pitch_class, pitch_class_name
 
     return pitch_class_name(pitch_class(name))
+
+
+def bundled_directions(adapter: Any, name: str, what: str, hint: str) -> Path:
+    """``<model folder>/directions/<name>`` (without suffix) of ``adapter``: directions that
+    travel with a bundled model, so the demo uses them without training. A ModelError naming
+    ``what`` is missing (and ``hint``, how to make it) when the model has no local folder or the
+    folder has no ``directions/<name>.safetensors``."""
+    from musicrfm.errors import ModelError
+    from musicrfm.evaluation.judges import model_folder
+
+    folder = model_folder(adapter)
+    if folder is None:
+        raise ModelError(
+            f"{adapter.model_id} has no local folder, so no bundled {what} "
+            f"(directions/{name}.safetensors)"
+        )
+    path = folder / "directions" / name
+    if not path.with_name(name + ".safetensors").is_file():
+        raise ModelError(f"{folder} has no bundled {what} (directions/{name}.safetensors; {hint})")
+    return path
 
 
 def log_stage(i: int, text: str) -> float:

@@ -1,11 +1,15 @@
-"""The demo's progression: four chords from text, one a bar, steered with the chord part's
-quality directions and judged bar by bar by the chord detector.
+"""The demo's progression: four chords from text, one a bar, steered and judged bar by bar by
+the chord detector.
 
 ``musicrfm generate --chords`` compiles chord text into keyframed directions on a bar grid
 (:func:`musicrfm.steering.plan.compile_progression`); this part measures that path on the
-polyphonic testbed. Per-bar accuracy is the share of bars whose detected quality (and root) is
-the text's, with a bootstrap 95% CI over clips (the bars of one clip are not independent); the
-figure shows one clip's chroma with the bar lines and the target chords, unsteered and steered.
+polyphonic testbed. When the model folder carries chord directions (``directions/chords``,
+quality, and ``directions/chord-roots``, root: on the beat testbed a triad's root is its bass,
+so they are learned from root-position triads and from the triads' lowest note), both parts are
+steered with them; otherwise only the quality, with the chord part's own directions. Per-bar
+accuracy is the share of bars whose detected quality (and root) is the text's, with a bootstrap
+95% CI over clips (the bars of one clip are not independent); the figure shows one clip's chroma
+with the bar lines and the target chords, unsteered and steered.
 """
 
 from __future__ import annotations
@@ -18,6 +22,51 @@ import numpy as np
 TRIM_S = 0.15  # each bar is judged without its first and last 0.15 s (the crossfades)
 
 
+CHORDS, ROOTS = "chords", "chord-roots"  # bundled file names (directions/<name>.safetensors)
+
+
+def bundled_chords(adapter: Any) -> dict[str, Path] | None:
+    """{"quality": directions/chords, "root": directions/chord-roots} of the model's folder
+    when it holds both (what the progression steers both parts with), else None."""
+    from musicrfm.errors import ModelError
+    from musicrfm.experiments.demo.config import bundled_directions
+
+    hint = "docs/results/roots-testbed-beat/roots.py --bundle learns them"
+    try:
+        return {
+            "quality": bundled_directions(adapter, CHORDS, "chord quality directions", hint),
+            "root": bundled_directions(adapter, ROOTS, "chord root directions", hint),
+        }
+    except ModelError:
+        return None
+
+
+def progression_plan(
+    adapter: Any, quality: Any, prog: Any, coef: float, relative_coef: float
+) -> tuple[Any, dict[str, Any]]:
+    """The steered plan and what it used: both parts from :func:`bundled_chords` at
+    ``relative_coef`` x each set's recorded activation norm, else the quality part from
+    ``quality`` at η0 ``coef``. The info holds the parts, the source of each and η0 by role."""
+    from musicrfm.steering.plan import compile_progression
+
+    bundled = bundled_chords(adapter)
+    if bundled is not None:
+        plan = compile_progression(prog, [bundled["root"], bundled["quality"]],
+                                   f"{relative_coef:g}x")  # fmt: skip
+        sources = {role: str(path) for role, path in bundled.items()}
+    else:
+        plan = compile_progression(prog, [quality], coef, parts="quality")
+        sources = {"quality": "the chord part's directions"}
+    from musicrfm.steering.progressions import direction_role
+
+    coefs = {direction_role(d.load()): float(d.coef) for d in plan.directions}
+    trained_on = {direction_role(d.load()): str(d.load().meta.get("trained_on") or "")
+                  for d in plan.directions if bundled is not None}  # fmt: skip
+    info = {"parts": [p for p in ("root", "quality") if p in coefs], "bundled": bundled is not None,
+            "directions": sources, "coef_by_role": coefs, "trained_on": trained_on}  # fmt: skip
+    return plan, info
+
+
 def run_progression(
     adapter: Any,
     quality: Any,
@@ -27,15 +76,16 @@ def run_progression(
     *,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Generate ``cfg.progression`` unsteered and steered (quality part, η0 ``coef``) from the
-    demo's prompts, one seed each; per-bar accuracy and the chroma figure."""
+    """Generate ``cfg.progression`` unsteered and steered (:func:`progression_plan`: root +
+    quality from the model's bundled chord directions, else the quality part from ``quality``
+    at η0 ``coef``) from the demo's prompts, one seed each; per-bar accuracy and the chroma
+    figure."""
     from musicrfm.experiments.demo.stages import sampling_options
     from musicrfm.steering.generation import generate
-    from musicrfm.steering.plan import compile_progression
     from musicrfm.steering.progressions import make_progression
 
     prog = make_progression(chords=cfg.progression, bpm=cfg.progression_bpm, beats_per_bar=2)
-    plan = compile_progression(prog, [quality], coef, parts="quality")
+    plan, info = progression_plan(adapter, quality, prog, coef, cfg.progression_relative_coef)
     prompts = cfg.prompt_texts()
     audio_dir = out / "audio_progression"
     audio_dir.mkdir(parents=True, exist_ok=True)
@@ -53,8 +103,9 @@ def run_progression(
         "chords": cfg.progression,
         "bpm": cfg.progression_bpm,
         "beats_per_bar": 2,
-        "coef": float(coef),
+        "coef": info["coef_by_role"]["quality"],
         "relative_coef": cfg.progression_relative_coef,
+        **info,
         "prompts": prompts,
         "conditions": {k: bar_scores(v["bars"], seed) for k, v in conditions.items()},
     }
@@ -93,8 +144,9 @@ def bar_scores(bars: list[list[dict[str, Any]]], seed: int) -> dict[str, Any]:
         est = bootstrap_ci(per_clip, seed=seed)
         out[key.replace("_ok", "")] = {"value": est.value, "ci": [est.low, est.high]}
     n_bars = len(bars[0]) if bars else 0
-    out["quality_by_bar"] = [float(np.mean([clip[i]["quality_ok"] for clip in bars]))
-                             for i in range(n_bars)]  # fmt: skip
+    for key in ("quality", "chord"):  # the share of clips right at each bar position
+        out[f"{key}_by_bar"] = [float(np.mean([clip[i][f"{key}_ok"] for clip in bars]))
+                                for i in range(n_bars)]  # fmt: skip
     out["detected"] = [[x["got"] for x in clip] for clip in bars]
     return out
 
@@ -122,6 +174,7 @@ def progression_figure(conditions: dict[str, Any], prog: Any, result: dict, path
         for x in lines:
             ax.axvline(x, color="white", lw=1)
         score = result["conditions"][name]["quality"]
+        both = result["conditions"][name]["chord"]
         detected = result["conditions"][name]["detected"][0]
         for i, chord in enumerate(chords):  # the target's chord tones, at each bar's start
             tones = chord_pitch_classes(chord.root_name, chord.quality)
@@ -130,8 +183,9 @@ def progression_figure(conditions: dict[str, Any], prog: Any, result: dict, path
             ax.text((lines[i] + lines[i + 1]) / 2, 12.2, f"{want} / {got}", ha="center",
                     fontsize=7, clip_on=False)  # fmt: skip
         ax.set_title(f"{name}: quality right in {score['value']:.2f} of bars "
-                     f"[{score['ci'][0]:.2f}, {score['ci'][1]:.2f}] (all clips)", fontsize=9,
-                     pad=14)  # fmt: skip
+                     f"[{score['ci'][0]:.2f}, {score['ci'][1]:.2f}], root + quality "
+                     f"{both['value']:.2f} [{both['ci'][0]:.2f}, {both['ci'][1]:.2f}] (all clips)",
+                     fontsize=9, pad=14)  # fmt: skip
     np.atleast_1d(axes)[-1].set_xlabel(
         "seconds (white: bar lines; cyan: the target chord's tones; text: target / detected)"
     )

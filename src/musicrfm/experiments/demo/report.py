@@ -213,24 +213,45 @@ def part_section(part: dict[str, Any]) -> tuple[str, str]:
 
 
 def _progression_html(prog: dict[str, Any]) -> str:
-    """The progression: per-bar accuracy steered against unsteered, and the chroma figure."""
+    """The progression: per-bar quality and root + quality, steered against unsteered, which
+    directions steered it, and the chroma figure."""
+
+    def ci(x: dict[str, Any]) -> str:
+        return f"{x['value']:.2f} [{x['ci'][0]:.2f}, {x['ci'][1]:.2f}]"
+
     rows = []
     for name, c in prog["conditions"].items():
-        q, both = c["quality"], c["chord"]
         rows.append({
             "condition": name, "clips": c["clips"], "bars": c["bars"],
-            "quality per bar": f"{q['value']:.2f} [{q['ci'][0]:.2f}, {q['ci'][1]:.2f}]",
-            "root + quality per bar": f"{both['value']:.2f} [{both['ci'][0]:.2f}, {both['ci'][1]:.2f}]",
+            "quality per bar": ci(c["quality"]), "root + quality per bar": ci(c["chord"]),
             "quality, bars 1-4": " ".join(f"{x:.2f}" for x in c["quality_by_bar"]),
+            "root + quality, bars 1-4": " ".join(f"{x:.2f}" for x in c.get("chord_by_bar", [])),
         })  # fmt: skip
+    coefs = prog.get("coef_by_role") or {"quality": prog["coef"]}
+    sources = prog.get("directions") or {"quality": "the chord part's directions"}
+    parts = " and ".join(f"{role} (η0={coefs[role]:.3g}, <code>{html.escape(sources[role])}</code>)"
+                         for role in prog.get("parts", ["quality"]))  # fmt: skip
+    if prog.get("bundled"):
+        learned = "; ".join(f"{role}: {html.escape(what)}"
+                            for role, what in (prog.get("trained_on") or {}).items() if what)  # fmt: skip
+        which = (
+            "Both parts, root and quality, are steered, with the chord directions bundled with "
+            "the model" + (f" ({learned})" if learned else "") + ": the testbed plays a triad's "
+            "root as its bass only in root position (docs/results/roots-testbed-beat/)."
+        )
+    else:
+        which = (
+            "Only the quality part is steered (this model carries no bundled chord directions, "
+            "directions/chords and directions/chord-roots), so a right root is the model's own "
+            "doing."
+        )
     text = (
         f"<p class='note'>The progression <b>{html.escape(prog['chords'])}</b> (one chord a bar "
         f"of 2/4 at {prog['bpm']:g} BPM), compiled as <code>musicrfm generate --chords</code> "
-        f"compiles it (keyframed quality directions on the bar grid, η0={prog['coef']:.3g} = "
-        f"{prog['relative_coef']:g}x norm), one clip per prompt; each bar judged by the chord "
-        "detector without its first and last 0.15 s; 95% CIs bootstrap over clips. Only the "
-        "quality part is steered: the testbed's root directions do not move the root to the "
-        "target (docs/results/progressions-testbed/).</p>"
+        f"compiles it (keyframed directions on the bar grid at {prog['relative_coef']:g}x each "
+        f"set's activation norm): {parts}. One clip per prompt; each bar judged by the chord "
+        "detector without its first and last 0.15 s; 95% CIs bootstrap over clips. "
+        f"{which}</p>"
     )
     image = f"<img src='{html.escape(prog['figure'])}' width='640' alt='progression chroma'>"
     return text + _table_html(pd.DataFrame(rows)) + image
