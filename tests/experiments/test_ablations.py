@@ -242,7 +242,8 @@ def test_committed_testbed_configs_score_chords_with_the_testbed_judge() -> None
         assert Path(c.instrument_classifier + ".safetensors").is_file()
         assert Path(c.concepts["chords"].directions + ".safetensors").is_file()
         assert (c.prompts, c.seeds, c.seconds) == (cfg.prompts, cfg.seeds, cfg.seconds)
-    subsets = sorted((CONFIGS / "subsets").glob("testbed-*.toml"))
+    subsets = sorted(p for p in (CONFIGS / "subsets").glob("testbed-*.toml")
+                     if not p.name.startswith("testbed-beat-"))  # fmt: skip
     assert len(subsets) >= 5
     own_curves = {"testbed-c1-top3-curve.toml": {"top_k": 3}, "testbed-c2-gate09-curve.toml":
                   {"gate": 0.9}}  # fmt: skip
@@ -324,3 +325,33 @@ def test_targets_pool_the_hit_rate_over_the_steering_targets(tmp_path: Path) -> 
     md = (tmp_path / "c" / "ablations.md").read_text()
     assert "chords detector" in md and "the targets C" in md
     assert (tmp_path / "c" / "per_target.csv").is_file()
+
+
+def test_committed_beat_testbed_configs_are_cells_of_their_grids() -> None:
+    """The beat testbed's chord ablations (session 17): every subset that was run is a cell of
+    the full default or optimum grid, on mini-beat with its own judge and directions; the
+    prompt probe chose the prompts on seeds the measured cells never use."""
+    from musicrfm.experiments.sweep.config import load_config
+
+    cfg = load_config(CONFIGS / "testbed-beat-chords.toml")
+    opt = load_config(CONFIGS / "testbed-beat-chords-optimum.toml")
+    assert cfg.model == opt.model == "mini-beat"
+    assert cfg.plan == {"layers": "all", "weighting": "uniform", "gate": 1.0}
+    assert opt.plan["gate"] == 0.3 and opt.plan["kappa"] == 0.95
+    for c in (cfg, opt):
+        assert c.instrument_classifier.endswith("musicgen-mini-beat/instrument_judge")
+        assert Path(c.instrument_classifier + ".safetensors").is_file()
+        assert Path(c.concepts["chords"].directions + ".safetensors").is_file()
+    subsets = sorted((CONFIGS / "subsets").glob("testbed-beat-*.toml"))
+    assert len(subsets) >= 5
+    for sub in subsets:
+        part = load_config(sub)
+        assert part.model == "mini-beat"
+        if "prompt-probe" in sub.name:
+            assert not set(part.seeds) & set(cfg.seeds)
+            continue
+        full = opt if "optimum" in sub.name else cfg
+        assert (part.prompts, part.seeds, part.plan) == (full.prompts, full.seeds, full.plan)
+        assert set(part.coefs) <= set(full.coefs), sub.name
+        for axis, values in part.ablations.items():
+            assert set(values) <= set(full.ablations[axis])
