@@ -8,7 +8,7 @@ qualities plus the bundled onset directions pulsed on the same grid (both 0.3x, 
 --coef 0.3x` compiles), and with the onset part at 0.15x; the beat alone. Per bar: the chord detector's quality against the text (bars trimmed by
 0.15 s); per clip: the tempo detector's BPM within 4% of 100.
 
-    python docs/results/progressions-testbed/chords_and_beat.py CHORD_DIRS OUT.json [ROOT_DIRS]
+    python docs/results/progressions-testbed/chords_and_beat.py CHORD_DIRS OUT.json [ROOT_DIRS] [--beat-coefs ...] [--seeds ...]
 (CHORD_DIRS: chord-quality directions of the beat testbed, e.g. a demo run's
 demo-report/directions/chords; with ROOT_DIRS, chord-root directions, both parts are steered
 (root + quality), e.g. the bundled models/musicgen-mini-beat/directions/chords and chord-roots)
@@ -17,7 +17,6 @@ demo-report/directions/chords; with ROOT_DIRS, chord-root directions, both parts
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import torch
@@ -37,7 +36,9 @@ CHORDS, BPM, COEF, SEEDS = "C G Am F", 100.0, "0.3x", (0, 1000)
 BEAT_COEFS = ("0.3x", "0.15x")  # the onset part's η0 (one plan: the chords' directions + it)
 
 
-def main(chord_dirs: str, out: str, root_dirs: str | None = None) -> None:
+def main(
+    chord_dirs: str, out: str, root_dirs: str | None = None, beat_coefs=BEAT_COEFS, seeds=SEEDS
+) -> None:
     torch.set_num_threads(1)
     adapter = load_model("mini-beat")
     prompts = DemoConfig().prompt_texts()
@@ -48,15 +49,15 @@ def main(chord_dirs: str, out: str, root_dirs: str | None = None) -> None:
         chords_only, [chord_dirs, *([root_dirs] if root_dirs else [])], COEF
     )
     plans = {"unsteered": None, "chords": chords}
-    for bc in BEAT_COEFS:
+    for bc in beat_coefs:
         pulses = compile_progression(beat, [ONSETS], bc)
         plans[f"chords + beat {bc}"] = SteeringPlan([*chords.directions, *pulses.directions])
     plans["beat 0.3x alone"] = compile_progression(beat, [ONSETS], "0.3x")
-    result = {"chords": CHORDS, "bpm": BPM, "coef": COEF, "seeds": SEEDS, "parts": parts,
+    result = {"chords": CHORDS, "bpm": BPM, "coef": COEF, "seeds": seeds, "parts": parts,
               "directions": [chord_dirs, root_dirs], "conditions": {}}  # fmt: skip
     for name, plan in plans.items():
         bars, hits = [], []
-        for seed in SEEDS:
+        for seed in seeds:
             for c in generate(adapter, prompts, plan=plan, seconds=chords_only.seconds, seed=seed,
                               batch=len(prompts), **sampling_options(adapter)):  # fmt: skip
                 y = np.asarray(c.audio, dtype=np.float32).reshape(-1)
@@ -76,4 +77,13 @@ def main(chord_dirs: str, out: str, root_dirs: str | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("chord_dirs")
+    ap.add_argument("out")
+    ap.add_argument("root_dirs", nargs="?", default=None)
+    ap.add_argument("--beat-coefs", nargs="+", default=list(BEAT_COEFS))
+    ap.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    a = ap.parse_args()
+    main(a.chord_dirs, a.out, a.root_dirs, tuple(a.beat_coefs), tuple(a.seeds))
