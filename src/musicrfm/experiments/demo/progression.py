@@ -59,9 +59,10 @@ def progression_plan(
         sources = {"quality": "the chord part's directions"}
     from musicrfm.steering.progressions import direction_role
 
-    coefs = {direction_role(d.load()): float(d.coef) for d in plan.directions}
-    trained_on = {direction_role(d.load()): str(d.load().meta.get("trained_on") or "")
-                  for d in plan.directions if bundled is not None}  # fmt: skip
+    loaded = [d.load() for d in plan.directions]
+    coefs = {direction_role(cd): float(d.coef) for d, cd in zip(plan.directions, loaded)}
+    trained_on = {direction_role(cd): str(cd.meta.get("trained_on") or "")
+                  for cd in loaded if bundled is not None}  # fmt: skip
     info = {"parts": [p for p in ("root", "quality") if p in coefs], "bundled": bundled is not None,
             "directions": sources, "coef_by_role": coefs, "trained_on": trained_on}  # fmt: skip
     return plan, info
