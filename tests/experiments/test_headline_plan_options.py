@@ -1,5 +1,6 @@
-"""`mini headline --weighting` (paper Table 8 on every plan of a headline) and the beat
-headline's `--directions` (steer with saved onset directions instead of training them again)."""
+"""`mini headline --weighting` (paper Table 8 on every plan of a headline) and `--directions`
+(steer with saved directions -- onsets for the beat, a class concept's own -- instead of training
+them again)."""
 
 from __future__ import annotations
 
@@ -138,7 +139,7 @@ def test_a_beat_headline_with_saved_directions_trains_nothing(tmp_path) -> None:
     ("extra", "message"),
     [
         (["--weighting", "top:3"], "weighting"),
-        (["--directions", "x", "--concept", "chords"], "--directions is for --concept beats"),
+        (["--directions", "x", "--concept", "tempos"], "not for --concept tempos"),
     ],
 )
 def test_the_cli_refuses_bad_options_in_one_line(tmp_path, extra: list, message: str) -> None:
@@ -150,3 +151,63 @@ def test_the_cli_refuses_bad_options_in_one_line(tmp_path, extra: list, message:
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def _chords(hidden: int, layers: int, norm: float | None = 4.0) -> object:
+    from musicrfm.probes.directions import ConceptDirections
+
+    classes = ["augmented", "diminished", "major", "minor"]
+    vectors = torch.nn.functional.normalize(torch.randn(layers, 4, 1, hidden), dim=-1)
+    meta = {"activation_norm": norm} if norm is not None else {}
+    return ConceptDirections(
+        concept="chords", classes=classes, vectors=vectors, scores=torch.ones(layers, 4),
+        layers=list(range(layers)), meta=meta,
+    )  # fmt: skip
+
+
+def test_a_class_headline_with_saved_directions_steers_with_them_and_trains_nothing(
+    tmp_path,
+) -> None:
+    """No set is synthesised or probed (the work folder stays empty); η0 is the grid times the
+    file's own activation norm (what `generate --coef 0.3x` uses); the saved copy in the report
+    is the given file's vectors; the record names the file."""
+    from musicrfm.experiments.demo.config import DemoConfig
+    from musicrfm.experiments.headline.run import run_headline
+    from musicrfm.models import load_model
+    from musicrfm.probes.directions import ConceptDirections
+
+    adapter = load_model("random:tiny")
+    given = _chords(adapter.hidden_size, adapter.num_layers)
+    path = given.save(tmp_path / "chords")
+    data = replace(DemoConfig.quick(), prompts=("acoustic piano",), seconds=0.5,
+                   instrument_check=False)  # fmt: skip
+    cfg = HeadlineConfig.quick(concept="chords", targets=("major", "minor"), clips=2, baseline_clips=2,
+                               relative_coefs=(0.25, 0.5), data=data)  # fmt: skip
+    record = run_headline(model=adapter, out=tmp_path / "out", work=tmp_path / "work",
+                          config=cfg, progress=False, directions=path)  # fmt: skip
+    assert not (tmp_path / "work").exists() or not any((tmp_path / "work").iterdir())
+    s = record["settings"]
+    assert s["directions"] == str(path) and s["activation_scale"] == 4.0
+    assert s["coefs"] == [1.0, 2.0]
+    assert sorted(r["target"] for r in record["per_target"]) == ["major", "minor"]
+    copy = ConceptDirections.load(tmp_path / "out" / "directions" / "chords")
+    assert torch.equal(copy.vectors, given.vectors)
+
+
+def test_saved_class_directions_must_be_the_headlines_concept_with_a_norm(tmp_path) -> None:
+    from musicrfm.experiments.headline.run import load_headline_directions
+    from musicrfm.models import load_model
+
+    adapter = load_model("random:tiny")
+    path = _chords(adapter.hidden_size, adapter.num_layers).save(tmp_path / "chords")
+    with pytest.raises(ConfigError, match="pass --concept chords"):
+        load_headline_directions(path, HeadlineConfig(concept="intervals"))
+    with pytest.raises(ConfigError, match="reference judge"):
+        load_headline_directions(path, HeadlineConfig(concept="chords", instrument_reference=False))
+    bare = _chords(adapter.hidden_size, adapter.num_layers, norm=None).save(tmp_path / "bare")
+    with pytest.raises(ConfigError, match="activation norm"):
+        load_headline_directions(bare, HeadlineConfig(concept="chords"))
+    wide = _chords(adapter.hidden_size + 1, adapter.num_layers).save(tmp_path / "wide")
+    with pytest.raises(Exception, match="hidden"):
+        load_headline_directions(wide, HeadlineConfig(concept="chords"), adapter)
+    assert load_headline_directions(path, HeadlineConfig(concept="chords"), adapter).classes

@@ -201,9 +201,10 @@ def _register_headline(sub) -> None:
     )  # fmt: skip
     hl.add_argument(
         "--directions", default=None, metavar="PATH",
-        help="--concept beats: steer with these saved onset directions (an earlier run's "
-        "OUT/directions/onsets, or the model's bundled directions/onsets) instead of training "
-        "them again",
+        help="steer with these saved directions instead of training them (η0 relative to "
+        "their recorded activation norm, as generate --coef 0.3x): the concept's classes, e.g. a "
+        "model's bundled directions/chords, or for --concept beats onset directions (an earlier "
+        "run's OUT/directions/onsets or the bundled directions/onsets); not for tempos",
     )  # fmt: skip
     hl.add_argument(
         "--gate", type=float, default=1.0,
@@ -496,8 +497,7 @@ def load_part_directions(path: str, concept: str) -> Any:
     if role != want:
         raise ConfigError(f"{path} holds {ROLE_NAMES[role]}, not {ROLE_NAMES[want]} (what a "
                           f"{concept} part steers)")  # fmt: skip
-    if cd.activation_norm() is None:
-        raise ConfigError(f"{path}: no activation norm recorded (the unit of a relative η0)")
+    cd.require_activation_norm(path)
     return cd
 
 
@@ -571,8 +571,6 @@ def _headline(args: argparse.Namespace) -> int:
     check_interval_mode(args.interval_mode, args.concept)  # before the model loads
     if args.weighting is not None:
         parse_weighting(args.weighting)  # before the model loads
-    if args.directions is not None and args.concept != "beats":
-        raise ConfigError("--directions is for --concept beats")
     apply_threads(args.threads)
     concept = {"concept": args.concept}
     if args.concept == "beats":
@@ -603,6 +601,13 @@ def _headline(args: argparse.Namespace) -> int:
         cfg = replace(cfg, data=replace(cfg.data, train_set=args.train_set))
     if args.interval_mode is not None:
         cfg = replace(cfg, interval_mode=args.interval_mode)
+    if args.directions is not None and args.concept not in ("beats", "tempos"):
+        from musicrfm.experiments.headline.run import load_headline_directions
+
+        load_headline_directions(args.directions, cfg)  # before the model loads
+    elif args.directions is not None and args.concept == "tempos":
+        raise ConfigError("--directions is not for --concept tempos (its headline trains the "
+                          "regression direction it measures)")  # fmt: skip
     # the command that reproduces this run, as recorded in the report and the model card
     shown = [("model", args.model), ("seed", args.seed)]
     if args.concept != "notes":
@@ -656,7 +661,7 @@ def _headline(args: argparse.Namespace) -> int:
         return 0 if record["overall"]["passed"] else 1
     record = run_headline(
         model=adapter, out=args.out, work=args.work, seed=args.seed, config=cfg,
-        device=args.device, command=command,
+        device=args.device, command=command, directions=args.directions,
     )  # fmt: skip
     print(Path(args.out, "headline.md").read_text())
     _record_in_card(args, adapter, record)

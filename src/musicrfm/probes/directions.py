@@ -125,6 +125,14 @@ class ConceptDirections:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
         return float(value) if ok else None
 
+    def require_activation_norm(self, source: object) -> float:
+        """The activation norm, or a ConfigError naming ``source``: saved directions steered at
+        a relative η0 (``0.3x``) need it, and should fail before a model loads."""
+        norm = self.activation_norm()
+        if norm is None:
+            raise ConfigError(f"{source}: no activation norm recorded (the unit of a relative η0)")
+        return norm
+
     def sign_of(self, target: str | None) -> float:
         """-1 for a regression steered down (``slower``, ``down``, ``lower``), else +1: the
         sign η0 is applied with."""

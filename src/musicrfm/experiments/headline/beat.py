@@ -92,8 +92,7 @@ def load_onset_directions(path: str | os.PathLike[str], adapter: Any) -> Any:
         raise ConfigError(f"{path}: not onset directions (classes {cd.classes}); the beat "
                           "headline writes them to OUT/directions/onsets")  # fmt: skip
     check_compatible(cd, adapter, strict=False)
-    if cd.activation_norm() is None:
-        raise ConfigError(f"{path}: no activation norm recorded (the unit of a relative η0)")
+    cd.require_activation_norm(path)
     return cd
 
 

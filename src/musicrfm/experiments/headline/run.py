@@ -55,11 +55,15 @@ def run_headline(
     device: str = "cpu",
     progress: bool = True,
     command: str | None = None,
+    directions: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Measure the headline and write ``headline.json``, ``headline.md``, ``results.csv`` and
     ``headline.png`` into ``out``; returns the JSON record (settings, per-target rows, verdict).
 
     ``model``: anything :func:`musicrfm.models.load_model` accepts (default: the bundled model).
+    ``directions``: steer with these saved directions (e.g. a model's bundled ones) instead of
+    training them; η0 is then relative to their recorded activation norm, as `generate --coef
+    0.3x` is, so the headline measures exactly the files a user steers with.
     """
     from musicrfm.models import load_model
 
@@ -72,19 +76,23 @@ def run_headline(
     t = time.perf_counter()
     adapter = load_model(model, device=device)
     timings["load"] = time.perf_counter() - t
-    dataset, features, trained = learn_note_directions(
-        adapter, cfg.data, work_dir, seed=seed, device=device, progress=progress, timings=timings,
-        concept=cfg.concept, interval_mode=cfg.interval_mode,
-    )  # fmt: skip
-    cfg = _with_targets(cfg, trained.directions)
-    coefs, scale = auto_coefs(features, replace(cfg.data, relative_coefs=cfg.relative_coefs))
+    if directions is not None:
+        steered = load_headline_directions(directions, cfg, adapter)
+        dataset, scale = None, steered.require_activation_norm(directions)
+        coefs = tuple(round(r * scale, 3) for r in cfg.relative_coefs)
+    else:
+        dataset, features, trained = learn_note_directions(
+            adapter, cfg.data, work_dir, seed=seed, device=device, progress=progress,
+            timings=timings, concept=cfg.concept, interval_mode=cfg.interval_mode,
+        )  # fmt: skip
+        steered = trained.directions
+        coefs, scale = auto_coefs(features, replace(cfg.data, relative_coefs=cfg.relative_coefs))
+    cfg = _with_targets(cfg, steered)
     out.mkdir(parents=True, exist_ok=True)
-    trained.directions.save(out / "directions" / cfg.concept)
+    steered.save(out / "directions" / cfg.concept)
 
     t = time.perf_counter()
-    frame, records, controls = _generate(
-        adapter, trained.directions, cfg, coefs, seed, out, progress
-    )
+    frame, records, controls = _generate(adapter, steered, cfg, coefs, seed, out, progress)
     timings["generate"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -112,6 +120,7 @@ def run_headline(
             "sampling": sampling_options(adapter),
             "instrument_classifier": inst,
             "seed": seed,
+            "directions": None if directions is None else str(directions),
             # intervals: None is the original reading (melodic detector, mixed strike set)
             **(
                 {"interval_mode": cfg.interval_mode, "detect_options": cfg.detect_options()}
@@ -150,6 +159,31 @@ def _generate(
     jobs = control_jobs(directions, cfg, chosen, seed)
     controls = generate_all(adapter, jobs, cfg.data, out / "audio", progress, cfg.concept)
     return frame, records + controls, controls
+
+
+def load_headline_directions(
+    path: str | os.PathLike[str], cfg: HeadlineConfig, adapter: ModelAdapter | None = None
+) -> Any:
+    """Saved directions for a ``cfg.concept`` headline: a ConfigError unless they are that
+    concept's classes with a recorded activation norm (and, given ``adapter``, of its hidden
+    size and layers) -- checked before any clip is generated."""
+    from musicrfm.errors import ConfigError
+    from musicrfm.probes.directions import ConceptDirections
+    from musicrfm.steering.compile import check_compatible
+
+    cd = ConceptDirections.load(path)
+    if cd.concept != cfg.concept or cd.is_regression:
+        raise ConfigError(
+            f"{path} holds {cd.concept!r} directions (classes {', '.join(cd.classes[:6])}), not "
+            f"{cfg.concept!r} classes: pass --concept {cd.concept} or {cfg.concept} directions"
+        )
+    if cfg.data.instrument_check and not cfg.instrument_reference:
+        raise ConfigError("--note-set-classifier is fitted on the training set, which saved "
+                          "directions skip: judge adherence with the reference judge")  # fmt: skip
+    cd.require_activation_norm(path)
+    if adapter is not None:
+        check_compatible(cd, adapter, strict=False)
+    return cd
 
 
 def _with_targets(cfg: HeadlineConfig, directions: Any) -> HeadlineConfig:
