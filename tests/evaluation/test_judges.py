@@ -140,3 +140,28 @@ def test_cli_asks_where_to_save_the_judge_of_a_model_without_a_folder():
     )  # fmt: skip
     assert proc.returncode == 2, proc.stderr
     assert "--out" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_polyphonic_judge_also_hears_chords_and_is_found_by_default(
+    adapter, tmp_path, monkeypatch
+):
+    """`mini judge --polyphonic`: the fit adds harmonic intervals and triads per instrument, its
+    key says so (a notes-only judge keeps its old key, so it is not refitted), and a search
+    without a key takes either recipe while an explicit notes-only key refuses it."""
+    monkeypatch.setattr(judge_mod, "POLYPHONIC_PER_PROGRAM", 1)
+    clips, families = judge_mod.polyphonic_clips(8000, per_program=1)
+    assert len(clips) == len(families) == 24 and len(set(families)) > 1
+    assert all(sr == 8000 for _, sr in clips)
+    again, _ = judge_mod.polyphonic_clips(8000, per_program=1)
+    np.testing.assert_array_equal(clips[5][0], again[5][0])  # a fixed draw
+
+    notes_key = judge_key(adapter, SMALL["notes"], SMALL["rhythms"])
+    assert "polyphony" not in notes_key
+    clf, report = reference_judge(adapter, [tmp_path], **SMALL, polyphonic=True)
+    poly_key = judge_key(adapter, SMALL["notes"], SMALL["rhythms"], polyphonic=True)
+    assert clf.meta["judge_key"] == poly_key != notes_key and report["polyphonic"] is True
+    assert find_reference_judge(adapter, [tmp_path], key=notes_key) is None
+    monkeypatch.setattr(judge_mod, "REFERENCE_NOTES", SMALL["notes"])
+    monkeypatch.setattr(judge_mod, "REFERENCE_RHYTHMS", SMALL["rhythms"])
+    found = find_reference_judge(adapter, [tmp_path])
+    assert found is not None and found[1]["polyphonic"] is True

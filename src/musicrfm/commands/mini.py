@@ -131,6 +131,11 @@ def _register_judge(sub) -> None:
     )  # fmt: skip
     add_model_argument(ju)
     ju.add_argument("--out", default=None, help="folder to save into (default: the model's)")
+    ju.add_argument("--polyphonic", action="store_true",
+                    help="also fit on harmonic intervals and triads (every inversion) per "
+                    "instrument: a polyphonic model's steered clips play chords, and a judge "
+                    "fitted on single notes misses a triad's instrument (replaces a notes-only "
+                    "judge in the folder)")  # fmt: skip
     ju.add_argument("--device", default="cpu", help="torch device")
     add_threads_argument(ju)
     ju.set_defaults(func=run)
@@ -532,7 +537,7 @@ def _judge(args: argparse.Namespace) -> int:
     folder = Path(args.out) if args.out else adapter.local_path
     if folder is None:
         raise ConfigError(f"{args.model} is not a local folder: say where to save with --out")
-    _, report = reference_judge(adapter, [folder], progress=True)
+    _, report = reference_judge(adapter, [folder], progress=True, polyphonic=args.polyphonic)
     print(f"judge: {folder / JUDGE_NAME}.safetensors")
     if (folder / "training.json").is_file():  # a mini model folder: its card lists the judge
         from musicrfm.mini.card import refresh_model_card

@@ -1,7 +1,8 @@
 """The reference timbre judge, fitted once per codec and kept beside the model.
 
-Prompt adherence is judged by an instrument classifier fitted on rendered notes and their round
-trips through the model's codec (:func:`reference_instrument_clips`). It
+Prompt adherence is judged by an instrument classifier fitted on rendered notes (for a
+polyphonic model also intervals and triads, :func:`polyphonic_clips`) and their round trips
+through the model's codec (:func:`reference_instrument_clips`). It
 never hears the decoder, so it depends on the codec alone, and fitting it takes minutes: too
 long for the 5-minute demo. So a fitted judge is saved as ``instrument_judge.safetensors`` +
 ``.json`` with a key (codec fingerprint, sample rate, recipe version) and reused wherever the key
@@ -50,6 +51,40 @@ def codec_round_trip(adapter: ModelAdapter, batch: int = 16) -> Any:
 # instrument at any tempo, and steered clips do not always keep the training rhythm.
 REFERENCE_RHYTHMS: tuple[tuple[int, float], ...] = ((4, 0.9), (2, 0.9), (8, 0.5), (1, 1.0))
 REFERENCE_NOTES: tuple[int, int] = (48, 83)  # MIDI range: the prompts' three registers
+# A polyphonic model's steered clips play chords: a judge fitted on single notes hears the
+# instrument of a triad through the testbed codec in only 0.53 of clips (0.90 for one note;
+# docs/results/judge-polyphony-testbed-beat), so its adherence drop would be the judge's. The
+# polyphonic recipe adds harmonic intervals and triads (every inversion) per instrument.
+POLYPHONIC_PER_PROGRAM = 48  # strike intervals and as many triads per instrument
+
+
+def polyphonic_clips(
+    sr: int, per_program: int = POLYPHONIC_PER_PROGRAM, progress: bool = False
+) -> tuple[list[tuple[np.ndarray, int]], list[str]]:
+    """``per_program`` harmonic intervals and ``per_program`` triads on every prompt instrument
+    (a fixed draw from the testbed's strike grid, every tempo), with their GM families."""
+    from musicrfm import theory
+    from musicrfm.synth.strikes import render_strikes, strike_grid
+
+    grid = strike_grid(interval_modes=("harmonic",), seed=JUDGE_SEED)
+    rng = np.random.default_rng(JUDGE_SEED)
+    picked = []
+    for size in (2, 3):
+        by_program: dict[int, list[Any]] = {}
+        for c in grid:
+            if len(c.notes) == size:
+                by_program.setdefault(c.program, []).append(c)
+        for program in sorted(by_program):
+            clips = by_program[program]
+            take = rng.choice(len(clips), size=min(per_program, len(clips)), replace=False)
+            picked += [clips[i] for i in sorted(take)]
+    it = picked
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(picked, desc="render polyphony", unit="clip")
+    audio = [(render_strikes(c, sampling_rate=sr), sr) for c in it]
+    return audio, [theory.instrument_family(c.program) for c in picked]
 
 
 def reference_instrument_clips(
@@ -87,16 +122,23 @@ def codec_fingerprint(adapter: ModelAdapter) -> str:
 
 
 def judge_key(
-    adapter: ModelAdapter, notes: tuple[int, int], rhythms: Sequence[Sequence[float]]
+    adapter: ModelAdapter,
+    notes: tuple[int, int],
+    rhythms: Sequence[Sequence[float]],
+    polyphonic: bool = False,
 ) -> dict:
-    """What a saved judge must match to be reused for ``adapter``."""
-    return {
+    """What a saved judge must match to be reused for ``adapter`` (a notes-only judge keeps the
+    key it had before the polyphonic recipe existed)."""
+    key: dict[str, Any] = {
         "version": JUDGE_VERSION,
         "codec": codec_fingerprint(adapter),
         "sample_rate": int(adapter.sample_rate),
         "notes": list(notes),
         "rhythms": [list(r) for r in rhythms],
     }
+    if polyphonic:
+        key["polyphony"] = {"per_program": POLYPHONIC_PER_PROGRAM, "kinds": ["intervals", "triads"]}
+    return key
 
 
 def model_folder(adapter: ModelAdapter) -> Path | None:
@@ -108,12 +150,14 @@ def model_folder(adapter: ModelAdapter) -> Path | None:
 def find_reference_judge(
     adapter: ModelAdapter, folders: Sequence[Path], *, key: dict | None = None
 ) -> tuple[Any, dict[str, Any]] | None:
-    """The first saved judge in ``folders`` fitted for this codec, with its report; else None."""
+    """The first saved judge in ``folders`` fitted for this codec, with its report; else None.
+    Without ``key`` either recipe (notes only, or polyphonic) is taken."""
     from musicrfm.evaluation.instrument import InstrumentClassifier
 
     if not folders:
         return None
-    key = key or judge_key(adapter, REFERENCE_NOTES, REFERENCE_RHYTHMS)
+    keys = [key] if key else [judge_key(adapter, REFERENCE_NOTES, REFERENCE_RHYTHMS, poly)
+                              for poly in (False, True)]  # fmt: skip
     for folder in folders:
         path = Path(folder) / JUDGE_NAME
         if not path.with_suffix(".json").is_file():
@@ -123,7 +167,7 @@ def find_reference_judge(
         except (ConfigError, CompatibilityError) as exc:
             log.warning("ignoring the judge at %s: %s", path, exc)
             continue
-        if clf.meta.get("judge_key") == key:
+        if clf.meta.get("judge_key") in keys:
             log.info("reference timbre judge: %s", path.with_suffix(".safetensors"))
             return clf, dict(clf.meta.get("report", {}))
         log.info("the judge at %s was fitted for another codec or recipe; not used", path)
@@ -137,28 +181,36 @@ def reference_judge(
     notes: tuple[int, int] | None = None,
     rhythms: Sequence[tuple[int, float]] | None = None,
     progress: bool = False,
+    polyphonic: bool | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """The reference judge for ``adapter``'s codec: a matching one from ``folders``, else fitted
-    (a small MLP on every prompt instrument x note x rhythm and their codec round trips) and
-    saved into ``folders[0]``. Returns (classifier, report with held-out accuracies)."""
+    (a small MLP on every prompt instrument x note x rhythm, with ``polyphonic`` also harmonic
+    intervals and triads, and their codec round trips) and saved into ``folders[0]``.
+    ``polyphonic`` None takes a saved judge of either recipe and fits the notes-only one.
+    Returns (classifier, report with held-out accuracies)."""
     from musicrfm.evaluation.instrument import fit_instrument_classifier
 
     notes = notes or REFERENCE_NOTES
     rhythms = tuple(rhythms or REFERENCE_RHYTHMS)
-    key = judge_key(adapter, notes, rhythms)
-    found = find_reference_judge(adapter, folders, key=key)
+    default = notes == REFERENCE_NOTES and rhythms == REFERENCE_RHYTHMS and polyphonic is None
+    key = judge_key(adapter, notes, rhythms, bool(polyphonic))
+    found = find_reference_judge(adapter, folders, key=None if default else key)
     if found is not None:
         return found
     log.info("fitting the reference timbre judge for this codec (minutes; saved for reuse)")
     clips, families = reference_instrument_clips(
         int(adapter.sample_rate), rhythms=rhythms, notes=notes, progress=progress
     )
+    if polyphonic:
+        more, more_families = polyphonic_clips(int(adapter.sample_rate), progress=progress)
+        clips, families = clips + more, families + more_families
     clf, full = fit_instrument_classifier(
         clips, families, model="mlp", seed=JUDGE_SEED, augment=codec_round_trip(adapter)
     )
     report = {
         k: full.get(k) for k in ("test_accuracy", "test_accuracy_augmented", "n_test", "classes")
     }
+    report["polyphonic"] = bool(polyphonic)
     clf.meta.update(judge_key=key, report=report)
     if folders:
         clf.save(Path(folders[0]) / JUDGE_NAME)

@@ -221,8 +221,11 @@ def _judge_lines(folder: Path) -> list[str]:
         "## Prompt-adherence judge",
         "",
         f"`{JUDGE_NAME}.safetensors` + `.json`: the reference timbre classifier for this "
-        "model's codec (a small MLP on every prompt instrument x note x four rhythms and their "
-        "codec round trips), written by `musicrfm mini judge`. Held-out accuracy "
+        "model's codec (a small MLP on every prompt instrument x note x four rhythms"
+        + (", harmonic intervals and triads" if report.get("polyphonic") else "")
+        + " and their codec round trips), written by `musicrfm mini judge"
+        + (" --polyphonic" if report.get("polyphonic") else "")
+        + "`. Held-out accuracy "
         f"{report.get('test_accuracy', float('nan')):.3f} on rendered clips, "
         f"{report.get('test_accuracy_augmented', float('nan')):.3f} through the codec "
         f"(n={report.get('n_test')}). `musicrfm demo` and `musicrfm mini headline` use it "
