@@ -354,3 +354,26 @@ def test_score_row_for_a_results_table() -> None:
 )  # fmt: skip
 def test_targets_match_as_users_write_them(concept, label, target, hit):
     assert det.label_matches(concept, label, target) is hit
+
+
+def _held_note(seconds: float = 4.0, f0: float = 261.63) -> np.ndarray:
+    """One struck note that rings for the whole clip (a plucked string's decay, 4 partials)."""
+    t = np.arange(int(seconds * SR)) / SR
+    tone = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 5))
+    return (0.3 * tone * np.exp(-t / 2.0) * np.minimum(t / 0.005, 1.0)).astype(np.float32)
+
+
+def test_a_held_note_has_no_pulse_and_a_click_track_has_one() -> None:
+    held = det.detect_tempo(_held_note(), SR)
+    assert held.details["onsets"] < det.MIN_PULSE_ONSETS and held.details["pulse"] is False
+    clicks = det.detect_tempo(det.click_track(100, 4.0), SR)
+    assert clicks.details["onsets"] >= 5 and clicks.details["pulse"] is True
+
+
+def test_a_steady_tone_without_an_attack_has_no_pulse_at_any_loudness() -> None:
+    t = np.arange(4 * SR) / SR
+    for amp in (0.3, 0.03):
+        tone = (amp * np.sin(2 * np.pi * 220 * t) * np.exp(-t / 2.0)).astype(np.float32)
+        assert det.detect_tempo(tone, SR).details["pulse"] is False
+    quiet_clicks = det.detect_tempo(0.1 * det.click_track(100, 4.0), SR)
+    assert quiet_clicks.details["pulse"] is True

@@ -60,6 +60,30 @@ def test_tempo_verdict_can_pass_and_fail(changes: dict, passed: bool) -> None:
         assert verdict["monotone"] and verdict["flip"]["slows_down"]
 
 
+def test_held_notes_are_dropped_from_the_bpm_and_counted() -> None:
+    """A held note's tracked BPM (~117) would score as a hit at 120: it is NaN, and the table
+    shows the share dropped; a cell of held notes only has no median and is never 'best'."""
+    from musicrfm.evaluation import detectors as det
+    from musicrfm.experiments.headline.tempo import best_coefs, detect_bpm, tempo_table
+
+    sr = det.SAMPLE_RATE
+    t = np.arange(4 * sr) / sr
+    held = (0.3 * np.sin(2 * np.pi * 220 * t) * np.exp(-t / 2.0)).astype(np.float32)
+    clicks = det.click_track(120, 4.0)
+    records = [{"condition": c, "coef": k, "_audio": a, "_sr": sr}
+               for c, k, a in (("unsteered", 0.0, clicks), ("unsteered", 0.0, clicks),
+                               ("faster", 0.1, held), ("faster", 0.1, held),
+                               ("faster", 0.2, clicks), ("slower", -0.1, clicks))]  # fmt: skip
+    frame = detect_bpm(records)
+    assert frame["no_pulse"].tolist() == [False, False, True, True, False, False]
+    assert frame["bpm"].isna().tolist() == [False, False, True, True, False, False]
+    table = tempo_table(frame, seed=0).set_index(["condition", "coef"])
+    assert table.loc[("faster", 0.1), "no_pulse"] == 1.0
+    assert table.loc[("faster", 0.1), "n"] == 0 and np.isnan(table.loc[("faster", 0.1), "change"])
+    assert table.loc[("unsteered", 0.0), "no_pulse"] == 0.0
+    assert best_coefs(table.reset_index(), 0.2)["faster"] == 0.2
+
+
 def test_a_quick_tempo_headline_runs_on_a_random_model(tmp_path) -> None:
     """Plumbing: strike-clip tempo set -> regression direction -> faster / slower / controls ->
     detected BPM -> table, verdict, report files (a random model steers nothing)."""

@@ -50,7 +50,9 @@ def main() -> None:
             est = wilson_interval(k, n)
             cell[name] = {"correct": k, "n": n, "accuracy": k / n, "ci": [est.low, est.high]}
         result["kinds"][kind] = cell
-        rows.append(f"{kind}: clean {cell['clean']['accuracy']:.3f}, codec {cell['codec']['accuracy']:.3f}")
+        rows.append(
+            f"{kind}: clean {cell['clean']['accuracy']:.3f}, codec {cell['codec']['accuracy']:.3f}"
+        )
     args.out.write_text(json.dumps(result, indent=2))
     print("\n".join(rows))
 

@@ -45,7 +45,12 @@ from musicrfm.evaluation.detectors.chords import (
 from musicrfm.evaluation.detectors.intervals import detect_interval
 
 # isort: split
-from musicrfm.evaluation.detectors.tempo import OCTAVE_FACTORS, detect_tempo, tempo_match
+from musicrfm.evaluation.detectors.tempo import (
+    MIN_PULSE_ONSETS,
+    OCTAVE_FACTORS,
+    detect_tempo,
+    tempo_match,
+)
 
 # isort: split
 from musicrfm.evaluation.detectors.lead import LEAD_BACKENDS, detect_lead, lead_track
@@ -116,6 +121,7 @@ __all__ = [
     "METER_LABELS",
     "NO_KEY",
     "NO_CHORD",
+    "MIN_PULSE_ONSETS",
     "OCTAVE_FACTORS",
     "PITCH_CLASSES",
     "SAMPLE_RATE",

@@ -39,6 +39,18 @@ a logistic regression (scikit-learn, C=1) of "within 4%" on :func:`octave_eviden
 the tuning set (171 version-2 TimGM6mb mixes of seeds 0-2 and 322 clean click tracks; 3
 errors, all slow mixes tracked at twice their tempo, evidence -0.25 to -0.31, the right ones
 -0.24 and up). Reported on FluidR3 mixes and seeds 3-4 (docs/results/detectors-mixes/)."""
+MIN_PULSE_ONSETS = 3
+"""Fewer strong onsets than this in a clip (two strikes make one interval) is no pulse: a held
+note still gets a BPM from the beat tracker (median 117 over 134 held clips on the beat
+testbed, docs/results/tempo-phase-testbed-beat/), which scores as a hit at 120 BPM."""
+STRONG_ONSET_RATIO = 0.3
+"""An onset counts when its strength is at least this share of the clip's strongest. Chosen by
+eye on 12 mini-beat clips (held notes 1, struck clips 4-15, a quiet breathy note's blips at
+0.29 of its one attack); :func:`count_strong_onsets`."""
+MIN_ONSET_STRENGTH = 1.0
+"""The onset envelope (mean positive change of log-power mel bands, in dB, so loudness does not
+scale it) of a struck sound peaks at 2-40; a steady tone's ripples at ~0.05. The floor keeps a
+clip that starts mid-note, with no attack to be its strongest peak, from counting ripples."""
 ESSENTIA_INSTALL = "pip install essentia (a PyPI wheel; nothing is downloaded at run time)"
 
 
@@ -81,7 +93,9 @@ def detect_tempo(
     beats' regularity (1 - CV of the inter-beat intervals). With essentia the confidence is
     RhythmExtractor2013's / 5.32. ``trace_values`` is the local tempo
     (autocorrelation tempogram over ``window_s``) sampled every 0.5 s. Octave errors: compare
-    with :func:`tempo_match` and ``factors=OCTAVE_FACTORS``.
+    with :func:`tempo_match` and ``factors=OCTAVE_FACTORS``. ``details["onsets"]`` counts
+    the clip's strong onsets (:func:`count_strong_onsets`) and ``details["pulse"]`` is False below
+    :data:`MIN_PULSE_ONSETS`: the BPM of a clip without a pulse means nothing.
     """
     import librosa
 
@@ -100,6 +114,7 @@ def detect_tempo(
     else:
         bpm, beats, confidence, details = _librosa_tempo(onset, start_bpm, std_bpm, double_ratio)
     times, labels, trace_values = _local_tempo(y, onset, start_bpm, std_bpm, window_s, silence_db)
+    onsets = count_strong_onsets(onset)
     return Detection(
         concept="tempos",
         label=str(int(round(bpm))),
@@ -111,9 +126,24 @@ def detect_tempo(
             "bpm": bpm,
             "beats": [round(float(b), 4) for b in beats],
             "backend": backend,
+            "onsets": onsets,
+            "pulse": onsets >= MIN_PULSE_ONSETS,
             **details,
         },
     )
+
+
+def count_strong_onsets(onset: np.ndarray, ratio: float = STRONG_ONSET_RATIO) -> int:
+    """librosa's onset peaks (at least ~70 ms apart) at least ``ratio`` times the clip's
+    strongest one and at least :data:`MIN_ONSET_STRENGTH`. Why relative: a held note's decay and a flute's breath make many small
+    peaks (18 on one held marimba note with librosa's defaults), a strike makes one large one."""
+    import librosa
+
+    peaks = librosa.onset.onset_detect(onset_envelope=onset, sr=SAMPLE_RATE, hop_length=HOP, wait=3)
+    if len(peaks) == 0:
+        return 0
+    strength = onset[peaks]
+    return int((strength >= max(ratio * strength.max(), MIN_ONSET_STRENGTH)).sum())
 
 
 def _librosa_tempo(

@@ -106,7 +106,9 @@ def tempo_control_jobs(cd: Any, cfg: HeadlineConfig, best: dict[str, float], see
 
 
 def detect_bpm(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """The tempo detector's BPM per clip (NaN when silent)."""
+    """The tempo detector's BPM per clip: NaN when silent or without a pulse (fewer than
+    ``MIN_PULSE_ONSETS`` onsets: a held note, which the beat tracker still gives a BPM);
+    ``no_pulse`` marks those, so that tables can say how many were dropped."""
     from musicrfm.evaluation import detectors as det
 
     rows = []
@@ -114,7 +116,10 @@ def detect_bpm(records: list[dict[str, Any]]) -> pd.DataFrame:
         audio = rec["_audio"][0] if rec["_audio"].ndim == 2 else rec["_audio"]
         d = det.detect(audio, rec["_sr"], "tempos")
         row = {k: v for k, v in rec.items() if not k.startswith("_")}
-        row["bpm"] = float(d.details.get("bpm", np.nan)) if not d.silent else np.nan
+        pulse = not d.silent and bool(d.details.get("pulse", True))
+        row["bpm"] = float(d.details.get("bpm", np.nan)) if pulse else np.nan
+        row["onsets"] = int(d.details.get("onsets", 0)) if not d.silent else 0
+        row["no_pulse"] = not d.silent and not pulse
         row["correct"] = np.nan
         rows.append(row)
     return pd.DataFrame(rows)
@@ -146,8 +151,12 @@ def generate_and_judge(
 
 def median_change(bpm: np.ndarray, base: np.ndarray, seed: int, n_boot: int = 2000) -> dict:
     """Median BPM, and its change relative to the baseline's median, with a bootstrap 95% CI
-    (both samples resampled)."""
+    (both samples resampled). No finite BPM on either side (every clip a held note) gives
+    NaN figures with ``n`` 0."""
     bpm, base = bpm[np.isfinite(bpm)], base[np.isfinite(base)]
+    if len(bpm) == 0 or len(base) == 0:
+        return {"median_bpm": float("nan"), "change": float("nan"),
+                "change_ci": [float("nan"), float("nan")], "n": int(len(bpm))}  # fmt: skip
     rng = np.random.default_rng(seed)
     a = np.median(bpm[rng.integers(0, len(bpm), (n_boot, len(bpm)))], axis=1)
     b = np.median(base[rng.integers(0, len(base), (n_boot, len(base)))], axis=1)
@@ -164,6 +173,8 @@ def tempo_table(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
     for (cond, coef), g in frame.groupby(["condition", "coef"], sort=False):
         row = {"condition": cond, "coef": float(coef),
                **median_change(g["bpm"].to_numpy(float), base, seed)}  # fmt: skip
+        if "no_pulse" in g:
+            row["no_pulse"] = float(g["no_pulse"].astype(float).mean())
         if "instrument_match" in g:
             row["adherence"] = float(g["instrument_match"].astype(float).mean())
         rows.append(row)
@@ -178,7 +189,11 @@ def best_coefs(table: pd.DataFrame, gate: float) -> dict[str, float]:
         rows = table[table["condition"] == word].copy()
         rows["signed"] = sign * rows["change"]
         passing = rows[rows["signed"] >= gate].sort_values("coef", key=np.abs)
-        pick = passing.iloc[0] if len(passing) else rows.sort_values("signed").iloc[-1]
+        pick = (
+            passing.iloc[0]
+            if len(passing)
+            else rows.sort_values("signed", na_position="first").iloc[-1]
+        )
         best[word] = float(pick["coef"])
     return best
 
