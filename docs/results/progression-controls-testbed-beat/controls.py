@@ -1,0 +1,139 @@
+"""Controls and prompt adherence for the chord progression path (issue 18): `C G Am F` on
+models/musicgen-mini-beat with the bundled chords + chord-roots directions at 0.3x (4/4, 120 BPM,
+8 s: the CLI's defaults), for unsteered, steered, random, orthogonal and sign-flipped controls.
+
+Controls: every class of BOTH direction sets is replaced by `control_directions` (random /
+orthogonal at each class's norm per layer and component; flip = the real vectors negated), so the
+roles (quality / root), layers, scores and norms (hence the 0.3x resolution) are unchanged; the
+plan is compiled by `compile_progression` exactly as `musicrfm generate --chords` does. Each bar
+is judged by `demo.progression.judge_bars`; prompt adherence by the model folder's reference
+timbre judge (`demo.stages.saved_judge`), paired per clip against unsteered.
+
+    OMP_NUM_THREADS=1 python docs/results/progression-controls-testbed-beat/controls.py OUT \
+        [--seeds 2000 3000] [--prompts N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from musicrfm.evaluation.instrument import prompt_adherence
+from musicrfm.evaluation.metrics.stats import bootstrap_ci
+from musicrfm.experiments.controls import control_directions
+from musicrfm.experiments.demo.config import DemoConfig
+from musicrfm.experiments.demo.progression import judge_bars
+from musicrfm.experiments.demo.stages import saved_judge
+from musicrfm.models import load_model
+from musicrfm.probes.directions import ConceptDirections
+from musicrfm.steering.generation import generate
+from musicrfm.steering.plan import compile_progression
+from musicrfm.steering.progressions import direction_role, make_progression
+
+CHORDS, BPM, COEF = "C G Am F", "120", "0.3x"
+DIRS = [
+    "models/musicgen-mini-beat/directions/chords",
+    "models/musicgen-mini-beat/directions/chord-roots",
+]
+CONDITIONS = ("unsteered", "steered", "random", "orthogonal", "flip")
+CONTROL_SEED = 0
+
+
+def controlled(cd: ConceptDirections, kind: str) -> ConceptDirections:
+    """Every class of ``cd`` replaced by its ``kind`` control (the progression targets several)."""
+    out = cd
+    for c in cd.classes:
+        out = control_directions(out, kind, target=c, seed=CONTROL_SEED)
+    if direction_role(out) != direction_role(cd):
+        raise RuntimeError(f"control {kind} changed the role of {cd.concept}")
+    return out
+
+
+def _root(name: str) -> str:
+    return name[:2] if name[1:2] in ("#", "b") else name[:1]
+
+
+def _ci(per_clip: list[float], seed: int = 0) -> dict:
+    est = bootstrap_ci(np.asarray(per_clip, float), seed=seed)
+    return {"value": est.value, "ci": [est.low, est.high], "n": int(est.n)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[2000, 3000])
+    ap.add_argument("--prompts", type=int, default=None, help="first N of the demo's prompts")
+    ap.add_argument("--conditions", nargs="+", default=list(CONDITIONS))
+    a = ap.parse_args()
+    t0 = time.time()
+    a.out.mkdir(parents=True, exist_ok=True)
+    prompts = DemoConfig().prompt_texts()[: a.prompts]
+    prog = make_progression(chords=CHORDS, bpm=BPM)
+    model = load_model("mini-beat")
+    judge = saved_judge(model)
+    real = [ConceptDirections.load(d) for d in DIRS]
+    result: dict = {"chords": CHORDS, "bpm": BPM, "coef": COEF, "seeds": a.seeds,
+                    "prompts": prompts, "seconds": prog.seconds, "control_seed": CONTROL_SEED,
+                    "conditions": {}}  # fmt: skip
+    per: dict[str, dict] = {}
+    for cond in a.conditions:
+        if cond == "unsteered":
+            plan = None
+        else:
+            dirs = real if cond == "steered" else [controlled(cd, cond) for cd in real]
+            plan = compile_progression(prog, dirs, COEF)
+        clips = generate(model, prompts, plan=plan, seed=a.seeds, seconds=prog.seconds, batch=2)
+        bars = [judge_bars(c.audio, c.sample_rate, prog) for c in clips]
+        for clip in bars:
+            for b in clip:
+                b["root_ok"] = b["got"].split(":")[0] == _root(b["want"])
+        adh = prompt_adherence(judge[0], [c.audio for c in clips], clips[0].sample_rate,
+                               [c.prompt for c in clips])  # fmt: skip
+        per[cond] = {
+            k: [float(np.mean([b[k] for b in clip])) for clip in bars]
+            for k in ("chord_ok", "quality_ok", "root_ok")
+        }
+        per[cond]["adherence"] = adh["match"].astype(float).tolist()
+        s = {k.replace("_ok", ""): _ci(v) for k, v in per[cond].items()}
+        s["detected"] = [[b["got"] for b in clip] for clip in bars]
+        s["clips"], s["bars"] = len(bars), sum(len(c) for c in bars)
+        if "unsteered" in per and cond != "unsteered":
+            d = np.array(per[cond]["adherence"]) - np.array(per["unsteered"]["adherence"])
+            s["adherence_change"] = _ci(d.tolist())
+            s["adherence_within_0.02"] = bool(abs(s["adherence_change"]["value"]) <= 0.02)
+        result["conditions"][cond] = s
+        print(cond, {k: round(s[k]["value"], 3) for k in ("chord", "quality", "root", "adherence")},
+              round(time.time() - t0), "s", flush=True)  # fmt: skip
+        result["wall_s"] = time.time() - t0
+        (a.out / "progression_controls.json").write_text(json.dumps(result, indent=1))
+    _figure(result, a.out / "progression_controls.png")
+
+
+def _figure(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    conds = list(result["conditions"])
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, key, title in ((axes[0], "chord", "per-bar root+quality"),
+                           (axes[1], "adherence", "prompt adherence (timbre judge)")):  # fmt: skip
+        v = [result["conditions"][c][key]["value"] for c in conds]
+        lo = [v[i] - result["conditions"][c][key]["ci"][0] for i, c in enumerate(conds)]
+        hi = [result["conditions"][c][key]["ci"][1] - v[i] for i, c in enumerate(conds)]
+        ax.bar(conds, v, yerr=[lo, hi], capsize=4, color="#6a8caf")
+        ax.set_ylim(0, 1.05)
+        ax.set_title(title)
+    n = result["conditions"][conds[0]]["clips"]
+    fig.suptitle(f"{result['chords']} at {result['coef']}, n={n} clips, 95% bootstrap CI")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()
