@@ -10,7 +10,7 @@ is judged by `demo.progression.judge_bars`; prompt adherence by the model folder
 timbre judge (`demo.stages.saved_judge`), paired per clip against unsteered.
 
     OMP_NUM_THREADS=1 python docs/results/progression-controls-testbed-beat/controls.py OUT \
-        [--seeds 2000 3000] [--prompts N]
+        [--seeds 2000 3000] [--prompts N] [--coef 0.3x] [--conditions unsteered steered ...]
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[2000, 3000])
     ap.add_argument("--prompts", type=int, default=None, help="first N of the demo's prompts")
     ap.add_argument("--conditions", nargs="+", default=list(CONDITIONS))
+    ap.add_argument("--coef", default=COEF, help="strength of both parts (default 0.3x)")
     a = ap.parse_args()
     t0 = time.time()
     a.out.mkdir(parents=True, exist_ok=True)
@@ -76,7 +77,7 @@ def main() -> None:
     model = load_model("mini-beat")
     judge = saved_judge(model)
     real = [ConceptDirections.load(d) for d in DIRS]
-    result: dict = {"chords": CHORDS, "bpm": BPM, "coef": COEF, "seeds": a.seeds,
+    result: dict = {"chords": CHORDS, "bpm": BPM, "coef": a.coef, "seeds": a.seeds,
                     "prompts": prompts, "seconds": prog.seconds, "control_seed": CONTROL_SEED,
                     "conditions": {}}  # fmt: skip
     per: dict[str, dict] = {}
@@ -85,7 +86,7 @@ def main() -> None:
             plan = None
         else:
             dirs = real if cond == "steered" else [controlled(cd, cond) for cd in real]
-            plan = compile_progression(prog, dirs, COEF)
+            plan = compile_progression(prog, dirs, a.coef)
         clips = generate(model, prompts, plan=plan, seed=a.seeds, seconds=prog.seconds, batch=2)
         bars = [judge_bars(c.audio, c.sample_rate, prog) for c in clips]
         for clip in bars:
