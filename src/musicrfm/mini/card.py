@@ -161,8 +161,13 @@ def _beat_lines(rec: dict[str, Any], shipped: bool = False) -> list[str]:
         )
     lines += [f"- All criteria met: {v['passed']}.", ""]
     if shipped:
+        which = (
+            "the files this run steered with"
+            if s.get("directions")
+            else "the same files this run trained"
+        )
         lines += [
-            "The onset directions are in `directions/onsets` (the same files this run trained): "
+            f"The onset directions are in `directions/onsets` ({which}): "
             '`musicrfm generate "acoustic piano" --model <this folder> --bpm 160 --directions '
             "<this folder>/directions/onsets --coef 0.3x`.",
             "",
