@@ -135,8 +135,9 @@ def detect_tempo(
 
 def count_strong_onsets(onset: np.ndarray, ratio: float = STRONG_ONSET_RATIO) -> int:
     """librosa's onset peaks (at least ~70 ms apart) at least ``ratio`` times the clip's
-    strongest one and at least :data:`MIN_ONSET_STRENGTH`. Why relative: a held note's decay and a flute's breath make many small
-    peaks (18 on one held marimba note with librosa's defaults), a strike makes one large one."""
+    strongest one and at least :data:`MIN_ONSET_STRENGTH`. Why relative: a held note's decay
+    and a flute's breath make many small peaks (18 on one held marimba note with librosa's
+    defaults), a strike makes one large one."""
     import librosa
 
     peaks = librosa.onset.onset_detect(onset_envelope=onset, sr=SAMPLE_RATE, hop_length=HOP, wait=3)

@@ -116,7 +116,7 @@ def detect_bpm(records: list[dict[str, Any]]) -> pd.DataFrame:
         audio = rec["_audio"][0] if rec["_audio"].ndim == 2 else rec["_audio"]
         d = det.detect(audio, rec["_sr"], "tempos")
         row = {k: v for k, v in rec.items() if not k.startswith("_")}
-        pulse = not d.silent and bool(d.details.get("pulse", True))
+        pulse = not d.silent and bool(d.details["pulse"])
         row["bpm"] = float(d.details.get("bpm", np.nan)) if pulse else np.nan
         row["onsets"] = int(d.details.get("onsets", 0)) if not d.silent else 0
         row["no_pulse"] = not d.silent and not pulse
