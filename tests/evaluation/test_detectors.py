@@ -370,6 +370,21 @@ def test_a_held_note_has_no_pulse_and_a_click_track_has_one() -> None:
     assert clicks.details["onsets"] >= 5 and clicks.details["pulse"] is True
 
 
+def test_a_held_note_is_labelled_no_pulse_and_matches_no_tempo() -> None:
+    """The beat tracker reads a held note near 120 BPM; the label must not match 120 there."""
+    held = det.detect(_held_note(), SR, "tempos")
+    assert held.label == det.NO_PULSE and np.isfinite(held.details["bpm"])
+    assert not any(det.label_matches("tempos", held.label, bpm) for bpm in (60, 80, 120, 160))
+    row = det.score(_held_note(), SR, "tempos", 120)
+    assert row["correct"] is False and row["pulse"] is False and row["label"] == det.NO_PULSE
+    clicks = det.score(det.click_track(120, 4.0), SR, "tempos", 120)
+    assert clicks["correct"] is True and clicks["pulse"] is True and clicks["label"] != det.NO_PULSE
+    held_bin = det.detect(_held_note(), SR, "tempo_bins")
+    assert held_bin.label == det.NO_PULSE and held_bin.confidence == 0.0
+    assert not det.label_matches("tempo_bins", held_bin.label, "medium")
+    assert det.detect(det.click_track(120, 4.0), SR, "tempo_bins").label == "medium"
+
+
 def test_a_steady_tone_without_an_attack_has_no_pulse_at_any_loudness() -> None:
     t = np.arange(4 * SR) / SR
     for amp in (0.3, 0.03):

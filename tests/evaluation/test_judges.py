@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -130,6 +131,19 @@ def test_the_bundled_model_carries_a_judge_for_its_own_codec():
     assert clf.meta["judge_key"]["codec"] == codec_fingerprint(mini)
 
 
+def test_the_beat_testbed_carries_a_polyphonic_judge_for_its_codec():
+    """`models/musicgen-mini-beat/judges/polyphonic` (`mini headline --judge`): fitted on notes,
+    intervals and triads through this codec; the folder's own judge stays the notes-only one."""
+    beat = load_model("mini-beat")
+    folder = model_folder(beat)
+    assert folder is not None
+    poly = find_reference_judge(beat, [folder / "judges" / "polyphonic"])
+    assert poly is not None, "the polyphonic judge is missing or was fitted on another codec"
+    assert poly[1]["polyphonic"] is True and poly[1]["test_accuracy_augmented"] >= 0.95
+    own = find_reference_judge(beat, [folder])
+    assert own is not None and own[1].get("polyphonic", False) is False
+
+
 def test_cli_asks_where_to_save_the_judge_of_a_model_without_a_folder():
     import subprocess
     import sys
@@ -165,3 +179,51 @@ def test_a_polyphonic_judge_also_hears_chords_and_is_found_by_default(
     monkeypatch.setattr(judge_mod, "REFERENCE_RHYTHMS", SMALL["rhythms"])
     found = find_reference_judge(adapter, [tmp_path])
     assert found is not None and found[1]["polyphonic"] is True
+
+
+def test_a_headline_judge_folder_must_hold_a_judge_for_the_models_codec(
+    adapter, fitted, tmp_path, monkeypatch
+):
+    """`mini headline --judge DIR`: judged by DIR's judge alone, refused before any clip when DIR
+    has none for this codec (never refitted into the user's folder)."""
+    from dataclasses import replace
+
+    from musicrfm.errors import ConfigError
+    from musicrfm.experiments.headline.config import HeadlineConfig
+    from musicrfm.experiments.headline.run import check_judge, judge_folders
+
+    folder, _, report = fitted
+    cfg = replace(HeadlineConfig(), judge=str(folder))
+    assert judge_folders(adapter, tmp_path / "work", cfg.judge) == [folder]
+    with pytest.raises(ConfigError, match="musicrfm mini judge"):  # SMALL is not the default recipe
+        check_judge(cfg, adapter)
+    with pytest.raises(ConfigError, match="no timbre judge"):
+        check_judge(replace(cfg, judge=str(tmp_path)), adapter)
+    with pytest.raises(ConfigError, match="note-set-classifier"):
+        check_judge(replace(cfg, instrument_reference=False), adapter)
+    monkeypatch.setattr(judge_mod, "REFERENCE_NOTES", SMALL["notes"])
+    monkeypatch.setattr(judge_mod, "REFERENCE_RHYTHMS", SMALL["rhythms"])
+    check_judge(cfg, adapter)  # found: no error
+
+    from musicrfm.experiments.demo.stages import instrument_adherence
+
+    frame = pd.DataFrame({"prompt": ["violin"]})
+    rec = {"_audio": np.zeros(8000, np.float32), "_sr": 8000, "prompt": "violin"}
+    _, info = instrument_adherence(None, frame, [rec], 0, adapter=adapter, reference=True,
+                                   judge_folders=judge_folders(adapter, tmp_path, cfg.judge))  # fmt: skip
+    assert info["classifier_test_accuracy"] == report["test_accuracy"]
+    assert info["polyphonic"] is False
+
+
+def test_cli_refuses_a_judge_folder_without_a_judge_before_loading(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "musicrfm", "mini", "headline", "--model", "no/such-model",
+         "--judge", str(tmp_path), "--out", str(tmp_path / "o")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "instrument_judge.json" in proc.stderr and "Traceback" not in proc.stderr
+    assert "musicrfm mini judge" in proc.stderr

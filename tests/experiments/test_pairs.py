@@ -271,6 +271,26 @@ def test_config_errors_are_one_line():
         assert "\n" not in str(info.value)
 
 
+def test_a_judge_folder_without_a_judge_for_the_codec_is_refused_before_generating(
+    tmp_path, adapter, monkeypatch
+):
+    from musicrfm.experiments.pairs import run as pairs_run
+
+    def no_generation(*a, **k):
+        raise AssertionError("generated before the judge was checked")
+
+    monkeypatch.setattr(pairs_run, "generate_all", no_generation)
+    with pytest.raises(ConfigError, match="musicrfm mini judge"):
+        pairs_run.run_pairs(model=adapter, out=tmp_path / "o", judge=tmp_path, progress=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "musicrfm", "mini", "pairs", "--model", "random:tiny",
+         "--judge", str(tmp_path), "--out", str(tmp_path / "o")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "instrument_judge.json" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_pipeline_runs_end_to_end_on_a_random_model(tmp_path, adapter, dirs):
     """Given directions, 2 clips of 1.2 s per condition: every file is written and the record
     matches the JSON."""

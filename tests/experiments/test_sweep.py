@@ -400,7 +400,8 @@ def test_a_tempo_sweep_steers_faster_and_slower_and_scores_against_the_baseline(
     tiny, tmp_path: Path
 ) -> None:
     """A regression direction's targets are 'faster'/'slower' (the sign of η0); a clip is right
-    when its detected BPM is above (below) the median of the unsteered clips."""
+    when its detected BPM is above (below) the median of the unsteered clips with a pulse (a
+    clip without one is neither)."""
     regression_directions(tmp_path)
     cfg = {
         "seconds": 1.0,
@@ -412,10 +413,11 @@ def test_a_tempo_sweep_steers_faster_and_slower_and_scores_against_the_baseline(
     res = run.results
     assert set(res["condition"]) == {"unsteered", "concept", "random", "flip", "orthogonal"}
     assert "bpm" in res.columns and res["bpm"].notna().any()
-    median = float(res.loc[res["condition"] == "unsteered", "bpm"].median())
-    assert np.allclose(res["baseline_median"], median)
+    pulsed = res["bpm"].where(res["pulse"].astype(bool))
+    median = float(pulsed[res["condition"] == "unsteered"].median())
+    assert np.allclose(res["baseline_median"], median, equal_nan=True)
     sign = res["target"].map({"faster": 1.0, "slower": -1.0})
-    assert (res["correct"] == (sign * (res["bpm"] - median) > 0)).all()
+    assert (res["correct"] == (sign * (pulsed - median) > 0)).all()
     plans = {
         (rec["condition"]["target"], rec["condition"]["condition"]): rec["plan"]
         for rec in (json.loads(p.read_text()) for p in (tmp_path / "sweep" / "conditions").glob("*.json"))

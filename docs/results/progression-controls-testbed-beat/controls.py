@@ -7,10 +7,13 @@ orthogonal at each class's norm per layer and component; flip = the real vectors
 roles (quality / root), layers, scores and norms (hence the 0.3x resolution) are unchanged; the
 plan is compiled by `compile_progression` exactly as `musicrfm generate --chords` does. Each bar
 is judged by `demo.progression.judge_bars`; prompt adherence by the model folder's reference
-timbre judge (`demo.stages.saved_judge`), paired per clip against unsteered.
+timbre judge (`demo.stages.saved_judge`), paired per clip against unsteered. `--judge DIR` also
+judges the same clips with the saved judge in DIR (e.g. one fitted with `musicrfm mini judge
+--polyphonic`): its figures go under `adherence_polyphonic` (or `adherence_other`).
 
     OMP_NUM_THREADS=1 python docs/results/progression-controls-testbed-beat/controls.py OUT \
-        [--seeds 2000 3000] [--prompts N] [--coef 0.3x] [--conditions unsteered steered ...]
+        [--seeds 2000 3000] [--prompts N] [--coef 0.3x] [--conditions unsteered steered ...] \
+        [--judge DIR]
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from musicrfm.evaluation.instrument import prompt_adherence
+from musicrfm.evaluation.judges import find_reference_judge
 from musicrfm.evaluation.metrics.stats import bootstrap_ci
 from musicrfm.experiments.controls import control_directions
 from musicrfm.experiments.demo.config import DemoConfig
@@ -69,17 +73,24 @@ def main() -> None:
     ap.add_argument("--prompts", type=int, default=None, help="first N of the demo's prompts")
     ap.add_argument("--conditions", nargs="+", default=list(CONDITIONS))
     ap.add_argument("--coef", default=COEF, help="strength of both parts (default 0.3x)")
+    ap.add_argument("--judge", type=Path, default=None, help="a second saved judge's folder")
     a = ap.parse_args()
     t0 = time.time()
     a.out.mkdir(parents=True, exist_ok=True)
     prompts = DemoConfig().prompt_texts()[: a.prompts]
     prog = make_progression(chords=CHORDS, bpm=BPM)
     model = load_model("mini-beat")
-    judge = saved_judge(model)
+    judges = {"adherence": saved_judge(model)}
+    if a.judge is not None:
+        other = find_reference_judge(model, [a.judge])
+        if other is None:
+            raise SystemExit(f"{a.judge}: no timbre judge fitted for this model's codec")
+        judges["adherence_polyphonic" if other[1].get("polyphonic") else "adherence_other"] = other
+    result_judges = {k: v[1] for k, v in judges.items()}
     real = [ConceptDirections.load(d) for d in DIRS]
     result: dict = {"chords": CHORDS, "bpm": BPM, "coef": a.coef, "seeds": a.seeds,
                     "prompts": prompts, "seconds": prog.seconds, "control_seed": CONTROL_SEED,
-                    "conditions": {}}  # fmt: skip
+                    "judges": result_judges, "conditions": {}}  # fmt: skip
     per: dict[str, dict] = {}
     for cond in a.conditions:
         if cond == "unsteered":
@@ -92,22 +103,24 @@ def main() -> None:
         for clip in bars:
             for b in clip:
                 b["root_ok"] = b["got"].split(":")[0] == _root(b["want"])
-        adh = prompt_adherence(judge[0], [c.audio for c in clips], clips[0].sample_rate,
-                               [c.prompt for c in clips])  # fmt: skip
         per[cond] = {
             k: [float(np.mean([b[k] for b in clip])) for clip in bars]
             for k in ("chord_ok", "quality_ok", "root_ok")
         }
-        per[cond]["adherence"] = adh["match"].astype(float).tolist()
+        for key, (clf, _) in judges.items():
+            adh = prompt_adherence(clf, [c.audio for c in clips], clips[0].sample_rate,
+                                   [c.prompt for c in clips])  # fmt: skip
+            per[cond][key] = adh["match"].astype(float).tolist()
         s = {k.replace("_ok", ""): _ci(v) for k, v in per[cond].items()}
         s["detected"] = [[b["got"] for b in clip] for clip in bars]
         s["clips"], s["bars"] = len(bars), sum(len(c) for c in bars)
         if "unsteered" in per and cond != "unsteered":
-            d = np.array(per[cond]["adherence"]) - np.array(per["unsteered"]["adherence"])
-            s["adherence_change"] = _ci(d.tolist())
-            s["adherence_within_0.02"] = bool(abs(s["adherence_change"]["value"]) <= 0.02)
+            for key in judges:
+                d = np.array(per[cond][key]) - np.array(per["unsteered"][key])
+                s[f"{key}_change"] = _ci(d.tolist())
+                s[f"{key}_within_0.02"] = bool(abs(s[f"{key}_change"]["value"]) <= 0.02)
         result["conditions"][cond] = s
-        print(cond, {k: round(s[k]["value"], 3) for k in ("chord", "quality", "root", "adherence")},
+        print(cond, {k: round(s[k]["value"], 3) for k in ("chord", "quality", "root", *judges)},
               round(time.time() - t0), "s", flush=True)  # fmt: skip
         result["wall_s"] = time.time() - t0
         (a.out / "progression_controls.json").write_text(json.dumps(result, indent=1))

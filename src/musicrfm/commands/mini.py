@@ -231,6 +231,12 @@ def _register_headline(sub) -> None:
         help="judge prompt adherence with the quicker note-set instrument classifier instead of "
         "the reference one (every prompt instrument x note x four rhythms)",
     )  # fmt: skip
+    hl.add_argument(
+        "--judge", default=None, metavar="DIR",
+        help="judge prompt adherence with the saved reference judge in DIR alone (`musicrfm mini "
+        "judge --out DIR`, --polyphonic for chords) instead of the model folder's; the same "
+        "--seed regenerates the same clips, so two judges compare on identical audio",
+    )  # fmt: skip
     hl.add_argument("--quick", action="store_true", help="a small pipeline check (2 targets)")
     hl.add_argument("--device", default="cpu", help="torch device")
     add_precision_arguments(hl, batch_default=default.data.batch)
@@ -346,6 +352,9 @@ def _register_pairs(sub) -> None:
     pa.add_argument("--sample-seed", type=int, default=None,
                     help="seed of the generated clips only (default --seed)")  # fmt: skip
     pa.add_argument("--device", default="cpu", help="torch device")
+    pa.add_argument("--judge", default=None, metavar="DIR",
+                    help="judge adherence with the saved timbre judge in DIR (`musicrfm mini "
+                    "judge --out DIR --polyphonic`) instead of the model folder's")  # fmt: skip
     pa.add_argument("--train-set", choices=("synthetic", "strikes"), default="synthetic",
                     help="where both parts' directions are learned: the SynTheory-style sets "
                     "(default) or the polyphonic testbed's own strike clips")  # fmt: skip
@@ -443,6 +452,8 @@ def _pairs(args: argparse.Namespace) -> int:
 
     check_device(args.device)
     apply_threads(args.threads)
+    if args.judge is not None:
+        check_judge_folder(args.judge, False)  # before the model loads
     parts = {
         k: PartSpec(getattr(args, k), coef=getattr(args, f"{k}_coef"),
                     schedule=getattr(args, f"{k}_schedule"), gate=getattr(args, f"{k}_gate"))
@@ -464,6 +475,7 @@ def _pairs(args: argparse.Namespace) -> int:
            f"--train-set {args.train_set}",
            f"--threads {args.threads}", f"--out {args.out}"]
         + ([f"--sample-seed {args.sample_seed}"] if args.sample_seed is not None else [])
+        + ([f"--judge {args.judge}"] if args.judge is not None else [])
     )  # fmt: skip
     saved = {
         getattr(args, k): load_part_directions(getattr(args, f"{k}_directions"), getattr(args, k))
@@ -479,7 +491,7 @@ def _pairs(args: argparse.Namespace) -> int:
 
     record = run_pairs(model=args.model, out=args.out, work=args.work, seed=args.seed,
                        config=cfg, device=args.device, command=command,
-                       directions=saved)  # fmt: skip
+                       directions=saved, judge=args.judge)  # fmt: skip
     print(Path(args.out, "pairs.md").read_text())
     return 0 if record["overall"]["all_passed"] else 1
 
@@ -600,6 +612,9 @@ def _headline(args: argparse.Namespace) -> int:
     cfg = replace(cfg, layers=args.layers, rows=args.rows, gate=args.gate, weighting=args.weighting)
     if args.note_set_classifier:
         cfg = replace(cfg, instrument_reference=False)
+    if args.judge is not None:
+        check_judge_folder(args.judge, args.note_set_classifier)  # before the model loads
+        cfg = replace(cfg, judge=args.judge, instrument_reference=True)
     if args.batch_size is not None:
         cfg = replace(cfg, data=replace(cfg.data, batch=args.batch_size))
     if args.train_set != "synthetic":
@@ -627,6 +642,7 @@ def _headline(args: argparse.Namespace) -> int:
         "interval_mode",
         "bpms",
         "directions",
+        "judge",
     ):
         value = getattr(args, key)
         if value is not None and value not in ("all", "both", 1.0, "synthetic"):
@@ -671,6 +687,20 @@ def _headline(args: argparse.Namespace) -> int:
     print(Path(args.out, "headline.md").read_text())
     _record_in_card(args, adapter, record)
     return 0 if record["overall"]["passed"] else 1
+
+
+def check_judge_folder(folder: str, note_set_classifier: bool) -> None:
+    """--judge: a folder with a saved judge in it (whether it fits the codec is checked once the
+    model is loaded, before any clip)."""
+    from musicrfm.evaluation.judges import JUDGE_NAME
+
+    if note_set_classifier:
+        raise ConfigError("--judge names a reference judge: drop --note-set-classifier")
+    if not (Path(folder) / f"{JUDGE_NAME}.json").is_file():
+        raise ConfigError(
+            f"--judge {folder}: no {JUDGE_NAME}.json there; fit one with `musicrfm mini judge "
+            f"--model MODEL --out {folder}` (add --polyphonic for chords)"
+        )
 
 
 def _record_in_card(args: argparse.Namespace, adapter, record: dict) -> None:

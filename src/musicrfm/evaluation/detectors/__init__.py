@@ -47,6 +47,7 @@ from musicrfm.evaluation.detectors.intervals import detect_interval
 # isort: split
 from musicrfm.evaluation.detectors.tempo import (
     MIN_PULSE_ONSETS,
+    NO_PULSE,
     OCTAVE_FACTORS,
     detect_tempo,
     tempo_match,
@@ -122,6 +123,7 @@ __all__ = [
     "NO_KEY",
     "NO_CHORD",
     "MIN_PULSE_ONSETS",
+    "NO_PULSE",
     "OCTAVE_FACTORS",
     "PITCH_CLASSES",
     "SAMPLE_RATE",

@@ -51,6 +51,9 @@ MIN_ONSET_STRENGTH = 1.0
 """The onset envelope (mean positive change of log-power mel bands, in dB, so loudness does not
 scale it) of a struck sound peaks at 2-40; a steady tone's ripples at ~0.05. The floor keeps a
 clip that starts mid-note, with no attack to be its strongest peak, from counting ripples."""
+NO_PULSE = "none"
+"""The label of a clip without a pulse: no tempo to match a target, whatever BPM the beat
+tracker reads (kept in ``details["bpm"]``)."""
 ESSENTIA_INSTALL = "pip install essentia (a PyPI wheel; nothing is downloaded at run time)"
 
 
@@ -95,7 +98,8 @@ def detect_tempo(
     (autocorrelation tempogram over ``window_s``) sampled every 0.5 s. Octave errors: compare
     with :func:`tempo_match` and ``factors=OCTAVE_FACTORS``. ``details["onsets"]`` counts
     the clip's strong onsets (:func:`count_strong_onsets`) and ``details["pulse"]`` is False below
-    :data:`MIN_PULSE_ONSETS`: the BPM of a clip without a pulse means nothing.
+    :data:`MIN_PULSE_ONSETS`: the BPM of a clip without a pulse means nothing, so its label is
+    :data:`NO_PULSE` (matching no target tempo) and ``details["bpm"]`` keeps the tracker's reading.
     """
     import librosa
 
@@ -115,9 +119,10 @@ def detect_tempo(
         bpm, beats, confidence, details = _librosa_tempo(onset, start_bpm, std_bpm, double_ratio)
     times, labels, trace_values = _local_tempo(y, onset, start_bpm, std_bpm, window_s, silence_db)
     onsets = count_strong_onsets(onset)
+    pulse = onsets >= MIN_PULSE_ONSETS
     return Detection(
         concept="tempos",
-        label=str(int(round(bpm))),
+        label=str(int(round(bpm))) if pulse else NO_PULSE,
         confidence=confidence,
         times=times,
         trace_labels=labels,
@@ -127,7 +132,7 @@ def detect_tempo(
             "beats": [round(float(b), 4) for b in beats],
             "backend": backend,
             "onsets": onsets,
-            "pulse": onsets >= MIN_PULSE_ONSETS,
+            "pulse": pulse,
             **details,
         },
     )
@@ -265,11 +270,15 @@ def _local_tempo(
 
 
 def _tempo_match(detected: str, target: Any, **options: Any) -> bool:
+    if detected == NO_PULSE:
+        return False
     return tempo_match(float(detected), float(target), **options)
 
 
 def _describe(d: Detection) -> str:
-    return "" if d.silent else f" bpm={d.details['bpm']:.1f}"
+    if d.silent:
+        return ""
+    return f" bpm={d.details['bpm']:.1f}" + ("" if d.details["pulse"] else " (no pulse)")
 
 
 TEMPOS = register_detector(
@@ -280,7 +289,7 @@ TEMPOS = register_detector(
         match=_tempo_match,
         score_options={"factors": OCTAVE_FACTORS},
         windowed=False,
-        row_details=("bpm",),
+        row_details=("bpm", "pulse"),
         value_key="bpm",
         describe=_describe,
     )
@@ -307,10 +316,16 @@ def tempo_bin(bpm: float) -> str:
 
 def detect_tempo_bin(audio: Any, sr: int, **options: Any) -> Detection:
     """Slow / medium / fast from :func:`detect_tempo`'s BPM. ``probs``: the tempo's confidence
-    on its bin and the rest shared by the other two (the BPM detector gives no distribution)."""
+    on its bin and the rest shared by the other two (the BPM detector gives no distribution).
+    A clip without a pulse is :data:`NO_PULSE`, confidence 0 and uniform probabilities: a held
+    note has no tempo, though the beat tracker reads it near 120 ("medium")."""
     d = detect_tempo(audio, sr, **options)
     if d.silent:
         return replace(d, concept="tempo_bins", classes=TEMPO_BIN_LABELS)
+    if not d.details["pulse"]:
+        uniform = np.full(len(TEMPO_BIN_LABELS), 1.0 / len(TEMPO_BIN_LABELS))
+        return replace(d, concept="tempo_bins", classes=TEMPO_BIN_LABELS, probs=uniform,
+                       confidence=0.0)  # fmt: skip
     label = tempo_bin(float(d.details["bpm"]))
     c = float(np.clip(d.confidence, 0.0, 1.0))
     probs = np.full(len(TEMPO_BIN_LABELS), (1.0 - c) / (len(TEMPO_BIN_LABELS) - 1))

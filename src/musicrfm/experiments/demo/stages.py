@@ -472,6 +472,8 @@ def instrument_adherence(
         "classifier_n_test": report.get("n_test"),
         "classes": report.get("classes"),
     }
+    if by_reference:  # which recipe: notes only, or also intervals and triads
+        info["polyphonic"] = bool(report.get("polyphonic", False))
     return frame, info
 
 

@@ -257,6 +257,9 @@ def run_beat_headline(
     timings: dict[str, float] = {}
     t = time.perf_counter()
     adapter = load_model(model, device=device)
+    from musicrfm.experiments.headline.run import check_judge
+
+    check_judge(cfg, adapter)
     if directions is not None:
         dataset, frames, cd = None, None, load_onset_directions(directions, adapter)
         val, test = np.asarray(cd.scores)[:, 0].tolist(), cd.meta.get("test_scores")

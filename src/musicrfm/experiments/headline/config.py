@@ -59,6 +59,10 @@ class HeadlineConfig:
     # adherence from the reference instrument classifier (every prompt instrument x note x four
     # rhythms, + codec round trips; demo.stages.instrument_adherence), not the note-set one
     instrument_reference: bool = True
+    # a folder holding a saved reference judge (`musicrfm mini judge --out DIR [--polyphonic]`):
+    # adherence is judged by that one alone, not the work cache's or the model folder's, so two
+    # judges can be compared on the same clips (the same seed regenerates them)
+    judge: str | None = None
     # intervals only: None keeps the original reading (the detector's default, melodic mode, on
     # a strike set of harmonic and melodic clips mixed); "harmonic" / "melodic" read the clips in
     # that mode and train on strike clips of that mode only (detect_options)

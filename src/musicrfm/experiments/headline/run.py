@@ -76,6 +76,7 @@ def run_headline(
     t = time.perf_counter()
     adapter = load_model(model, device=device)
     timings["load"] = time.perf_counter() - t
+    check_judge(cfg, adapter)
     if directions is not None:
         steered = load_headline_directions(directions, cfg, adapter)
         dataset, scale = None, steered.require_activation_norm(directions)
@@ -102,7 +103,7 @@ def run_headline(
     if cfg.data.instrument_check:
         frame, inst = instrument_adherence(
             dataset, frame, records, seed, adapter=adapter, reference=cfg.instrument_reference,
-            judge_folders=judge_folders(adapter, work_dir), progress=progress,
+            judge_folders=judge_folders(adapter, work_dir, cfg.judge), progress=progress,
         )  # fmt: skip
     table, overall = headline_table(frame, cfg, seed=seed)
     trade = tradeoff_table(frame, seed=seed, concept=cfg.concept)
@@ -186,6 +187,24 @@ def load_headline_directions(
     return cd
 
 
+def check_judge(cfg: HeadlineConfig, adapter: ModelAdapter) -> None:
+    """A ``cfg.judge`` folder must hold a judge fitted for this model's codec: a ConfigError
+    before any clip is generated, not a refit into the user's folder after."""
+    from musicrfm.errors import ConfigError
+    from musicrfm.evaluation.judges import find_reference_judge
+
+    if cfg.judge is None or not cfg.data.instrument_check:
+        return
+    if not cfg.instrument_reference:
+        raise ConfigError("--judge names a reference judge: drop --note-set-classifier")
+    if find_reference_judge(adapter, [Path(cfg.judge)]) is None:
+        raise ConfigError(
+            f"{cfg.judge} holds no timbre judge fitted for {adapter.model_id}'s codec: fit one "
+            f"with `musicrfm mini judge --model {adapter.model_id} --out {cfg.judge}` (add "
+            "--polyphonic for chords), or drop --judge"
+        )
+
+
 def _with_targets(cfg: HeadlineConfig, directions: Any) -> HeadlineConfig:
     """``cfg`` with its targets as the directions spell them (every class when None); a
     target the directions do not have lists the valid ones."""
@@ -220,11 +239,14 @@ def _write_report(
                   cfg.concept)  # fmt: skip
 
 
-def judge_folders(adapter: ModelAdapter, work_dir: Path) -> list[Path]:
-    """Where the reference judge is looked for: a work cache per codec (where a new fit is
-    saved), then the model's own folder (``musicrfm mini judge`` puts one there)."""
+def judge_folders(adapter: ModelAdapter, work_dir: Path, judge: str | None = None) -> list[Path]:
+    """Where the reference judge is looked for: ``judge`` alone when given (checked by
+    :func:`check_judge`), else a work cache per codec (where a new fit is saved), then the
+    model's own folder (``musicrfm mini judge`` puts one there)."""
     from musicrfm.evaluation.judges import codec_fingerprint, model_folder
 
+    if judge is not None:
+        return [Path(judge)]
     folder = model_folder(adapter)
     cache = work_dir / "judges" / codec_fingerprint(adapter)
     return [cache, *([folder] if folder is not None else [])]

@@ -144,7 +144,7 @@ def generate_and_judge(
     if cfg.data.instrument_check:
         frame, inst = instrument_adherence(
             dataset, frame, records, seed, adapter=adapter, reference=cfg.instrument_reference,
-            judge_folders=judge_folders(adapter, work), progress=progress,
+            judge_folders=judge_folders(adapter, work, cfg.judge), progress=progress,
         )  # fmt: skip
     return frame, inst
 
@@ -260,6 +260,9 @@ def run_tempo_headline(
     timings: dict[str, float] = {}
     t = time.perf_counter()
     adapter = load_model(model, device=device)
+    from musicrfm.experiments.headline.run import check_judge
+
+    check_judge(cfg, adapter)
     dataset, features, trained = learn_tempo_direction(
         adapter, cfg, work_dir, seed, device, progress
     )

@@ -51,13 +51,16 @@ def run_pairs(
     progress: bool = True,
     command: str | None = None,
     directions: dict[str, Any] | None = None,
+    judge: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Measure every pair, the controls and the conflict case; write ``pairs.json``,
     ``pairs.md``, ``results.csv``, ``pairs.png`` and the plan files (``plans/*.toml``) into
     ``out``. Returns the JSON record.
 
     ``directions``: {concept: ConceptDirections} to use instead of training them (each must
-    record its activation norm for a relative coef)."""
+    record its activation norm for a relative coef). ``judge``: a folder with a saved timbre
+    judge for this codec to judge adherence by (``mini judge --out DIR --polyphonic``) instead of
+    the model folder's; checked before any clip is generated."""
     from musicrfm.models import load_model
 
     cfg = (config or PairsConfig()).normalized()
@@ -67,6 +70,7 @@ def run_pairs(
     t = time.perf_counter()
     adapter = model if hasattr(model, "frame_rate") else load_model(model, device=device)
     timings["load"] = time.perf_counter() - t
+    saved_judge = _judge(adapter, judge)
     concepts = (cfg.first.concept, cfg.second.concept)
     t = time.perf_counter()
     dirs = dict(directions or {})
@@ -88,7 +92,7 @@ def run_pairs(
 
     t = time.perf_counter()
     frame, traces = detect_all(records, concepts, cfg)
-    adherence_info = _adherence(adapter, frame, records, seed)
+    adherence_info = _adherence(adapter, frame, records, seed, saved_judge)
     if adherence_info is not None:
         frame, adherence_info = adherence_info
     record = score(frame, traces, cfg, seed=seed)
@@ -318,14 +322,29 @@ def detect_all(
     return frame, traces
 
 
-def _adherence(adapter: Any, frame: pd.DataFrame, records: list[dict], seed: int) -> Any:
-    """Prompt adherence by the reference timbre judge in the model's folder (None when it has
-    none: fitting one takes longer than this experiment)."""
+def _judge(adapter: Any, folder: str | os.PathLike[str] | None) -> Any:
+    """The saved judge in ``folder`` (a ConfigError when it has none for this codec), or the
+    model folder's (None when it has none: fitting one takes longer than this experiment)."""
     from musicrfm.evaluation.judges import find_reference_judge, model_folder
+
+    if folder is not None:
+        found = find_reference_judge(adapter, [Path(folder)])
+        if found is None:
+            raise ConfigError(
+                f"{folder} holds no timbre judge fitted for {adapter.model_id}'s codec: fit one "
+                f"with `musicrfm mini judge --model {adapter.model_id} --out {folder}`"
+            )
+        return found
+    own = model_folder(adapter)
+    return find_reference_judge(adapter, [own] if own is not None else [])
+
+
+def _adherence(
+    adapter: Any, frame: pd.DataFrame, records: list[dict], seed: int, judge: Any
+) -> Any:
+    """Prompt adherence by ``judge`` (from :func:`_judge`; None: not measured)."""
     from musicrfm.experiments.demo.stages import instrument_adherence
 
-    folder = model_folder(adapter)
-    judge = find_reference_judge(adapter, [folder] if folder is not None else [])
     if judge is None:
         return None
     return instrument_adherence(None, frame, records, seed, adapter=adapter, judge=judge)

@@ -442,6 +442,11 @@ def _one_row_per_clip(frame: pd.DataFrame, out: Path) -> pd.DataFrame:
     return frame[~dup].reset_index(drop=True)
 
 
+def _is_true(value: Any) -> bool:
+    """A ``pulse`` cell read back from a CSV ('True') or a row (True); NaN (no reading) is not."""
+    return str(value).strip().lower() in ("true", "1", "1.0")
+
+
 def score_changes(frame: pd.DataFrame) -> pd.DataFrame:
     """``correct`` for clips steered up or down a regression concept ('faster'/'slower'): the
     detected value is above (below) the median of the concept's unsteered clips, so unsteered
@@ -466,6 +471,8 @@ def score_changes(frame: pd.DataFrame) -> pd.DataFrame:
             )
             continue
         values = pd.to_numeric(frame[key], errors="coerce")
+        if "pulse" in frame.columns:  # a held note's BPM means nothing: neither faster nor slower
+            values = values.where(frame["pulse"].map(_is_true))
         base = values[(frame["concept"] == concept) & (frame["condition"] == "unsteered")]
         median = float(base.median()) if base.notna().any() else float("nan")
         if not np.isfinite(median):
