@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -134,9 +135,13 @@ def _figure(result: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     conds = list(result["conditions"])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, key, title in ((axes[0], "chord", "per-bar root+quality"),
-                           (axes[1], "adherence", "prompt adherence (timbre judge)")):  # fmt: skip
+    panels = [("chord", "per-bar root+quality"), ("adherence", "prompt adherence (timbre judge)")]
+    for key in result.get("judges", {}):
+        if key != "adherence":
+            panels = [*panels[:1], ("adherence", "adherence (notes-only judge)"),
+                      (key, f"adherence ({key.split('_', 1)[1]} judge)")]  # fmt: skip
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6))
+    for ax, (key, title) in zip(axes, panels):
         v = [result["conditions"][c][key]["value"] for c in conds]
         lo = [v[i] - result["conditions"][c][key]["ci"][0] for i, c in enumerate(conds)]
         hi = [result["conditions"][c][key]["ci"][1] - v[i] for i, c in enumerate(conds)]
@@ -150,4 +155,7 @@ def _figure(result: dict, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--figure"]:  # redraw a finished run's figure: --figure RESULT.json
+        _figure(json.loads(Path(sys.argv[2]).read_text()), Path(sys.argv[2]).with_suffix(".png"))
+    else:
+        main()
