@@ -13,7 +13,7 @@ judges the same clips with the saved judge in DIR (e.g. one fitted with `musicrf
 
     OMP_NUM_THREADS=1 python docs/results/progression-controls-testbed-beat/controls.py OUT \
         [--seeds 2000 3000] [--prompts N] [--coef 0.3x] [--conditions unsteered steered ...] \
-        [--judge DIR]
+        [--judge DIR] [--quality-directions PATH]
 """
 
 from __future__ import annotations
@@ -75,6 +75,11 @@ def main() -> None:
     ap.add_argument("--conditions", nargs="+", default=list(CONDITIONS))
     ap.add_argument("--coef", default=COEF, help="strength of both parts (default 0.3x)")
     ap.add_argument("--judge", type=Path, default=None, help="a second saved judge's folder")
+    ap.add_argument(
+        "--quality-directions",
+        default=DIRS[0],
+        help="chord-quality directions to steer with (default: the bundled ones)",
+    )
     a = ap.parse_args()
     t0 = time.time()
     a.out.mkdir(parents=True, exist_ok=True)
@@ -88,8 +93,9 @@ def main() -> None:
             raise SystemExit(f"{a.judge}: no timbre judge fitted for this model's codec")
         judges["adherence_polyphonic" if other[1].get("polyphonic") else "adherence_other"] = other
     result_judges = {k: v[1] for k, v in judges.items()}
-    real = [ConceptDirections.load(d) for d in DIRS]
+    real = [ConceptDirections.load(d) for d in (a.quality_directions, DIRS[1])]
     result: dict = {"chords": CHORDS, "bpm": BPM, "coef": a.coef, "seeds": a.seeds,
+                    "quality_directions": str(a.quality_directions),
                     "prompts": prompts, "seconds": prog.seconds, "control_seed": CONTROL_SEED,
                     "judges": result_judges, "conditions": {}}  # fmt: skip
     per: dict[str, dict] = {}
