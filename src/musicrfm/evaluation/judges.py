@@ -174,6 +174,19 @@ def find_reference_judge(
     return None
 
 
+def require_saved_judge(adapter: ModelAdapter, folder: str | Path) -> tuple[Any, dict[str, Any]]:
+    """The saved judge in ``folder`` for this codec (either recipe), or a ConfigError that says
+    how to fit one: what `--judge DIR` options check before any clip is generated."""
+    found = find_reference_judge(adapter, [Path(folder)])
+    if found is None:
+        raise ConfigError(
+            f"{folder} holds no timbre judge fitted for {adapter.model_id}'s codec: fit one "
+            f"with `musicrfm mini judge --model {adapter.model_id} --out {folder}` (add "
+            "--polyphonic for chords), or drop --judge"
+        )
+    return found
+
+
 def reference_judge(
     adapter: ModelAdapter,
     folders: Sequence[Path] = (),

@@ -191,18 +191,13 @@ def check_judge(cfg: HeadlineConfig, adapter: ModelAdapter) -> None:
     """A ``cfg.judge`` folder must hold a judge fitted for this model's codec: a ConfigError
     before any clip is generated, not a refit into the user's folder after."""
     from musicrfm.errors import ConfigError
-    from musicrfm.evaluation.judges import find_reference_judge
+    from musicrfm.evaluation.judges import require_saved_judge
 
     if cfg.judge is None or not cfg.data.instrument_check:
         return
     if not cfg.instrument_reference:
         raise ConfigError("--judge names a reference judge: drop --note-set-classifier")
-    if find_reference_judge(adapter, [Path(cfg.judge)]) is None:
-        raise ConfigError(
-            f"{cfg.judge} holds no timbre judge fitted for {adapter.model_id}'s codec: fit one "
-            f"with `musicrfm mini judge --model {adapter.model_id} --out {cfg.judge}` (add "
-            "--polyphonic for chords), or drop --judge"
-        )
+    require_saved_judge(adapter, cfg.judge)
 
 
 def _with_targets(cfg: HeadlineConfig, directions: Any) -> HeadlineConfig:

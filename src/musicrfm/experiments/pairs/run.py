@@ -325,16 +325,10 @@ def detect_all(
 def _judge(adapter: Any, folder: str | os.PathLike[str] | None) -> Any:
     """The saved judge in ``folder`` (a ConfigError when it has none for this codec), or the
     model folder's (None when it has none: fitting one takes longer than this experiment)."""
-    from musicrfm.evaluation.judges import find_reference_judge, model_folder
+    from musicrfm.evaluation.judges import find_reference_judge, model_folder, require_saved_judge
 
     if folder is not None:
-        found = find_reference_judge(adapter, [Path(folder)])
-        if found is None:
-            raise ConfigError(
-                f"{folder} holds no timbre judge fitted for {adapter.model_id}'s codec: fit one "
-                f"with `musicrfm mini judge --model {adapter.model_id} --out {folder}`"
-            )
-        return found
+        return require_saved_judge(adapter, folder)
     own = model_folder(adapter)
     return find_reference_judge(adapter, [own] if own is not None else [])
 
