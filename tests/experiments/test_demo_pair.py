@@ -152,8 +152,9 @@ class _Stop(Exception):
     pass
 
 
-def _config_from_cli(argv, monkeypatch):
-    """The DemoConfig the CLI hands run_demo for ``argv`` (the model load and run stubbed)."""
+def _config_from_cli(argv, monkeypatch, whole=False):
+    """The DemoConfig (``whole``: every argument) the CLI hands run_demo for ``argv`` (the model
+    load and run stubbed)."""
     import musicrfm.experiments.demo
     import musicrfm.models
     from musicrfm.cli import build_parser
@@ -173,7 +174,7 @@ def _config_from_cli(argv, monkeypatch):
             args.func(args)
     finally:
         torch.set_num_threads(threads)
-    return seen["config"]
+    return seen if whole else seen["config"]
 
 
 @pytest.mark.parametrize(
@@ -188,6 +189,15 @@ def _config_from_cli(argv, monkeypatch):
 def test_cli_pair_option(argv, pair, part_model, monkeypatch):
     cfg = _config_from_cli(argv, monkeypatch)
     assert cfg.pair == pair and cfg.part_model == part_model
+
+
+@pytest.mark.parametrize(
+    ("argv", "cores", "workers"), [([], 2, 2), ([], 16, 2), ([], 1, 1), (["--workers", "1"], 2, 1)]
+)
+def test_cli_workers(argv, cores, workers, monkeypatch):
+    """Two processes by default where there are two cores; --workers 1 runs in order."""
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    assert _config_from_cli(argv, monkeypatch, whole=True)["workers"] == workers
 
 
 @pytest.mark.parametrize("text", ["A-diminished", "A+dim", "X+minor", "A+minor+major"])
@@ -251,3 +261,30 @@ def test_run_demo_writes_the_pair_into_demo_json_and_the_page(tmp_path):
     for src in re.findall(r"(?:src|href)='(pair/[^']+)'", page):
         assert (tmp_path / "out" / src).is_file(), src
     assert result.settings["pair"]["pair"] == "G+augmented"
+
+
+def test_two_workers_give_the_same_demo_as_one(tmp_path):
+    """workers=2 runs the pair in a spawned process beside the note part: the same clips and
+    figures as one process running every stage in order (random tiny models: plumbing only)."""
+    import json
+
+    from musicrfm.experiments.demo import DemoConfig, run_demo
+
+    cfg = DemoConfig.quick(clips_per_class=6, prompts=("violin",), crossfade_clips=0, seconds=1.2,
+                           pair="G+augmented", pair_model="random:tiny", pair_clips=2)  # fmt: skip
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    records = {}
+    try:
+        for workers in (1, 2):
+            out = tmp_path / f"out{workers}"
+            run_demo(model="random:tiny", out=out, work=tmp_path / f"work{workers}", config=cfg,
+                     progress=False, workers=workers)  # fmt: skip
+            records[workers] = json.loads((out / "demo.json").read_text())
+    finally:
+        torch.set_num_threads(threads)
+    one, two = records[1], records[2]
+    assert (one["settings"]["workers"], two["settings"]["workers"]) == (1, 2)
+    assert two["settings"]["pair"]["rows"] == one["settings"]["pair"]["rows"]
+    assert two["summary"] == one["summary"] and two["controls"] == one["controls"]
+    assert two["settings"]["wall_seconds"] > 0

@@ -173,7 +173,8 @@ class DemoResult:
 
     @property
     def seconds(self) -> float:
-        return float(sum(self.timings.values()))
+        """Wall time of the whole run (the stages overlap with ``workers=2``)."""
+        return float(self.settings.get("wall_seconds", sum(self.timings.values())))
 
     def accuracy(self, condition: str, coef: float | None = None) -> dict[str, Any]:
         """The summary row of ``condition`` (at ``coef``; default: the strongest η0 it was run at)."""

@@ -147,7 +147,8 @@ def write_report_html(
         (
             "Reproduce",
             f"<pre>{html.escape(settings['command'])}</pre><p>Runtime: {runtime} "
-            f"(total {sum(timings.values()):.0f} s). Every clip's JSON sidecar holds its full "
+            f"(stages {sum(timings.values()):.0f} s, wall {settings.get('wall_seconds', 0):.0f} s"
+            f" with {settings.get('workers', 1)} process(es)). Every clip's JSON sidecar holds its full "
             "plan, seed and model info. Per-clip results: <a href='results.csv'>results.csv</a>; "
             "summary: <a href='summary.csv'>summary.csv</a>.</p>",
         )
