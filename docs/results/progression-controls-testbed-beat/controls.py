@@ -58,6 +58,27 @@ def controlled(cd: ConceptDirections, kind: str) -> ConceptDirections:
     return out
 
 
+def pulse_quality(plan, on: float, floor: float, bpm: float, frame_rate: float):
+    """``plan`` with every quality-role direction's φ(t) multiplied by a beat gate: 1 for the
+    first ``on`` of each beat (from the beat), ``floor`` in the rest."""
+    from dataclasses import replace
+
+    from musicrfm.steering.schedules import from_callable
+
+    beat = 60.0 / bpm * frame_rate  # steps per beat
+    out = []
+    for d in plan.directions:
+        if direction_role(d.load()) == "quality":
+            base = d.schedule.resolve(frame_rate=frame_rate, horizon=10_000)
+
+            def phi(t: int, base=base) -> float:
+                return base(t) * (1.0 if (t % beat) < on * beat else floor)
+
+            d = replace(d, schedule=from_callable(phi))
+        out.append(d)
+    return replace(plan, directions=out)
+
+
 def _root(name: str) -> str:
     return name[:2] if name[1:2] in ("#", "b") else name[:1]
 
@@ -80,6 +101,11 @@ def main() -> None:
         default=DIRS[0],
         help="chord-quality directions to steer with (default: the bundled ones)",
     )
+    ap.add_argument(
+        "--pulse-quality", type=float, nargs=2, default=None, metavar=("ON", "FLOOR"),
+        help="the quality part at full strength for the first ON of each beat only and FLOOR x "
+        "its strength in the rest (session 21: is the choir the quality held at every frame?)",
+    )  # fmt: skip
     a = ap.parse_args()
     t0 = time.time()
     a.out.mkdir(parents=True, exist_ok=True)
@@ -95,6 +121,7 @@ def main() -> None:
     result_judges = {k: v[1] for k, v in judges.items()}
     real = [ConceptDirections.load(d) for d in (a.quality_directions, DIRS[1])]
     result: dict = {"chords": CHORDS, "bpm": BPM, "coef": a.coef, "seeds": a.seeds,
+                    "pulse_quality": a.pulse_quality,
                     "quality_directions": str(a.quality_directions),
                     "prompts": prompts, "seconds": prog.seconds, "control_seed": CONTROL_SEED,
                     "judges": result_judges, "conditions": {}}  # fmt: skip
@@ -105,6 +132,8 @@ def main() -> None:
         else:
             dirs = real if cond == "steered" else [controlled(cd, cond) for cd in real]
             plan = compile_progression(prog, dirs, a.coef)
+            if a.pulse_quality is not None:
+                plan = pulse_quality(plan, *a.pulse_quality, float(BPM), model.frame_rate)
         clips = generate(model, prompts, plan=plan, seed=a.seeds, seconds=prog.seconds, batch=2)
         bars = [judge_bars(c.audio, c.sample_rate, prog) for c in clips]
         for clip in bars:
