@@ -79,6 +79,15 @@ def pulse_quality(plan, on: float, floor: float, bpm: float, frame_rate: float):
     return replace(plan, directions=out)
 
 
+def quality_layers(plan, layers: list[int]):
+    """``plan`` with every quality-role direction steering ``layers`` only."""
+    from dataclasses import replace
+
+    out = [replace(d, layers=list(layers)) if direction_role(d.load()) == "quality" else d
+           for d in plan.directions]  # fmt: skip
+    return replace(plan, directions=out)
+
+
 def _root(name: str) -> str:
     return name[:2] if name[1:2] in ("#", "b") else name[:1]
 
@@ -106,6 +115,10 @@ def main() -> None:
         help="the quality part at full strength for the first ON of each beat only and FLOOR x "
         "its strength in the rest (session 21: is the choir the quality held at every frame?)",
     )  # fmt: skip
+    ap.add_argument(
+        "--quality-layers", type=int, nargs="+", default=None, metavar="L",
+        help="steer the quality part on these layers only (the root part keeps every layer)",
+    )
     a = ap.parse_args()
     t0 = time.time()
     a.out.mkdir(parents=True, exist_ok=True)
@@ -121,7 +134,7 @@ def main() -> None:
     result_judges = {k: v[1] for k, v in judges.items()}
     real = [ConceptDirections.load(d) for d in (a.quality_directions, DIRS[1])]
     result: dict = {"chords": CHORDS, "bpm": BPM, "coef": a.coef, "seeds": a.seeds,
-                    "pulse_quality": a.pulse_quality,
+                    "pulse_quality": a.pulse_quality, "quality_layers": a.quality_layers,
                     "quality_directions": str(a.quality_directions),
                     "prompts": prompts, "seconds": prog.seconds, "control_seed": CONTROL_SEED,
                     "judges": result_judges, "conditions": {}}  # fmt: skip
@@ -132,6 +145,8 @@ def main() -> None:
         else:
             dirs = real if cond == "steered" else [controlled(cd, cond) for cd in real]
             plan = compile_progression(prog, dirs, a.coef)
+            if a.quality_layers is not None:
+                plan = quality_layers(plan, a.quality_layers)
             if a.pulse_quality is not None:
                 plan = pulse_quality(plan, *a.pulse_quality, float(BPM), model.frame_rate)
         clips = generate(model, prompts, plan=plan, seed=a.seeds, seconds=prog.seconds, batch=2)
