@@ -118,7 +118,7 @@ def main() -> None:
     ap.add_argument(
         "--quality-layers", type=int, nargs="+", default=None, metavar="L",
         help="steer the quality part on these layers only (the root part keeps every layer)",
-    )
+    )  # fmt: skip
     a = ap.parse_args()
     t0 = time.time()
     a.out.mkdir(parents=True, exist_ok=True)

@@ -72,7 +72,9 @@ def main(work: Path, out: Path) -> None:
     for name, feats in (("empty", empty), ("caption", caption)):
         cd = train_directions(feats, **kw).directions
         record_activation_norms(cd, feats.features)
-        cd.meta["trained_on"] = f"root-position strike triads, captured with {feats.meta['prompt']!r}"
+        cd.meta["trained_on"] = (
+            f"root-position strike triads, captured with {feats.meta['prompt']!r}"
+        )
         cd.save(out / f"chords-{name}")
         cos = torch.nn.functional.cosine_similarity(
             cd.vectors[..., 0, :].double(), bundled.vectors[..., 0, :].double(), dim=-1

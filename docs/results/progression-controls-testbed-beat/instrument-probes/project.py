@@ -55,8 +55,14 @@ def main(work: Path, out: Path, k: int) -> None:
         v = v - inside
         vectors[i] = v / v.norm(dim=-1, keepdim=True)
         aucs[layer] = [round(float(x), 3) for x in inst.scores[j]]
-    meta = dict(cd.meta, instrument_projection={
-        "components_per_instrument": k, "instruments": inst.classes, "clips": len(feats.rows)})
+    meta = dict(
+        cd.meta,
+        instrument_projection={
+            "components_per_instrument": k,
+            "instruments": inst.classes,
+            "clips": len(feats.rows),
+        },
+    )
     replace(cd, vectors=vectors.to(cd.vectors.dtype), meta=meta).save(out / "chords-projected")
     report = {"k": k, "dims_removed": len(inst.classes) * k, "hidden_size": vectors.shape[-1],
               "random_vector_share": (len(inst.classes) * k / vectors.shape[-1]) ** 0.5,
