@@ -288,3 +288,26 @@ def test_two_workers_give_the_same_demo_as_one(tmp_path):
     assert two["settings"]["pair"]["rows"] == one["settings"]["pair"]["rows"]
     assert two["summary"] == one["summary"] and two["controls"] == one["controls"]
     assert two["settings"]["wall_seconds"] > 0
+
+
+def test_the_second_process_gets_its_own_environment_and_a_crash_is_reported():
+    """The child sees the variables given for it (its own numba cache) and the parent keeps its
+    own; a child that dies without a result raises WorkerDied (the demo then runs the testbed
+    parts itself) instead of waiting for ever."""
+    import os
+
+    from musicrfm.experiments.demo.run import WorkerDied, _Background
+
+    key = "MUSICRFM_TEST_CHILD_ONLY"
+    assert key not in os.environ
+    child = _Background(os.getenv, (key,), {key: "child"})
+    try:
+        assert child.result() == "child" and key not in os.environ
+    finally:
+        child.close()
+    dying = _Background(os._exit, (3,))
+    try:
+        with pytest.raises(WorkerDied):
+            dying.result()
+    finally:
+        dying.close()

@@ -93,10 +93,14 @@ def run_demo(
         timings["load"] = time.perf_counter() - t
         note = _note_part(adapter, cfg, work_dir, out, seed, device, progress, timings, tgt, b)
         beat = _beat_part(cfg, out, seed, device, progress, adapter)  # while the testbed runs
+        try:
+            part, pair = background.result() if background is not None else (None, None)
+        except WorkerDied as exc:
+            log.warning("the second process died (%s); running the testbed parts here", exc)
+            background.close()
+            background = None
         if background is None:
             part, pair = _testbed_parts(cfg, work_dir, out, seed, device, progress)
-        else:
-            part, pair = background.result()
     finally:
         if background is not None:
             background.close()
@@ -200,27 +204,46 @@ def _testbed_worker(
     return _testbed_parts(cfg, work, out, seed, device, progress=False)
 
 
+class WorkerDied(RuntimeError):
+    """The second process ended without a result (a crash, or killed)."""
+
+
 class _Background:
-    """The testbed parts running in a spawned process; ``close`` stops it if still running."""
+    """``fn(*args)`` running in a spawned process; ``close`` stops it if still running.
 
-    def __init__(self, args: tuple[Any, ...]) -> None:
+    ``env``: variables set for the child only (the spawn copies the environment at start)."""
+
+    def __init__(self, fn: Any, args: tuple[Any, ...], env: dict[str, str] | None = None) -> None:
         import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
-        self._pool = multiprocessing.get_context("spawn").Pool(1)
-        self._result = self._pool.apply_async(_testbed_worker, args)
-        self._done = False
+        saved = {k: os.environ.get(k) for k in env or {}}
+        os.environ.update(env or {})
+        try:  # the process starts inside submit, with this environment
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            self._future = self._pool.submit(fn, *args)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
 
-    def result(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-        value = self._result.get()  # an error in the worker is raised here
-        self._done = True
-        return value
+    def result(self) -> Any:
+        """The value, or the worker's own error; WorkerDied when the process died without one
+        (a segfault, the OOM killer)."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return self._future.result()
+        except BrokenProcessPool as exc:
+            raise WorkerDied(str(exc)) from exc
 
     def close(self) -> None:
-        if self._done:
-            self._pool.close()
-        else:
-            self._pool.terminate()
-        self._pool.join()
+        if not self._future.done():
+            for proc in list(getattr(self._pool, "_processes", {}).values()):
+                proc.terminate()
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _start_testbed(
@@ -232,7 +255,11 @@ def _start_testbed(
     if not cfg.part_model and not cfg.pair:
         return None
     level = logging.getLogger().getEffectiveLevel()
-    return _Background((cfg, work, out, seed, device, torch.get_num_threads(), level))
+    # its own numba cache: two processes compiling librosa's kernels into one cache at once can
+    # leave a half-written entry that segfaults the next reader (notes/LEARNINGS.md, session 17)
+    env = {} if os.environ.get("NUMBA_CACHE_DIR") else {"NUMBA_CACHE_DIR": str(work / "numba")}
+    args = (cfg, work, out, seed, device, torch.get_num_threads(), level)
+    return _Background(_testbed_worker, args, env)
 
 
 def _write_pages(
