@@ -71,7 +71,7 @@ def run_demo(
     quick: the reduced CI run (:meth:`DemoConfig.quick`); ignored when ``config`` is given.
     config: full control over sizes, prompts, η0, controls.
     workers: 2 runs the testbed's chord part and pair in a second process while this one runs
-        the note part and the beat (same results, about 40% less wall time on 2 cores); 1 runs
+        the note part and the beat (same results, about a third less wall time on 2 cores); 1 runs
         every stage here, in order.
     """
 
@@ -94,12 +94,13 @@ def run_demo(
         note = _note_part(adapter, cfg, work_dir, out, seed, device, progress, timings, tgt, b)
         beat = _beat_part(cfg, out, seed, device, progress, adapter)  # while the testbed runs
         try:
-            part, pair = background.result() if background is not None else (None, None)
+            if background is not None:
+                part, pair = background.result()
         except WorkerDied as exc:
             log.warning("the second process died (%s); running the testbed parts here", exc)
             background.close()
             background = None
-        if background is None:
+        if background is None:  # one process, or the second one died
             part, pair = _testbed_parts(cfg, work_dir, out, seed, device, progress)
     finally:
         if background is not None:
