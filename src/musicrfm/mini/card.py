@@ -396,7 +396,7 @@ def _recipe_lines(folder: Path, info: dict[str, Any]) -> list[str]:
         *_codec_words(recipe.codec),
         f"- Decoder: `MusicgenForCausalLM`, {cfg.get('num_layers')} layers, hidden size "
         f"{cfg.get('hidden_size')}, {cfg.get('num_heads')} heads, FFN {cfg.get('ffn_dim')}, "
-        f"{cfg.get('num_codebooks', 4)} codebooks with the delay pattern ({info.get('decoder_parameters', 0) / 1e6:.2f}M parameters).",
+        f"{_num_codebooks(folder, cfg)} codebooks with the delay pattern ({info.get('decoder_parameters', 0) / 1e6:.2f}M parameters).",
         "- Text encoder: a 2-layer T5 encoder (d=128) with the byte-level `ByT5Tokenizer`",
         "  (no vocabulary download).",
         f"- Total {info.get('total_parameters', 0) / 1e6:.2f}M parameters, {size_mb:.1f} MB of safetensors.",
@@ -425,6 +425,16 @@ def _recipe_lines(folder: Path, info: dict[str, Any]) -> list[str]:
     if info.get("notes"):
         lines.append("")
     return lines
+
+
+def _num_codebooks(folder: Path, cfg: dict[str, Any]) -> int:
+    """The decoder's codebook count as saved (the codec sets it: the beat codec adds one)."""
+    path = folder / "config.json"
+    if path.exists():
+        n = json.loads(path.read_text()).get("decoder", {}).get("num_codebooks")
+        if n is not None:
+            return int(n)
+    return int(cfg.get("num_codebooks", 4))
 
 
 def _holdout_words(recipe: Any) -> str:
