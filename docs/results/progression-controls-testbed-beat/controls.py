@@ -13,12 +13,13 @@ judges the same clips with the saved judge in DIR (e.g. one fitted with `musicrf
 
     OMP_NUM_THREADS=1 python docs/results/progression-controls-testbed-beat/controls.py OUT \
         [--seeds 2000 3000] [--prompts N] [--coef 0.3x] [--conditions unsteered steered ...] \
-        [--judge DIR] [--quality-directions PATH]
+        [--judge DIR] [--quality-directions PATH] [--split-codebooks K ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -88,6 +89,16 @@ def quality_layers(plan, layers: list[int]):
     return replace(plan, directions=out)
 
 
+def _split(model, codebooks: list[int] | None):
+    """The codebook split of codebook-split/split.py, or nothing."""
+    if codebooks is None:
+        return contextlib.nullcontext()
+    sys.path.insert(0, str(Path(__file__).parent / "codebook-split"))
+    from split import split_codebooks
+
+    return split_codebooks(model, codebooks)
+
+
 def _root(name: str) -> str:
     return name[:2] if name[1:2] in ("#", "b") else name[:1]
 
@@ -119,6 +130,11 @@ def main() -> None:
         "--quality-layers", type=int, nargs="+", default=None, metavar="L",
         help="steer the quality part on these layers only (the root part keeps every layer)",
     )  # fmt: skip
+    ap.add_argument(
+        "--split-codebooks", type=int, nargs="+", default=None, metavar="K",
+        help="only these codebooks' predictions are steered, the rest come from an unsteered "
+        "copy of each decoder call (codebook-split/split.py, session 22)",
+    )  # fmt: skip
     a = ap.parse_args()
     t0 = time.time()
     a.out.mkdir(parents=True, exist_ok=True)
@@ -134,7 +150,7 @@ def main() -> None:
     result_judges = {k: v[1] for k, v in judges.items()}
     real = [ConceptDirections.load(d) for d in (a.quality_directions, DIRS[1])]
     result: dict = {"chords": CHORDS, "bpm": BPM, "coef": a.coef, "seeds": a.seeds,
-                    "pulse_quality": a.pulse_quality, "quality_layers": a.quality_layers,
+                    "pulse_quality": a.pulse_quality, "split_codebooks": a.split_codebooks, "quality_layers": a.quality_layers,
                     "quality_directions": str(a.quality_directions),
                     "prompts": prompts, "seconds": prog.seconds, "control_seed": CONTROL_SEED,
                     "judges": result_judges, "conditions": {}}  # fmt: skip
@@ -149,7 +165,9 @@ def main() -> None:
                 plan = quality_layers(plan, a.quality_layers)
             if a.pulse_quality is not None:
                 plan = pulse_quality(plan, *a.pulse_quality, float(BPM), model.frame_rate)
-        clips = generate(model, prompts, plan=plan, seed=a.seeds, seconds=prog.seconds, batch=2)
+        with _split(model, a.split_codebooks):
+            clips = generate(model, prompts, plan=plan, seed=a.seeds, seconds=prog.seconds,
+                             batch=2)  # fmt: skip
         bars = [judge_bars(c.audio, c.sample_rate, prog) for c in clips]
         for clip in bars:
             for b in clip:
