@@ -181,6 +181,43 @@ def test_a_polyphonic_judge_also_hears_chords_and_is_found_by_default(
     assert found is not None and found[1]["polyphonic"] is True
 
 
+def test_a_progressions_judge_hears_four_chords_a_clip_and_is_found_by_default(
+    adapter, tmp_path, monkeypatch
+):
+    """`mini judge --progressions`: clips of four triads, 2 s each, per instrument, drawn by a
+    seed (another seed: another, held-out draw); the fit adds them to the polyphonic clips, the
+    key names both, and a search without a key takes it."""
+    clips, families = judge_mod.progression_clips(8000, per_program=1)
+    assert len(clips) == len(families) == 12 and len(set(families)) > 1
+    assert all(sr == 8000 and len(a) == 4 * 2 * 8000 for a, sr in clips)
+    again, _ = judge_mod.progression_clips(8000, per_program=1)
+    other, _ = judge_mod.progression_clips(8000, per_program=1, seed=1)
+    np.testing.assert_array_equal(clips[3][0], again[3][0])
+    assert not np.array_equal(clips[3][0], other[3][0])
+
+    monkeypatch.setattr(judge_mod, "POLYPHONIC_PER_PROGRAM", 1)
+    monkeypatch.setattr(judge_mod, "PROGRESSIONS_PER_PROGRAM", 1)
+    fitted_on: list[int] = []
+    real_fit = judge_mod.progression_clips
+
+    def counted(sr, per_program=1, **kw):
+        out = real_fit(sr, per_program=1, **kw)
+        fitted_on.append(len(out[0]))
+        return out
+
+    monkeypatch.setattr(judge_mod, "progression_clips", counted)
+    clf, report = reference_judge(adapter, [tmp_path], **SMALL, progressions=True)
+    assert fitted_on == [12] and report["progressions"] is True and report["polyphonic"] is True
+    key = judge_key(adapter, SMALL["notes"], SMALL["rhythms"], progressions=True)
+    poly_key = judge_key(adapter, SMALL["notes"], SMALL["rhythms"], polyphonic=True)
+    assert clf.meta["judge_key"] == key != poly_key and key["polyphony"] == poly_key["polyphony"]
+    assert find_reference_judge(adapter, [tmp_path], key=poly_key) is None
+    monkeypatch.setattr(judge_mod, "REFERENCE_NOTES", SMALL["notes"])
+    monkeypatch.setattr(judge_mod, "REFERENCE_RHYTHMS", SMALL["rhythms"])
+    found = find_reference_judge(adapter, [tmp_path])
+    assert found is not None and found[1]["progressions"] is True
+
+
 def test_a_headline_judge_folder_must_hold_a_judge_for_the_models_codec(
     adapter, fitted, tmp_path, monkeypatch
 ):

@@ -9,7 +9,8 @@ plan is compiled by `compile_progression` exactly as `musicrfm generate --chords
 is judged by `demo.progression.judge_bars`; prompt adherence by the model folder's reference
 timbre judge (`demo.stages.saved_judge`), paired per clip against unsteered. `--judge DIR` also
 judges the same clips with the saved judge in DIR (e.g. one fitted with `musicrfm mini judge
---polyphonic`): its figures go under `adherence_polyphonic` (or `adherence_other`).
+--polyphonic`): its figures go under `adherence_polyphonic` (`adherence_progressions` for a
+`--progressions` judge, else `adherence_other`).
 
     OMP_NUM_THREADS=1 python docs/results/progression-controls-testbed-beat/controls.py OUT \
         [--seeds 2000 3000] [--prompts N] [--coef 0.3x] [--conditions unsteered steered ...] \
@@ -146,7 +147,9 @@ def main() -> None:
         other = find_reference_judge(model, [a.judge])
         if other is None:
             raise SystemExit(f"{a.judge}: no timbre judge fitted for this model's codec")
-        judges["adherence_polyphonic" if other[1].get("polyphonic") else "adherence_other"] = other
+        kind = ("progressions" if other[1].get("progressions")
+                else "polyphonic" if other[1].get("polyphonic") else "other")  # fmt: skip
+        judges[f"adherence_{kind}"] = other
     result_judges = {k: v[1] for k, v in judges.items()}
     real = [ConceptDirections.load(d) for d in (a.quality_directions, DIRS[1])]
     result: dict = {"chords": CHORDS, "bpm": BPM, "coef": a.coef, "seeds": a.seeds,

@@ -136,6 +136,10 @@ def _register_judge(sub) -> None:
                     "instrument: a polyphonic model's steered clips play chords, and a judge "
                     "fitted on single notes misses a triad's instrument (replaces a notes-only "
                     "judge in the folder)")  # fmt: skip
+    ju.add_argument("--progressions", action="store_true",
+                    help="--polyphonic, and clips of four triads in a row (2 s each, any root, "
+                    "quality and inversion) per instrument: a progression changes chord and "
+                    "register every bar, which a judge fitted on one triad a clip misreads")  # fmt: skip
     ju.add_argument("--device", default="cpu", help="torch device")
     add_threads_argument(ju)
     ju.set_defaults(func=run)
@@ -549,7 +553,13 @@ def _judge(args: argparse.Namespace) -> int:
     folder = Path(args.out) if args.out else adapter.local_path
     if folder is None:
         raise ConfigError(f"{args.model} is not a local folder: say where to save with --out")
-    _, report = reference_judge(adapter, [folder], progress=True, polyphonic=args.polyphonic)
+    _, report = reference_judge(
+        adapter,
+        [folder],
+        progress=True,
+        polyphonic=args.polyphonic or args.progressions,
+        progressions=args.progressions,
+    )
     print(f"judge: {folder / JUDGE_NAME}.safetensors")
     if (folder / "training.json").is_file():  # a mini model folder: its card lists the judge
         from musicrfm.mini.card import refresh_model_card

@@ -87,6 +87,57 @@ def polyphonic_clips(
     return audio, [theory.instrument_family(c.program) for c in picked]
 
 
+# A progression's clip changes chord every bar, across registers: the polyphonic judge, fitted on
+# one triad a clip, hears rendered `C G Am F` (roots C4 G3 A3 F4, where the steered testbed plays
+# it) through the codec on the right instrument in only 4/8 clips (octave 3: 7/8;
+# docs/results/progression-controls-testbed-beat/codebook-split/). The progressions recipe adds
+# clips of four triads, one every 2 s, per instrument.
+PROGRESSIONS_PER_PROGRAM = 24
+PROGRESSION_CHORDS = 4
+PROGRESSION_CHORD_SECONDS = 2.0
+
+
+def progression_clips(
+    sr: int,
+    per_program: int = PROGRESSIONS_PER_PROGRAM,
+    *,
+    seed: int = JUDGE_SEED,
+    roots: tuple[int, int] = (48, 71),
+    progress: bool = False,
+) -> tuple[list[tuple[np.ndarray, int]], list[str]]:
+    """``per_program`` clips of four random triads (quality, inversion, root MIDI in ``roots``),
+    2 s each, struck on the beat at one random tempo (60-180 BPM), on every prompt instrument,
+    with their GM families. ``seed`` draws them (another seed: a held-out set)."""
+    from musicrfm import theory
+    from musicrfm.synth.notes import TRAIN_PROGRAMS
+    from musicrfm.synth.strikes import StrikeClip
+
+    rng = np.random.default_rng(seed)
+    qualities = list(theory.CHORD_QUALITIES)
+    plans = []
+    for program in TRAIN_PROGRAMS:
+        for _ in range(per_program):
+            bpm = float(rng.choice(np.arange(60, 181, 10)))
+            chords = [
+                StrikeClip.triad(int(program), int(rng.integers(roots[0], roots[1] + 1)),
+                                 qualities[int(rng.integers(len(qualities)))],
+                                 int(rng.integers(3)), bpm=bpm)
+                for _ in range(PROGRESSION_CHORDS)
+            ]  # fmt: skip
+            plans.append((int(program), chords))
+    it: Any = plans
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(plans, desc="render progressions", unit="clip")
+    audio = [
+        (np.concatenate([c.render(sampling_rate=sr, seconds=PROGRESSION_CHORD_SECONDS)
+                         for c in chords]), sr)
+        for _, chords in it
+    ]  # fmt: skip
+    return audio, [theory.instrument_family(p) for p, _ in plans]
+
+
 def reference_instrument_clips(
     sr: int,
     rhythms: Sequence[tuple[int, float]] = REFERENCE_RHYTHMS,
@@ -126,9 +177,10 @@ def judge_key(
     notes: tuple[int, int],
     rhythms: Sequence[Sequence[float]],
     polyphonic: bool = False,
+    progressions: bool = False,
 ) -> dict:
     """What a saved judge must match to be reused for ``adapter`` (a notes-only judge keeps the
-    key it had before the polyphonic recipe existed)."""
+    key it had before the polyphonic recipe existed; ``progressions`` implies ``polyphonic``)."""
     key: dict[str, Any] = {
         "version": JUDGE_VERSION,
         "codec": codec_fingerprint(adapter),
@@ -136,8 +188,14 @@ def judge_key(
         "notes": list(notes),
         "rhythms": [list(r) for r in rhythms],
     }
-    if polyphonic:
+    if polyphonic or progressions:
         key["polyphony"] = {"per_program": POLYPHONIC_PER_PROGRAM, "kinds": ["intervals", "triads"]}
+    if progressions:
+        key["progressions"] = {
+            "per_program": PROGRESSIONS_PER_PROGRAM,
+            "chords": PROGRESSION_CHORDS,
+            "chord_seconds": PROGRESSION_CHORD_SECONDS,
+        }
     return key
 
 
@@ -151,13 +209,19 @@ def find_reference_judge(
     adapter: ModelAdapter, folders: Sequence[Path], *, key: dict | None = None
 ) -> tuple[Any, dict[str, Any]] | None:
     """The first saved judge in ``folders`` fitted for this codec, with its report; else None.
-    Without ``key`` either recipe (notes only, or polyphonic) is taken."""
+    Without ``key`` any recipe (notes only, polyphonic, progressions) is taken."""
     from musicrfm.evaluation.instrument import InstrumentClassifier
 
     if not folders:
         return None
-    keys = [key] if key else [judge_key(adapter, REFERENCE_NOTES, REFERENCE_RHYTHMS, poly)
-                              for poly in (False, True)]  # fmt: skip
+    keys = (
+        [key]
+        if key
+        else [
+            judge_key(adapter, REFERENCE_NOTES, REFERENCE_RHYTHMS, poly, prog)
+            for poly, prog in ((False, False), (True, False), (True, True))
+        ]
+    )
     for folder in folders:
         path = Path(folder) / JUDGE_NAME
         if not path.with_suffix(".json").is_file():
@@ -182,7 +246,7 @@ def require_saved_judge(adapter: ModelAdapter, folder: str | Path) -> tuple[Any,
         raise ConfigError(
             f"{folder} holds no timbre judge fitted for {adapter.model_id}'s codec: fit one "
             f"with `musicrfm mini judge --model {adapter.model_id} --out {folder}` (add "
-            "--polyphonic for chords), or drop --judge"
+            "--polyphonic for chords, --progressions for chord progressions), or drop --judge"
         )
     return found
 
@@ -195,18 +259,22 @@ def reference_judge(
     rhythms: Sequence[tuple[int, float]] | None = None,
     progress: bool = False,
     polyphonic: bool | None = None,
+    progressions: bool = False,
 ) -> tuple[Any, dict[str, Any]]:
     """The reference judge for ``adapter``'s codec: a matching one from ``folders``, else fitted
     (a small MLP on every prompt instrument x note x rhythm, with ``polyphonic`` also harmonic
     intervals and triads, and their codec round trips) and saved into ``folders[0]``.
-    ``polyphonic`` None takes a saved judge of either recipe and fits the notes-only one.
+    ``polyphonic`` None takes a saved judge of any recipe and fits the notes-only one;
+    ``progressions`` adds clips of four triads in a row (:func:`progression_clips`) to the
+    polyphonic ones.
     Returns (classifier, report with held-out accuracies)."""
     from musicrfm.evaluation.instrument import fit_instrument_classifier
 
     notes = notes or REFERENCE_NOTES
     rhythms = tuple(rhythms or REFERENCE_RHYTHMS)
-    default = notes == REFERENCE_NOTES and rhythms == REFERENCE_RHYTHMS and polyphonic is None
-    key = judge_key(adapter, notes, rhythms, bool(polyphonic))
+    default = (notes == REFERENCE_NOTES and rhythms == REFERENCE_RHYTHMS and polyphonic is None
+               and not progressions)  # fmt: skip
+    key = judge_key(adapter, notes, rhythms, bool(polyphonic), progressions)
     found = find_reference_judge(adapter, folders, key=None if default else key)
     if found is not None:
         return found
@@ -214,8 +282,11 @@ def reference_judge(
     clips, families = reference_instrument_clips(
         int(adapter.sample_rate), rhythms=rhythms, notes=notes, progress=progress
     )
-    if polyphonic:
+    if polyphonic or progressions:
         more, more_families = polyphonic_clips(int(adapter.sample_rate), progress=progress)
+        clips, families = clips + more, families + more_families
+    if progressions:
+        more, more_families = progression_clips(int(adapter.sample_rate), progress=progress)
         clips, families = clips + more, families + more_families
     clf, full = fit_instrument_classifier(
         clips, families, model="mlp", seed=JUDGE_SEED, augment=codec_round_trip(adapter)
@@ -223,7 +294,8 @@ def reference_judge(
     report = {
         k: full.get(k) for k in ("test_accuracy", "test_accuracy_augmented", "n_test", "classes")
     }
-    report["polyphonic"] = bool(polyphonic)
+    report["polyphonic"] = bool(polyphonic or progressions)
+    report["progressions"] = bool(progressions)
     clf.meta.update(judge_key=key, report=report)
     if folders:
         clf.save(Path(folders[0]) / JUDGE_NAME)

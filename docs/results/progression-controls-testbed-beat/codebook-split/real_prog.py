@@ -2,8 +2,11 @@
 2 s a chord) on the demo prompts' instruments, clean and through the testbed codec (session 22).
 
     OMP_NUM_THREADS=1 python docs/results/progression-controls-testbed-beat/codebook-split/real_prog.py
+
+With HIGH=1 in the environment the roots are C4 G3 A3 F4, where the steered testbed plays them.
 """
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +32,12 @@ PROG = {
     "choir": 52,
     "trumpet": 56,
 }
-CH = [(48, "major"), (55, "major"), (57, "minor"), (53, "major")]
+
+CH = (
+    [(60, "major"), (55, "major"), (57, "minor"), (65, "major")]
+    if os.environ.get("HIGH")
+    else [(48, "major"), (55, "major"), (57, "minor"), (53, "major")]
+)
 sr = m.sample_rate
 for name, bpm, seconds in (
     ("struck 120", 120, 2.0),
