@@ -132,14 +132,18 @@ def test_the_bundled_model_carries_a_judge_for_its_own_codec():
 
 
 def test_the_beat_testbed_carries_a_polyphonic_judge_for_its_codec():
-    """`models/musicgen-mini-beat/judges/polyphonic` (`mini headline --judge`): fitted on notes,
-    intervals and triads through this codec; the folder's own judge stays the notes-only one."""
+    """`models/musicgen-mini-beat/judges/polyphonic` and `judges/progressions` (`mini headline
+    --judge`): fitted on notes, intervals and triads (and progressions) through this codec; the
+    folder's own judge stays the notes-only one."""
     beat = load_model("mini-beat")
     folder = model_folder(beat)
     assert folder is not None
     poly = find_reference_judge(beat, [folder / "judges" / "polyphonic"])
     assert poly is not None, "the polyphonic judge is missing or was fitted on another codec"
     assert poly[1]["polyphonic"] is True and poly[1]["test_accuracy_augmented"] >= 0.95
+    prog = find_reference_judge(beat, [folder / "judges" / "progressions"])
+    assert prog is not None, "the progressions judge is missing or was fitted on another codec"
+    assert prog[1]["progressions"] is True and prog[1]["test_accuracy_augmented"] >= 0.95
     own = find_reference_judge(beat, [folder])
     assert own is not None and own[1].get("polyphonic", False) is False
 

@@ -4,6 +4,7 @@ audio of the kind the progression path makes, clean and through the beat testbed
 Sets (none of them fitted on: the progressions judge's own clips use seed 0):
   held-out  `progression_clips(seed=1)`: 4 random triads a clip, 2 s each, roots C3-B4, every
             prompt instrument (4 clips each, 48 clips);
+  triads    one random triad a clip, 4 s, any quality / inversion / tempo (seed 1, 48 clips);
   C G Am F  rendered on every prompt instrument in root position at the register the steered
             testbed plays it (roots C4 G3 A3 F4) and an octave-3 voicing (C3 G3 A3 F3).
 
@@ -45,6 +46,22 @@ def fixed_progression(sr: int, chords: list[tuple[int, str]]) -> tuple[list, lis
     return audio, [theory.instrument_family(int(p)) for p in TRAIN_PROGRAMS]
 
 
+def single_triads(sr: int, per_program: int = 4, seed: int = 1) -> tuple[list, list[str]]:
+    """One random triad a clip (quality, inversion, root C3-B4), struck for 4 s at a random
+    tempo, on every prompt instrument: the kind of clip the chord headline steers toward."""
+    rng = np.random.default_rng(seed)
+    qualities = list(theory.CHORD_QUALITIES)
+    audio, families = [], []
+    for p in TRAIN_PROGRAMS:
+        for _ in range(per_program):
+            clip = StrikeClip.triad(int(p), int(rng.integers(48, 72)),
+                                    qualities[int(rng.integers(len(qualities)))],
+                                    int(rng.integers(3)), bpm=float(rng.choice(np.arange(60, 181, 10))))  # fmt: skip
+            audio.append((clip.render(sampling_rate=sr, seconds=4.0), sr))
+            families.append(theory.instrument_family(int(p)))
+    return audio, families
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("out", type=Path)
@@ -53,7 +70,10 @@ def main() -> None:
     t0 = time.time()
     model = load_model("mini-beat")
     sr = int(model.sample_rate)
-    sets = {"held-out progressions (seed 1)": progression_clips(sr, 4, seed=1)}
+    sets = {
+        "held-out progressions (seed 1)": progression_clips(sr, 4, seed=1),
+        "single triads (seed 1)": single_triads(sr),
+    }
     for name, chords in VOICINGS.items():
         sets[name] = fixed_progression(sr, chords)
     coded = {name: model.round_trip(audio) for name, (audio, _) in sets.items()}

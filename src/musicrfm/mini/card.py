@@ -222,6 +222,19 @@ def _judge_lines(folder: Path) -> list[str]:
     if not path.exists():
         return []
     report = json.loads(path.read_text()).get("report", {})
+    others = []
+    for extra in sorted(folder.glob(f"judges/*/{JUDGE_NAME}.json")):
+        r = json.loads(extra.read_text()).get("report", {})
+        flag = next((f" --{k}" for k in ("progressions", "polyphonic") if r.get(k)), "")
+        others.append(
+            f"- `{extra.parent.relative_to(folder)}/`: `musicrfm mini judge{flag}`, held out "
+            f"{r.get('test_accuracy', float('nan')):.3f} clean, "
+            f"{r.get('test_accuracy_augmented', float('nan')):.3f} through the codec "
+            f"(n={r.get('n_test')}); `--judge` takes it."
+        )
+    more = ["Other judges for this codec:", "", *others, ""] if others else []
+    if more:  # the card adds the blank line after the section
+        more.pop()
     return [
         "## Prompt-adherence judge",
         "",
@@ -236,6 +249,7 @@ def _judge_lines(folder: Path) -> list[str]:
         f"(n={report.get('n_test')}). `musicrfm demo` and `musicrfm mini headline` use it "
         "while its codec fingerprint matches.",
         "",
+        *more,
     ]
 
 
