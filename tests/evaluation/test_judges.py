@@ -191,27 +191,31 @@ def test_a_progressions_judge_hears_four_chords_a_clip_and_is_found_by_default(
     """`mini judge --progressions`: clips of four triads, 2 s each, per instrument, drawn by a
     seed (another seed: another, held-out draw); the fit adds them to the polyphonic clips, the
     key names both, and a search without a key takes it."""
-    clips, families = judge_mod.progression_clips(8000, per_program=1)
+    clips_of = judge_mod.progression_clips
+    clips, families = clips_of(8000, per_program=1)
     assert len(clips) == len(families) == 12 and len(set(families)) > 1
     assert all(sr == 8000 and len(a) == 4 * 2 * 8000 for a, sr in clips)
-    again, _ = judge_mod.progression_clips(8000, per_program=1)
-    other, _ = judge_mod.progression_clips(8000, per_program=1, seed=1)
+    again, _ = clips_of(8000, per_program=1)
+    other, _ = clips_of(8000, per_program=1, seed=1)
     np.testing.assert_array_equal(clips[3][0], again[3][0])
     assert not np.array_equal(clips[3][0], other[3][0])
 
-    monkeypatch.setattr(judge_mod, "POLYPHONIC_PER_PROGRAM", 1)
-    monkeypatch.setattr(judge_mod, "PROGRESSIONS_PER_PROGRAM", 1)
-    fitted_on: list[int] = []
-    real_fit = judge_mod.progression_clips
+    # the fit is what the polyphonic test checks: keep it to a few clips of each kind here
+    fitted_on: list[str] = []
 
-    def counted(sr, per_program=1, **kw):
-        out = real_fit(sr, per_program=1, **kw)
-        fitted_on.append(len(out[0]))
-        return out
+    def few(kind, real):
+        def clips(sr, *args, **kw):
+            fitted_on.append(kind)
+            audio, families = real(sr, 1)
+            return audio[::6], families[::6]
 
-    monkeypatch.setattr(judge_mod, "progression_clips", counted)
+        return clips
+
+    monkeypatch.setattr(judge_mod, "polyphonic_clips", few("triads", judge_mod.polyphonic_clips))
+    monkeypatch.setattr(judge_mod, "progression_clips", few("progressions", real=clips_of))
     clf, report = reference_judge(adapter, [tmp_path], **SMALL, progressions=True)
-    assert fitted_on == [12] and report["progressions"] is True and report["polyphonic"] is True
+    assert fitted_on == ["triads", "progressions"]
+    assert report["progressions"] is True and report["polyphonic"] is True
     key = judge_key(adapter, SMALL["notes"], SMALL["rhythms"], progressions=True)
     poly_key = judge_key(adapter, SMALL["notes"], SMALL["rhythms"], polyphonic=True)
     assert clf.meta["judge_key"] == key != poly_key and key["polyphony"] == poly_key["polyphony"]

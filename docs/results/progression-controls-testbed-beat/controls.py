@@ -186,6 +186,7 @@ def main() -> None:
         s = {k.replace("_ok", ""): _ci(v) for k, v in per[cond].items()}
         s["detected"] = [[b["got"] for b in clip] for clip in bars]
         s["clips"], s["bars"] = len(bars), sum(len(c) for c in bars)
+        s["per_clip"] = per[cond]  # paired with unsteered clip for clip: pool runs from here
         if "unsteered" in per and cond != "unsteered":
             for key in judges:
                 d = np.array(per[cond][key]) - np.array(per["unsteered"][key])
