@@ -20,10 +20,10 @@ judges the same clips with the saved judge in DIR (e.g. one fitted with `musicrf
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -90,16 +90,6 @@ def quality_layers(plan, layers: list[int]):
     return replace(plan, directions=out)
 
 
-def _split(model, codebooks: list[int] | None):
-    """The codebook split of codebook-split/split.py, or nothing."""
-    if codebooks is None:
-        return contextlib.nullcontext()
-    sys.path.insert(0, str(Path(__file__).parent / "codebook-split"))
-    from split import split_codebooks
-
-    return split_codebooks(model, codebooks)
-
-
 def _root(name: str) -> str:
     return name[:2] if name[1:2] in ("#", "b") else name[:1]
 
@@ -134,7 +124,7 @@ def main() -> None:
     ap.add_argument(
         "--split-codebooks", type=int, nargs="+", default=None, metavar="K",
         help="only these codebooks' predictions are steered, the rest come from an unsteered "
-        "copy of each decoder call (codebook-split/split.py, session 22)",
+        "copy of each decoder call (SteeringPlan.codebooks, `generate --codebooks`; session 22)",
     )  # fmt: skip
     a = ap.parse_args()
     t0 = time.time()
@@ -168,9 +158,9 @@ def main() -> None:
                 plan = quality_layers(plan, a.quality_layers)
             if a.pulse_quality is not None:
                 plan = pulse_quality(plan, *a.pulse_quality, float(BPM), model.frame_rate)
-        with _split(model, a.split_codebooks):
-            clips = generate(model, prompts, plan=plan, seed=a.seeds, seconds=prog.seconds,
-                             batch=2)  # fmt: skip
+        if plan is not None and a.split_codebooks is not None:
+            plan = replace(plan, codebooks=a.split_codebooks)  # SteeringPlan.codebooks
+        clips = generate(model, prompts, plan=plan, seed=a.seeds, seconds=prog.seconds, batch=2)
         bars = [judge_bars(c.audio, c.sample_rate, prog) for c in clips]
         for clip in bars:
             for b in clip:

@@ -120,6 +120,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(subtracted from the unconditional rows: the prompt's own rows stay untouched)",
     )
     s.add_argument("--gate-seed", type=int, help="seed of the gate (default: the generation seed)")
+    s.add_argument(
+        "--codebooks",
+        type=int,
+        nargs="+",
+        metavar="K",
+        help="steer only these codebooks' predictions; the others come from an unsteered copy "
+        "of each decoder step (twice the decoder's work). On the beat testbed `--codebooks 0 1` "
+        "(the notes) keeps more of the prompt's timbre under --chords",
+    )
     q = p.add_argument_group("note sequences, chord progressions, tempo curves (see below)")
     q.add_argument("--notes", metavar="SEQ", help='notes on the beat grid: "C E G", "C E | G"')
     q.add_argument(
@@ -406,6 +415,12 @@ def run(args: argparse.Namespace) -> int:
     seeds = check_seeds(args.seed)
     check_outputs(output_paths_for([(p, s) for p in args.prompts for s in seeds], args.output))
     plan = build_plan(args)
+    if args.codebooks is not None:
+        from musicrfm.steering.plan import check_codebooks
+
+        if plan is None:
+            raise ConfigError("--codebooks needs a plan (--directions, --chords or --plan)")
+        plan.codebooks = check_codebooks(args.codebooks)
     if args.save_plan:
         from pathlib import Path
 

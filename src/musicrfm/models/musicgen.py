@@ -82,6 +82,11 @@ class MusicGenAdapter:
         return self.model.decoder.model.decoder
 
     @property
+    def decoder_lm(self) -> nn.Module:
+        """The decoder with its LM heads (one per codebook): what returns the logits."""
+        return self.model.decoder
+
+    @property
     def decoder_layers(self) -> nn.ModuleList:
         """Decoder blocks 0..L-1; block i's output is layer i everywhere in MusicRFM."""
         return self.decoder_base.layers

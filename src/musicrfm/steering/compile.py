@@ -52,6 +52,9 @@ class CompiledPlan:
     conflicts: tuple[str, ...] = ()
     """Contradictory targets of one concept at full strength at once (`find_conflicts`)."""
     clip_seeds: tuple[int, ...] = ()
+    codebooks: tuple[int, ...] = ()
+    """The codebooks whose predictions the steering reaches when not all (`SteeringPlan.codebooks`;
+    empty: every codebook, one decoder pass)."""
 
     @property
     def num_directions(self) -> int:
@@ -365,6 +368,7 @@ def compile_plan(
         log.warning("%s", line)
     L, H = adapter.num_layers, adapter.hidden_size
     gate_seed = plan.seed if plan.seed is not None else seed
+    codebooks = _check_codebooks(plan.codebooks, adapter)
     return CompiledPlan(
         unit=torch.stack(units) if units else torch.zeros(0, L, H, dtype=torch.float64),
         weights=np.stack(weights) if weights else np.zeros((0, L)),
@@ -381,4 +385,26 @@ def compile_plan(
         num_layers=L,
         hidden_size=H,
         conflicts=tuple(conflicts),
+        codebooks=codebooks,
     )
+
+
+def _check_codebooks(codebooks: list[int] | None, adapter: ModelAdapter) -> tuple[int, ...]:
+    """The plan's codebooks checked against the model (empty: all of them, no second pass)."""
+    if codebooks is None:
+        return ()
+    k = adapter.num_codebooks
+    if max(codebooks) >= k:
+        raise ConfigError(
+            f"codebooks {codebooks}: {getattr(adapter, 'model_id', 'the model')} has {k} "
+            f"codebooks (0-{k - 1})"
+        )
+    if len(codebooks) == k:
+        return ()
+    if getattr(adapter, "is_melody", False) or getattr(adapter, "decoder_lm", None) is None:
+        raise ConfigError(
+            f"{getattr(adapter, 'model_id', 'this model')}: steering some codebooks only needs a "
+            "MusicGen decoder with its "
+            "LM heads (not MusicGen-Melody); drop codebooks"
+        )
+    return tuple(codebooks)

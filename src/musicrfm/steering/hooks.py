@@ -38,6 +38,12 @@ Classifier-free guidance: MusicGen's generate stacks the conditional rows first 
 unconditional rows second; each direction's ``rows`` sets its gain on each half
 (`ROW_GAINS`: "conditional" steers only the first half, "contrast" subtracts from the second).
 
+Some codebooks only (`SteeringPlan.codebooks`): a pre-hook on the decoder with its LM heads
+doubles every batch input of each call (rows as generate sends them, then an unsteered copy;
+the KV cache grows to match, so each copy keeps its own), the block hooks add to the first half
+only, and a forward hook takes the listed codebooks' logits from the steered rows and the rest
+from the copy. Both copies read the same sampled codes.
+
 Live values (:mod:`musicrfm.steering.live`): with a `LiveControl` (given, or attached by a
 ``live_control`` block around `generate`), the block-0 pre-hook first reads it at every forward
 call: a stop request raises `GenerationStopped`, a changed coefficient rebuilds that direction's
@@ -68,6 +74,10 @@ log = logging.getLogger(__name__)
 
 
 # ============================================================================ hooks
+# the decoder inputs with a batch dimension that the unsteered copy repeats
+_BATCHED_INPUTS = ("input_ids", "attention_mask", "encoder_hidden_states", "encoder_attention_mask")
+
+
 def _past_length(kwargs: Mapping[str, Any], args: tuple) -> int:
     for key in ("cache", "past_key_values", "past_key_value"):
         cache = kwargs.get(key)
@@ -105,6 +115,7 @@ class SteeringSession:
         self.cfg = cfg
         self.live = live
         self.steps: list[int] = []
+        self.split = tuple(compiled.codebooks)  # () : every codebook steered, one pass
         self.prefixed = "Melody" in type(adapter.decoder_base).__name__
         self._prefix = 0
         self._handles: list[Any] = []
@@ -195,6 +206,8 @@ class SteeringSession:
         if ids is None and args:
             ids = args[0]
         if isinstance(ids, torch.Tensor) and self.live is not None and self.live.on_tokens:
+            if self.split:  # the unsteered copy's rows repeat the same codes
+                ids = ids[: ids.shape[0] // 2]
             start = max(_past_length(kwargs, args) - self._prefix, 0)
             self.live.on_tokens(start, ids.detach().cpu().numpy())
 
@@ -273,6 +286,8 @@ class SteeringSession:
     def _pre_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         hidden = args[0] if args else kwargs.get("hidden_states")
         batch, seq = int(hidden.shape[0]), int(hidden.shape[1])
+        if self.split:
+            batch //= 2  # the second half is the unsteered copy
         t0 = _past_length(kwargs, args) - self._prefix
         self.steps.append(t0)
         if self.live is not None:
@@ -312,6 +327,13 @@ class SteeringSession:
             add = self._adds[j]
             if add is None:
                 return None
+            if self.split:
+                h = output if isinstance(output, torch.Tensor) else output[0]
+                half = h.shape[0] // 2
+                h = torch.cat([h[:half] + add, h[half:]])
+                if isinstance(output, torch.Tensor):
+                    return h
+                return (h, *output[1:]) if isinstance(output, tuple) else [h, *output[1:]]
             if isinstance(output, torch.Tensor):
                 return output + add
             if isinstance(output, tuple):
@@ -322,11 +344,38 @@ class SteeringSession:
 
         return hook
 
+    # ---------------------------------------------------------------- some codebooks only
+    def _split_inputs(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple:
+        if args:
+            raise ModelError("steering some codebooks only expects the decoder's keyword inputs")
+        for name in _BATCHED_INPUTS:
+            value = kwargs.get(name)
+            if isinstance(value, torch.Tensor):
+                kwargs[name] = torch.cat([value, value])
+        return args, kwargs
+
+    def _merge_logits(self, module: nn.Module, args: tuple, kwargs: dict, out: Any) -> Any:
+        logits = out.logits  # (2B·K, S, V): the steered rows first
+        k = self.adapter.num_codebooks
+        rows = logits.shape[0] // k
+        per = logits.reshape(rows, k, *logits.shape[1:])
+        merged = per[rows // 2 :].clone()
+        keep = list(self.split)
+        merged[:, keep] = per[: rows // 2, keep]
+        out.logits = merged.reshape(-1, *logits.shape[1:])
+        return out
+
     # ---------------------------------------------------------------- install / remove
     def install(self) -> None:
         if not self.layers and self.live is None:
             return
         try:
+            if self.split:
+                lm = self.adapter.decoder_lm  # type: ignore[attr-defined]
+                self._handles.append(
+                    lm.register_forward_pre_hook(self._split_inputs, with_kwargs=True)
+                )
+                self._handles.append(lm.register_forward_hook(self._merge_logits, with_kwargs=True))
             if self.prefixed:
                 self._handles.append(
                     self.adapter.decoder_base.register_forward_pre_hook(

@@ -442,6 +442,20 @@ class SteeringDirection:
         return out
 
 
+def check_codebooks(codebooks: Any) -> list[int]:
+    """A plan's ``codebooks``: distinct codebook indices >= 0, sorted (one line if not)."""
+    if isinstance(codebooks, (str, bytes)) or not isinstance(codebooks, Sequence):
+        raise ConfigError(
+            f"codebooks must be a list of codebook indices, e.g. [0, 1]; got {codebooks!r}"
+        )
+    out = [_check_int("a codebook index", k) for k in codebooks]
+    if not out or any(k < 0 for k in out) or len(set(out)) != len(out):
+        raise ConfigError(
+            f"codebooks must be distinct indices 0, 1, ... (at least one), got {list(codebooks)}"
+        )
+    return sorted(out)
+
+
 def directions_digest(cd: ConceptDirections) -> str:
     h = hashlib.sha256()
     h.update(cd.vectors.detach().float().cpu().contiguous().numpy().tobytes())
@@ -452,11 +466,18 @@ def directions_digest(cd: ConceptDirections) -> str:
 
 @dataclass
 class SteeringPlan:
-    """Directions to add during generation, and the gate seed (None: the generation seed)."""
+    """Directions to add during generation, and the gate seed (None: the generation seed).
+
+    codebooks: the codebooks whose predictions the steering reaches (None: all). The others are
+    predicted by an unsteered copy of each decoder call, in the same batch (twice the decoder's
+    work): on a codec whose codebooks separate the concept from the timbre, the timbre then
+    follows the prompt (docs/results/progression-controls-testbed-beat/codebook-split/).
+    """
 
     directions: list[SteeringDirection] = field(default_factory=list)
     seed: int | None = None
     name: str | None = None
+    codebooks: list[int] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.directions, SteeringDirection):
@@ -464,6 +485,8 @@ class SteeringPlan:
         self.directions = list(self.directions)
         if self.seed is not None:
             self.seed = _check_int("the plan's seed", self.seed)
+        if self.codebooks is not None:
+            self.codebooks = check_codebooks(self.codebooks)
 
     @property
     def is_empty(self) -> bool:
@@ -471,7 +494,12 @@ class SteeringPlan:
         return all(d.coef == 0 for d in self.directions)
 
     def __add__(self, other: SteeringPlan) -> SteeringPlan:
-        return SteeringPlan(self.directions + other.directions, seed=self.seed, name=self.name)
+        return SteeringPlan(
+            self.directions + other.directions,
+            seed=self.seed,
+            name=self.name,
+            codebooks=self.codebooks,
+        )
 
     # ----------------------------------------------------------------- one-liners
     @classmethod
@@ -483,8 +511,12 @@ class SteeringPlan:
         **kw: Any,
     ) -> SteeringPlan:
         """One direction: ``SteeringPlan.single(dirs, "D", 0.5, weighting="exponential")``."""
-        seed = kw.pop("seed", None)
-        return cls([SteeringDirection(directions, target=target, coef=coef, **kw)], seed=seed)
+        seed, codebooks = kw.pop("seed", None), kw.pop("codebooks", None)
+        return cls(
+            [SteeringDirection(directions, target=target, coef=coef, **kw)],
+            seed=seed,
+            codebooks=codebooks,
+        )
 
     @classmethod
     def multi(
@@ -496,10 +528,12 @@ class SteeringPlan:
     ) -> SteeringPlan:
         """Several classes at once: ``multi(dirs, {"C": .3, "E": .3, "G": .3})`` or
         ``multi(dirs, ["C", "E", "G"], coef=0.3)``; other keywords apply to every direction."""
-        seed = kw.pop("seed", None)
+        seed, codebooks = kw.pop("seed", None), kw.pop("codebooks", None)
         items = targets.items() if isinstance(targets, Mapping) else [(t, coef) for t in targets]
         return cls(
-            [SteeringDirection(directions, target=t, coef=c, **kw) for t, c in items], seed=seed
+            [SteeringDirection(directions, target=t, coef=c, **kw) for t, c in items],
+            seed=seed,
+            codebooks=codebooks,
         )
 
     @classmethod
@@ -577,6 +611,8 @@ class SteeringPlan:
             d["name"] = self.name
         if self.seed is not None:
             d["seed"] = self.seed
+        if self.codebooks is not None:
+            d["codebooks"] = list(self.codebooks)
         d["direction"] = [
             x.to_dict(strict=strict, relative_to=relative_to) for x in self.directions
         ]
@@ -602,11 +638,11 @@ class SteeringPlan:
                     f"{name} must be tables of fields (e.g. [[direction]] then directions = ..."
                     f"), got {tables!r}"
                 )
-        unknown = set(d) - {"seed", "name", "progression"}
+        unknown = set(d) - {"seed", "name", "codebooks", "progression"}
         if unknown:
             raise ConfigError(
-                f"unknown plan field(s) {sorted(unknown)}; valid: seed, name, [[direction]], "
-                "[sequence], [progression]"
+                f"unknown plan field(s) {sorted(unknown)}; valid: seed, name, codebooks, "
+                "[[direction]], [sequence], [progression]"
             )
         directions = [SteeringDirection.from_dict(x, base_dir=base_dir) for x in items]
         if sequences:
@@ -630,7 +666,12 @@ class SteeringPlan:
             coef = fields.pop("coef", 0.3)
             directions += compile_progression(prog, sources, coef, **fields).directions
         name = d.get("name")
-        return cls(directions, seed=d.get("seed"), name=None if name is None else str(name))
+        return cls(
+            directions,
+            seed=d.get("seed"),
+            name=None if name is None else str(name),
+            codebooks=d.get("codebooks"),
+        )
 
     def save(self, path: str | Path) -> Path:
         """Write a ``.toml`` or ``.json`` plan; direction paths are stored relative to it."""

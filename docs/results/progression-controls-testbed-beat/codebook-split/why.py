@@ -5,15 +5,10 @@ codes swapped between a split clip and an unsteered one (same prompt and seed).
 """
 
 import collections
-import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
-
-sys.path.insert(0, str(Path(__file__).parent))
-from pathlib import Path
-
-from split import split_codebooks
 
 from musicrfm.evaluation.instrument import prompt_adherence
 from musicrfm.evaluation.judges import find_reference_judge
@@ -33,8 +28,9 @@ prog = make_progression(chords="C G Am F", bpm="120")
 dirs = [ConceptDirections.load(f"{B}/directions/{d}") for d in ("chords", "chord-roots")]
 plan = compile_progression(prog, dirs, "0.15x")
 u = generate(m, prompts, plan=None, seed=[2000], seconds=prog.seconds, batch=4)
-with split_codebooks(m, [0, 1]):
-    s = generate(m, prompts, plan=plan, seed=[2000], seconds=prog.seconds, batch=4)
+s = generate(
+    m, prompts, plan=replace(plan, codebooks=[0, 1]), seed=[2000], seconds=prog.seconds, batch=4
+)
 
 
 def judge_of(clips_audio, ps):
