@@ -114,6 +114,23 @@ def test_cli_generates_a_progression_on_the_random_model(tmp_path, dirs, capsys,
     capsys.readouterr()
 
 
+def test_without_seconds_the_clip_is_the_whole_progression(tmp_path, dirs) -> None:
+    """`--chords "C G Am F"` plays every chord unless --seconds cuts it: at 2400 BPM in 4/4 a
+    bar is 0.1 s, so the clip is 0.4 s; a clip without chords keeps the 5 s default."""
+    from musicrfm.steering.generation import load_sidecar
+
+    out = tmp_path / "whole.wav"
+    argv = ["generate", "warm pad", "--model", "random:tiny", "--chords", "C G Am F",
+            "--bpm", "2400", "--directions", dirs["quality"], dirs["root"], "-o", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    assert load_sidecar(out)["options"]["seconds"] == pytest.approx(0.4)
+    assert main([*argv[:-1], str(tmp_path / "cut.wav"), "--seconds", "0.2"]) == 0
+    assert load_sidecar(tmp_path / "cut.wav")["options"]["seconds"] == pytest.approx(0.2)
+    plain = tmp_path / "plain.wav"
+    assert main(["generate", "warm pad", "--model", "random:tiny", "-o", str(plain)]) == 0
+    assert load_sidecar(plain)["options"]["seconds"] == 5.0
+
+
 def test_two_targets_of_one_concept_at_once_warn(tmp_path, dirs, caplog) -> None:
     argv = ["generate", "x", "--model", "random:tiny", "--directions", dirs["notes"],
             "--target", "C,G", "--seconds", SECONDS, "-o", str(tmp_path / "cg.wav")]  # fmt: skip

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+from typing import Any
 
 from musicrfm.commands import add_model_argument, add_threads_argument, apply_threads, check_device
 from musicrfm.errors import ConfigError
@@ -161,7 +163,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="accept directions recorded for another model id (same shapes)",
     )
     g = p.add_argument_group("generation")
-    g.add_argument("--seconds", type=float, default=5.0, help="audio length (default 5)")
+    g.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help=f"audio length (default {DEFAULT_SECONDS:g}; with --chords or --notes the "
+        "progression's own length)",
+    )
     g.add_argument("--seed", type=int, nargs="+", default=[0], help="seed(s) (default 0)")
     g.add_argument("--guidance-scale", type=float, default=3.0, help="CFG scale (default 3)")
     g.add_argument("--temperature", type=float, default=1.0, help="0: greedy (default 1)")
@@ -271,6 +279,18 @@ def build_plan(args: argparse.Namespace):
     return plan
 
 
+DEFAULT_SECONDS = 5.0
+
+
+def _curve_seconds(args: argparse.Namespace, chords: Any, notes: Any) -> float | None:
+    """--seconds as make_progression takes it: a tempo curve alone needs a length (the clip's,
+    default 5 s); with chords or notes None leaves it to their grid."""
+    seconds = getattr(args, "seconds", None)
+    if seconds is None and chords is None and notes is None:
+        return DEFAULT_SECONDS
+    return seconds
+
+
 # the flags that set the beat grid of --notes / --chords (argparse attribute names)
 _GRID = ("bpm", "beats_per_note", "bars_per_note", "beats_per_bar", "fade_beats")
 _CHORD_ONLY = ("bars_per_chord", "chord_parts", "tempo_reference")
@@ -343,7 +363,7 @@ def _progression_plan(args: argparse.Namespace, sources: list[str]):
         parts=getattr(args, "chord_parts", None),
         steer_tempo=steer_tempo,
         tempo_reference=getattr(args, "tempo_reference", None),
-        seconds=getattr(args, "seconds", None),
+        seconds=_curve_seconds(args, chords, notes),
         steer_beat=steer_beat,
     )
     if chords is None and getattr(args, "chord_parts", None) is not None:
@@ -360,7 +380,9 @@ def _progression_plan(args: argparse.Namespace, sources: list[str]):
         seed=args.gate_seed,
         **parse_layers(args.layers),
     )
-    seconds = getattr(args, "seconds", None)
+    if getattr(args, "seconds", None) is None:  # the clip is the progression, all of it
+        args.seconds = prog.seconds
+    seconds = args.seconds
     span = f"{prog.describe()}: {len(plan.directions)} directions over {prog.seconds:.2f} s"
     if seconds is not None and abs(prog.seconds - seconds) > 1e-6:
         what = "the clip ends first" if prog.seconds > seconds else "no steering after it ends"
@@ -403,8 +425,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if not args.prompts:
         raise ConfigError("give at least one prompt (or --reproduce SIDECAR)")
+    explicit_seconds = args.seconds
     options = GenerationOptions(  # checked before anything is loaded
-        seconds=args.seconds,
+        seconds=DEFAULT_SECONDS if explicit_seconds is None else explicit_seconds,
         guidance_scale=args.guidance_scale,
         temperature=args.temperature,
         top_k=args.top_k,
@@ -414,7 +437,9 @@ def run(args: argparse.Namespace) -> int:
     )
     seeds = check_seeds(args.seed)
     check_outputs(output_paths_for([(p, s) for p in args.prompts for s in seeds], args.output))
-    plan = build_plan(args)
+    plan = build_plan(args)  # --chords / --notes set args.seconds to their length if unset
+    if explicit_seconds is None and args.seconds is not None:
+        options = dataclasses.replace(options, seconds=args.seconds)
     if args.codebooks is not None:
         from musicrfm.steering.plan import check_codebooks
 
