@@ -50,6 +50,23 @@ def test_the_weighting_goes_to_every_plan_and_keeps_the_layer_choice() -> None:
     )
 
 
+def test_codebooks_go_to_every_plan_of_a_headline_controls_and_beat_included() -> None:
+    """`mini headline --codebooks 1`: the steered, control and beat plans all steer codebook 1
+    only; without it every plan steers every codebook."""
+    from musicrfm.experiments.headline.beat import beat_plan
+    from musicrfm.experiments.headline.config import control_jobs, direction_jobs
+
+    cd = _onsets([0.9, 0.95], hidden=8)
+    cfg = HeadlineConfig(concept="beats", targets=("onset",), clips=2, baseline_clips=2,
+                         flip_clips=2, codebooks=(1,))  # fmt: skip
+    jobs = direction_jobs(cd, cfg, (1.0,), seed=0) + control_jobs(cd, cfg, {"onset": 1.0}, 0)
+    plans = [j.plan for j in jobs if j.plan is not None]
+    assert len(plans) == 4 and all(p.codebooks == [1] for p in plans)
+    assert beat_plan(cd, 120.0, 1.0, 2.0, cfg).codebooks == [1]
+    plain = replace(cfg, codebooks=None)
+    assert all(j.plan.codebooks is None for j in direction_jobs(cd, plain, (1.0,), 0) if j.plan)
+
+
 def _onsets(scores: list[float], hidden: int = 8) -> object:
     from musicrfm.probes.directions import ConceptDirections
 

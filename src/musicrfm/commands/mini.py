@@ -209,6 +209,11 @@ def _register_headline(sub) -> None:
         help="guidance rows steered, as for `musicrfm generate --rows` (default both)",
     )  # fmt: skip
     hl.add_argument(
+        "--codebooks", type=int, nargs="+", default=None, metavar="K",
+        help="steer only these codebooks' predictions, as for `musicrfm generate --codebooks` "
+        "(every plan, controls included; default all)",
+    )  # fmt: skip
+    hl.add_argument(
         "--directions", default=None, metavar="PATH",
         help="steer with these saved directions instead of training them (η0 relative to "
         "their recorded activation norm, as generate --coef 0.3x): the concept's classes, e.g. a "
@@ -620,6 +625,10 @@ def _headline(args: argparse.Namespace) -> int:
     if args.relative_coefs:
         cfg = replace(cfg, relative_coefs=tuple(args.relative_coefs))
     cfg = replace(cfg, layers=args.layers, rows=args.rows, gate=args.gate, weighting=args.weighting)
+    if args.codebooks is not None:
+        from musicrfm.steering.plan import check_codebooks
+
+        cfg = replace(cfg, codebooks=tuple(check_codebooks(args.codebooks)))
     if args.note_set_classifier:
         cfg = replace(cfg, instrument_reference=False)
     if args.judge is not None:
@@ -648,6 +657,7 @@ def _headline(args: argparse.Namespace) -> int:
         "weighting",
         "rows",
         "gate",
+        "codebooks",
         "train_set",
         "interval_mode",
         "bpms",

@@ -712,14 +712,15 @@ def compile_progression(
     progression: a `Progression`, a `ChordProgression`, or chord text (``"C G Am F"``, 120 BPM,
     a bar each). directions: the direction files (or `ConceptDirections`) to take each part
     from, recognised by what they hold; a part without them is an error naming what to train.
-    ``seed`` and ``name`` go to the plan, ``parts`` picks the chord parts, the other keywords
+    ``seed``, ``name`` and ``codebooks`` go to the plan, ``parts`` picks the chord parts, the
+    other keywords
     (layers, gate, rows, ...) to every direction. E.g. ``compile_progression(make_progression(
     chords="C G Am F", bpm=100), ["dirs/chords", "dirs/chord-roots"], "0.1x")``.
     """
     from musicrfm.steering.progressions import ChordProgression, Progression, parse_parts
 
     seed, name = kw.pop("seed", None), kw.pop("name", None)
-    parts = kw.pop("parts", None)
+    parts, codebooks = kw.pop("parts", None), kw.pop("codebooks", None)
     if isinstance(progression, str):
         progression = ChordProgression(progression)
     if isinstance(progression, ChordProgression):
@@ -737,4 +738,6 @@ def compile_progression(
             f"{', '.join(sorted(known - {'directions', 'target', 'schedule', 'name'}))}"
         )
     items = progression.directions_for(directions, coef, **kw)
-    return SteeringPlan([SteeringDirection(**x) for x in items], seed=seed, name=name)
+    return SteeringPlan(
+        [SteeringDirection(**x) for x in items], seed=seed, name=name, codebooks=codebooks
+    )

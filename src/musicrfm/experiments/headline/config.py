@@ -56,6 +56,8 @@ class HeadlineConfig:
     # as `musicrfm generate --layers` spells it; applied after ``layers`` (it overrides one there;
     # None: whatever ``layers`` says, uniform by default)
     weighting: str | None = None
+    # the codebooks every plan steers (`SteeringPlan.codebooks`; None: all, one decoder pass)
+    codebooks: tuple[int, ...] | None = None
     # adherence from the reference instrument classifier (every prompt instrument x note x four
     # rhythms, + codec round trips; demo.stages.instrument_adherence), not the note-set one
     instrument_reference: bool = True
@@ -130,7 +132,7 @@ class HeadlineConfig:
             k: v
             for k, v in asdict(d).items()
             if k in ("layers", "top_k", "weighting", "w0", "kappa", "rows", "gate")
-        }
+        } | ({} if self.codebooks is None else {"codebooks": list(self.codebooks)})
 
 
 def parse_weighting(spec: str) -> dict[str, Any]:
