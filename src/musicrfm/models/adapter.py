@@ -123,6 +123,9 @@ class ModelAdapter(Protocol):
     def decoder_base(self) -> nn.Module: ...  # embeddings, blocks, final norm (no LM heads)
 
     @property
+    def decoder_lm(self) -> nn.Module: ...  # the decoder with its LM heads: returns the logits
+
+    @property
     def decoder_layers(self) -> nn.ModuleList: ...
 
     @property
