@@ -274,7 +274,8 @@ def reference_judge(
     rhythms = tuple(rhythms or REFERENCE_RHYTHMS)
     default = (notes == REFERENCE_NOTES and rhythms == REFERENCE_RHYTHMS and polyphonic is None
                and not progressions)  # fmt: skip
-    key = judge_key(adapter, notes, rhythms, bool(polyphonic), progressions)
+    poly = bool(polyphonic) or progressions  # progressions are fitted beside the polyphonic clips
+    key = judge_key(adapter, notes, rhythms, poly, progressions)
     found = find_reference_judge(adapter, folders, key=None if default else key)
     if found is not None:
         return found
@@ -282,7 +283,7 @@ def reference_judge(
     clips, families = reference_instrument_clips(
         int(adapter.sample_rate), rhythms=rhythms, notes=notes, progress=progress
     )
-    if polyphonic or progressions:
+    if poly:
         more, more_families = polyphonic_clips(int(adapter.sample_rate), progress=progress)
         clips, families = clips + more, families + more_families
     if progressions:
@@ -294,7 +295,7 @@ def reference_judge(
     report = {
         k: full.get(k) for k in ("test_accuracy", "test_accuracy_augmented", "n_test", "classes")
     }
-    report["polyphonic"] = bool(polyphonic or progressions)
+    report["polyphonic"] = poly
     report["progressions"] = bool(progressions)
     clf.meta.update(judge_key=key, report=report)
     if folders:

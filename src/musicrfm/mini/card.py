@@ -232,9 +232,7 @@ def _judge_lines(folder: Path) -> list[str]:
             f"{r.get('test_accuracy_augmented', float('nan')):.3f} through the codec "
             f"(n={r.get('n_test')}); `--judge` takes it."
         )
-    more = ["Other judges for this codec:", "", *others, ""] if others else []
-    if more:  # the card adds the blank line after the section
-        more.pop()
+    more = ["Other judges for this codec:", "", *others] if others else []
     return [
         "## Prompt-adherence judge",
         "",

@@ -393,18 +393,14 @@ def _check_codebooks(codebooks: list[int] | None, adapter: ModelAdapter) -> tupl
     """The plan's codebooks checked against the model (empty: all of them, no second pass)."""
     if codebooks is None:
         return ()
-    k = adapter.num_codebooks
+    name, k = getattr(adapter, "model_id", "the model"), adapter.num_codebooks
     if max(codebooks) >= k:
-        raise ConfigError(
-            f"codebooks {codebooks}: {getattr(adapter, 'model_id', 'the model')} has {k} "
-            f"codebooks (0-{k - 1})"
-        )
+        raise ConfigError(f"codebooks {codebooks}: {name} has {k} codebooks (0-{k - 1})")
     if len(codebooks) == k:
         return ()
     if getattr(adapter, "is_melody", False) or getattr(adapter, "decoder_lm", None) is None:
         raise ConfigError(
-            f"{getattr(adapter, 'model_id', 'this model')}: steering some codebooks only needs a "
-            "MusicGen decoder with its "
-            "LM heads (not MusicGen-Melody); drop codebooks"
+            f"{name}: steering some codebooks only needs a MusicGen decoder with its LM heads "
+            "(not MusicGen-Melody); drop codebooks"
         )
     return tuple(codebooks)

@@ -371,7 +371,7 @@ class SteeringSession:
             return
         try:
             if self.split:
-                lm = self.adapter.decoder_lm  # type: ignore[attr-defined]
+                lm = self.adapter.decoder_lm
                 self._handles.append(
                     lm.register_forward_pre_hook(self._split_inputs, with_kwargs=True)
                 )
